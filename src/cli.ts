@@ -1,0 +1,125 @@
+#!/usr/bin/env node
+import { generateKeyPairSync } from 'node:crypto';
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig, settingsHelp } from './config.js';
+import { createGateway } from './gateway.js';
+import { versionInfo } from './ops/version.js';
+import { FernetKey } from './webpush/fernet.js';
+
+/** The `pushgate` command line. */
+
+interface Command {
+  summary: string;
+  usage: string;
+  details?: () => string;
+  run: (args: string[]) => Promise<number>;
+}
+
+const COMMANDS: Record<string, Command> = {
+  serve: {
+    summary: 'run the gateway',
+    usage: 'pushgate serve',
+    details: () =>
+      'Configuration comes from config/pushgate.json (or the file PUSHGATE_CONFIG names), overridden by\nthese environment variables:\n' +
+      settingsHelp(),
+    run: serve,
+  },
+  genkey: {
+    summary: 'print a new Fernet key for PUSHGATE_CRYPTO_KEY',
+    usage: 'pushgate genkey',
+    details: () =>
+      'Prepend the new key to PUSHGATE_CRYPTO_KEY (comma-separated) to rotate: the first key encrypts new\nendpoints, every listed key still decrypts existing ones.',
+    run: async () => {
+      process.stdout.write(FernetKey.generate() + '\n');
+      return 0;
+    },
+  },
+  genvapid: {
+    summary: "print a new VAPID key pair (P-256) for Pushgate's own Web Push sending",
+    usage: 'pushgate genvapid',
+    run: async () => {
+      const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+      const pub = publicKey.export({ format: 'jwk' });
+      const priv = privateKey.export({ format: 'jwk' });
+      const raw = Buffer.concat([Buffer.from([4]), Buffer.from(pub.x!, 'base64url'), Buffer.from(pub.y!, 'base64url')]);
+      process.stdout.write(`public key:  ${raw.toString('base64url')}\nprivate key: ${priv.d!}\n`);
+      return 0;
+    },
+  },
+};
+
+function usage(): string {
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`);
+  return `Pushgate ${versionInfo().version}: push gateway for Web Push, XMPP and mobile apps\n\nUsage: pushgate <command> [--help]\n\nCommands:\n${lines.join('\n')}\n`;
+}
+
+async function serve(): Promise<number> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`pushgate: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  const gateway = createGateway(config);
+  if (config.generatedCryptoKey) {
+    gateway.app.log.warn(
+      { dataDir: config.dataDir },
+      'PUSHGATE_CRYPTO_KEY is not set: using the key kept in the data directory; set it explicitly in production and back it up, or every endpoint becomes invalid',
+    );
+  }
+  const url = await gateway.listen();
+  gateway.app.log.info({ url, publicUrl: config.publicUrl, version: versionInfo().version }, 'pushgate listening');
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      gateway.app.log.info({ signal }, 'shutting down');
+      gateway.close().then(resolve, (err: unknown) => {
+        gateway.app.log.error({ err: (err as Error).message }, 'shutdown failed');
+        resolve();
+      });
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  return 0;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(usage());
+    return name === undefined ? 1 : 0;
+  }
+  if (name === '--version' || name === '-v') {
+    process.stdout.write(versionInfo().version + '\n');
+    return 0;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    process.stderr.write(`pushgate: unknown command "${name}"\n\n${usage()}`);
+    return 2;
+  }
+  let values;
+  try {
+    ({ values } = parseArgs({ args: rest, options: { help: { type: 'boolean', short: 'h' } }, strict: true }));
+  } catch (err) {
+    process.stderr.write(`pushgate ${name}: ${(err as Error).message}\n`);
+    return 2;
+  }
+  if (values.help) {
+    process.stdout.write(`${command.summary}\n\nUsage: ${command.usage}\n${command.details ? '\n' + command.details() + '\n' : ''}`);
+    return 0;
+  }
+  return command.run(rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`pushgate: ${(err as Error).stack ?? String(err)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,169 @@
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { FernetKey, MultiFernet } from './webpush/fernet.js';
+import { isStoreUrl } from './store/index.js';
+
+/**
+ * Configuration: a JSON file (config/pushgate.json, or the file PUSHGATE_CONFIG names) overlaid by
+ * PUSHGATE_* environment variables. Each setting is declared once below with its variable, default and
+ * check; an invalid value stops the start with a message naming the setting and what it should be.
+ */
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+type Parse<T> = (raw: string) => T | undefined;
+
+interface Setting<T> {
+  env: string;
+  /** Key in the JSON file. */
+  key: string;
+  help: string;
+  /** What a valid value looks like, for error messages. */
+  expect: string;
+  parse: Parse<T>;
+  default: T | ((partial: Record<string, unknown>) => T);
+}
+
+const int =
+  (min: number, max: number): Parse<number> =>
+  (raw) => {
+    if (!/^\d+$/.test(raw.trim())) return undefined;
+    const n = Number(raw);
+    return n >= min && n <= max ? n : undefined;
+  };
+const str: Parse<string> = (raw) => raw;
+const optionalPath: Parse<string | null> = (raw) => (raw.trim() === '' ? null : raw);
+const origin: Parse<string> = (raw) => {
+  try {
+    const u = new URL(raw);
+    if ((u.protocol !== 'http:' && u.protocol !== 'https:') || (u.pathname !== '/' && u.pathname !== '') || u.search || u.hash) {
+      return undefined;
+    }
+    return u.origin;
+  } catch {
+    return undefined;
+  }
+};
+const logLevel: Parse<string> = (raw) => (['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(raw) ? raw : undefined);
+const cryptoKeys: Parse<string> = (raw) => {
+  try {
+    MultiFernet.parseList(raw);
+    return raw;
+  } catch {
+    return undefined;
+  }
+};
+
+const SETTINGS = {
+  port: { env: 'PUSHGATE_PORT', key: 'port', help: 'public HTTP port: push endpoints, message API, health, metrics and the websocket at /', expect: 'an integer from 0 to 65535', parse: int(0, 65535), default: 8080 },
+  host: { env: 'PUSHGATE_HOST', key: 'host', help: 'listen address', expect: 'an IP address or host name', parse: (r: string) => (r.trim() ? r.trim() : undefined), default: '0.0.0.0' },
+  publicUrl: { env: 'PUSHGATE_PUBLIC_URL', key: 'publicUrl', help: 'origin used in endpoint URLs and checked against the VAPID aud', expect: 'an http(s) origin such as https://push.example.com', parse: origin, default: (p: Record<string, unknown>) => `http://localhost:${String(p['port'])}` },
+  cryptoKey: { env: 'PUSHGATE_CRYPTO_KEY', key: 'cryptoKey', help: 'comma-separated Fernet keys (autopush format): the first encrypts, all decrypt', expect: 'comma-separated 32-byte url-safe base64 Fernet keys (make one with `pushgate genkey`)', parse: cryptoKeys, default: '' },
+  store: { env: 'PUSHGATE_STORE', key: 'store', help: 'storage: sqlite:<path> or sqlite::memory:', expect: 'sqlite:<path> or sqlite::memory:', parse: (r: string) => (isStoreUrl(r) ? r : undefined), default: 'sqlite:./data/pushgate.db' },
+  msgLimit: { env: 'PUSHGATE_MSG_LIMIT', key: 'msgLimit', help: "stored messages per uaid before it is reset (autopush's msg_limit)", expect: 'an integer from 1 to 100000', parse: int(1, 100000), default: 100 },
+  dataDir: { env: 'PUSHGATE_DATA_DIR', key: 'dataDir', help: 'directory for generated state (the crypto key when none is configured)', expect: 'a directory path', parse: str, default: './data' },
+  logLevel: { env: 'PUSHGATE_LOG_LEVEL', key: 'logLevel', help: 'log level', expect: 'one of fatal, error, warn, info, debug, trace, silent', parse: logLevel, default: 'info' },
+  tlsCert: { env: 'PUSHGATE_TLS_CERT', key: 'tlsCert', help: 'PEM certificate file: serve https/wss (and HTTP/2) on the public port', expect: 'a readable PEM file', parse: optionalPath, default: null },
+  tlsKey: { env: 'PUSHGATE_TLS_KEY', key: 'tlsKey', help: 'PEM private key file for PUSHGATE_TLS_CERT', expect: 'a readable PEM file', parse: optionalPath, default: null },
+  vapidClockSkew: { env: 'PUSHGATE_VAPID_CLOCK_SKEW', key: 'vapidClockSkew', help: "seconds of clock difference tolerated on a VAPID token's exp", expect: 'an integer from 0 to 3600', parse: int(0, 3600), default: 60 },
+  helloTimeout: { env: 'PUSHGATE_HELLO_TIMEOUT', key: 'helloTimeout', help: 'seconds a websocket client has to say hello', expect: 'an integer from 1 to 600', parse: int(1, 600), default: 10 },
+  minPingInterval: { env: 'PUSHGATE_MIN_PING_INTERVAL', key: 'minPingInterval', help: 'seconds a client must leave between two protocol pings (autopush: 45)', expect: 'an integer from 0 to 3600', parse: int(0, 3600), default: 45 },
+  wsPingInterval: { env: 'PUSHGATE_WS_PING_INTERVAL', key: 'wsPingInterval', help: 'seconds between websocket ping frames that detect dead connections', expect: 'an integer from 5 to 3600', parse: int(5, 3600), default: 300 },
+  maxFrameBytes: { env: 'PUSHGATE_WS_MAX_MESSAGE', key: 'maxFrameBytes', help: 'largest websocket frame a client may send, in bytes', expect: 'an integer from 1024 to 1048576', parse: int(1024, 1048576), default: 16384 },
+  storageBatch: { env: 'PUSHGATE_STORAGE_BATCH', key: 'storageBatch', help: 'stored messages sent per batch; the next batch is read once all are acked', expect: 'an integer from 1 to 1000', parse: int(1, 1000), default: 10 },
+  shutdownGrace: { env: 'PUSHGATE_SHUTDOWN_GRACE', key: 'shutdownGrace', help: 'seconds SIGTERM waits for in-flight requests before closing', expect: 'an integer from 0 to 600', parse: int(0, 600), default: 10 },
+} satisfies Record<string, Setting<unknown>>;
+
+type Settings = typeof SETTINGS;
+export type ConfigValues = { [K in keyof Settings]: Settings[K] extends Setting<infer T> ? T : never };
+
+export interface Config extends ConfigValues {
+  fernet: MultiFernet;
+  /** True when the crypto key was generated and kept in the data directory. */
+  generatedCryptoKey: boolean;
+}
+
+export function settingsHelp(): string {
+  return Object.values(SETTINGS as Record<string, Setting<unknown>>)
+    .map((s) => {
+      const d = typeof s.default === 'function' ? '(derived)' : JSON.stringify(s.default);
+      return `  ${s.env.padEnd(28)} ${s.help} [default ${d}]`;
+    })
+    .join('\n');
+}
+
+export interface LoadOptions {
+  env?: NodeJS.ProcessEnv;
+  /** Path of the JSON configuration file; PUSHGATE_CONFIG or config/pushgate.json when absent. */
+  file?: string;
+  /** Values that take precedence over file and environment (tests, embedding). */
+  overrides?: Partial<ConfigValues>;
+}
+
+export function loadConfig(options: LoadOptions = {}): Config {
+  const env = options.env ?? process.env;
+  const filePath = options.file ?? env['PUSHGATE_CONFIG'] ?? 'config/pushgate.json';
+  let fileValues: Record<string, unknown> = {};
+  if (existsSync(filePath)) {
+    try {
+      fileValues = JSON.parse(readFileSync(filePath, 'utf8')) as Record<string, unknown>;
+    } catch (err) {
+      throw new ConfigError(`configuration file ${filePath} is not valid JSON: ${(err as Error).message}`);
+    }
+  } else if (options.file ?? env['PUSHGATE_CONFIG']) {
+    throw new ConfigError(`PUSHGATE_CONFIG names ${filePath}, which does not exist`);
+  }
+  const known = new Set(Object.values(SETTINGS).map((s) => s.key));
+  for (const k of Object.keys(fileValues)) {
+    if (!known.has(k) && !k.startsWith('$') && !k.startsWith('_')) {
+      throw new ConfigError(`unknown setting "${k}" in ${filePath}; known settings: ${[...known].join(', ')}`);
+    }
+  }
+
+  const values: Record<string, unknown> = {};
+  for (const [name, s] of Object.entries(SETTINGS) as [string, Setting<unknown>][]) {
+    const override = (options.overrides as Record<string, unknown> | undefined)?.[name];
+    if (override !== undefined) {
+      values[name] = override;
+      continue;
+    }
+    const raw = env[s.env] ?? (fileValues[s.key] !== undefined && fileValues[s.key] !== null ? String(fileValues[s.key]) : undefined);
+    if (raw === undefined) {
+      values[name] = typeof s.default === 'function' ? (s.default as (p: Record<string, unknown>) => unknown)(values) : s.default;
+      continue;
+    }
+    const parsed = s.parse(raw);
+    if (parsed === undefined) {
+      const shown = s.env === 'PUSHGATE_CRYPTO_KEY' ? '(not shown)' : JSON.stringify(raw);
+      throw new ConfigError(`${s.env} (${s.key}) is invalid: got ${shown}, expected ${s.expect}`);
+    }
+    values[name] = parsed;
+  }
+  const v = values as ConfigValues;
+  if ((v.tlsCert === null) !== (v.tlsKey === null)) {
+    throw new ConfigError('PUSHGATE_TLS_CERT and PUSHGATE_TLS_KEY must be set together');
+  }
+  for (const [setting, path] of [['PUSHGATE_TLS_CERT', v.tlsCert], ['PUSHGATE_TLS_KEY', v.tlsKey]] as const) {
+    if (path !== null && !existsSync(path)) throw new ConfigError(`${setting} is invalid: ${path} does not exist, expected a readable PEM file`);
+  }
+
+  let generatedCryptoKey = false;
+  if (!v.cryptoKey) {
+    const keyFile = join(resolve(v.dataDir), 'crypto_key');
+    if (existsSync(keyFile)) {
+      v.cryptoKey = readFileSync(keyFile, 'utf8').trim();
+      if (!cryptoKeys(v.cryptoKey)) throw new ConfigError(`${keyFile} does not hold valid Fernet keys; fix it or set PUSHGATE_CRYPTO_KEY`);
+    } else {
+      v.cryptoKey = FernetKey.generate();
+      mkdirSync(dirname(keyFile), { recursive: true });
+      writeFileSync(keyFile, v.cryptoKey + '\n', { mode: 0o600 });
+    }
+    generatedCryptoKey = true;
+  }
+  return { ...v, fernet: MultiFernet.parseList(v.cryptoKey), generatedCryptoKey };
+}

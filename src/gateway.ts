@@ -1,0 +1,115 @@
+import Fastify, { type FastifyInstance, LogController } from 'fastify';
+import { readFileSync } from 'node:fs';
+import type { Config } from './config.js';
+import { loggerOptions } from './log.js';
+import { Metrics } from './ops/metrics.js';
+import { opsRoutes } from './ops/routes.js';
+import { openStore, type Store } from './store/index.js';
+import { ClientRegistry } from './webpush/clients.js';
+import { ConnectionServer } from './webpush/connection/server.js';
+import { ApiError } from './webpush/errors.js';
+import { endpointRoutes, sendError } from './webpush/endpoint/routes.js';
+import { VapidVerifier } from './webpush/endpoint/vapid.js';
+import { WebPushRouter } from './webpush/router.js';
+
+/** How often expired messages are swept from storage (they are never delivered either way). */
+const SWEEP_INTERVAL_MS = 60_000;
+
+export interface Gateway {
+  readonly app: FastifyInstance;
+  readonly config: Config;
+  readonly store: Store;
+  readonly clients: ClientRegistry;
+  readonly metrics: Metrics;
+  readonly vapid: VapidVerifier;
+  readonly connections: ConnectionServer;
+  listen(): Promise<string>;
+  close(): Promise<void>;
+}
+
+export interface GatewayOptions {
+  /** Use this store instead of opening PUSHGATE_STORE (tests). */
+  store?: Store;
+  /** Replace the JSON logger (tests pass false). */
+  logger?: boolean;
+}
+
+/** Builds a gateway from its configuration: store, routes, websocket server, metrics. Nothing is global. */
+export function createGateway(config: Config, options: GatewayOptions = {}): Gateway {
+  const store = options.store ?? openStore(config.store);
+  const metrics = new Metrics();
+  const clients = new ClientRegistry();
+  const tls = config.tlsCert && config.tlsKey ? { key: readFileSync(config.tlsKey), cert: readFileSync(config.tlsCert) } : null;
+  const logger = (options.logger === false ? false : loggerOptions(config.logLevel)) as ReturnType<typeof loggerOptions>;
+  // With TLS the listener speaks HTTP/2 to application servers and HTTP/1.1 (for websockets) to browsers.
+  // Request lines are not logged: their URLs carry endpoint tokens and message ids.
+  const common = {
+    logger,
+    logController: new LogController({ disableRequestLogging: true }),
+    // Endpoint tokens and message ids are long Fernet tokens.
+    routerOptions: { maxParamLength: 1024 },
+  };
+  const app = (tls
+    ? Fastify({ ...common, http2: true, https: { allowHTTP1: true, ...tls } } as Parameters<typeof Fastify>[0])
+    : Fastify({ ...common, forceCloseConnections: 'idle' })) as unknown as FastifyInstance;
+
+  const router = new WebPushRouter(store, clients, config.fernet, metrics, config.msgLimit);
+  const vapid = new VapidVerifier(config.publicUrl, config.vapidClockSkew);
+  const connections = new ConnectionServer(
+    {
+      store,
+      clients,
+      fernet: config.fernet,
+      metrics,
+      log: app.log,
+      publicUrl: config.publicUrl,
+      nodeId: null,
+      msgLimit: config.msgLimit,
+      storageBatch: config.storageBatch,
+      helloTimeoutMs: config.helloTimeout * 1000,
+      minPingIntervalMs: config.minPingInterval * 1000,
+    },
+    { maxFrameBytes: config.maxFrameBytes, wsPingIntervalMs: config.wsPingInterval * 1000 },
+  );
+
+  app.addHook('onResponse', async (request, reply) => {
+    metrics.httpRequests.inc({ route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) });
+  });
+  app.setNotFoundHandler((_request, reply) => sendError(reply, new ApiError('invalidUrl', 'Not found')));
+  app.register(opsRoutes, { store, metrics, connections: () => connections.size });
+  app.register(endpointRoutes, { fernet: config.fernet, router, vapid, store, metrics, publicUrl: config.publicUrl });
+  app.server.on('upgrade', (req, socket, head) => connections.handleUpgrade(req, socket, head));
+
+  const sweeper = setInterval(() => {
+    store.sweepExpired(Date.now()).catch((err: unknown) => app.log.warn({ err: (err as Error).message }, 'sweep failed'));
+  }, SWEEP_INTERVAL_MS);
+  sweeper.unref();
+
+  let closed: Promise<void> | undefined;
+  return {
+    app,
+    config,
+    store,
+    clients,
+    metrics,
+    vapid,
+    connections,
+    async listen() {
+      await app.listen({ port: config.port, host: config.host });
+      const addr = app.server.address();
+      const port = typeof addr === 'object' && addr ? addr.port : config.port;
+      return `${tls ? 'https' : 'http'}://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${port}`;
+    },
+    close() {
+      closed ??= (async () => {
+        clearInterval(sweeper);
+        // Clients first: they are told to reconnect and their unacked messages are stored;
+        // then the listener stops and in-flight requests finish; the store closes last.
+        await connections.close();
+        await app.close();
+        await store.close();
+      })();
+      return closed;
+    },
+  };
+}

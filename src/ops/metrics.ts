@@ -1,0 +1,36 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/**
+ * Prometheus metrics of one gateway instance. Each gateway owns its registry (no global state), so several
+ * gateways in one process (the tests) keep separate counts.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+  readonly connections = new Gauge({ name: 'pushgate_connections', help: 'Open websocket connections (identified or not)', registers: [this.registry] });
+  readonly clientMessages = new Counter({ name: 'pushgate_ws_messages_total', help: 'Websocket messages received from clients, by messageType', labelNames: ['type'] as const, registers: [this.registry] });
+  readonly closes = new Counter({ name: 'pushgate_ws_closes_total', help: 'Websocket connections closed by the server, by close code', labelNames: ['code'] as const, registers: [this.registry] });
+  readonly notifications = new Counter({
+    name: 'pushgate_notifications_total',
+    help: 'Push messages by outcome (accepted, delivered, stored, dropped, acked, nacked, expired) and path (direct, stored)',
+    labelNames: ['outcome', 'path'] as const,
+    registers: [this.registry],
+  });
+  readonly httpRequests = new Counter({ name: 'pushgate_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['route', 'status'] as const, registers: [this.registry] });
+  readonly postDuration = new Histogram({
+    name: 'pushgate_push_request_duration_seconds',
+    help: 'Time to answer a push POST',
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+    registers: [this.registry],
+  });
+  readonly deliveryLatency = new Histogram({
+    name: 'pushgate_delivery_latency_seconds',
+    help: 'From accepting a push message to the client acking it, by path',
+    labelNames: ['path'] as const,
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5, 30, 300, 3600, 86400],
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: 'pushgate_' });
+  }
+}

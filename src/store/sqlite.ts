@@ -1,0 +1,258 @@
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { ChannelRecord, Notification, Store, Urgency, UserRecord } from './types.js';
+import { StoreUnavailableError } from './types.js';
+
+/**
+ * The embedded store: SQLite through better-sqlite3 in WAL mode. Statements are prepared once; every
+ * lookup is by primary key or an index range, never a scan. Calls are synchronous underneath and wrapped in
+ * promises to honour the async Store contract.
+ */
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS users (
+  uaid TEXT PRIMARY KEY,
+  router_type TEXT NOT NULL,
+  router_data TEXT,
+  connected_at INTEGER NOT NULL,
+  node_id TEXT
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS channels (
+  uaid TEXT NOT NULL,
+  chid TEXT NOT NULL,
+  key_hash BLOB,
+  PRIMARY KEY (uaid, chid)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS messages (
+  uaid TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  chid TEXT NOT NULL,
+  version TEXT NOT NULL,
+  ttl INTEGER NOT NULL,
+  expiry INTEGER NOT NULL,
+  topic TEXT,
+  urgency TEXT NOT NULL,
+  data TEXT,
+  headers TEXT,
+  timestamp INTEGER NOT NULL,
+  PRIMARY KEY (uaid, seq)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS messages_topic ON messages (uaid, chid, topic) WHERE topic IS NOT NULL;
+CREATE INDEX IF NOT EXISTS messages_chid ON messages (uaid, chid);
+CREATE INDEX IF NOT EXISTS messages_expiry ON messages (expiry);
+`;
+
+interface UserRow {
+  uaid: string;
+  router_type: string;
+  router_data: string | null;
+  connected_at: number;
+  node_id: string | null;
+}
+
+interface MessageRow {
+  uaid: string;
+  seq: number;
+  chid: string;
+  version: string;
+  ttl: number;
+  expiry: number;
+  topic: string | null;
+  urgency: string;
+  data: string | null;
+  headers: string | null;
+  timestamp: number;
+}
+
+function toUser(row: UserRow): UserRecord {
+  return {
+    uaid: row.uaid,
+    routerType: row.router_type,
+    routerData: row.router_data ? (JSON.parse(row.router_data) as Record<string, unknown>) : null,
+    connectedAt: row.connected_at,
+    nodeId: row.node_id,
+  };
+}
+
+function toMessage(row: MessageRow): Notification {
+  return {
+    uaid: row.uaid,
+    channelID: row.chid,
+    seq: row.seq,
+    version: row.version,
+    ttl: row.ttl,
+    expiry: row.expiry,
+    topic: row.topic,
+    urgency: row.urgency as Urgency,
+    data: row.data,
+    headers: row.headers ? (JSON.parse(row.headers) as Record<string, string>) : null,
+    timestamp: row.timestamp,
+  };
+}
+
+export class SqliteStore implements Store {
+  private readonly db: Database.Database;
+  private readonly stmt;
+  private readonly txSaveTopic;
+  private readonly txRemoveUser;
+  private readonly txRemoveChannel;
+
+  constructor(path: string) {
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    try {
+      this.db = new Database(path);
+    } catch (err) {
+      throw new StoreUnavailableError(`cannot open SQLite database ${path}: ${(err as Error).message}`, { cause: err });
+    }
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma('busy_timeout = 5000');
+    this.db.exec(SCHEMA);
+    const db = this.db;
+    this.stmt = {
+      insertUser: db.prepare(
+        `INSERT INTO users (uaid, router_type, router_data, connected_at, node_id) VALUES (@uaid, @router_type, @router_data, @connected_at, @node_id)
+         ON CONFLICT (uaid) DO UPDATE SET router_type = excluded.router_type, router_data = excluded.router_data,
+           connected_at = excluded.connected_at, node_id = excluded.node_id
+         WHERE users.connected_at < excluded.connected_at`,
+      ),
+      updateUser: db.prepare(
+        `UPDATE users SET router_type = @router_type, router_data = @router_data, connected_at = @connected_at, node_id = @node_id
+         WHERE uaid = @uaid AND connected_at <= @connected_at`,
+      ),
+      getUser: db.prepare<[string], UserRow>('SELECT * FROM users WHERE uaid = ?'),
+      deleteUser: db.prepare('DELETE FROM users WHERE uaid = ?'),
+      deleteUserChannels: db.prepare('DELETE FROM channels WHERE uaid = ?'),
+      deleteUserMessages: db.prepare('DELETE FROM messages WHERE uaid = ?'),
+      insertChannel: db.prepare(
+        'INSERT INTO channels (uaid, chid, key_hash) VALUES (?, ?, ?) ON CONFLICT (uaid, chid) DO UPDATE SET key_hash = excluded.key_hash',
+      ),
+      getChannel: db.prepare<[string, string], { chid: string; key_hash: Buffer | null }>(
+        'SELECT chid, key_hash FROM channels WHERE uaid = ? AND chid = ?',
+      ),
+      getChannels: db.prepare<[string], { chid: string; key_hash: Buffer | null }>(
+        'SELECT chid, key_hash FROM channels WHERE uaid = ?',
+      ),
+      deleteChannel: db.prepare('DELETE FROM channels WHERE uaid = ? AND chid = ?'),
+      deleteChannelMessages: db.prepare('DELETE FROM messages WHERE uaid = ? AND chid = ?'),
+      insertMessage: db.prepare(
+        `INSERT INTO messages (uaid, seq, chid, version, ttl, expiry, topic, urgency, data, headers, timestamp)
+         VALUES (@uaid, @seq, @chid, @version, @ttl, @expiry, @topic, @urgency, @data, @headers, @timestamp)`,
+      ),
+      deleteTopic: db.prepare('DELETE FROM messages WHERE uaid = ? AND chid = ? AND topic = ?'),
+      fetch: db.prepare<[string, number, number, number], MessageRow>(
+        'SELECT * FROM messages WHERE uaid = ? AND seq > ? AND expiry > ? ORDER BY seq LIMIT ?',
+      ),
+      count: db.prepare<[string, number, number], { n: number }>(
+        'SELECT count(*) AS n FROM (SELECT 1 FROM messages WHERE uaid = ? AND expiry > ? LIMIT ?)',
+      ),
+      deleteMessage: db.prepare('DELETE FROM messages WHERE uaid = ? AND seq = ?'),
+      sweep: db.prepare('DELETE FROM messages WHERE expiry <= ?'),
+      ping: db.prepare('SELECT 1'),
+    };
+    this.txSaveTopic = db.transaction((row: Record<string, unknown>) => {
+      this.stmt.deleteTopic.run(row['uaid'], row['chid'], row['topic']);
+      this.stmt.insertMessage.run(row);
+    });
+    this.txRemoveUser = db.transaction((uaid: string) => {
+      this.stmt.deleteUserMessages.run(uaid);
+      this.stmt.deleteUserChannels.run(uaid);
+      this.stmt.deleteUser.run(uaid);
+    });
+    this.txRemoveChannel = db.transaction((uaid: string, chid: string) => {
+      this.stmt.deleteChannelMessages.run(uaid, chid);
+      return this.stmt.deleteChannel.run(uaid, chid).changes > 0;
+    });
+  }
+
+  private userRow(user: UserRecord): UserRow {
+    return {
+      uaid: user.uaid,
+      router_type: user.routerType,
+      router_data: user.routerData ? JSON.stringify(user.routerData) : null,
+      connected_at: user.connectedAt,
+      node_id: user.nodeId,
+    };
+  }
+
+  async addUser(user: UserRecord): Promise<boolean> {
+    return this.stmt.insertUser.run(this.userRow(user)).changes > 0;
+  }
+
+  async getUser(uaid: string): Promise<UserRecord | null> {
+    const row = this.stmt.getUser.get(uaid);
+    return row ? toUser(row) : null;
+  }
+
+  async updateUser(user: UserRecord): Promise<boolean> {
+    return this.stmt.updateUser.run(this.userRow(user)).changes > 0;
+  }
+
+  async removeUser(uaid: string): Promise<void> {
+    this.txRemoveUser(uaid);
+  }
+
+  async addChannel(uaid: string, channel: ChannelRecord): Promise<void> {
+    this.stmt.insertChannel.run(uaid, channel.channelID, channel.keyHash);
+  }
+
+  async getChannel(uaid: string, channelID: string): Promise<ChannelRecord | null> {
+    const row = this.stmt.getChannel.get(uaid, channelID);
+    return row ? { channelID: row.chid, keyHash: row.key_hash } : null;
+  }
+
+  async getChannels(uaid: string): Promise<ChannelRecord[]> {
+    return this.stmt.getChannels.all(uaid).map((row) => ({ channelID: row.chid, keyHash: row.key_hash }));
+  }
+
+  async removeChannel(uaid: string, channelID: string): Promise<boolean> {
+    return this.txRemoveChannel(uaid, channelID);
+  }
+
+  async saveMessage(m: Notification): Promise<void> {
+    const row = {
+      uaid: m.uaid,
+      seq: m.seq,
+      chid: m.channelID,
+      version: m.version,
+      ttl: m.ttl,
+      expiry: m.expiry,
+      topic: m.topic,
+      urgency: m.urgency,
+      data: m.data,
+      headers: m.headers ? JSON.stringify(m.headers) : null,
+      timestamp: m.timestamp,
+    };
+    if (m.topic !== null) this.txSaveTopic(row);
+    else this.stmt.insertMessage.run(row);
+  }
+
+  async fetchMessages(uaid: string, afterSeq: number, limit: number, now: number): Promise<Notification[]> {
+    return this.stmt.fetch.all(uaid, afterSeq, now, limit).map(toMessage);
+  }
+
+  async countMessages(uaid: string, cap: number): Promise<number> {
+    return this.stmt.count.get(uaid, Date.now(), cap)?.n ?? 0;
+  }
+
+  async removeMessage(uaid: string, seq: number): Promise<boolean> {
+    return this.stmt.deleteMessage.run(uaid, seq).changes > 0;
+  }
+
+  async removeTopicMessage(uaid: string, channelID: string, topic: string): Promise<boolean> {
+    return this.stmt.deleteTopic.run(uaid, channelID, topic).changes > 0;
+  }
+
+  async sweepExpired(now: number): Promise<number> {
+    return this.stmt.sweep.run(now).changes;
+  }
+
+  async health(): Promise<void> {
+    this.stmt.ping.get();
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+}

@@ -1,0 +1,88 @@
+/**
+ * The one storage contract of Pushgate. Every backend (src/store/sqlite.ts, later MongoDB) implements it
+ * exactly; nothing outside src/store knows which one runs. All methods are async so that networked
+ * backends fit the same shape.
+ */
+
+/** RFC 8030 §5.3 urgency levels, lowest first. */
+export const URGENCIES = ['very-low', 'low', 'normal', 'high'] as const;
+export type Urgency = (typeof URGENCIES)[number];
+
+/** A user agent's record (autopush's "router record"). */
+export interface UserRecord {
+  uaid: string;
+  /** `webpush` for websocket clients; a bridge type (fcm, apns, adm) for mobile registrations. */
+  routerType: string;
+  routerData: Record<string, unknown> | null;
+  /** When the client last connected (ms since the epoch); conditional updates are decided on it. */
+  connectedAt: number;
+  /** The node holding the client's websocket, when one does (scale-out). */
+  nodeId: string | null;
+}
+
+export interface ChannelRecord {
+  channelID: string;
+  /** sha256 of the VAPID public key the channel was registered with, or null for an unrestricted channel. */
+  keyHash: Buffer | null;
+}
+
+/** One push message on its way to a client, stored or not. */
+export interface Notification {
+  uaid: string;
+  channelID: string;
+  /** Per-uaid ordering key, increasing in order of acceptance. */
+  seq: number;
+  /** The message id (also the `version` the client acks). */
+  version: string;
+  /** Seconds, as applied (RFC 8030 §5.2). */
+  ttl: number;
+  /** ms since the epoch after which the message must never be delivered. */
+  expiry: number;
+  topic: string | null;
+  urgency: Urgency;
+  /** The encrypted body, base64url without padding, or null for a push without data. */
+  data: string | null;
+  /** What the client needs to decrypt: encoding, and for aesgcm encryption and crypto_key. */
+  headers: Record<string, string> | null;
+  /** ms since the epoch when the message was accepted. */
+  timestamp: number;
+}
+
+export interface Store {
+  /** Creates the user, or takes it over when the stored record is older (connectedAt). False when it lost the race. */
+  addUser(user: UserRecord): Promise<boolean>;
+  getUser(uaid: string): Promise<UserRecord | null>;
+  /** Updates the record only when the stored connectedAt is not newer. False when it lost the race. */
+  updateUser(user: UserRecord): Promise<boolean>;
+  /** Removes the user with all its channels and messages. */
+  removeUser(uaid: string): Promise<void>;
+
+  addChannel(uaid: string, channel: ChannelRecord): Promise<void>;
+  getChannel(uaid: string, channelID: string): Promise<ChannelRecord | null>;
+  getChannels(uaid: string): Promise<ChannelRecord[]>;
+  /** Removes the channel and its pending messages; false when it did not exist. */
+  removeChannel(uaid: string, channelID: string): Promise<boolean>;
+
+  /** Stores a message; one with a topic replaces the pending message of the same topic on the same channel. */
+  saveMessage(message: Notification): Promise<void>;
+  /** Pending, unexpired messages with seq > afterSeq, in seq order. */
+  fetchMessages(uaid: string, afterSeq: number, limit: number, now: number): Promise<Notification[]>;
+  /** Counts pending messages, stopping at `cap` (the count is bounded so it never scans a large backlog). */
+  countMessages(uaid: string, cap: number): Promise<number>;
+  removeMessage(uaid: string, seq: number): Promise<boolean>;
+  removeTopicMessage(uaid: string, channelID: string, topic: string): Promise<boolean>;
+  /** Deletes expired messages; returns how many. */
+  sweepExpired(now: number): Promise<number>;
+
+  /** Throws when the store cannot serve (used by /__heartbeat__). */
+  health(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Thrown by a backend when it cannot reach its storage: callers answer 503, never 404/410. */
+export class StoreUnavailableError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StoreUnavailableError';
+  }
+}

@@ -1,0 +1,43 @@
+import type { Notification } from '../store/index.js';
+
+/** What the router needs of a client connected to this process. */
+export interface ConnectedClient {
+  readonly uaid: string;
+  /** channelID → key hash (null when unrestricted) of every channel of this uaid. */
+  readonly channels: ReadonlyMap<string, Buffer | null>;
+  /** Sends the message now when the client is ready for direct delivery; false when it must be stored. */
+  deliverDirect(notification: Notification): boolean;
+  /** Storage holds a new message for this client: read it when the current batch is acked. */
+  storageChanged(): void;
+  /** Ends the connection (a newer connection took over, or the server shuts down). */
+  close(code: number, reason: string): void;
+}
+
+/** The clients connected to this process, by uaid: the in-process route that avoids a storage round trip. */
+export class ClientRegistry {
+  private readonly clients = new Map<string, ConnectedClient>();
+
+  get(uaid: string): ConnectedClient | undefined {
+    return this.clients.get(uaid);
+  }
+
+  /** Registers the client; returns the older connection of the same uaid, which the caller closes. */
+  add(client: ConnectedClient): ConnectedClient | undefined {
+    const previous = this.clients.get(client.uaid);
+    this.clients.set(client.uaid, client);
+    return previous === client ? undefined : previous;
+  }
+
+  /** Removes the client only if it is still the registered one (a takeover may have replaced it). */
+  remove(client: ConnectedClient): void {
+    if (this.clients.get(client.uaid) === client) this.clients.delete(client.uaid);
+  }
+
+  get size(): number {
+    return this.clients.size;
+  }
+
+  all(): IterableIterator<ConnectedClient> {
+    return this.clients.values();
+  }
+}

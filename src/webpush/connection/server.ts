@@ -1,0 +1,85 @@
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { CloseCode, SUBPROTOCOL } from '../protocol.js';
+import { type ConnectionContext, Session } from './session.js';
+
+export interface ConnectionServerOptions {
+  maxFrameBytes: number;
+  /** Interval of websocket-level pings that find dead TCP connections. */
+  wsPingIntervalMs: number;
+}
+
+/**
+ * The connection server (autopush's autoconnect): websocket upgrades on `/` of the public listener.
+ * The `push-notification` subprotocol Firefox asks for is echoed; permessage-deflate is off (it costs
+ * memory per connection and the payloads are encrypted, so they do not compress).
+ */
+export class ConnectionServer {
+  private readonly wss: WebSocketServer;
+  private readonly sessions = new Set<Session>();
+  private readonly alive = new WeakSet<WebSocket>();
+  private readonly pingTimer: NodeJS.Timeout;
+  private accepting = true;
+
+  constructor(
+    private readonly ctx: ConnectionContext,
+    options: ConnectionServerOptions,
+  ) {
+    this.wss = new WebSocketServer({
+      noServer: true,
+      perMessageDeflate: false,
+      maxPayload: options.maxFrameBytes,
+      clientTracking: false,
+      handleProtocols: (protocols) => (protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
+    });
+    this.pingTimer = setInterval(() => this.pingAll(), options.wsPingIntervalMs);
+    this.pingTimer.unref();
+  }
+
+  /** Handles an HTTP upgrade request; answers 404 for any path but `/` and 503 while shutting down. */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path !== '/') return reject(socket, 404, 'Not Found');
+    if (!this.accepting) return reject(socket, 503, 'Service Unavailable');
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws));
+  }
+
+  private accept(ws: WebSocket): void {
+    const session = new Session(ws, this.ctx);
+    this.sessions.add(session);
+    this.alive.add(ws);
+    ws.on('pong', () => this.alive.add(ws));
+    ws.on('close', () => this.sessions.delete(session));
+  }
+
+  private pingAll(): void {
+    for (const session of this.sessions) {
+      const ws = session.socket;
+      if (!this.alive.has(ws)) {
+        ws.terminate();
+        continue;
+      }
+      this.alive.delete(ws);
+      ws.ping();
+    }
+  }
+
+  get size(): number {
+    return this.sessions.size;
+  }
+
+  /** Graceful shutdown: refuse new upgrades, tell every client to reconnect, store what was unacked. */
+  async close(): Promise<void> {
+    this.accepting = false;
+    clearInterval(this.pingTimer);
+    const sessions = [...this.sessions];
+    for (const s of sessions) s.close(CloseCode.goingAway, 'server shutting down');
+    await Promise.all(sessions.map((s) => s.closed()));
+    this.wss.close();
+  }
+}
+
+function reject(socket: Duplex, status: number, reason: string): void {
+  socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+}

@@ -1,0 +1,56 @@
+import { createHash } from 'node:crypto';
+import type { MultiFernet } from './fernet.js';
+import { bytesToChannelId, channelIdToBytes, uaidToBytes } from './ids.js';
+
+/**
+ * Push endpoint tokens, byte-compatible with autopush: a Fernet token (padding stripped) over
+ * uaid (16 bytes) ‖ channelID (16 bytes) for /wpush/v1, plus sha256(raw VAPID public key) for /wpush/v2,
+ * which binds the endpoint to the application server's key (RFC 8292 §4.2 "restricted subscriptions").
+ */
+
+export interface EndpointTokenInfo {
+  uaid: string;
+  channelID: string;
+  /** sha256 of the raw VAPID public key the endpoint is bound to (v2 only). */
+  keyHash: Buffer | null;
+}
+
+export type ApiVersion = 'v1' | 'v2';
+
+/** Decodes a VAPID public key as Firefox and applications send it: base64url, padding optional. */
+export function decodeVapidKey(key: string): Buffer | null {
+  const trimmed = key.trim().replace(/=+$/, '');
+  if (!/^[A-Za-z0-9_\-]+$/.test(trimmed)) return null;
+  const raw = Buffer.from(trimmed, 'base64url');
+  // An uncompressed P-256 point (SEC1): 0x04 ‖ X ‖ Y.
+  if (raw.length !== 65 || raw[0] !== 0x04) return null;
+  return raw;
+}
+
+export function vapidKeyHash(rawKey: Buffer): Buffer {
+  return createHash('sha256').update(rawKey).digest();
+}
+
+export function makeEndpointToken(fernet: MultiFernet, uaid: string, channelID: string, keyHash: Buffer | null): string {
+  const parts = [uaidToBytes(uaid), channelIdToBytes(channelID)];
+  if (keyHash) parts.push(keyHash);
+  return fernet.encryptToString(Buffer.concat(parts)).replace(/=+$/, '');
+}
+
+export function makeEndpoint(publicUrl: string, fernet: MultiFernet, uaid: string, channelID: string, keyHash: Buffer | null): string {
+  const token = makeEndpointToken(fernet, uaid, channelID, keyHash);
+  return `${publicUrl}/wpush/${keyHash ? 'v2' : 'v1'}/${token}`;
+}
+
+/** The token's content, or null when it is not a token of ours for this API version. */
+export function parseEndpointToken(fernet: MultiFernet, token: string, version: ApiVersion): EndpointTokenInfo | null {
+  const plain = fernet.decryptString(token);
+  if (!plain) return null;
+  if (version === 'v1' && plain.length !== 32) return null;
+  if (version === 'v2' && plain.length !== 64) return null;
+  return {
+    uaid: plain.subarray(0, 16).toString('hex'),
+    channelID: bytesToChannelId(plain.subarray(16, 32)),
+    keyHash: version === 'v2' ? plain.subarray(32, 64) : null,
+  };
+}

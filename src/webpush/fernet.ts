@@ -1,0 +1,105 @@
+import { createCipheriv, createDecipheriv, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+
+/**
+ * Fernet tokens (the Fernet spec, as implemented by Python's `cryptography`) and MultiFernet key rotation,
+ * so that endpoint tokens made by autopush with its CRYPTO_KEY stay valid here.
+ * Token layout: 0x80 ‖ timestamp (u64 BE, seconds) ‖ IV (16) ‖ AES-128-CBC ciphertext ‖ HMAC-SHA256 (32).
+ */
+
+const VERSION = 0x80;
+const HEADER = 1 + 8 + 16;
+const MAC = 32;
+
+export class FernetKey {
+  private constructor(
+    private readonly signingKey: Buffer,
+    private readonly encryptionKey: Buffer,
+  ) {}
+
+  /** A key is 32 bytes in url-safe base64 (padding optional): signing key ‖ encryption key. */
+  static parse(text: string): FernetKey {
+    const raw = Buffer.from(text.trim(), 'base64url');
+    if (raw.length !== 32 || !/^[A-Za-z0-9_\-]+=*$/.test(text.trim())) {
+      throw new Error('a Fernet key is 32 bytes in url-safe base64');
+    }
+    return new FernetKey(raw.subarray(0, 16), raw.subarray(16, 32));
+  }
+
+  static generate(): string {
+    return randomBytes(32).toString('base64url') + '=';
+  }
+
+  encrypt(plaintext: Buffer, now = Date.now()): Buffer {
+    const iv = randomBytes(16);
+    const cipher = createCipheriv('aes-128-cbc', this.encryptionKey, iv);
+    const body = Buffer.concat([cipher.update(plaintext), cipher.final()]);
+    const token = Buffer.allocUnsafe(HEADER + body.length + MAC);
+    token[0] = VERSION;
+    token.writeBigUInt64BE(BigInt(Math.floor(now / 1000)), 1);
+    iv.copy(token, 9);
+    body.copy(token, HEADER);
+    createHmac('sha256', this.signingKey)
+      .update(token.subarray(0, HEADER + body.length))
+      .digest()
+      .copy(token, HEADER + body.length);
+    return token;
+  }
+
+  /** The plaintext, or null when the token is not ours or was altered (the MAC is checked in constant time). */
+  decrypt(token: Buffer): Buffer | null {
+    if (token.length < HEADER + 16 + MAC || token[0] !== VERSION || (token.length - HEADER - MAC) % 16 !== 0) {
+      return null;
+    }
+    const signed = token.subarray(0, token.length - MAC);
+    const mac = createHmac('sha256', this.signingKey).update(signed).digest();
+    if (!timingSafeEqual(mac, token.subarray(token.length - MAC))) return null;
+    try {
+      const decipher = createDecipheriv('aes-128-cbc', this.encryptionKey, token.subarray(9, HEADER));
+      return Buffer.concat([decipher.update(token.subarray(HEADER, token.length - MAC)), decipher.final()]);
+    } catch {
+      return null;
+    }
+  }
+}
+
+/** autopush's CRYPTO_KEY: a list of keys; the first encrypts, every one decrypts (rotation). */
+export class MultiFernet {
+  readonly keys: readonly FernetKey[];
+
+  constructor(keys: readonly string[]) {
+    if (keys.length === 0) throw new Error('at least one Fernet key is needed');
+    this.keys = keys.map((k) => FernetKey.parse(k));
+  }
+
+  static parseList(list: string): MultiFernet {
+    return new MultiFernet(
+      list
+        .split(',')
+        .map((k) => k.trim())
+        .filter((k) => k.length > 0),
+    );
+  }
+
+  encrypt(plaintext: Buffer): Buffer {
+    return this.keys[0]!.encrypt(plaintext);
+  }
+
+  decrypt(token: Buffer): Buffer | null {
+    for (const key of this.keys) {
+      const plain = key.decrypt(token);
+      if (plain) return plain;
+    }
+    return null;
+  }
+
+  /** Url-safe base64 without padding, as autopush puts tokens in URLs. */
+  encryptToString(plaintext: Buffer): string {
+    return this.encrypt(plaintext).toString('base64url');
+  }
+
+  /** Accepts the token with or without its `=` padding. */
+  decryptString(token: string): Buffer | null {
+    if (token.length === 0 || token.length > 4096 || !/^[A-Za-z0-9_\-]+=*$/.test(token)) return null;
+    return this.decrypt(Buffer.from(token, 'base64url'));
+  }
+}

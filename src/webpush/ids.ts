@@ -1,0 +1,39 @@
+import { randomBytes } from 'node:crypto';
+
+/**
+ * Identifiers of the autopush websocket protocol: the uaid (user agent id, 32 lower-case hex digits, a UUID
+ * without dashes) and the channelID (a lower-case dashed UUID chosen by the client).
+ */
+
+const UAID = /^[0-9a-f]{32}$/;
+const CHANNEL_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+export function isUaid(value: unknown): value is string {
+  return typeof value === 'string' && UAID.test(value);
+}
+
+/** autopush-rs accepts only the lower-case dashed form of a channelID. */
+export function isChannelId(value: unknown): value is string {
+  return typeof value === 'string' && CHANNEL_ID.test(value);
+}
+
+/** A fresh uaid: a random (version 4) UUID in simple form. */
+export function newUaid(): string {
+  const b = randomBytes(16);
+  b[6] = (b[6]! & 0x0f) | 0x40;
+  b[8] = (b[8]! & 0x3f) | 0x80;
+  return b.toString('hex');
+}
+
+export function uaidToBytes(uaid: string): Buffer {
+  return Buffer.from(uaid, 'hex');
+}
+
+export function channelIdToBytes(chid: string): Buffer {
+  return Buffer.from(chid.replaceAll('-', ''), 'hex');
+}
+
+export function bytesToChannelId(b: Buffer): string {
+  const h = b.toString('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
+}

@@ -1,0 +1,100 @@
+import type { Metrics } from '../ops/metrics.js';
+import type { Notification, Store, Urgency } from '../store/index.js';
+import { ApiError } from './errors.js';
+import type { MultiFernet } from './fernet.js';
+import type { ClientRegistry } from './clients.js';
+import { makeMessageId } from './message-id.js';
+
+/** A push message as the endpoint accepted it, before it has an ordering key and id. */
+export interface IncomingMessage {
+  uaid: string;
+  channelID: string;
+  ttl: number;
+  topic: string | null;
+  urgency: Urgency;
+  data: string | null;
+  headers: Record<string, string> | null;
+}
+
+export interface RouteResult {
+  messageId: string;
+  path: 'direct' | 'stored' | 'dropped';
+}
+
+/**
+ * The webpush router (autopush's `routers/webpush`): hands an accepted message to the client's connection
+ * in this process when there is one, and otherwise stores it until its TTL ends. TTL 0 is never stored
+ * (RFC 8030 §5.2). A connected client's channel list is authoritative, so that path costs no storage read.
+ */
+export class WebPushRouter {
+  private lastSeq = 0;
+
+  constructor(
+    private readonly store: Store,
+    private readonly clients: ClientRegistry,
+    private readonly fernet: MultiFernet,
+    private readonly metrics: Metrics,
+    private readonly msgLimit: number,
+  ) {}
+
+  /** Per-uaid ordering key: microseconds since the epoch, strictly increasing within this process. */
+  nextSeq(): number {
+    const now = Date.now() * 1000;
+    this.lastSeq = now > this.lastSeq ? now : this.lastSeq + 1;
+    return this.lastSeq;
+  }
+
+  async route(msg: IncomingMessage): Promise<RouteResult> {
+    const now = Date.now();
+    const seq = this.nextSeq();
+    const messageId = makeMessageId(
+      this.fernet,
+      msg.topic !== null ? { uaid: msg.uaid, channelID: msg.channelID, topic: msg.topic } : { uaid: msg.uaid, channelID: msg.channelID, seq },
+    );
+    const notification: Notification = { ...msg, seq, version: messageId, expiry: now + msg.ttl * 1000, timestamp: now };
+
+    const client = this.clients.get(msg.uaid);
+    if (client) {
+      if (!client.channels.has(msg.channelID)) throw new ApiError('invalidSubscription', 'No such subscription');
+      if (client.deliverDirect(notification)) return this.done(messageId, 'direct');
+      if (msg.ttl === 0) return this.done(messageId, 'dropped');
+      await this.storage(() => this.store.saveMessage(notification));
+      client.storageChanged();
+      return this.done(messageId, 'stored');
+    }
+
+    const [user, channel] = await this.storage(() =>
+      Promise.all([this.store.getUser(msg.uaid), this.store.getChannel(msg.uaid, msg.channelID)]),
+    );
+    if (!user || user.routerType !== 'webpush') throw new ApiError('expiredEndpoint', 'UAID not found');
+    if (!channel) throw new ApiError('invalidSubscription', 'No such subscription');
+    if (msg.ttl === 0) return this.done(messageId, 'dropped');
+    // autopush's msg_limit: a user agent that lets this many messages pile up is reset; it gets a new
+    // uaid at its next hello and re-subscribes, and senders learn the endpoint is gone.
+    const pending = await this.storage(() => this.store.countMessages(msg.uaid, this.msgLimit));
+    if (pending >= this.msgLimit) {
+      await this.storage(() => this.store.removeUser(msg.uaid));
+      this.metrics.notifications.inc({ outcome: 'uaid_reset', path: 'stored' });
+      throw new ApiError('unavailableEndpoint', 'Too many stored messages: the subscription was reset');
+    }
+    await this.storage(() => this.store.saveMessage(notification));
+    // The client may have connected while we were reading storage: have it look again.
+    this.clients.get(msg.uaid)?.storageChanged();
+    return this.done(messageId, 'stored');
+  }
+
+  private done(messageId: string, path: RouteResult['path']): RouteResult {
+    this.metrics.notifications.inc({ outcome: path === 'dropped' ? 'dropped' : 'accepted', path });
+    return { messageId, path };
+  }
+
+  /** Storage trouble is never a 404/410 to the sender: it becomes 503 with Retry-After. */
+  private async storage<T>(op: () => Promise<T>): Promise<T> {
+    try {
+      return await op();
+    } catch (err) {
+      if (err instanceof ApiError) throw err;
+      throw new ApiError('backOff', 'Storage temporarily unavailable');
+    }
+  }
+}

@@ -1,0 +1,47 @@
+import { mkdtempSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type ConfigValues, loadConfig } from '../../src/config.js';
+import { createGateway, type Gateway } from '../../src/gateway.js';
+import { FernetKey } from '../../src/webpush/fernet.js';
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export interface TestGateway extends Gateway {
+  url: string;
+  wsUrl: string;
+}
+
+/** A gateway on a free loopback port with an in-memory store unless told otherwise. */
+export async function startGateway(overrides: Partial<ConfigValues> = {}): Promise<TestGateway> {
+  const port = overrides.port ?? (await freePort());
+  const scheme = overrides.tlsCert ? 'https' : 'http';
+  const config = loadConfig({
+    env: {},
+    file: 'config/pushgate.json',
+    overrides: {
+      host: '127.0.0.1',
+      port,
+      publicUrl: `${scheme}://127.0.0.1:${port}`,
+      cryptoKey: FernetKey.generate(),
+      store: 'sqlite::memory:',
+      dataDir: mkdtempSync(join(tmpdir(), 'pushgate-test-')),
+      logLevel: 'silent',
+      ...overrides,
+    },
+  });
+  const gateway = createGateway(config);
+  const url = await gateway.listen();
+  return Object.assign(gateway, { url, wsUrl: url.replace(/^http/, 'ws') + '/' });
+}

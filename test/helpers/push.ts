@@ -1,0 +1,26 @@
+import { randomUUID } from 'node:crypto';
+import webpush from 'web-push';
+
+/** What an application server needs to push to a subscription. */
+export interface Subscription {
+  endpoint: string;
+  keys: { p256dh: string; auth: string };
+}
+
+export function channelId(): string {
+  return randomUUID();
+}
+
+/** POSTs with the real `web-push` library's request details (it only sends over https itself). */
+export async function sendWebPush(
+  sub: Subscription,
+  payload: string | Buffer | null,
+  options: Record<string, unknown> = {},
+): Promise<Response> {
+  const details = webpush.generateRequestDetails(sub, payload, { TTL: 60, ...options });
+  return fetch(details.endpoint, { method: details.method, headers: details.headers as Record<string, string>, body: details.body ?? null });
+}
+
+export async function post(url: string, headers: Record<string, string>, body?: Buffer | string): Promise<Response> {
+  return fetch(url, { method: 'POST', headers, body: body ?? null });
+}

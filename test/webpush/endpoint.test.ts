@@ -1,0 +1,188 @@
+import { SignJWT, importJWK } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import webpush from 'web-push';
+import { MAX_TTL } from '../../src/webpush/endpoint/headers.js';
+import { startGateway, type TestGateway } from '../helpers/gateway.js';
+import { BrowserKeys } from '../helpers/browser-keys.js';
+import { channelId, post, sendWebPush } from '../helpers/push.js';
+import { PushClient } from '../helpers/ws-client.js';
+
+const vapidKeys = webpush.generateVAPIDKeys();
+const vapidDetails = { subject: 'mailto:ops@example.com', publicKey: vapidKeys.publicKey, privateKey: vapidKeys.privateKey };
+const otherKeys = webpush.generateVAPIDKeys();
+
+/** A VAPID JWT with chosen claims, signed with a fresh or given P-256 key. */
+async function vapidHeader(claims: Record<string, unknown>, keys = vapidKeys): Promise<string> {
+  const pub = Buffer.from(keys.publicKey, 'base64url');
+  const jwk = { kty: 'EC', crv: 'P-256', x: pub.subarray(1, 33).toString('base64url'), y: pub.subarray(33).toString('base64url'), d: keys.privateKey };
+  const key = await importJWK(jwk, 'ES256');
+  const jwt = await new SignJWT(claims).setProtectedHeader({ alg: 'ES256', typ: 'JWT' }).sign(key);
+  return `vapid t=${jwt}, k=${keys.publicKey}`;
+}
+
+describe('endpoint door: RFC 8030 push with the real web-push library', () => {
+  let gw: TestGateway;
+  let client: PushClient;
+  let uaid: string;
+  const browser = new BrowserKeys();
+  let v1: string;
+  let v2: string;
+  let v1Chid: string;
+  let v2Chid: string;
+
+  beforeAll(async () => {
+    gw = await startGateway();
+    client = await PushClient.connect(gw.wsUrl);
+    uaid = await client.hello();
+    v1Chid = channelId();
+    v2Chid = channelId();
+    v1 = (await client.register(v1Chid))['pushEndpoint'] as string;
+    v2 = (await client.register(v2Chid, vapidKeys.publicKey))['pushEndpoint'] as string;
+  });
+  afterAll(async () => {
+    client.close();
+    await gw.close();
+  });
+
+  async function receive(): Promise<Record<string, unknown>> {
+    const n = await client.next();
+    expect(n['messageType']).toBe('notification');
+    client.ack(n['channelID'] as string, n['version'] as string);
+    return n;
+  }
+
+  it('delivers an aes128gcm message with VAPID to a connected client, who decrypts the exact text', async () => {
+    const text = 'hello from an application server ✓';
+    const res = await sendWebPush(browser.subscription(v2), text, { vapidDetails, TTL: 120, topic: undefined });
+    expect(res.status).toBe(201);
+    expect(res.headers.get('location')).toMatch(new RegExp(`^${gw.config.publicUrl}/m/[A-Za-z0-9_-]+$`));
+    expect(res.headers.get('ttl')).toBe('120');
+    const n = await receive();
+    expect(n).toMatchObject({ channelID: v2Chid, ttl: 120, headers: { encoding: 'aes128gcm' } });
+    expect(typeof n['version']).toBe('string');
+    expect(browser.decrypt(n)).toBe(text);
+  });
+
+  it('delivers a legacy aesgcm message (WebPush + Crypto-Key p256ecdsa form of VAPID)', async () => {
+    const text = 'legacy encoding';
+    const res = await sendWebPush(browser.subscription(v2), text, { vapidDetails, contentEncoding: 'aesgcm' });
+    expect(res.status).toBe(201);
+    const n = await receive();
+    const headers = n['headers'] as Record<string, string>;
+    expect(headers['encoding']).toBe('aesgcm');
+    expect(headers['encryption']).toMatch(/^salt=[A-Za-z0-9_-]+$/);
+    expect(headers['crypto_key']).toMatch(/dh=[A-Za-z0-9_-]+/);
+    expect(browser.decrypt(n)).toBe(text);
+  });
+
+  it('delivers to a v1 endpoint without VAPID, and a push without data', async () => {
+    const res = await sendWebPush(browser.subscription(v1), 'no vapid needed');
+    expect(res.status).toBe(201);
+    expect(browser.decrypt(await receive())).toBe('no vapid needed');
+    const empty = await post(v1, { TTL: '30' });
+    expect(empty.status).toBe(201);
+    const n = await receive();
+    expect(n).toEqual({ messageType: 'notification', channelID: v1Chid, version: expect.any(String), ttl: 30 });
+  });
+
+  it('passes a non-default Urgency on in the notification headers', async () => {
+    const res = await sendWebPush(browser.subscription(v1), 'urgent', { urgency: 'high' });
+    expect(res.status).toBe(201);
+    const n = await receive();
+    expect(n['headers']).toEqual({ encoding: 'aes128gcm', urgency: 'high' });
+    expect(browser.decrypt(n)).toBe('urgent');
+  });
+
+  it('caps the TTL at 30 days and says so', async () => {
+    const res = await post(v1, { TTL: String(MAX_TTL * 4) });
+    expect(res.status).toBe(201);
+    expect(res.headers.get('ttl')).toBe(String(MAX_TTL));
+    expect((await receive())['ttl']).toBe(MAX_TTL);
+  });
+
+  it('verifies a reused VAPID token once (cache)', async () => {
+    const auth = await vapidHeader({ aud: gw.config.publicUrl, exp: Math.floor(Date.now() / 1000) + 3600, sub: 'mailto:a@example.com' });
+    const misses = gw.vapid.misses;
+    const hits = gw.vapid.hits;
+    for (let i = 0; i < 3; i++) {
+      expect((await post(v2, { TTL: '10', authorization: auth })).status).toBe(201);
+      await receive();
+    }
+    expect(gw.vapid.misses - misses).toBe(1);
+    expect(gw.vapid.hits - hits).toBe(2);
+  });
+
+  describe('errors: status, errno and JSON body', () => {
+    const now = () => Math.floor(Date.now() / 1000);
+    const cases: [string, () => Promise<Response>, number, number][] = [
+      ['an invalid token', () => post(v1.replace(/\/[^/]+$/, '/notatoken'), { TTL: '60' }), 404, 102],
+      ['an altered token', () => post(v1.slice(0, -4) + (v1.endsWith('AAAA') ? 'BBBB' : 'AAAA'), { TTL: '60' }), 404, 102],
+      ['an unknown API version', () => post(v1.replace('/v1/', '/v3/'), { TTL: '60' }), 404, 102],
+      ['a v2 token on the v1 path', () => post(v2.replace('/v2/', '/v1/'), { TTL: '60' }), 404, 102],
+      ['a missing TTL', () => post(v1, {}), 400, 111],
+      ['a malformed TTL', () => post(v1, { TTL: 'soon' }), 400, 112],
+      ['a negative TTL', () => post(v1, { TTL: '-5' }), 400, 112],
+      ['a too long Topic', () => post(v1, { TTL: '60', Topic: 'x'.repeat(33) }), 400, 113],
+      ['a Topic outside base64url', () => post(v1, { TTL: '60', Topic: 'no spaces' }), 400, 113],
+      ['an unknown Urgency', () => post(v1, { TTL: '60', Urgency: 'urgent' }), 400, 114],
+      ['a body without Content-Encoding', () => post(v1, { TTL: '60' }, 'abc'), 400, 110],
+      ['an unknown Content-Encoding', () => post(v1, { TTL: '60', 'Content-Encoding': 'gzip' }, 'abc'), 400, 110],
+      ['aesgcm without Encryption salt', () => post(v1, { TTL: '60', 'Content-Encoding': 'aesgcm', 'Crypto-Key': 'dh=abc' }, 'abc'), 400, 110],
+      ['aesgcm without Crypto-Key dh', () => post(v1, { TTL: '60', 'Content-Encoding': 'aesgcm', Encryption: 'salt=abc' }, 'abc'), 400, 110],
+      ['aes128gcm with a salt header', () => post(v1, { TTL: '60', 'Content-Encoding': 'aes128gcm', Encryption: 'salt=abc' }, 'abc'), 400, 110],
+      ['a body over 4096 bytes', () => post(v1, { TTL: '60', 'Content-Encoding': 'aes128gcm' }, Buffer.alloc(4097)), 413, 104],
+      ['a v2 endpoint without VAPID', () => post(v2, { TTL: '60' }), 401, 109],
+      ['a v2 endpoint with another key', async () => post(v2, { TTL: '60', authorization: await vapidHeader({ aud: gw.config.publicUrl, exp: now() + 600 }, otherKeys) }), 401, 109],
+      ['a VAPID token for another audience', async () => post(v2, { TTL: '60', authorization: await vapidHeader({ aud: 'https://elsewhere.example', exp: now() + 600 }) }), 401, 109],
+      ['an expired VAPID token', async () => post(v2, { TTL: '60', authorization: await vapidHeader({ aud: gw.config.publicUrl, exp: now() - 3600 }) }), 401, 109],
+      ['a VAPID exp over 24 h ahead', async () => post(v2, { TTL: '60', authorization: await vapidHeader({ aud: gw.config.publicUrl, exp: now() + 2 * 86400 }) }), 401, 109],
+      ['a VAPID token without exp', async () => post(v2, { TTL: '60', authorization: await vapidHeader({ aud: gw.config.publicUrl }) }), 401, 109],
+      ['a bad VAPID sub', async () => post(v2, { TTL: '60', authorization: await vapidHeader({ aud: gw.config.publicUrl, exp: now() + 600, sub: 'ftp://x' }) }), 401, 109],
+      ['a VAPID signature by another key', async () => {
+        const good = await vapidHeader({ aud: gw.config.publicUrl, exp: now() + 600 }, otherKeys);
+        return post(v2, { TTL: '60', authorization: good.replace(otherKeys.publicKey, vapidKeys.publicKey) });
+      }, 401, 109],
+      ['a malformed Authorization', () => post(v1, { TTL: '60', authorization: 'vapid nonsense' }), 401, 109],
+      ['an unknown Authorization scheme', () => post(v1, { TTL: '60', authorization: 'Basic Zm9vOmJhcg==' }), 401, 109],
+    ];
+    it.each(cases)('%s', async (_name, send, status, errno) => {
+      const res = await send();
+      expect(res.status).toBe(status);
+      expect(res.headers.get('content-type')).toMatch(/application\/json/);
+      const body = (await res.json()) as Record<string, unknown>;
+      expect(body).toEqual({ code: status, errno, error: expect.any(String), message: expect.any(String), more_info: expect.stringMatching(/^http/) });
+      expect(client.idle).toBe(true);
+    });
+
+    it('answers 410 errno 103 for a uaid the store does not know, with a day of caching', async () => {
+      const other = await PushClient.connect(gw.wsUrl);
+      const otherUaid = await other.hello();
+      const endpoint = (await other.register(channelId()))['pushEndpoint'] as string;
+      other.close();
+      await other.closedWith;
+      await gw.store.removeUser(otherUaid);
+      const res = await post(endpoint, { TTL: '60' });
+      expect(res.status).toBe(410);
+      expect(res.headers.get('cache-control')).toBe('max-age=86400');
+      expect(await res.json()).toMatchObject({ errno: 103 });
+    });
+
+    it('answers unknown routes with 404 errno 102', async () => {
+      const res = await fetch(`${gw.url}/nothing/here`);
+      expect(res.status).toBe(404);
+      expect(await res.json()).toMatchObject({ code: 404, errno: 102 });
+    });
+
+    it('answers DELETE of an invalid message id with 404 errno 102', async () => {
+      const res = await fetch(`${gw.url}/m/garbage`, { method: 'DELETE' });
+      expect(res.status).toBe(404);
+      expect(await res.json()).toMatchObject({ errno: 102 });
+    });
+  });
+
+  it('the client saw none of the refused messages', async () => {
+    expect(uaid).toMatch(/^[0-9a-f]{32}$/);
+    expect(client.idle).toBe(true);
+  });
+});
+

@@ -1,0 +1,233 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { CloseCode } from '../../src/webpush/protocol.js';
+import { FernetKey } from '../../src/webpush/fernet.js';
+import { startGateway, type TestGateway } from '../helpers/gateway.js';
+import { BrowserKeys } from '../helpers/browser-keys.js';
+import { channelId, post, sendWebPush } from '../helpers/push.js';
+import { PushClient } from '../helpers/ws-client.js';
+
+const gateways: TestGateway[] = [];
+async function gateway(overrides: Parameters<typeof startGateway>[0] = {}): Promise<TestGateway> {
+  const gw = await startGateway(overrides);
+  gateways.push(gw);
+  return gw;
+}
+afterEach(async () => {
+  vi.useRealTimers();
+  await Promise.all(gateways.splice(0).map((g) => g.close()));
+});
+
+/** A registered user agent that then goes offline. */
+async function offlineSubscriber(gw: TestGateway, channels = 1): Promise<{ uaid: string; chids: string[]; endpoints: string[] }> {
+  const c = await PushClient.connect(gw.wsUrl);
+  const uaid = await c.hello();
+  const chids: string[] = [];
+  const endpoints: string[] = [];
+  for (let i = 0; i < channels; i++) {
+    const chid = channelId();
+    chids.push(chid);
+    endpoints.push((await c.register(chid))['pushEndpoint'] as string);
+  }
+  c.close();
+  await c.closedWith;
+  // The registry drops the session once the close is processed.
+  await vi.waitFor(() => expect(gw.clients.get(uaid)).toBeUndefined());
+  return { uaid, chids, endpoints };
+}
+
+const pushText = (endpoint: string, text: string, headers: Record<string, string> = {}) =>
+  post(endpoint, { TTL: '600', 'Content-Encoding': 'aes128gcm', ...headers }, Buffer.from(text));
+
+const textOf = (n: Record<string, unknown>) => Buffer.from(n['data'] as string, 'base64url').toString();
+
+describe('stored messages', () => {
+  it('stores for an offline client and delivers in order after hello; acked ones are deleted', async () => {
+    const gw = await gateway();
+    const { uaid, endpoints } = await offlineSubscriber(gw);
+    for (const t of ['one', 'two', 'three']) expect((await pushText(endpoints[0]!, t)).status).toBe(201);
+    const c = await PushClient.connect(gw.wsUrl);
+    expect(await c.hello(uaid)).toBe(uaid);
+    const got = [await c.next(), await c.next(), await c.next()];
+    expect(got.map(textOf)).toEqual(['one', 'two', 'three']);
+    for (const n of got) c.ack(n['channelID'] as string, n['version'] as string);
+    await vi.waitFor(async () => expect(await gw.store.countMessages(uaid, 100)).toBe(0));
+    c.close();
+    const again = await PushClient.connect(gw.wsUrl);
+    await again.hello(uaid);
+    // Nothing is redelivered: a fresh push is the next thing this client sees.
+    expect((await pushText(endpoints[0]!, 'four')).status).toBe(201);
+    expect(textOf(await again.next())).toBe('four');
+    again.close();
+  });
+
+  it('reads the next batch only once the previous one is acked (flow control)', async () => {
+    const gw = await gateway({ storageBatch: 3 });
+    const { uaid, endpoints } = await offlineSubscriber(gw);
+    for (let i = 0; i < 7; i++) await pushText(endpoints[0]!, `m${i}`);
+    const c = await PushClient.connect(gw.wsUrl);
+    await c.hello(uaid);
+    const first = [await c.next(), await c.next(), await c.next()];
+    expect(first.map(textOf)).toEqual(['m0', 'm1', 'm2']);
+    // A ping round trip proves the server has processed everything before it and sent nothing more.
+    c.send({});
+    expect(await c.next()).toEqual({});
+    expect(c.idle).toBe(true);
+    for (const n of first) c.ack(n['channelID'] as string, n['version'] as string);
+    const second = [await c.next(), await c.next(), await c.next()];
+    expect(second.map(textOf)).toEqual(['m3', 'm4', 'm5']);
+    for (const n of second) c.ack(n['channelID'] as string, n['version'] as string);
+    expect(textOf(await c.next())).toBe('m6');
+    c.close();
+  });
+
+  it('queues new messages behind stored ones while they drain', async () => {
+    const gw = await gateway({ storageBatch: 1 });
+    const { uaid, endpoints } = await offlineSubscriber(gw);
+    await pushText(endpoints[0]!, 'stored-1');
+    await pushText(endpoints[0]!, 'stored-2');
+    const c = await PushClient.connect(gw.wsUrl);
+    await c.hello(uaid);
+    const n1 = await c.next();
+    await pushText(endpoints[0]!, 'live');
+    c.ack(n1['channelID'] as string, n1['version'] as string);
+    const n2 = await c.next();
+    c.ack(n2['channelID'] as string, n2['version'] as string);
+    const n3 = await c.next();
+    expect([n1, n2, n3].map(textOf)).toEqual(['stored-1', 'stored-2', 'live']);
+    c.close();
+  });
+
+  it('replaces an unread message with the same Topic on the same channel', async () => {
+    const gw = await gateway();
+    const { uaid, endpoints } = await offlineSubscriber(gw, 2);
+    await pushText(endpoints[0]!, 'old', { Topic: 'scores' });
+    await pushText(endpoints[1]!, 'other channel, same topic', { Topic: 'scores' });
+    await pushText(endpoints[0]!, 'new', { Topic: 'scores' });
+    const c = await PushClient.connect(gw.wsUrl);
+    await c.hello(uaid);
+    const got = [await c.next(), await c.next()];
+    expect(got.map(textOf).sort()).toEqual(['new', 'other channel, same topic']);
+    c.send({});
+    expect(await c.next()).toEqual({});
+    c.close();
+  });
+
+  it('never delivers an expired message', async () => {
+    const gw = await gateway();
+    const { uaid, endpoints } = await offlineSubscriber(gw);
+    await post(endpoints[0]!, { TTL: '5', 'Content-Encoding': 'aes128gcm' }, 'short-lived');
+    await pushText(endpoints[0]!, 'long-lived');
+    // Move the clock past the first TTL instead of sleeping.
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + 10_000 });
+    const c = await PushClient.connect(gw.wsUrl);
+    await c.hello(uaid);
+    expect(textOf(await c.next())).toBe('long-lived');
+    c.send({});
+    expect(await c.next()).toEqual({});
+    c.close();
+  });
+
+  it('never stores TTL 0, but delivers it to a connected client', async () => {
+    const gw = await gateway();
+    const { uaid, endpoints } = await offlineSubscriber(gw);
+    expect((await post(endpoints[0]!, { TTL: '0' })).status).toBe(201);
+    expect(await gw.store.countMessages(uaid, 10)).toBe(0);
+    const c = await PushClient.connect(gw.wsUrl);
+    await c.hello(uaid);
+    expect((await post(endpoints[0]!, { TTL: '0' })).headers.get('ttl')).toBe('0');
+    expect(await c.next()).toMatchObject({ messageType: 'notification', ttl: 0 });
+    c.close();
+  });
+
+  it('keeps a nacked stored message for the next connection', async () => {
+    const gw = await gateway();
+    const { uaid, endpoints } = await offlineSubscriber(gw);
+    await pushText(endpoints[0]!, 'undecryptable');
+    const c = await PushClient.connect(gw.wsUrl);
+    await c.hello(uaid);
+    const n = await c.next();
+    c.send({ messageType: 'nack', version: n['version'], code: 301 });
+    c.send({});
+    expect(await c.next()).toEqual({});
+    c.close();
+    await c.closedWith;
+    const again = await PushClient.connect(gw.wsUrl);
+    await again.hello(uaid);
+    expect(await again.next()).toMatchObject({ version: n['version'] });
+    again.close();
+  });
+
+  it('stores direct messages the client never acked and delivers them after reconnect', async () => {
+    const gw = await gateway();
+    const c = await PushClient.connect(gw.wsUrl);
+    const uaid = await c.hello();
+    const endpoint = (await c.register(channelId()))['pushEndpoint'] as string;
+    await pushText(endpoint, 'unacked');
+    const n = await c.next();
+    c.close();
+    await vi.waitFor(async () => expect(await gw.store.countMessages(uaid, 10)).toBe(1));
+    const again = await PushClient.connect(gw.wsUrl);
+    await again.hello(uaid);
+    expect(await again.next()).toMatchObject({ version: n['version'] });
+    again.close();
+  });
+
+  it('resets a uaid whose stored messages reach the limit', async () => {
+    const gw = await gateway({ msgLimit: 3 });
+    const { uaid, endpoints } = await offlineSubscriber(gw);
+    for (let i = 0; i < 3; i++) expect((await pushText(endpoints[0]!, `m${i}`)).status).toBe(201);
+    const res = await pushText(endpoints[0]!, 'one too many');
+    expect(res.status).toBe(410);
+    expect(await res.json()).toMatchObject({ errno: 105 });
+    const c = await PushClient.connect(gw.wsUrl);
+    const fresh = await c.hello(uaid);
+    expect(fresh).not.toBe(uaid);
+    expect((await post(endpoints[0]!, { TTL: '60' })).status).toBe(410);
+    c.close();
+  });
+
+  it('cancels a stored message with DELETE /m/{id}', async () => {
+    const gw = await gateway();
+    const { uaid, endpoints } = await offlineSubscriber(gw);
+    const res = await pushText(endpoints[0]!, 'cancel me');
+    await pushText(endpoints[0]!, 'keep me');
+    const location = res.headers.get('location')!;
+    expect((await fetch(location, { method: 'DELETE' })).status).toBe(204);
+    const c = await PushClient.connect(gw.wsUrl);
+    await c.hello(uaid);
+    expect(textOf(await c.next())).toBe('keep me');
+    c.send({});
+    expect(await c.next()).toEqual({});
+    c.close();
+  });
+
+  it('cancels a topic message by its id', async () => {
+    const gw = await gateway();
+    const { uaid, endpoints } = await offlineSubscriber(gw);
+    const res = await pushText(endpoints[0]!, 'topical', { Topic: 't1' });
+    expect((await fetch(res.headers.get('location')!, { method: 'DELETE' })).status).toBe(204);
+    expect(await gw.store.countMessages(uaid, 10)).toBe(0);
+  });
+
+  it('keeps stored and unacked messages across a graceful shutdown and restart on the same database', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pushgate-restart-'));
+    const settings = { store: `sqlite:${join(dir, 'db.sqlite')}`, cryptoKey: FernetKey.generate() };
+    const gw1 = await startGateway(settings);
+    const browser = new BrowserKeys();
+    const c = await PushClient.connect(gw1.wsUrl);
+    const uaid = await c.hello();
+    const endpoint = (await c.register(channelId()))['pushEndpoint'] as string;
+    expect((await sendWebPush(browser.subscription(endpoint), 'in flight')).status).toBe(201);
+    await c.next();
+    await gw1.close();
+    expect((await c.closedWith).code).toBe(CloseCode.goingAway);
+    const gw2 = await gateway({ ...settings, port: gw1.config.port, publicUrl: gw1.config.publicUrl });
+    const again = await PushClient.connect(gw2.wsUrl);
+    expect(await again.hello(uaid)).toBe(uaid);
+    expect(browser.decrypt(await again.next())).toBe('in flight');
+    again.close();
+  });
+});
