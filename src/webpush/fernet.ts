@@ -100,6 +100,9 @@ export class MultiFernet {
   /** Accepts the token with or without its `=` padding. */
   decryptString(token: string): Buffer | null {
     if (token.length === 0 || token.length > 4096 || !/^[A-Za-z0-9_\-]+=*$/.test(token)) return null;
-    return this.decrypt(Buffer.from(token, 'base64url'));
+    const bytes = Buffer.from(token, 'base64url');
+    // Node's decoder ignores stray trailing characters; only the canonical spelling of a token is valid.
+    if (bytes.toString('base64url') !== token.replace(/=+$/, '')) return null;
+    return this.decrypt(bytes);
   }
 }
