@@ -1,0 +1,134 @@
+import { describe, expect, it } from 'vitest';
+import type { Notification, Store } from '../../src/store/index.js';
+import { newUaid } from '../../src/webpush/ids.js';
+import { channelId } from '../helpers/push.js';
+
+/**
+ * The storage contract every backend must meet, run against each of them: the same calls, the same answers.
+ */
+export function storeContract(name: string, open: () => Promise<Store>): void {
+  describe(`store contract: ${name}`, () => {
+    let seq = Date.now() * 1000;
+    const message = (uaid: string, chid: string, over: Partial<Notification> = {}): Notification => ({
+      uaid,
+      channelID: chid,
+      seq: ++seq,
+      version: `v${seq}`,
+      ttl: 60,
+      expiry: Date.now() + 60_000,
+      topic: null,
+      urgency: 'normal',
+      data: 'ZGF0YQ',
+      headers: { encoding: 'aes128gcm' },
+      timestamp: Date.now(),
+      ...over,
+    });
+    const user = (uaid: string, connectedAt: number) => ({ uaid, routerType: 'webpush', routerData: null, connectedAt, nodeId: null });
+
+    it('adds a user, and only a newer connection takes an existing record over', async () => {
+      const store = await open();
+      const uaid = newUaid();
+      expect(await store.addUser(user(uaid, 100))).toBe(true);
+      expect(await store.addUser({ ...user(uaid, 50), nodeId: 'stale' })).toBe(false);
+      expect((await store.getUser(uaid))?.connectedAt).toBe(100);
+      expect(await store.addUser({ ...user(uaid, 200), nodeId: 'node-b' })).toBe(true);
+      expect(await store.getUser(uaid)).toEqual({ ...user(uaid, 200), nodeId: 'node-b' });
+      expect(await store.getUser(newUaid())).toBeNull();
+      await store.close();
+    });
+
+    it('updates a user only when its record is not newer', async () => {
+      const store = await open();
+      const uaid = newUaid();
+      await store.addUser(user(uaid, 100));
+      expect(await store.updateUser({ ...user(uaid, 150), routerData: { a: 1 } })).toBe(true);
+      expect(await store.updateUser({ ...user(uaid, 120), nodeId: 'late' })).toBe(false);
+      expect(await store.getUser(uaid)).toEqual({ ...user(uaid, 150), routerData: { a: 1 } });
+      expect(await store.updateUser(user(newUaid(), 1))).toBe(false);
+      await store.close();
+    });
+
+    it('keeps channels with their key hashes and removes them with their messages', async () => {
+      const store = await open();
+      const uaid = newUaid();
+      const [a, b] = [channelId(), channelId()];
+      await store.addUser(user(uaid, 1));
+      await store.addChannel(uaid, { channelID: a, keyHash: null });
+      await store.addChannel(uaid, { channelID: b, keyHash: Buffer.alloc(32, 9) });
+      expect(await store.getChannel(uaid, b)).toEqual({ channelID: b, keyHash: Buffer.alloc(32, 9) });
+      expect((await store.getChannels(uaid)).map((c) => c.channelID).sort()).toEqual([a, b].sort());
+      await store.saveMessage(message(uaid, a));
+      expect(await store.removeChannel(uaid, a)).toBe(true);
+      expect(await store.removeChannel(uaid, a)).toBe(false);
+      expect(await store.getChannel(uaid, a)).toBeNull();
+      expect(await store.countMessages(uaid, 10)).toBe(0);
+      await store.close();
+    });
+
+    it('returns pending messages in order after a cursor, never expired ones', async () => {
+      const store = await open();
+      const uaid = newUaid();
+      const chid = channelId();
+      const m1 = message(uaid, chid);
+      const expired = message(uaid, chid, { expiry: Date.now() - 1 });
+      const m2 = message(uaid, chid, { data: null, headers: null });
+      for (const m of [m1, expired, m2]) await store.saveMessage(m);
+      expect(await store.fetchMessages(uaid, 0, 10, Date.now())).toEqual([m1, m2]);
+      expect(await store.fetchMessages(uaid, m1.seq, 10, Date.now())).toEqual([m2]);
+      expect(await store.fetchMessages(uaid, 0, 1, Date.now())).toEqual([m1]);
+      expect(await store.countMessages(uaid, 10)).toBe(2);
+      expect(await store.countMessages(uaid, 1)).toBe(1);
+      expect(await store.fetchMessages(newUaid(), 0, 10, Date.now())).toEqual([]);
+      await store.close();
+    });
+
+    it('replaces a pending message with the same topic on the same channel only', async () => {
+      const store = await open();
+      const uaid = newUaid();
+      const [a, b] = [channelId(), channelId()];
+      await store.saveMessage(message(uaid, a, { topic: 't' }));
+      const other = message(uaid, b, { topic: 't' });
+      await store.saveMessage(other);
+      const newer = message(uaid, a, { topic: 't', data: 'bmV3' });
+      await store.saveMessage(newer);
+      expect(await store.fetchMessages(uaid, 0, 10, Date.now())).toEqual([other, newer]);
+      expect(await store.removeTopicMessage(uaid, a, 't')).toBe(true);
+      expect(await store.fetchMessages(uaid, 0, 10, Date.now())).toEqual([other]);
+      await store.close();
+    });
+
+    it('removes a message by seq; an ack racing a topic replacement leaves the replacement', async () => {
+      const store = await open();
+      const uaid = newUaid();
+      const chid = channelId();
+      const old = message(uaid, chid, { topic: 'x' });
+      await store.saveMessage(old);
+      const replacement = message(uaid, chid, { topic: 'x' });
+      await store.saveMessage(replacement);
+      expect(await store.removeMessage(uaid, old.seq)).toBe(false);
+      expect(await store.fetchMessages(uaid, 0, 10, Date.now())).toEqual([replacement]);
+      expect(await store.removeMessage(uaid, replacement.seq)).toBe(true);
+      await store.close();
+    });
+
+    it('removes a user with everything it owns, and sweeps expired messages', async () => {
+      const store = await open();
+      const uaid = newUaid();
+      const chid = channelId();
+      await store.addUser(user(uaid, 1));
+      await store.addChannel(uaid, { channelID: chid, keyHash: null });
+      await store.saveMessage(message(uaid, chid));
+      await store.removeUser(uaid);
+      expect(await store.getUser(uaid)).toBeNull();
+      expect(await store.getChannels(uaid)).toEqual([]);
+      expect(await store.countMessages(uaid, 10)).toBe(0);
+      const other = newUaid();
+      await store.saveMessage(message(other, chid, { expiry: Date.now() - 1000 }));
+      await store.saveMessage(message(other, chid));
+      expect(await store.sweepExpired(Date.now())).toBeGreaterThanOrEqual(1);
+      expect(await store.countMessages(other, 10)).toBe(1);
+      await store.health();
+      await store.close();
+    });
+  });
+}
