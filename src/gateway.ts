@@ -106,7 +106,14 @@ export function createGateway(config: Config, options: GatewayOptions = {}): Gat
         // Clients first: they are told to reconnect and their unacked messages are stored;
         // then the listener stops and in-flight requests finish; the store closes last.
         await connections.close();
+        // In-flight requests get PUSHGATE_SHUTDOWN_GRACE seconds; then remaining connections are cut.
+        const grace = setTimeout(() => {
+          const server = app.server as { closeAllConnections?: () => void };
+          server.closeAllConnections?.();
+        }, config.shutdownGrace * 1000);
+        grace.unref();
         await app.close();
+        clearTimeout(grace);
         await store.close();
       })();
       return closed;
