@@ -1,6 +1,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { request } from 'node:http';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { CloseCode } from '../../src/webpush/protocol.js';
 import { FernetKey } from '../../src/webpush/fernet.js';
@@ -229,5 +230,35 @@ describe('stored messages', () => {
     expect(await again.hello(uaid)).toBe(uaid);
     expect(browser.decrypt(await again.next())).toBe('in flight');
     again.close();
+  });
+
+  it('finishes a push request that is in flight when shutdown starts, and keeps its message', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pushgate-inflight-'));
+    const settings = { store: `sqlite:${join(dir, 'db.sqlite')}`, cryptoKey: FernetKey.generate() };
+    const gw1 = await startGateway(settings);
+    const { uaid, endpoints } = await offlineSubscriber(gw1);
+    const body = Buffer.from('sent while the server stops');
+    const url = new URL(endpoints[0]!);
+    const req = request({ host: url.hostname, port: url.port, path: url.pathname, method: 'POST', headers: { TTL: '600', 'Content-Encoding': 'aes128gcm', 'Content-Length': body.length } });
+    const response = new Promise<number>((resolve, reject) => {
+      req.on('response', (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+    });
+    // The server has parsed the request's headers (and has part of its body) before shutdown begins.
+    const arrived = new Promise((resolve) => gw1.app.server.once('request', resolve));
+    req.write(body.subarray(0, 5));
+    await arrived;
+    const closing = gw1.close();
+    req.end(body.subarray(5));
+    expect(await response).toBe(201);
+    await closing;
+    const gw2 = await gateway({ ...settings, port: gw1.config.port, publicUrl: gw1.config.publicUrl });
+    const c = await PushClient.connect(gw2.wsUrl);
+    await c.hello(uaid);
+    expect(textOf(await c.next())).toBe('sent while the server stops');
+    c.close();
   });
 });
