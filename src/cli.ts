@@ -64,7 +64,7 @@ async function serve(): Promise<number> {
     }
     throw err;
   }
-  const gateway = createGateway(config);
+  const gateway = await createGateway(config);
   if (config.generatedCryptoKey) {
     gateway.app.log.warn(
       { dataDir: config.dataDir },

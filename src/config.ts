@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { FernetKey, MultiFernet } from './webpush/fernet.js';
-import { isStoreUrl } from './store/index.js';
+import { isStoreUrl, redactStoreUrl } from './store/index.js';
 
 /**
  * Configuration: a JSON file (config/pushgate.json, or the file PUSHGATE_CONFIG names) overlaid by
@@ -59,12 +59,21 @@ const cryptoKeys: Parse<string> = (raw) => {
   }
 };
 
+/** Settings whose values never appear in messages. */
+const SECRET_SETTINGS = new Set(['PUSHGATE_CRYPTO_KEY', 'PUSHGATE_ROUTER_SECRET']);
+const optionalPort: Parse<number | null> = (raw) => (raw.trim() === '' ? null : int(1, 65535)(raw));
+const role: Parse<'all' | 'connection' | 'endpoint'> = (raw) => (raw === 'all' || raw === 'connection' || raw === 'endpoint' ? raw : undefined);
+const optionalUrl: Parse<string | null> = (raw) => {
+  if (raw.trim() === '') return null;
+  return origin(raw);
+};
+
 const SETTINGS = {
   port: { env: 'PUSHGATE_PORT', key: 'port', help: 'public HTTP port: push endpoints, message API, health, metrics and the websocket at /', expect: 'an integer from 0 to 65535', parse: int(0, 65535), default: 8080 },
   host: { env: 'PUSHGATE_HOST', key: 'host', help: 'listen address', expect: 'an IP address or host name', parse: (r: string) => (r.trim() ? r.trim() : undefined), default: '0.0.0.0' },
   publicUrl: { env: 'PUSHGATE_PUBLIC_URL', key: 'publicUrl', help: 'origin used in endpoint URLs and checked against the VAPID aud', expect: 'an http(s) origin such as https://push.example.com', parse: origin, default: (p: Record<string, unknown>) => `http://localhost:${String(p['port'])}` },
   cryptoKey: { env: 'PUSHGATE_CRYPTO_KEY', key: 'cryptoKey', help: 'comma-separated Fernet keys (autopush format): the first encrypts, all decrypt', expect: 'comma-separated 32-byte url-safe base64 Fernet keys (make one with `pushgate genkey`)', parse: cryptoKeys, default: '' },
-  store: { env: 'PUSHGATE_STORE', key: 'store', help: 'storage: sqlite:<path> or sqlite::memory:', expect: 'sqlite:<path> or sqlite::memory:', parse: (r: string) => (isStoreUrl(r) ? r : undefined), default: 'sqlite:./data/pushgate.db' },
+  store: { env: 'PUSHGATE_STORE', key: 'store', help: 'storage: sqlite:<path>, sqlite::memory: or mongodb://host/db', expect: 'sqlite:<path>, sqlite::memory: or a mongodb:// URL', parse: (r: string) => (isStoreUrl(r) ? r : undefined), default: 'sqlite:./data/pushgate.db' },
   msgLimit: { env: 'PUSHGATE_MSG_LIMIT', key: 'msgLimit', help: "stored messages per uaid before it is reset (autopush's msg_limit)", expect: 'an integer from 1 to 100000', parse: int(1, 100000), default: 100 },
   dataDir: { env: 'PUSHGATE_DATA_DIR', key: 'dataDir', help: 'directory for generated state (the crypto key when none is configured)', expect: 'a directory path', parse: str, default: './data' },
   logLevel: { env: 'PUSHGATE_LOG_LEVEL', key: 'logLevel', help: 'log level', expect: 'one of fatal, error, warn, info, debug, trace, silent', parse: logLevel, default: 'info' },
@@ -76,6 +85,11 @@ const SETTINGS = {
   wsPingInterval: { env: 'PUSHGATE_WS_PING_INTERVAL', key: 'wsPingInterval', help: 'seconds between websocket ping frames that detect dead connections', expect: 'an integer from 5 to 3600', parse: int(5, 3600), default: 300 },
   maxFrameBytes: { env: 'PUSHGATE_WS_MAX_MESSAGE', key: 'maxFrameBytes', help: 'largest websocket frame a client may send, in bytes', expect: 'an integer from 1024 to 1048576', parse: int(1024, 1048576), default: 16384 },
   storageBatch: { env: 'PUSHGATE_STORAGE_BATCH', key: 'storageBatch', help: 'stored messages sent per batch; the next batch is read once all are acked', expect: 'an integer from 1 to 1000', parse: int(1, 1000), default: 10 },
+  role: { env: 'PUSHGATE_ROLE', key: 'role', help: 'all (one node does everything), connection (websockets) or endpoint (push POSTs)', expect: 'all, connection or endpoint', parse: role, default: 'all' as 'all' | 'connection' | 'endpoint' },
+  routerPort: { env: 'PUSHGATE_ROUTER_PORT', key: 'routerPort', help: 'internal node-to-node port (never the public one); needed by connection nodes in a fleet', expect: 'an integer from 1 to 65535, different from PUSHGATE_PORT', parse: optionalPort, default: null as number | null },
+  routerHost: { env: 'PUSHGATE_ROUTER_HOST', key: 'routerHost', help: 'listen address of the internal port', expect: 'an IP address or host name', parse: (r: string) => (r.trim() ? r.trim() : undefined), default: '127.0.0.1' },
+  nodeUrl: { env: 'PUSHGATE_NODE_URL', key: 'nodeUrl', help: "this node's internal URL as other nodes reach it (recorded in its clients' router records)", expect: 'an http(s) origin such as http://10.0.0.5:8081', parse: optionalUrl, default: (p: Record<string, unknown>) => (p['routerPort'] ? `http://${String(p['routerHost'])}:${String(p['routerPort'])}` : null) },
+  routerSecret: { env: 'PUSHGATE_ROUTER_SECRET', key: 'routerSecret', help: 'shared secret every node presents on the internal port (optional)', expect: 'a string of at least 16 characters', parse: (r: string) => (r.length >= 16 ? r : undefined), default: null as string | null },
   shutdownGrace: { env: 'PUSHGATE_SHUTDOWN_GRACE', key: 'shutdownGrace', help: 'seconds SIGTERM waits for in-flight requests before closing', expect: 'an integer from 0 to 600', parse: int(0, 600), default: 10 },
 } satisfies Record<string, Setting<unknown>>;
 
@@ -139,7 +153,7 @@ export function loadConfig(options: LoadOptions = {}): Config {
     }
     const parsed = s.parse(raw);
     if (parsed === undefined) {
-      const shown = s.env === 'PUSHGATE_CRYPTO_KEY' ? '(not shown)' : JSON.stringify(raw);
+      const shown = SECRET_SETTINGS.has(s.env) ? '(not shown)' : JSON.stringify(s.env === 'PUSHGATE_STORE' ? redactStoreUrl(raw) : raw);
       throw new ConfigError(`${s.env} (${s.key}) is invalid: got ${shown}, expected ${s.expect}`);
     }
     values[name] = parsed;
@@ -147,6 +161,15 @@ export function loadConfig(options: LoadOptions = {}): Config {
   const v = values as ConfigValues;
   if ((v.tlsCert === null) !== (v.tlsKey === null)) {
     throw new ConfigError('PUSHGATE_TLS_CERT and PUSHGATE_TLS_KEY must be set together');
+  }
+  if (v.routerPort !== null && v.routerPort === v.port) {
+    throw new ConfigError('PUSHGATE_ROUTER_PORT is invalid: the internal port must not be the public PUSHGATE_PORT');
+  }
+  if (v.role === 'connection' && v.routerPort === null) {
+    throw new ConfigError('PUSHGATE_ROUTER_PORT is required with PUSHGATE_ROLE=connection: endpoint nodes deliver through it');
+  }
+  if (v.role !== 'all' && v.store.startsWith('sqlite:')) {
+    throw new ConfigError(`PUSHGATE_ROLE=${v.role} needs a shared store: set PUSHGATE_STORE to a mongodb:// URL`);
   }
   for (const [setting, path] of [['PUSHGATE_TLS_CERT', v.tlsCert], ['PUSHGATE_TLS_KEY', v.tlsKey]] as const) {
     if (path !== null && !existsSync(path)) throw new ConfigError(`${setting} is invalid: ${path} does not exist, expected a readable PEM file`);

@@ -11,6 +11,8 @@ import { ApiError } from './webpush/errors.js';
 import { endpointRoutes, sendError } from './webpush/endpoint/routes.js';
 import { VapidVerifier } from './webpush/endpoint/vapid.js';
 import { WebPushRouter } from './webpush/router.js';
+import { NodeClient } from './webpush/node/client.js';
+import { createNodeServer } from './webpush/node/server.js';
 
 /** How often expired messages are swept from storage (they are never delivered either way). */
 const SWEEP_INTERVAL_MS = 60_000;
@@ -22,7 +24,10 @@ export interface Gateway {
   readonly clients: ClientRegistry;
   readonly metrics: Metrics;
   readonly vapid: VapidVerifier;
-  readonly connections: ConnectionServer;
+  /** The websocket server; null on an endpoint-only node. */
+  readonly connections: ConnectionServer | null;
+  /** The internal node-to-node listener; null unless PUSHGATE_ROUTER_PORT is set. */
+  readonly nodeServer: FastifyInstance | null;
   listen(): Promise<string>;
   close(): Promise<void>;
 }
@@ -34,9 +39,12 @@ export interface GatewayOptions {
   logger?: boolean;
 }
 
-/** Builds a gateway from its configuration: store, routes, websocket server, metrics. Nothing is global. */
-export function createGateway(config: Config, options: GatewayOptions = {}): Gateway {
-  const store = options.store ?? openStore(config.store);
+/**
+ * Builds a gateway from its configuration: store, routes, websocket server, internal listener, metrics.
+ * Nothing is global. PUSHGATE_ROLE decides which doors this node opens.
+ */
+export async function createGateway(config: Config, options: GatewayOptions = {}): Promise<Gateway> {
+  const store = options.store ?? (await openStore(config.store));
   const metrics = new Metrics();
   const clients = new ClientRegistry();
   const tls = config.tlsCert && config.tlsKey ? { key: readFileSync(config.tlsKey), cert: readFileSync(config.tlsCert) } : null;
@@ -53,32 +61,44 @@ export function createGateway(config: Config, options: GatewayOptions = {}): Gat
     ? Fastify({ ...common, http2: true, https: { allowHTTP1: true, ...tls } } as Parameters<typeof Fastify>[0])
     : Fastify({ ...common, forceCloseConnections: 'idle' })) as unknown as FastifyInstance;
 
-  const router = new WebPushRouter(store, clients, config.fernet, metrics, config.msgLimit);
+  const serveConnections = config.role !== 'endpoint';
+  const serveEndpoints = config.role !== 'connection';
+  // Routes to other nodes only where routes can be recorded: a fleet shares one store.
+  const nodes = config.role !== 'all' || config.routerPort !== null ? new NodeClient(config.routerSecret) : null;
+  const nodeId = serveConnections ? config.nodeUrl : null;
+  const router = new WebPushRouter(store, clients, config.fernet, metrics, config.msgLimit, nodeId, nodes);
   const vapid = new VapidVerifier(config.publicUrl, config.vapidClockSkew);
-  const connections = new ConnectionServer(
-    {
-      store,
-      clients,
-      fernet: config.fernet,
-      metrics,
-      log: app.log,
-      publicUrl: config.publicUrl,
-      nodeId: null,
-      msgLimit: config.msgLimit,
-      storageBatch: config.storageBatch,
-      helloTimeoutMs: config.helloTimeout * 1000,
-      minPingIntervalMs: config.minPingInterval * 1000,
-    },
-    { maxFrameBytes: config.maxFrameBytes, wsPingIntervalMs: config.wsPingInterval * 1000 },
-  );
+  const connections = serveConnections
+    ? new ConnectionServer(
+        {
+          store,
+          clients,
+          fernet: config.fernet,
+          metrics,
+          log: app.log,
+          publicUrl: config.publicUrl,
+          nodeId,
+          nodes,
+          msgLimit: config.msgLimit,
+          storageBatch: config.storageBatch,
+          helloTimeoutMs: config.helloTimeout * 1000,
+          minPingIntervalMs: config.minPingInterval * 1000,
+        },
+        { maxFrameBytes: config.maxFrameBytes, wsPingIntervalMs: config.wsPingInterval * 1000 },
+      )
+    : null;
+  const nodeServer = serveConnections && config.routerPort !== null ? createNodeServer({ clients, secret: config.routerSecret, log: app.log }) : null;
 
   app.addHook('onResponse', async (request, reply) => {
     metrics.httpRequests.inc({ route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) });
   });
   app.setNotFoundHandler((_request, reply) => sendError(reply, new ApiError('invalidUrl', 'Not found')));
-  app.register(opsRoutes, { store, metrics, connections: () => connections.size });
-  app.register(endpointRoutes, { fernet: config.fernet, router, vapid, store, metrics, publicUrl: config.publicUrl });
-  app.server.on('upgrade', (req, socket, head) => connections.handleUpgrade(req, socket, head));
+  app.register(opsRoutes, { store, metrics, connections: () => connections?.size ?? 0 });
+  if (serveEndpoints) app.register(endpointRoutes, { fernet: config.fernet, router, vapid, store, metrics, publicUrl: config.publicUrl });
+  app.server.on('upgrade', (req, socket, head) => {
+    if (connections) connections.handleUpgrade(req, socket, head);
+    else socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+  });
 
   const sweeper = setInterval(() => {
     store.sweepExpired(Date.now()).catch((err: unknown) => app.log.warn({ err: (err as Error).message }, 'sweep failed'));
@@ -94,7 +114,9 @@ export function createGateway(config: Config, options: GatewayOptions = {}): Gat
     metrics,
     vapid,
     connections,
+    nodeServer,
     async listen() {
+      if (nodeServer) await nodeServer.listen({ port: config.routerPort!, host: config.routerHost });
       await app.listen({ port: config.port, host: config.host });
       const addr = app.server.address();
       const port = typeof addr === 'object' && addr ? addr.port : config.port;
@@ -105,7 +127,8 @@ export function createGateway(config: Config, options: GatewayOptions = {}): Gat
         clearInterval(sweeper);
         // Clients first: they are told to reconnect and their unacked messages are stored;
         // then the listener stops and in-flight requests finish; the store closes last.
-        await connections.close();
+        await connections?.close();
+        await nodeServer?.close();
         // In-flight requests get PUSHGATE_SHUTDOWN_GRACE seconds; then remaining connections are cut.
         const grace = setTimeout(() => {
           const server = app.server as { closeAllConnections?: () => void };

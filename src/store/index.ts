@@ -6,14 +6,24 @@ export { StoreUnavailableError, URGENCIES } from './types.js';
 
 /** Whether a PUSHGATE_STORE value names a backend this build has. */
 export function isStoreUrl(url: string): boolean {
-  return /^sqlite:.+/.test(url);
+  return /^sqlite:.+/.test(url) || /^mongodb(\+srv)?:\/\/.+/.test(url);
 }
 
-/** Opens the backend a PUSHGATE_STORE value names: `sqlite:<path>` or `sqlite::memory:`. */
-export function openStore(url: string): Store {
+/** The URL with any password hidden, for messages and logs. */
+export function redactStoreUrl(url: string): string {
+  return url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
+}
+
+/** Opens the backend a PUSHGATE_STORE value names: `sqlite:<path>`, `sqlite::memory:` or `mongodb://…/<db>`. */
+export async function openStore(url: string): Promise<Store> {
   if (url.startsWith('sqlite:')) {
     const path = url.slice('sqlite:'.length);
     return new SqliteStore(path === ':memory:' ? ':memory:' : path);
   }
-  throw new Error(`unsupported store URL scheme in ${url.replace(/\/\/[^@/]*@/, '//***@')}`);
+  if (url.startsWith('mongodb://') || url.startsWith('mongodb+srv://')) {
+    // Loaded only when used: a single node on SQLite never loads the driver.
+    const { MongoStore } = await import('./mongodb.js');
+    return MongoStore.connect(url);
+  }
+  throw new Error(`unsupported store URL ${redactStoreUrl(url)}`);
 }

@@ -121,6 +121,7 @@ export class SqliteStore implements Store {
         `UPDATE users SET router_type = @router_type, router_data = @router_data, connected_at = @connected_at, node_id = @node_id
          WHERE uaid = @uaid AND connected_at <= @connected_at`,
       ),
+      clearNode: db.prepare('UPDATE users SET node_id = NULL WHERE uaid = ? AND connected_at = ? AND node_id = ?'),
       getUser: db.prepare<[string], UserRow>('SELECT * FROM users WHERE uaid = ?'),
       deleteUser: db.prepare('DELETE FROM users WHERE uaid = ?'),
       deleteUserChannels: db.prepare('DELETE FROM channels WHERE uaid = ?'),
@@ -187,6 +188,10 @@ export class SqliteStore implements Store {
 
   async updateUser(user: UserRecord): Promise<boolean> {
     return this.stmt.updateUser.run(this.userRow(user)).changes > 0;
+  }
+
+  async clearNodeId(uaid: string, connectedAt: number, nodeId: string): Promise<boolean> {
+    return this.stmt.clearNode.run(uaid, connectedAt, nodeId).changes > 0;
   }
 
   async removeUser(uaid: string): Promise<void> {

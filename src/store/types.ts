@@ -54,6 +54,11 @@ export interface Store {
   getUser(uaid: string): Promise<UserRecord | null>;
   /** Updates the record only when the stored connectedAt is not newer. False when it lost the race. */
   updateUser(user: UserRecord): Promise<boolean>;
+  /**
+   * Clears the user's route, only if the record still names this node and this connection (connectedAt):
+   * a node clearing a stale route never erases the route of a newer connection elsewhere.
+   */
+  clearNodeId(uaid: string, connectedAt: number, nodeId: string): Promise<boolean>;
   /** Removes the user with all its channels and messages. */
   removeUser(uaid: string): Promise<void>;
 

@@ -3,10 +3,15 @@ import type { Notification } from '../store/index.js';
 /** What the router needs of a client connected to this process. */
 export interface ConnectedClient {
   readonly uaid: string;
+  /** When this connection said hello (ms since the epoch): newer connections win. */
+  readonly connectedAt: number;
   /** channelID → key hash (null when unrestricted) of every channel of this uaid. */
   readonly channels: ReadonlyMap<string, Buffer | null>;
-  /** Sends the message now when the client is ready for direct delivery; false when it must be stored. */
-  deliverDirect(notification: Notification): boolean;
+  /**
+   * Sends the message now when the client is ready for direct delivery; false when it must be stored.
+   * `onWritten` is called once the frame has been handed to the socket (or failed to be).
+   */
+  deliverDirect(notification: Notification, onWritten?: (err?: Error) => void): boolean;
   /** Storage holds a new message for this client: read it when the current batch is acked. */
   storageChanged(): void;
   /** Ends the connection (a newer connection took over, or the server shuts down). */

@@ -4,6 +4,7 @@ import { ApiError } from './errors.js';
 import type { MultiFernet } from './fernet.js';
 import type { ClientRegistry } from './clients.js';
 import { makeMessageId } from './message-id.js';
+import type { NodeClient } from './node/client.js';
 
 /** A push message as the endpoint accepted it, before it has an ordering key and id. */
 export interface IncomingMessage {
@@ -35,6 +36,9 @@ export class WebPushRouter {
     private readonly fernet: MultiFernet,
     private readonly metrics: Metrics,
     private readonly msgLimit: number,
+    /** This node's internal URL, and the client for other nodes' internal API (scale-out). */
+    private readonly nodeId: string | null = null,
+    private readonly nodes: NodeClient | null = null,
   ) {}
 
   /** Per-uaid ordering key: microseconds since the epoch, strictly increasing within this process. */
@@ -68,7 +72,17 @@ export class WebPushRouter {
     );
     if (!user || user.routerType !== 'webpush') throw new ApiError('expiredEndpoint', 'UAID not found');
     if (!channel) throw new ApiError('invalidSubscription', 'No such subscription');
+
+    // The client is on another node: hand the message over (autopush's endpoint → connection node hop).
+    const routedTo = user.nodeId !== null && user.nodeId !== this.nodeId && this.nodes ? user.nodeId : null;
+    let staleRoute: string | null = null;
+    if (routedTo !== null) {
+      const outcome = await this.nodes!.push(routedTo, notification);
+      if (outcome === 'delivered') return this.done(messageId, 'direct');
+      if (outcome === 'gone') staleRoute = routedTo;
+    }
     if (msg.ttl === 0) return this.done(messageId, 'dropped');
+
     // autopush's msg_limit: a user agent that lets this many messages pile up is reset; it gets a new
     // uaid at its next hello and re-subscribes, and senders learn the endpoint is gone.
     const pending = await this.storage(() => this.store.countMessages(msg.uaid, this.msgLimit));
@@ -80,7 +94,23 @@ export class WebPushRouter {
     await this.storage(() => this.store.saveMessage(notification));
     // The client may have connected while we were reading storage: have it look again.
     this.clients.get(msg.uaid)?.storageChanged();
+    if (this.nodes) await this.afterStore(msg.uaid, user.connectedAt, staleRoute);
     return this.done(messageId, 'stored');
+  }
+
+  /**
+   * After storing for a client that was not reachable: clear the stale route only if it is still the one
+   * we read, then ask whichever node holds the client now (it may have reconnected meanwhile) to check
+   * storage. Failures here are harmless: the message is stored and read at the next hello.
+   */
+  private async afterStore(uaid: string, connectedAt: number, staleNode: string | null): Promise<void> {
+    try {
+      if (staleNode !== null) await this.store.clearNodeId(uaid, connectedAt, staleNode);
+      const now = await this.store.getUser(uaid);
+      if (now?.nodeId && now.nodeId !== this.nodeId) await this.nodes!.notify(now.nodeId, uaid);
+    } catch {
+      // Storage trouble after the message is safely stored: nothing is lost.
+    }
   }
 
   private done(messageId: string, path: RouteResult['path']): RouteResult {

@@ -41,7 +41,7 @@ export async function startGateway(overrides: Partial<ConfigValues> = {}): Promi
       ...overrides,
     },
   });
-  const gateway = createGateway(config);
+  const gateway = await createGateway(config);
   const url = await gateway.listen();
   return Object.assign(gateway, { url, wsUrl: url.replace(/^http/, 'ws') + '/' });
 }

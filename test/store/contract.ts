@@ -48,6 +48,33 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       await store.close();
     });
 
+    it('clears a route only while it still names the same node and connection', async () => {
+      const store = await open();
+      const uaid = newUaid();
+      await store.addUser({ ...user(uaid, 100), nodeId: 'http://a' });
+      // Node B took the client over: node A's late clean-up must not erase B's route.
+      await store.updateUser({ ...user(uaid, 200), nodeId: 'http://b' });
+      expect(await store.clearNodeId(uaid, 100, 'http://a')).toBe(false);
+      expect((await store.getUser(uaid))?.nodeId).toBe('http://b');
+      expect(await store.clearNodeId(uaid, 200, 'http://a')).toBe(false);
+      expect(await store.clearNodeId(uaid, 200, 'http://b')).toBe(true);
+      expect((await store.getUser(uaid))?.nodeId).toBeNull();
+      await store.close();
+    });
+
+    it('decides two nodes racing to register the same uaid by connectedAt', async () => {
+      const store = await open();
+      const uaid = newUaid();
+      const results = await Promise.all([
+        store.addUser({ ...user(uaid, 300), nodeId: 'http://late' }),
+        store.addUser({ ...user(uaid, 200), nodeId: 'http://early' }),
+      ]);
+      expect(results.filter(Boolean).length).toBeGreaterThanOrEqual(1);
+      // Whatever the order, the newest connection wins.
+      expect((await store.getUser(uaid))?.nodeId).toBe('http://late');
+      await store.close();
+    });
+
     it('keeps channels with their key hashes and removes them with their messages', async () => {
       const store = await open();
       const uaid = newUaid();

@@ -5,6 +5,7 @@ import type { Notification, Store } from '../../store/index.js';
 import type { ClientRegistry, ConnectedClient } from '../clients.js';
 import { decodeVapidKey, makeEndpoint, vapidKeyHash } from '../endpoint-token.js';
 import type { MultiFernet } from '../fernet.js';
+import type { NodeClient } from '../node/client.js';
 import { isChannelId, isUaid, newUaid } from '../ids.js';
 import { CloseCode, NACK_CODES } from '../protocol.js';
 import { type ClientMessage, parseClientMessage } from './messages.js';
@@ -17,7 +18,9 @@ export interface ConnectionContext {
   metrics: Metrics;
   log: FastifyBaseLogger;
   publicUrl: string;
+  /** This node's internal URL, recorded in its clients' router records (null on a single node). */
   nodeId: string | null;
+  nodes: NodeClient | null;
   msgLimit: number;
   storageBatch: number;
   helloTimeoutMs: number;
@@ -40,6 +43,7 @@ interface Unacked {
 export class Session implements ConnectedClient {
   private state: 'unidentified' | 'identified' | 'closed' = 'unidentified';
   uaid = '';
+  connectedAt = 0;
   readonly channels = new Map<string, Buffer | null>();
   /** A new uaid is written to storage only at its first register, as autopush does. */
   private deferredUser = false;
@@ -112,6 +116,8 @@ export class Session implements ConnectedClient {
     clearTimeout(this.helloTimer);
     const { store } = this.ctx;
     const now = Date.now();
+    this.connectedAt = now;
+    let previousNode: string | null = null;
     let uaid = isUaid(requested) ? requested : null;
     try {
       const user = uaid ? await store.getUser(uaid) : null;
@@ -123,6 +129,7 @@ export class Session implements ConnectedClient {
           uaid = null;
         } else {
           await store.updateUser({ ...user, connectedAt: now, nodeId: this.ctx.nodeId });
+          if (user.nodeId !== null && user.nodeId !== this.ctx.nodeId) previousNode = user.nodeId;
           for (const ch of await store.getChannels(user.uaid)) this.channels.set(ch.channelID, ch.keyHash);
           this.checkStorage = true;
         }
@@ -142,6 +149,8 @@ export class Session implements ConnectedClient {
     this.state = 'identified';
     const previous = this.ctx.clients.add(this);
     previous?.close(CloseCode.normal, 'a newer connection of this uaid took over');
+    // The client moved here from another node: that node drops its older connection.
+    if (previousNode !== null) void this.ctx.nodes?.dropOlder(previousNode, uaid, now);
     this.send({ messageType: 'hello', uaid, status: 200, use_webpush: true, broadcasts: {} });
     await this.readStorage();
   }
@@ -165,7 +174,7 @@ export class Session implements ConnectedClient {
     }
     try {
       if (this.deferredUser) {
-        await this.ctx.store.addUser({ uaid: this.uaid, routerType: 'webpush', routerData: null, connectedAt: Date.now(), nodeId: this.ctx.nodeId });
+        await this.ctx.store.addUser({ uaid: this.uaid, routerType: 'webpush', routerData: null, connectedAt: this.connectedAt, nodeId: this.ctx.nodeId });
         this.deferredUser = false;
       }
       if (existing === undefined) await this.ctx.store.addChannel(this.uaid, { channelID, keyHash });
@@ -236,11 +245,11 @@ export class Session implements ConnectedClient {
 
   // --- identified: notifications ------------------------------------------------------------------
 
-  deliverDirect(n: Notification): boolean {
-    if (this.state !== 'identified') return false;
+  deliverDirect(n: Notification, onWritten?: (err?: Error) => void): boolean {
+    if (this.state !== 'identified' || this.socket.readyState !== WebSocket.OPEN) return false;
     // While stored messages drain, new ones queue behind them in storage to keep their order.
     if (this.checkStorage && n.ttl > 0) return false;
-    this.sendNotification(n, false);
+    this.sendNotification(n, false, onWritten);
     return true;
   }
 
@@ -253,14 +262,14 @@ export class Session implements ConnectedClient {
     }
   }
 
-  private sendNotification(n: Notification, stored: boolean): void {
+  private sendNotification(n: Notification, stored: boolean, onWritten?: (err?: Error) => void): void {
     this.unacked.set(n.version, { notification: n, stored });
     const frame: Record<string, unknown> = { messageType: 'notification', channelID: n.channelID, version: n.version, ttl: n.ttl };
     if (n.data !== null) {
       frame['data'] = n.data;
       if (n.headers) frame['headers'] = n.headers;
     }
-    this.send(frame);
+    this.send(frame, onWritten);
     this.ctx.metrics.notifications.inc({ outcome: 'delivered', path: stored ? 'stored' : 'direct' });
   }
 
@@ -305,9 +314,12 @@ export class Session implements ConnectedClient {
 
   // --- closing ------------------------------------------------------------------------------------
 
-  private send(frame: object): void {
-    if (this.state === 'closed' || this.socket.readyState !== WebSocket.OPEN) return;
-    this.socket.send(JSON.stringify(frame));
+  private send(frame: object, onWritten?: (err?: Error) => void): void {
+    if (this.state === 'closed' || this.socket.readyState !== WebSocket.OPEN) {
+      onWritten?.(new Error('connection closed'));
+      return;
+    }
+    this.socket.send(JSON.stringify(frame), onWritten);
   }
 
   close(code: number, reason: string): void {
@@ -339,6 +351,11 @@ export class Session implements ConnectedClient {
     this.ctx.metrics.connections.dec();
     if (!wasIdentified) return;
     this.ctx.clients.remove(this);
+    const nodeId = this.ctx.nodeId;
+    if (nodeId !== null && !this.deferredUser) {
+      // Endpoint nodes stop routing here; a newer connection's route (another connectedAt) is left alone.
+      this.ctx.store.clearNodeId(this.uaid, this.connectedAt, nodeId).catch(() => {});
+    }
     const now = Date.now();
     for (const { notification, stored } of this.unacked.values()) {
       if (stored || notification.ttl === 0 || notification.expiry <= now) continue;

@@ -1,0 +1,218 @@
+import { Binary, type Collection, MongoClient, MongoServerError } from 'mongodb';
+import type { ChannelRecord, Notification, Store, Urgency, UserRecord } from './types.js';
+
+/**
+ * The MongoDB backend (official driver). Collections and their keys:
+ * - `users` `{_id: uaid, routerType, routerData, connectedAt, nodeId}`; shard key `{_id: "hashed"}`
+ * - `channels` `{_id: "uaid:chid", uaid, keyHash}`; index and shard key `{uaid: "hashed"}`… see README
+ * - `messages` `{_id, uaid, seq, chid, …, expiry: Date}`; `_id` is "uaid:s:seq", or "uaid:t:chid:topic" for a
+ *   message with a Topic, so a topic replacement is one atomic upsert (no partial unique index needed);
+ *   index `{uaid: 1, seq: 1}`, TTL index on `expiry`; shard key `{uaid: "hashed"}`.
+ * Every hot query names one uaid, so on a sharded cluster it targets one shard. Races are decided by
+ * conditional single-document updates on `connectedAt` (autopush's rule); nothing needs transactions.
+ */
+
+interface UserDoc {
+  _id: string;
+  routerType: string;
+  routerData: Record<string, unknown> | null;
+  connectedAt: number;
+  nodeId: string | null;
+}
+
+interface ChannelDoc {
+  _id: string;
+  uaid: string;
+  chid: string;
+  keyHash: Binary | null;
+}
+
+interface MessageDoc {
+  _id: string;
+  uaid: string;
+  seq: number;
+  chid: string;
+  version: string;
+  ttl: number;
+  expiry: Date;
+  topic: string | null;
+  urgency: string;
+  data: string | null;
+  headers: Record<string, string> | null;
+  timestamp: number;
+}
+
+const DUPLICATE_KEY = 11000;
+
+function messageId(m: { uaid: string; seq: number; channelID: string; topic: string | null }): string {
+  return m.topic !== null ? `${m.uaid}:t:${m.channelID}:${m.topic}` : `${m.uaid}:s:${m.seq}`;
+}
+
+function toMessage(d: MessageDoc): Notification {
+  return {
+    uaid: d.uaid,
+    channelID: d.chid,
+    seq: d.seq,
+    version: d.version,
+    ttl: d.ttl,
+    expiry: d.expiry.getTime(),
+    topic: d.topic,
+    urgency: d.urgency as Urgency,
+    data: d.data,
+    headers: d.headers,
+    timestamp: d.timestamp,
+  };
+}
+
+export class MongoStore implements Store {
+  /** False when the server refused a TTL index (FerretDB v1): the gateway's periodic sweep does the work. */
+  ttlIndex = false;
+
+  private constructor(
+    private readonly client: MongoClient,
+    private readonly users: Collection<UserDoc>,
+    private readonly channels: Collection<ChannelDoc>,
+    private readonly messages: Collection<MessageDoc>,
+  ) {}
+
+  /** Connects and creates the collections' indexes (idempotent). */
+  static async connect(url: string): Promise<MongoStore> {
+    const client = new MongoClient(url, {
+      // Fail fast during an outage so senders get 503 quickly; the driver reconnects by itself.
+      serverSelectionTimeoutMS: 5000,
+      connectTimeoutMS: 5000,
+      maxPoolSize: 50,
+    });
+    await client.connect();
+    const db = client.db(new URL(url).pathname.slice(1) || 'pushgate');
+    const store = new MongoStore(client, db.collection('users'), db.collection('channels'), db.collection('messages'));
+    await store.channels.createIndex({ uaid: 1 });
+    await store.messages.createIndex({ uaid: 1, seq: 1 });
+    await store.messages.createIndex({ uaid: 1, chid: 1 });
+    try {
+      await store.messages.createIndex({ expiry: 1 }, { expireAfterSeconds: 0, name: 'expiry_ttl' });
+      store.ttlIndex = true;
+    } catch {
+      await store.messages.createIndex({ expiry: 1 }, { name: 'expiry' });
+    }
+    return store;
+  }
+
+  async addUser(user: UserRecord): Promise<boolean> {
+    const { uaid, ...fields } = user;
+    try {
+      // Matches an older record (takes it over) or none (inserts); a newer record makes the upsert's
+      // insert collide on _id, which means this connection lost the race.
+      const r = await this.users.updateOne({ _id: uaid, connectedAt: { $lt: user.connectedAt } }, { $set: fields }, { upsert: true });
+      return r.modifiedCount + r.upsertedCount > 0 || r.matchedCount > 0;
+    } catch (err) {
+      if (err instanceof MongoServerError && err.code === DUPLICATE_KEY) return false;
+      throw err;
+    }
+  }
+
+  async getUser(uaid: string): Promise<UserRecord | null> {
+    const d = await this.users.findOne({ _id: uaid });
+    return d ? { uaid: d._id, routerType: d.routerType, routerData: d.routerData, connectedAt: d.connectedAt, nodeId: d.nodeId } : null;
+  }
+
+  async updateUser(user: UserRecord): Promise<boolean> {
+    const { uaid, ...fields } = user;
+    const r = await this.users.updateOne({ _id: uaid, connectedAt: { $lte: user.connectedAt } }, { $set: fields });
+    return r.matchedCount > 0;
+  }
+
+  async clearNodeId(uaid: string, connectedAt: number, nodeId: string): Promise<boolean> {
+    const r = await this.users.updateOne({ _id: uaid, connectedAt, nodeId }, { $set: { nodeId: null } });
+    return r.modifiedCount > 0;
+  }
+
+  async removeUser(uaid: string): Promise<void> {
+    await this.users.deleteOne({ _id: uaid });
+    await this.channels.deleteMany({ uaid });
+    await this.messages.deleteMany({ uaid });
+  }
+
+  async addChannel(uaid: string, channel: ChannelRecord): Promise<void> {
+    await this.channels.updateOne(
+      { _id: `${uaid}:${channel.channelID}` },
+      { $set: { uaid, chid: channel.channelID, keyHash: channel.keyHash ? new Binary(channel.keyHash) : null } },
+      { upsert: true },
+    );
+  }
+
+  private toChannel(d: ChannelDoc): ChannelRecord {
+    return { channelID: d.chid, keyHash: d.keyHash ? Buffer.from(d.keyHash.buffer) : null };
+  }
+
+  async getChannel(uaid: string, channelID: string): Promise<ChannelRecord | null> {
+    const d = await this.channels.findOne({ _id: `${uaid}:${channelID}` });
+    return d ? this.toChannel(d) : null;
+  }
+
+  async getChannels(uaid: string): Promise<ChannelRecord[]> {
+    return (await this.channels.find({ uaid }).toArray()).map((d) => this.toChannel(d));
+  }
+
+  async removeChannel(uaid: string, channelID: string): Promise<boolean> {
+    const r = await this.channels.deleteOne({ _id: `${uaid}:${channelID}` });
+    await this.messages.deleteMany({ uaid, chid: channelID });
+    return r.deletedCount > 0;
+  }
+
+  async saveMessage(m: Notification): Promise<void> {
+    const doc: MessageDoc = {
+      _id: messageId(m),
+      uaid: m.uaid,
+      seq: m.seq,
+      chid: m.channelID,
+      version: m.version,
+      ttl: m.ttl,
+      expiry: new Date(m.expiry),
+      topic: m.topic,
+      urgency: m.urgency,
+      data: m.data,
+      headers: m.headers,
+      timestamp: m.timestamp,
+    };
+    // One atomic upsert: a message with a Topic replaces its predecessor in place (RFC 8030 §5.4).
+    await this.messages.replaceOne({ _id: doc._id }, doc, { upsert: true });
+  }
+
+  async fetchMessages(uaid: string, afterSeq: number, limit: number, now: number): Promise<Notification[]> {
+    const docs = await this.messages
+      .find({ uaid, seq: { $gt: afterSeq }, expiry: { $gt: new Date(now) } })
+      .sort({ seq: 1 })
+      .limit(limit)
+      .toArray();
+    return docs.map(toMessage);
+  }
+
+  async countMessages(uaid: string, cap: number): Promise<number> {
+    return this.messages.countDocuments({ uaid, expiry: { $gt: new Date() } }, { limit: cap });
+  }
+
+  async removeMessage(uaid: string, seq: number): Promise<boolean> {
+    // By uaid and seq: an ack for a topic message that was replaced meanwhile deletes nothing.
+    const r = await this.messages.deleteOne({ uaid, seq });
+    return r.deletedCount > 0;
+  }
+
+  async removeTopicMessage(uaid: string, channelID: string, topic: string): Promise<boolean> {
+    const r = await this.messages.deleteOne({ _id: `${uaid}:t:${channelID}:${topic}` });
+    return r.deletedCount > 0;
+  }
+
+  async sweepExpired(now: number): Promise<number> {
+    const r = await this.messages.deleteMany({ expiry: { $lte: new Date(now) } });
+    return r.deletedCount;
+  }
+
+  async health(): Promise<void> {
+    await this.client.db('admin').command({ ping: 1 });
+  }
+
+  async close(): Promise<void> {
+    await this.client.close();
+  }
+}
