@@ -106,8 +106,11 @@ export class MongoStore implements Store {
       const r = await this.users.updateOne({ _id: uaid, connectedAt: { $lt: user.connectedAt } }, { $set: fields }, { upsert: true });
       return r.modifiedCount + r.upsertedCount > 0 || r.matchedCount > 0;
     } catch (err) {
-      if (err instanceof MongoServerError && err.code === DUPLICATE_KEY) return false;
-      throw err;
+      if (!(err instanceof MongoServerError && err.code === DUPLICATE_KEY)) throw err;
+      // Another connection inserted the record first. Take it over if it is older; MongoDB retries such
+      // an upsert itself in some versions, other wire-compatible servers do not, so we decide here.
+      const r = await this.users.updateOne({ _id: uaid, connectedAt: { $lt: user.connectedAt } }, { $set: fields });
+      return r.matchedCount > 0;
     }
   }
 

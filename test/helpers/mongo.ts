@@ -1,0 +1,93 @@
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { connect } from 'node:net';
+import { homedir, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort } from './gateway.js';
+
+/**
+ * A real MongoDB-wire server for the tests: the MongoDB that MONGODB_URL names, else a `mongod` on PATH,
+ * else FerretDB v1 on its SQLite backend (built by `npm test` into ~/.cache/pushgate-test), each on a
+ * free loopback port with its own data directory, stopped at the end.
+ */
+export const FERRETDB_BIN = process.env['FERRETDB_BIN'] ?? join(homedir(), '.cache', 'pushgate-test', 'ferretdb-v1.24.2');
+
+export interface MongoServer {
+  readonly kind: 'external' | 'mongod' | 'ferretdb';
+  readonly port: number;
+  url(db: string): string;
+  stop(): Promise<void>;
+  /** Stops the server and starts it again on the same port and data (not for an external server). */
+  restart(): Promise<void>;
+  /** Stops the server without starting it again (an outage); `start()` brings it back. */
+  start(): Promise<void>;
+}
+
+/** Resolves once something accepts TCP connections on the port (each attempt waits for its own outcome). */
+async function reachable(port: number, child: ChildProcess, deadlineMs = 30_000): Promise<void> {
+  const deadline = Date.now() + deadlineMs;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`test database exited with ${child.exitCode}`);
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = connect(port, '127.0.0.1');
+      s.once('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`test database did not listen on ${port}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export async function mongoServer(): Promise<MongoServer> {
+  const external = process.env['MONGODB_URL'];
+  if (external) {
+    const base = new URL(external);
+    return {
+      kind: 'external',
+      port: Number(base.port || 27017),
+      url: (db) => Object.assign(new URL(base), { pathname: `/${db}` }).toString(),
+      stop: async () => {},
+      restart: async () => {
+        throw new Error('cannot restart an external MongoDB');
+      },
+      start: async () => {},
+    };
+  }
+  const hasMongod = spawnSync('sh', ['-c', 'command -v mongod'], { stdio: 'ignore' }).status === 0;
+  if (!hasMongod && !existsSync(FERRETDB_BIN)) {
+    throw new Error(`no MongoDB-wire server: set MONGODB_URL, install mongod, or run npm test (it builds FerretDB into ${FERRETDB_BIN})`);
+  }
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'pushgate-mongo-'));
+  const args = hasMongod
+    ? ['--dbpath', dir, '--port', String(port), '--bind_ip', '127.0.0.1', '--quiet']
+    : ['--handler=sqlite', `--sqlite-url=file:${dir}/`, `--listen-addr=127.0.0.1:${port}`, `--state-dir=${dir}`, '--telemetry=disable', '--log-level=error', '--debug-addr=-'];
+  let child: ChildProcess | null = null;
+  const start = async () => {
+    child = spawn(hasMongod ? 'mongod' : FERRETDB_BIN, args, { stdio: 'ignore' });
+    await reachable(port, child);
+  };
+  const stop = async () => {
+    const c = child;
+    if (!c || c.exitCode !== null) return;
+    const exited = new Promise((r) => c.once('exit', r));
+    c.kill('SIGTERM');
+    await exited;
+  };
+  await start();
+  return {
+    kind: hasMongod ? 'mongod' : 'ferretdb',
+    port,
+    url: (db) => `mongodb://127.0.0.1:${port}/${db}`,
+    stop,
+    start,
+    restart: async () => {
+      await stop();
+      await start();
+    },
+  };
+}

@@ -1,0 +1,41 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+
+/** A Pushgate node as its own process (`node dist/cli.js serve`), as an operator runs it. */
+export interface NodeProcess {
+  child: ChildProcess;
+  output: string[];
+  kill(signal: NodeJS.Signals): Promise<void>;
+}
+
+export async function startNode(env: Record<string, string>): Promise<NodeProcess> {
+  const child = spawn(process.execPath, ['dist/cli.js', 'serve'], {
+    env: { PATH: process.env['PATH'] ?? '', PUSHGATE_LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const output: string[] = [];
+  child.stderr!.on('data', (d: Buffer) => output.push(d.toString()));
+  await new Promise<void>((resolve, reject) => {
+    let seen = '';
+    const onData = (d: Buffer) => {
+      seen += d.toString();
+      output.push(d.toString());
+      if (seen.includes('pushgate listening')) {
+        child.stdout!.off('data', onData);
+        child.stdout!.on('data', (more: Buffer) => output.push(more.toString()));
+        resolve();
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`node exited with ${code}: ${output.join('')}`)));
+  });
+  return {
+    child,
+    output,
+    async kill(signal) {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill(signal);
+      await exited;
+    },
+  };
+}
