@@ -3,6 +3,8 @@ import { generateKeyPairSync } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, settingsHelp } from './config.js';
 import { createGateway } from './gateway.js';
+import { endpointDiagnostic } from './diagnostic.js';
+import { openStore } from './store/index.js';
 import { versionInfo } from './ops/version.js';
 import { FernetKey } from './webpush/fernet.js';
 
@@ -34,6 +36,28 @@ const COMMANDS: Record<string, Command> = {
       return 0;
     },
   },
+  'endpoint-diagnostic': {
+    summary: 'decode an endpoint URL with the configured keys and show what the store knows of it',
+    usage: 'pushgate endpoint-diagnostic <endpoint URL>',
+    details: () => 'Uses the same configuration as serve (PUSHGATE_CRYPTO_KEY, PUSHGATE_STORE). Prints JSON.',
+    run: async (args) => {
+      const endpoint = args.find((a) => !a.startsWith('-'));
+      if (!endpoint) {
+        process.stderr.write('pushgate endpoint-diagnostic: give an endpoint URL\n');
+        return 2;
+      }
+      const config = configOrExit();
+      if (!config) return 2;
+      const store = await openStore(config.store);
+      try {
+        const report = await endpointDiagnostic(endpoint, config.fernet, store);
+        process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+        return report['valid'] ? 0 : 1;
+      } finally {
+        await store.close();
+      }
+    },
+  },
   genvapid: {
     summary: "print a new VAPID key pair (P-256) for Pushgate's own Web Push sending",
     usage: 'pushgate genvapid',
@@ -53,17 +77,22 @@ function usage(): string {
   return `Pushgate ${versionInfo().version}: push gateway for Web Push, XMPP and mobile apps\n\nUsage: pushgate <command> [--help]\n\nCommands:\n${lines.join('\n')}\n`;
 }
 
-async function serve(): Promise<number> {
-  let config;
+/** The configuration, or null after printing why it is invalid. */
+function configOrExit() {
   try {
-    config = loadConfig();
+    return loadConfig();
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`pushgate: ${err.message}\n`);
-      return 2;
+      return null;
     }
     throw err;
   }
+}
+
+async function serve(): Promise<number> {
+  const config = configOrExit();
+  if (!config) return 2;
   const gateway = await createGateway(config);
   if (config.generatedCryptoKey) {
     gateway.app.log.warn(
@@ -104,7 +133,7 @@ async function main(argv: string[]): Promise<number> {
   }
   let values;
   try {
-    ({ values } = parseArgs({ args: rest, options: { help: { type: 'boolean', short: 'h' } }, strict: true }));
+    ({ values } = parseArgs({ args: rest, options: { help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: true }));
   } catch (err) {
     process.stderr.write(`pushgate ${name}: ${(err as Error).message}\n`);
     return 2;

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FernetKey, MultiFernet } from '../src/webpush/fernet.js';
-import { freePort } from './helpers/gateway.js';
+import { freePort, startGateway } from './helpers/gateway.js';
 import { channelId, post } from './helpers/push.js';
 import { PushClient } from './helpers/ws-client.js';
 
@@ -37,7 +37,7 @@ describe('the pushgate command line', () => {
   it('prints help for the program and for every command', () => {
     const top = run(['--help']);
     expect(top.status).toBe(0);
-    for (const cmd of ['serve', 'genkey', 'genvapid']) {
+    for (const cmd of ['serve', 'genkey', 'genvapid', 'endpoint-diagnostic']) {
       expect(top.stdout).toContain(cmd);
       const r = run([cmd, '--help']);
       expect(r.status).toBe(0);
@@ -110,5 +110,26 @@ describe('the pushgate command line', () => {
     const kept = (await import('node:fs')).readFileSync(join(dataDir, 'crypto_key'), 'utf8').trim();
     expect(() => FernetKey.parse(kept)).not.toThrow();
     expect(log).not.toContain(kept);
+  });
+
+  it('endpoint-diagnostic decodes an endpoint and reports what the store knows', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'pushgate-diag-'));
+    const key = FernetKey.generate();
+    const env = { PUSHGATE_DATA_DIR: dataDir, PUSHGATE_STORE: `sqlite:${dataDir}/db`, PUSHGATE_CRYPTO_KEY: key };
+    const gw = await startGateway({ store: env.PUSHGATE_STORE, cryptoKey: key, dataDir });
+    const c = await PushClient.connect(gw.wsUrl);
+    const uaid = await c.hello();
+    const chid = channelId();
+    const endpoint = (await c.register(chid))['pushEndpoint'] as string;
+    c.close();
+    await gw.close();
+    const live = run(['endpoint-diagnostic', endpoint], env);
+    expect(live.status).toBe(0);
+    expect(JSON.parse(live.stdout)).toMatchObject({ valid: true, apiVersion: 'v1', uaid, channelID: chid, user: { routerType: 'webpush' }, channel: { registered: true }, verdict: 'live' });
+    const bad = run(['endpoint-diagnostic', endpoint.slice(0, -6) + 'AAAAAA'], env);
+    expect(bad.status).toBe(1);
+    expect(JSON.parse(bad.stdout)).toMatchObject({ valid: false });
+    const otherKey = run(['endpoint-diagnostic', endpoint], { ...env, PUSHGATE_CRYPTO_KEY: FernetKey.generate() });
+    expect(JSON.parse(otherKey.stdout)).toMatchObject({ valid: false });
   });
 });
