@@ -5,6 +5,7 @@ import { ConfigError, loadConfig, settingsHelp } from './config.js';
 import { createGateway } from './gateway.js';
 import { endpointDiagnostic } from './diagnostic.js';
 import { openStore } from './store/index.js';
+import { BridgeConfigError } from './bridge/index.js';
 import { versionInfo } from './ops/version.js';
 import { FernetKey } from './webpush/fernet.js';
 
@@ -93,7 +94,16 @@ function configOrExit() {
 async function serve(): Promise<number> {
   const config = configOrExit();
   if (!config) return 2;
-  const gateway = await createGateway(config);
+  let gateway;
+  try {
+    gateway = await createGateway(config);
+  } catch (err) {
+    if (err instanceof BridgeConfigError) {
+      process.stderr.write(`pushgate: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
   if (config.generatedCryptoKey) {
     gateway.app.log.warn(
       { dataDir: config.dataDir },

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { FernetKey, MultiFernet } from './webpush/fernet.js';
@@ -60,7 +61,7 @@ const cryptoKeys: Parse<string> = (raw) => {
 };
 
 /** Settings whose values never appear in messages. */
-const SECRET_SETTINGS = new Set(['PUSHGATE_CRYPTO_KEY', 'PUSHGATE_ROUTER_SECRET']);
+const SECRET_SETTINGS = new Set(['PUSHGATE_CRYPTO_KEY', 'PUSHGATE_ROUTER_SECRET', 'PUSHGATE_AUTH_KEYS']);
 const optionalPort: Parse<number | null> = (raw) => (raw.trim() === '' ? null : int(1, 65535)(raw));
 const role: Parse<'all' | 'connection' | 'endpoint'> = (raw) => (raw === 'all' || raw === 'connection' || raw === 'endpoint' ? raw : undefined);
 const optionalUrl: Parse<string | null> = (raw) => {
@@ -90,6 +91,8 @@ const SETTINGS = {
   routerHost: { env: 'PUSHGATE_ROUTER_HOST', key: 'routerHost', help: 'listen address of the internal port', expect: 'an IP address or host name', parse: (r: string) => (r.trim() ? r.trim() : undefined), default: '127.0.0.1' },
   nodeUrl: { env: 'PUSHGATE_NODE_URL', key: 'nodeUrl', help: "this node's internal URL as other nodes reach it (recorded in its clients' router records)", expect: 'an http(s) origin such as http://10.0.0.5:8081', parse: optionalUrl, default: (p: Record<string, unknown>) => (p['routerPort'] ? `http://${String(p['routerHost'])}:${String(p['routerPort'])}` : null) },
   routerSecret: { env: 'PUSHGATE_ROUTER_SECRET', key: 'routerSecret', help: 'shared secret every node presents on the internal port (optional)', expect: 'a string of at least 16 characters', parse: (r: string) => (r.length >= 16 ? r : undefined), default: null as string | null },
+  bridges: { env: 'PUSHGATE_BRIDGES', key: 'bridges', help: 'JSON file of FCM, APNs and ADM apps (see README)', expect: 'a readable JSON file', parse: optionalPath, default: null as string | null },
+  authKeys: { env: 'PUSHGATE_AUTH_KEYS', key: 'authKeys', help: 'comma-separated keys that sign bridge registration secrets: the first signs, all verify', expect: 'comma-separated keys of at least 16 characters', parse: (r: string) => (r.split(',').every((k) => k.trim().length >= 16) ? r : undefined), default: '' },
   shutdownGrace: { env: 'PUSHGATE_SHUTDOWN_GRACE', key: 'shutdownGrace', help: 'seconds SIGTERM waits for in-flight requests before closing', expect: 'an integer from 0 to 600', parse: int(0, 600), default: 10 },
 } satisfies Record<string, Setting<unknown>>;
 
@@ -98,6 +101,8 @@ export type ConfigValues = { [K in keyof Settings]: Settings[K] extends Setting<
 
 export interface Config extends ConfigValues {
   fernet: MultiFernet;
+  /** PUSHGATE_AUTH_KEYS as a list: the first signs registration secrets, all verify. */
+  authKeyList: string[];
   /** True when the crypto key was generated and kept in the data directory. */
   generatedCryptoKey: boolean;
 }
@@ -171,22 +176,36 @@ export function loadConfig(options: LoadOptions = {}): Config {
   if (v.role !== 'all' && v.store.startsWith('sqlite:')) {
     throw new ConfigError(`PUSHGATE_ROLE=${v.role} needs a shared store: set PUSHGATE_STORE to a mongodb:// URL`);
   }
-  for (const [setting, path] of [['PUSHGATE_TLS_CERT', v.tlsCert], ['PUSHGATE_TLS_KEY', v.tlsKey]] as const) {
+  for (const [setting, path] of [['PUSHGATE_TLS_CERT', v.tlsCert], ['PUSHGATE_TLS_KEY', v.tlsKey], ['PUSHGATE_BRIDGES', v.bridges]] as const) {
     if (path !== null && !existsSync(path)) throw new ConfigError(`${setting} is invalid: ${path} does not exist, expected a readable PEM file`);
   }
 
   let generatedCryptoKey = false;
   if (!v.cryptoKey) {
-    const keyFile = join(resolve(v.dataDir), 'crypto_key');
-    if (existsSync(keyFile)) {
-      v.cryptoKey = readFileSync(keyFile, 'utf8').trim();
-      if (!cryptoKeys(v.cryptoKey)) throw new ConfigError(`${keyFile} does not hold valid Fernet keys; fix it or set PUSHGATE_CRYPTO_KEY`);
-    } else {
-      v.cryptoKey = FernetKey.generate();
-      mkdirSync(dirname(keyFile), { recursive: true });
-      writeFileSync(keyFile, v.cryptoKey + '\n', { mode: 0o600 });
-    }
+    v.cryptoKey = keptSecret(v.dataDir, 'crypto_key', () => FernetKey.generate(), cryptoKeys, 'PUSHGATE_CRYPTO_KEY');
     generatedCryptoKey = true;
   }
-  return { ...v, fernet: MultiFernet.parseList(v.cryptoKey), generatedCryptoKey };
+  if (!v.authKeys) {
+    v.authKeys = keptSecret(v.dataDir, 'auth_key', () => randomBytes(32).toString('base64url'), (k) => (k.length >= 16 ? k : undefined), 'PUSHGATE_AUTH_KEYS');
+  }
+  return {
+    ...v,
+    fernet: MultiFernet.parseList(v.cryptoKey),
+    authKeyList: v.authKeys.split(',').map((k) => k.trim()).filter(Boolean),
+    generatedCryptoKey,
+  };
+}
+
+/** A secret generated once and kept in the data directory (mode 0600), when the operator set none. */
+function keptSecret(dataDir: string, name: string, make: () => string, check: (v: string) => unknown, setting: string): string {
+  const file = join(resolve(dataDir), name);
+  if (existsSync(file)) {
+    const value = readFileSync(file, 'utf8').trim();
+    if (!check(value)) throw new ConfigError(`${file} does not hold a valid value; fix it or set ${setting}`);
+    return value;
+  }
+  const value = make();
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, value + '\n', { mode: 0o600 });
+  return value;
 }

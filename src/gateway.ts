@@ -13,6 +13,9 @@ import { VapidVerifier } from './webpush/endpoint/vapid.js';
 import { WebPushRouter } from './webpush/router.js';
 import { NodeClient } from './webpush/node/client.js';
 import { createNodeServer } from './webpush/node/server.js';
+import { Bridges, loadBridges } from './bridge/index.js';
+import { registrationRoutes } from './webpush/registration.js';
+import { mongoosePushRoutes } from './mongoosepush/routes.js';
 
 /** How often expired messages are swept from storage (they are never delivered either way). */
 const SWEEP_INTERVAL_MS = 60_000;
@@ -24,6 +27,7 @@ export interface Gateway {
   readonly clients: ClientRegistry;
   readonly metrics: Metrics;
   readonly vapid: VapidVerifier;
+  readonly bridges: Bridges;
   /** The websocket server; null on an endpoint-only node. */
   readonly connections: ConnectionServer | null;
   /** The internal node-to-node listener; null unless PUSHGATE_ROUTER_PORT is set. */
@@ -44,8 +48,10 @@ export interface GatewayOptions {
  * Nothing is global. PUSHGATE_ROLE decides which doors this node opens.
  */
 export async function createGateway(config: Config, options: GatewayOptions = {}): Promise<Gateway> {
-  const store = options.store ?? (await openStore(config.store));
   const metrics = new Metrics();
+  // Bridges first: bad credentials stop the start before anything listens.
+  const bridges = config.bridges ? loadBridges(config.bridges, metrics) : Bridges.empty();
+  const store = options.store ?? (await openStore(config.store));
   const clients = new ClientRegistry();
   const tls = config.tlsCert && config.tlsKey ? { key: readFileSync(config.tlsKey), cert: readFileSync(config.tlsCert) } : null;
   const logger = (options.logger === false ? false : loggerOptions(config.logLevel)) as ReturnType<typeof loggerOptions>;
@@ -56,6 +62,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     logController: new LogController({ disableRequestLogging: true }),
     // Endpoint tokens and message ids are long Fernet tokens.
     routerOptions: { maxParamLength: 1024 },
+    ajv: { customOptions: { allowUnionTypes: true } },
   };
   const app = (tls
     ? Fastify({ ...common, http2: true, https: { allowHTTP1: true, ...tls } } as Parameters<typeof Fastify>[0])
@@ -66,7 +73,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   // Routes to other nodes only where routes can be recorded: a fleet shares one store.
   const nodes = config.role !== 'all' || config.routerPort !== null ? new NodeClient(config.routerSecret) : null;
   const nodeId = serveConnections ? config.nodeUrl : null;
-  const router = new WebPushRouter(store, clients, config.fernet, metrics, config.msgLimit, nodeId, nodes);
+  const router = new WebPushRouter(store, clients, config.fernet, metrics, config.msgLimit, nodeId, nodes, bridges);
   const vapid = new VapidVerifier(config.publicUrl, config.vapidClockSkew);
   const connections = serveConnections
     ? new ConnectionServer(
@@ -94,7 +101,11 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   });
   app.setNotFoundHandler((_request, reply) => sendError(reply, new ApiError('invalidUrl', 'Not found')));
   app.register(opsRoutes, { store, metrics, connections: () => connections?.size ?? 0 });
-  if (serveEndpoints) app.register(endpointRoutes, { fernet: config.fernet, router, vapid, store, metrics, publicUrl: config.publicUrl });
+  if (serveEndpoints) {
+    app.register(endpointRoutes, { fernet: config.fernet, router, vapid, store, metrics, publicUrl: config.publicUrl });
+    app.register(registrationRoutes, { store, bridges, fernet: config.fernet, authKeys: config.authKeyList, publicUrl: config.publicUrl });
+    app.register(mongoosePushRoutes, { bridges });
+  }
   app.server.on('upgrade', (req, socket, head) => {
     if (connections) connections.handleUpgrade(req, socket, head);
     else socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
@@ -113,6 +124,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     clients,
     metrics,
     vapid,
+    bridges,
     connections,
     nodeServer,
     async listen() {
@@ -137,6 +149,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
         grace.unref();
         await app.close();
         clearTimeout(grace);
+        await bridges.close();
         await store.close();
       })();
       return closed;

@@ -30,6 +30,17 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly bridgeSent = new Counter({ name: 'pushgate_bridge_sent_total', help: 'Messages a provider accepted, by bridge and app', labelNames: ['type', 'app'] as const, registers: [this.registry] });
+  readonly bridgeFailed = new Counter({ name: 'pushgate_bridge_failed_total', help: 'Messages a provider did not accept, by bridge, app and reason', labelNames: ['type', 'app', 'reason'] as const, registers: [this.registry] });
+  readonly bridgeRetries = new Counter({ name: 'pushgate_bridge_retries_total', help: 'Retries after a transient provider failure', labelNames: ['type', 'app'] as const, registers: [this.registry] });
+  readonly bridgeLatency = new Histogram({
+    name: 'pushgate_bridge_request_duration_seconds',
+    help: 'Time for one provider request',
+    labelNames: ['type'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'pushgate_' });
   }

@@ -28,6 +28,10 @@ export const Errno = {
   unavailableEndpoint: { status: 410, errno: 105 },
   invalidSubscription: { status: 410, errno: 106 },
   invalidRouterType: { status: 400, errno: 108 },
+  /** A device token the router refuses at registration (autopush: InvalidRouterToken). */
+  invalidRouterToken: { status: 400, errno: 108 },
+  /** A malformed request body (registration and MongoosePush APIs); autopush answers these without an errno. */
+  invalidRequest: { status: 400, errno: 999 },
   invalidAuthentication: { status: 401, errno: 109 },
   invalidCryptoKeys: { status: 400, errno: 110 },
   missingHeader: { status: 400, errno: 111 },

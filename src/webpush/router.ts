@@ -5,6 +5,8 @@ import type { MultiFernet } from './fernet.js';
 import type { ClientRegistry } from './clients.js';
 import { makeMessageId } from './message-id.js';
 import type { NodeClient } from './node/client.js';
+import type { Bridges } from '../bridge/index.js';
+import { bridgedMessage, bridgeError } from './bridged.js';
 
 /** A push message as the endpoint accepted it, before it has an ordering key and id. */
 export interface IncomingMessage {
@@ -19,7 +21,7 @@ export interface IncomingMessage {
 
 export interface RouteResult {
   messageId: string;
-  path: 'direct' | 'stored' | 'dropped';
+  path: 'direct' | 'stored' | 'dropped' | 'bridged';
 }
 
 /**
@@ -39,6 +41,7 @@ export class WebPushRouter {
     /** This node's internal URL, and the client for other nodes' internal API (scale-out). */
     private readonly nodeId: string | null = null,
     private readonly nodes: NodeClient | null = null,
+    private readonly bridges: Bridges | null = null,
   ) {}
 
   /** Per-uaid ordering key: microseconds since the epoch, strictly increasing within this process. */
@@ -70,8 +73,9 @@ export class WebPushRouter {
     const [user, channel] = await this.storage(() =>
       Promise.all([this.store.getUser(msg.uaid), this.store.getChannel(msg.uaid, msg.channelID)]),
     );
-    if (!user || user.routerType !== 'webpush') throw new ApiError('expiredEndpoint', 'UAID not found');
+    if (!user) throw new ApiError('expiredEndpoint', 'UAID not found');
     if (!channel) throw new ApiError('invalidSubscription', 'No such subscription');
+    if (user.routerType !== 'webpush') return this.routeBridged(user.uaid, user.routerType, user.routerData ?? {}, notification);
 
     // The client is on another node: hand the message over (autopush's endpoint → connection node hop).
     const routedTo = user.nodeId !== null && user.nodeId !== this.nodeId && this.nodes ? user.nodeId : null;
@@ -96,6 +100,25 @@ export class WebPushRouter {
     this.clients.get(msg.uaid)?.storageChanged();
     if (this.nodes) await this.afterStore(msg.uaid, user.connectedAt, staleRoute);
     return this.done(messageId, 'stored');
+  }
+
+  /**
+   * A bridged (mobile) subscription: the message goes out through its provider now, or the sender learns
+   * why not. A token the provider reports dead removes the registration, so the endpoint answers 410 after.
+   */
+  private async routeBridged(uaid: string, routerType: string, routerData: Record<string, unknown>, n: Notification): Promise<RouteResult> {
+    const bridge = this.bridges?.get(routerType, String(routerData['app_id'] ?? ''));
+    if (!bridge) throw new ApiError('bridgeMisconfigured', `No ${routerType} app "${String(routerData['app_id'])}" is configured`);
+    const result = await bridge.send(bridgedMessage(routerType, n, routerData));
+    if (result.outcome === 'delivered') {
+      if (result.newToken) {
+        await this.store.updateUser({ uaid, routerType, routerData: { ...routerData, token: result.newToken }, connectedAt: Date.now(), nodeId: null }).catch(() => {});
+      }
+      return this.done(n.version, 'bridged');
+    }
+    if (result.outcome === 'dead-token') await this.storage(() => this.store.removeUser(uaid));
+    this.metrics.notifications.inc({ outcome: `bridge_${result.outcome}`, path: 'bridged' });
+    throw bridgeError(result);
   }
 
   /**

@@ -45,6 +45,7 @@ export function createNodeServer(opts: NodeServerOptions): FastifyInstance {
     loggerInstance: opts.log,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 64 * 1024,
+    ajv: { customOptions: { allowUnionTypes: true } },
     forceCloseConnections: 'idle',
   }) as unknown as FastifyInstance;
   const { clients, secret } = opts;

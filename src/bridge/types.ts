@@ -1,0 +1,77 @@
+/**
+ * The one interface every bridge (FCM, APNs, ADM) implements, and the message and outcome shapes the doors
+ * (Web Push endpoints, the MongoosePush API, the XMPP component) hand to it.
+ */
+
+export const ROUTER_TYPES = ['fcm', 'apns', 'adm'] as const;
+export type RouterType = (typeof ROUTER_TYPES)[number];
+
+/** A visible notification (APNs alert, FCM notification). */
+export interface BridgeAlert {
+  title?: string;
+  body?: string;
+  sound?: string;
+  badge?: number;
+  clickAction?: string;
+  tag?: string;
+}
+
+/** A message for one device, in provider-neutral terms. */
+export interface BridgeMessage {
+  token: string;
+  /** String key/values delivered to the app (FCM data, ADM data, APNs custom keys). */
+  data: Record<string, string>;
+  alert?: BridgeAlert;
+  /** Seconds the provider may keep the message (RFC 8030 TTL). */
+  ttl: number;
+  /** high: wake the device now (RFC 8030 Urgency high/normal); normal: when convenient. */
+  priority: 'high' | 'normal';
+  /** A newer message with the same key replaces an undelivered one (RFC 8030 Topic). */
+  collapseKey: string | null;
+  /** APNs: let a notification service extension rewrite it. */
+  mutableContent?: boolean;
+  /** APNs: a background (content-available) push instead of an alert. */
+  background?: boolean;
+  /** APNs: an `aps` dictionary given at registration (autopush's `aps`), replacing the default. */
+  aps?: Record<string, unknown>;
+  /** APNs: an apns-topic other than the app's bundle id (MongoosePush `topic`). */
+  apnsTopic?: string;
+}
+
+/** How a send ended, classified so every door answers the same way. */
+export type BridgeResult =
+  | { outcome: 'delivered'; newToken?: string }
+  /** The provider says the token is dead: drop the registration. */
+  | { outcome: 'dead-token'; reason: string }
+  /** Transient: rate limited (429) or unavailable (503); try again after retryAfter seconds. */
+  | { outcome: 'retry-later'; reason: string; status: 429 | 503; retryAfter: number | null }
+  /** Our side is wrong (credentials, configuration) or the provider cannot be reached: errno 900–903. */
+  | { outcome: 'misconfigured'; reason: string; errno: 900 | 901 | 902 | 903 }
+  /** The provider refused this message (too large, invalid); sending it again will not help. */
+  | { outcome: 'rejected'; reason: string; tooLarge: boolean };
+
+export interface Bridge {
+  readonly type: RouterType;
+  readonly appId: string;
+  /** Whether a device token has the provider's shape (checked at registration). */
+  validateToken(token: string): boolean;
+  send(message: BridgeMessage): Promise<BridgeResult>;
+  close(): Promise<void>;
+}
+
+/** Thrown at start-up for an unusable bridges file or credentials: the message names the app and the fault. */
+export class BridgeConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'BridgeConfigError';
+  }
+}
+
+/** Retry-After as seconds: a number of seconds or an HTTP date (RFC 9110 §10.2.3). */
+export function parseRetryAfter(value: string | string[] | undefined | null): number | null {
+  const v = Array.isArray(value) ? value[0] : value;
+  if (!v) return null;
+  if (/^\d+$/.test(v.trim())) return Number(v.trim());
+  const date = Date.parse(v);
+  return Number.isNaN(date) ? null : Math.max(0, Math.ceil((date - Date.now()) / 1000));
+}

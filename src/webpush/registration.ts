@@ -1,0 +1,199 @@
+import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
+import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
+import type { Bridge, Bridges } from '../bridge/index.js';
+import type { Store } from '../store/index.js';
+import { decodeVapidKey, makeEndpoint, vapidKeyHash } from './endpoint-token.js';
+import { ApiError, errorBodySchema } from './errors.js';
+import type { MultiFernet } from './fernet.js';
+import { isChannelId, newUaid } from './ids.js';
+import { sendError, toApiError } from './endpoint/routes.js';
+
+/**
+ * autopush's bridge registration API ("autopush Documentation" §1.3), for mobile apps whose pushes travel
+ * through FCM, APNs or ADM:
+ *   POST   /v1/{type}/{app_id}/registration                          → {uaid, channelID, endpoint, secret}
+ *   PUT    /v1/{type}/{app_id}/registration/{uaid}                   new token
+ *   GET    /v1/{type}/{app_id}/registration/{uaid}                   → {uaid, channelIDs}
+ *   DELETE /v1/{type}/{app_id}/registration/{uaid}
+ *   POST   /v1/{type}/{app_id}/registration/{uaid}/subscription      → {channelID, endpoint}
+ *   DELETE /v1/{type}/{app_id}/registration/{uaid}/subscription/{chid}
+ * Calls on a uaid carry `Authorization: Bearer {secret}`: the HMAC-SHA256 of the uaid under the first
+ * PUSHGATE_AUTH_KEYS key (hex), checked in constant time against every key, as autopush does.
+ */
+
+export interface RegistrationOptions {
+  store: Store;
+  bridges: Bridges;
+  fernet: MultiFernet;
+  authKeys: string[];
+  publicUrl: string;
+}
+
+export function registrationSecret(authKey: string, uaid: string): string {
+  return createHmac('sha256', authKey).update(uaid).digest('hex');
+}
+
+const pathParams = {
+  type: 'object',
+  properties: {
+    type: { type: 'string', maxLength: 16 },
+    appId: { type: 'string', maxLength: 128 },
+    uaid: { type: 'string', pattern: '^[0-9a-f]{32}$' },
+    chid: { type: 'string', maxLength: 64 },
+  },
+  required: ['type', 'appId'],
+} as const;
+
+const registerBody = {
+  type: 'object',
+  properties: {
+    token: { type: 'string', minLength: 1, maxLength: 4096 },
+    channelID: { type: 'string' },
+    key: { type: 'string', maxLength: 256 },
+    aps: { type: ['object', 'string'] },
+  },
+  required: ['token'],
+} as const;
+
+const subscriptionBody = {
+  type: ['object', 'null'],
+  properties: { channelID: { type: 'string' }, key: { type: 'string', maxLength: 256 } },
+} as const;
+
+const errors = { '4xx': errorBodySchema, '5xx': errorBodySchema };
+
+type Params = { type: string; appId: string; uaid?: string; chid?: string };
+interface RegisterBody {
+  token: string;
+  channelID?: string;
+  key?: string;
+  aps?: Record<string, unknown> | string;
+}
+
+export async function registrationRoutes(app: FastifyInstance, opts: RegistrationOptions): Promise<void> {
+  const { store, bridges, fernet, authKeys, publicUrl } = opts;
+  const expected = (uaid: string) => authKeys.map((k) => Buffer.from(registrationSecret(k, uaid)));
+
+  app.setErrorHandler((err: FastifyError, request, reply) => {
+    if (err.validation) return sendError(reply, new ApiError('invalidRequest', err.message));
+    return sendError(reply, toApiError(err, request.log));
+  });
+
+  function bridgeFor(params: Params): Bridge {
+    const bridge = bridges.get(params.type, params.appId);
+    if (!bridge) throw new ApiError('invalidRouterType', `Unknown router type or app id: ${params.type}/${params.appId}`);
+    return bridge;
+  }
+
+  /** The Bearer (or, for an old Android client, WebPush) secret of the uaid in the path. */
+  function authorize(request: FastifyRequest<{ Params: Params }>): string {
+    const uaid = request.params.uaid!;
+    const header = request.headers.authorization ?? '';
+    const [scheme, token] = header.split(' ', 2);
+    if (!token || !['bearer', 'webpush'].includes((scheme ?? '').toLowerCase())) throw new ApiError('invalidAuthentication', 'Missing registration secret');
+    const given = Buffer.from(token);
+    let ok = false;
+    for (const e of expected(uaid)) ok = (e.length === given.length && timingSafeEqual(e, given)) || ok;
+    if (!ok) throw new ApiError('invalidAuthentication', 'Invalid registration secret');
+    return uaid;
+  }
+
+  function channelData(body: { channelID?: string; key?: string } | null | undefined): { channelID: string; keyHash: Buffer | null } {
+    const channelID = body?.channelID?.toLowerCase() ?? randomUUID();
+    if (!isChannelId(channelID)) throw new ApiError('invalidRequest', 'channelID must be a UUID');
+    let keyHash: Buffer | null = null;
+    if (body?.key !== undefined) {
+      const raw = decodeVapidKey(body.key);
+      if (!raw) throw new ApiError('invalidCryptoKeys', 'key must be a P-256 public key in base64url');
+      keyHash = vapidKeyHash(raw);
+    }
+    return { channelID, keyHash };
+  }
+
+  function routerData(bridge: Bridge, params: Params, body: RegisterBody): Record<string, unknown> {
+    if (!bridge.validateToken(body.token)) throw new ApiError('invalidRouterToken', `Invalid ${params.type} token`);
+    const data: Record<string, unknown> = { token: body.token, app_id: params.appId };
+    if (body.aps !== undefined) {
+      try {
+        data['aps'] = typeof body.aps === 'string' ? (JSON.parse(body.aps) as unknown) : body.aps;
+      } catch {
+        throw new ApiError('invalidRequest', 'aps must be a JSON object');
+      }
+    }
+    return data;
+  }
+
+  const storage = async <T>(op: () => Promise<T>): Promise<T> => {
+    try {
+      return await op();
+    } catch {
+      throw new ApiError('backOff', 'Storage temporarily unavailable');
+    }
+  };
+
+  /** The user of the path, which must be registered with this router type and app. */
+  async function ownUser(params: Params, uaid: string) {
+    const user = await storage(() => store.getUser(uaid));
+    if (!user || user.routerType !== params.type || user.routerData?.['app_id'] !== params.appId) throw new ApiError('expiredEndpoint', 'UAID not found');
+    return user;
+  }
+
+  app.post<{ Params: Params; Body: RegisterBody }>('/v1/:type/:appId/registration', { schema: { params: pathParams, body: registerBody, response: errors } }, async (request) => {
+    const bridge = bridgeFor(request.params);
+    const data = routerData(bridge, request.params, request.body);
+    const { channelID, keyHash } = channelData(request.body);
+    const uaid = newUaid();
+    await storage(async () => {
+      await store.addUser({ uaid, routerType: bridge.type, routerData: data, connectedAt: Date.now(), nodeId: null });
+      await store.addChannel(uaid, { channelID, keyHash });
+    });
+    return { uaid, channelID, endpoint: makeEndpoint(publicUrl, fernet, uaid, channelID, keyHash), secret: registrationSecret(authKeys[0]!, uaid) };
+  });
+
+  app.put<{ Params: Params; Body: RegisterBody }>('/v1/:type/:appId/registration/:uaid', { schema: { params: pathParams, body: registerBody, response: errors } }, async (request) => {
+    const uaid = authorize(request);
+    const bridge = bridgeFor(request.params);
+    const user = await ownUser(request.params, uaid);
+    const data = routerData(bridge, request.params, request.body);
+    await storage(() => store.updateUser({ ...user, routerData: data, connectedAt: Math.max(Date.now(), user.connectedAt) }));
+    return {};
+  });
+
+  app.get<{ Params: Params }>('/v1/:type/:appId/registration/:uaid', { schema: { params: pathParams, response: errors } }, async (request) => {
+    const uaid = authorize(request);
+    bridgeFor(request.params);
+    await ownUser(request.params, uaid);
+    const channels = await storage(() => store.getChannels(uaid));
+    return { uaid, channelIDs: channels.map((c) => c.channelID) };
+  });
+
+  app.delete<{ Params: Params }>('/v1/:type/:appId/registration/:uaid', { schema: { params: pathParams, response: errors } }, async (request) => {
+    const uaid = authorize(request);
+    bridgeFor(request.params);
+    await ownUser(request.params, uaid);
+    await storage(() => store.removeUser(uaid));
+    return {};
+  });
+
+  app.post<{ Params: Params; Body: { channelID?: string; key?: string } | null }>(
+    '/v1/:type/:appId/registration/:uaid/subscription',
+    { schema: { params: pathParams, body: subscriptionBody, response: errors } },
+    async (request) => {
+      const uaid = authorize(request);
+      bridgeFor(request.params);
+      await ownUser(request.params, uaid);
+      const { channelID, keyHash } = channelData(request.body);
+      await storage(() => store.addChannel(uaid, { channelID, keyHash }));
+      return { channelID, endpoint: makeEndpoint(publicUrl, fernet, uaid, channelID, keyHash) };
+    },
+  );
+
+  app.delete<{ Params: Params }>('/v1/:type/:appId/registration/:uaid/subscription/:chid', { schema: { params: pathParams, response: errors } }, async (request) => {
+    const uaid = authorize(request);
+    bridgeFor(request.params);
+    await ownUser(request.params, uaid);
+    const chid = request.params.chid!.toLowerCase();
+    if (!isChannelId(chid) || !(await storage(() => store.removeChannel(uaid, chid)))) throw new ApiError('invalidSubscription', 'No such subscription');
+    return {};
+  });
+}
