@@ -62,7 +62,8 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     logController: new LogController({ disableRequestLogging: true }),
     // Endpoint tokens and message ids are long Fernet tokens.
     routerOptions: { maxParamLength: 1024 },
-    ajv: { customOptions: { allowUnionTypes: true } },
+    // Unknown fields are refused, not silently dropped.
+    ajv: { customOptions: { allowUnionTypes: true, removeAdditional: false } },
   };
   const app = (tls
     ? Fastify({ ...common, http2: true, https: { allowHTTP1: true, ...tls } } as Parameters<typeof Fastify>[0])

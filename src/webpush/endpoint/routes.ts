@@ -131,7 +131,9 @@ export function toApiError(err: FastifyError | Error, log?: { error: (o: object,
   if (code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new ApiError('payloadTooLarge', `Body must be at most ${MAX_PAYLOAD_BYTES} bytes`);
   if ((err as FastifyError).validation) return new ApiError('invalidUrl', 'Invalid request');
   const status = (err as FastifyError).statusCode;
-  if (status !== undefined && status >= 400 && status < 500) return new ApiError('invalidUrl', err.message);
+  if (status === 413) return new ApiError('payloadTooLarge', err.message);
+  // Never 404 for a request we could not read: senders drop subscriptions on 404.
+  if (status !== undefined && status >= 400 && status < 500) return new ApiError('invalidRequest', err.message);
   log?.error({ err: err.message }, 'unexpected error');
   return new ApiError('unknown', 'Internal error');
 }

@@ -1,0 +1,47 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/**
+ * A throw-away PKI for the provider fakes, made with the openssl command line: a test CA, a server
+ * certificate whose names cover the real provider hosts and 127.0.0.1, and an APNs client certificate that
+ * carries Apple's environment extensions (OIDs 1.2.840.113635.100.6.3.1 and .2), as node-apn requires.
+ */
+export interface TestPki {
+  dir: string;
+  caFile: string;
+  ca: Buffer;
+  serverKey: Buffer;
+  serverCert: Buffer;
+  clientCertFile: string;
+  clientKeyFile: string;
+}
+
+const HOSTS = ['fcm.googleapis.com', 'oauth2.googleapis.com', 'api.push.apple.com', 'api.sandbox.push.apple.com', 'api.amazon.com', 'localhost'];
+
+function openssl(dir: string, ...args: string[]): void {
+  execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
+}
+
+export function makePki(): TestPki {
+  const dir = mkdtempSync(join(tmpdir(), 'pushgate-pki-'));
+  openssl(dir, 'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2', '-subj', '/CN=Pushgate Test CA', '-keyout', 'ca.key', '-out', 'ca.pem');
+  const sans = [...HOSTS.map((h) => `DNS:${h}`), 'IP:127.0.0.1'].join(',');
+  writeFileSync(join(dir, 'server.ext'), `subjectAltName=${sans}\nextendedKeyUsage=serverAuth\n`);
+  openssl(dir, 'req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', '/CN=127.0.0.1', '-keyout', 'server.key', '-out', 'server.csr');
+  openssl(dir, 'x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-extfile', 'server.ext', '-out', 'server.pem');
+  // Apple's push certificates carry these extensions (value: ASN.1 NULL).
+  writeFileSync(join(dir, 'client.ext'), 'extendedKeyUsage=clientAuth\n1.2.840.113635.100.6.3.1=DER:0500\n1.2.840.113635.100.6.3.2=DER:0500\n');
+  openssl(dir, 'req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/UID=org.example.pushgate/CN=Apple Push Services: org.example.pushgate', '-keyout', 'client.key', '-out', 'client.csr');
+  openssl(dir, 'x509', '-req', '-in', 'client.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-extfile', 'client.ext', '-out', 'client.pem');
+  return {
+    dir,
+    caFile: join(dir, 'ca.pem'),
+    ca: readFileSync(join(dir, 'ca.pem')),
+    serverKey: readFileSync(join(dir, 'server.key')),
+    serverCert: readFileSync(join(dir, 'server.pem')),
+    clientCertFile: join(dir, 'client.pem'),
+    clientKeyFile: join(dir, 'client.key'),
+  };
+}
