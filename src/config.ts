@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { FernetKey, MultiFernet } from './webpush/fernet.js';
@@ -61,7 +61,7 @@ const cryptoKeys: Parse<string> = (raw) => {
 };
 
 /** Settings whose values never appear in messages. */
-const SECRET_SETTINGS = new Set(['PUSHGATE_CRYPTO_KEY', 'PUSHGATE_ROUTER_SECRET', 'PUSHGATE_AUTH_KEYS']);
+const SECRET_SETTINGS = new Set(['PUSHGATE_CRYPTO_KEY', 'PUSHGATE_ROUTER_SECRET', 'PUSHGATE_AUTH_KEYS', 'PUSHGATE_XMPP_PASSWORD', 'PUSHGATE_VAPID_PRIVATE_KEY']);
 const optionalPort: Parse<number | null> = (raw) => (raw.trim() === '' ? null : int(1, 65535)(raw));
 const role: Parse<'all' | 'connection' | 'endpoint'> = (raw) => (raw === 'all' || raw === 'connection' || raw === 'endpoint' ? raw : undefined);
 const optionalUrl: Parse<string | null> = (raw) => {
@@ -93,6 +93,16 @@ const SETTINGS = {
   routerSecret: { env: 'PUSHGATE_ROUTER_SECRET', key: 'routerSecret', help: 'shared secret every node presents on the internal port (optional)', expect: 'a string of at least 16 characters', parse: (r: string) => (r.length >= 16 ? r : undefined), default: null as string | null },
   bridges: { env: 'PUSHGATE_BRIDGES', key: 'bridges', help: 'JSON file of FCM, APNs and ADM apps (see README)', expect: 'a readable JSON file', parse: optionalPath, default: null as string | null },
   authKeys: { env: 'PUSHGATE_AUTH_KEYS', key: 'authKeys', help: 'comma-separated keys that sign bridge registration secrets: the first signs, all verify', expect: 'comma-separated keys of at least 16 characters', parse: (r: string) => (r.split(',').every((k) => k.trim().length >= 16) ? r : undefined), default: '' },
+  xmppService: { env: 'PUSHGATE_XMPP_SERVICE', key: 'xmppService', help: 'XMPP servers\' component ports, comma-separated xmpp://host:port (enables the XEP-0357 push service)', expect: 'comma-separated xmpp://host:port URLs', parse: (r: string) => (r.split(',').every((u) => /^xmpp:\/\/[^\s/:]+:\d{1,5}$/.test(u.trim())) ? r : undefined), default: null as string | null },
+  xmppDomain: { env: 'PUSHGATE_XMPP_DOMAIN', key: 'xmppDomain', help: 'the component JID on each server (comma-separated, one per service, or one for all)', expect: 'comma-separated domain names', parse: (r: string) => (r.split(',').every((d) => /^[a-z0-9.\-]+$/i.test(d.trim())) ? r : undefined), default: null as string | null },
+  xmppPassword: { env: 'PUSHGATE_XMPP_PASSWORD', key: 'xmppPassword', help: 'component secret on each server (comma-separated, one per service, or one for all)', expect: 'a non-empty secret', parse: (r: string) => (r.length > 0 ? r : undefined), default: null as string | null },
+  xmppPublishOptionsDomains: { env: 'PUSHGATE_XMPP_PUBLISH_OPTIONS_DOMAINS', key: 'xmppPublishOptionsDomains', help: 'XMPP domains that may create push nodes and publish with publish-options service/device_id (MongooseIM)', expect: 'comma-separated domain names', parse: (r: string) => r, default: '' },
+  xmppRateLimit: { env: 'PUSHGATE_XMPP_RATE_LIMIT', key: 'xmppRateLimit', help: 'pushes per minute per push node before publishes are answered wait (0: no limit)', expect: 'an integer from 0 to 100000', parse: int(0, 100000), default: 60 },
+  xmppRateBurst: { env: 'PUSHGATE_XMPP_RATE_BURST', key: 'xmppRateBurst', help: 'pushes a push node may send in a burst', expect: 'an integer from 1 to 100000', parse: int(1, 100000), default: 20 },
+  xmppMaxStanza: { env: 'PUSHGATE_XMPP_MAX_STANZA', key: 'xmppMaxStanza', help: 'largest stanza accepted, in bytes', expect: 'an integer from 1024 to 10485760', parse: int(1024, 10485760), default: 65536 },
+  vapidPublicKey: { env: 'PUSHGATE_VAPID_PUBLIC_KEY', key: 'vapidPublicKey', help: "Pushgate's own VAPID public key, for Web Push it sends (pushgate genvapid)", expect: 'a P-256 public key in base64url', parse: (r: string) => (/^[A-Za-z0-9_-]{87}$/.test(r) ? r : undefined), default: '' },
+  vapidPrivateKey: { env: 'PUSHGATE_VAPID_PRIVATE_KEY', key: 'vapidPrivateKey', help: 'the matching private key', expect: 'a P-256 private key in base64url', parse: (r: string) => (/^[A-Za-z0-9_-]{43}$/.test(r) ? r : undefined), default: '' },
+  vapidSubject: { env: 'PUSHGATE_VAPID_SUBJECT', key: 'vapidSubject', help: 'VAPID sub claim: a mailto: or https: URL for the operator', expect: 'a mailto: or https: URL', parse: (r: string) => (/^(mailto:|https:)/.test(r) ? r : undefined), default: (p: Record<string, unknown>) => `mailto:push@${new URL(String(p['publicUrl'])).hostname}` },
   shutdownGrace: { env: 'PUSHGATE_SHUTDOWN_GRACE', key: 'shutdownGrace', help: 'seconds SIGTERM waits for in-flight requests before closing', expect: 'an integer from 0 to 600', parse: int(0, 600), default: 10 },
 } satisfies Record<string, Setting<unknown>>;
 
@@ -101,6 +111,8 @@ export type ConfigValues = { [K in keyof Settings]: Settings[K] extends Setting<
 
 export interface Config extends ConfigValues {
   fernet: MultiFernet;
+  /** The XMPP servers to attach to as a component (empty: no XMPP door). */
+  xmppServers: { service: string; domain: string; password: string }[];
   /** PUSHGATE_AUTH_KEYS as a list: the first signs registration secrets, all verify. */
   authKeyList: string[];
   /** True when the crypto key was generated and kept in the data directory. */
@@ -185,6 +197,24 @@ export function loadConfig(options: LoadOptions = {}): Config {
     v.cryptoKey = keptSecret(v.dataDir, 'crypto_key', () => FernetKey.generate(), cryptoKeys, 'PUSHGATE_CRYPTO_KEY');
     generatedCryptoKey = true;
   }
+  if (v.xmppService) {
+    const n = v.xmppService.split(',').length;
+    for (const [setting, list] of [['PUSHGATE_XMPP_DOMAIN', v.xmppDomain], ['PUSHGATE_XMPP_PASSWORD', v.xmppPassword]] as const) {
+      if (!list) throw new ConfigError(`${setting} is required with PUSHGATE_XMPP_SERVICE`);
+      const m = list.split(',').length;
+      if (m !== 1 && m !== n) throw new ConfigError(`${setting} has ${m} values for ${n} services in PUSHGATE_XMPP_SERVICE: give one, or one per service`);
+    }
+  }
+  if (Boolean(v.vapidPublicKey) !== Boolean(v.vapidPrivateKey)) throw new ConfigError('PUSHGATE_VAPID_PUBLIC_KEY and PUSHGATE_VAPID_PRIVATE_KEY must be set together');
+  if (!v.vapidPublicKey) {
+    const pair = keptSecret(v.dataDir, 'vapid_key', () => {
+      const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+      const pub = publicKey.export({ format: 'jwk' });
+      const raw = Buffer.concat([Buffer.from([4]), Buffer.from(pub.x!, 'base64url'), Buffer.from(pub.y!, 'base64url')]);
+      return `${raw.toString('base64url')}.${privateKey.export({ format: 'jwk' }).d!}`;
+    }, (k) => (/^[A-Za-z0-9_-]{87}\.[A-Za-z0-9_-]{43}$/.test(k) ? k : undefined), 'PUSHGATE_VAPID_PUBLIC_KEY');
+    [v.vapidPublicKey, v.vapidPrivateKey] = pair.split('.') as [string, string];
+  }
   if (!v.authKeys) {
     v.authKeys = keptSecret(v.dataDir, 'auth_key', () => randomBytes(32).toString('base64url'), (k) => (k.length >= 16 ? k : undefined), 'PUSHGATE_AUTH_KEYS');
   }
@@ -192,8 +222,19 @@ export function loadConfig(options: LoadOptions = {}): Config {
     ...v,
     fernet: MultiFernet.parseList(v.cryptoKey),
     authKeyList: v.authKeys.split(',').map((k) => k.trim()).filter(Boolean),
+    xmppServers: xmppServers(v),
     generatedCryptoKey,
   };
+}
+
+function xmppServers(v: ConfigValues): Config['xmppServers'] {
+  if (!v.xmppService) return [];
+  const services = v.xmppService.split(',').map((s) => s.trim());
+  const pick = (list: string, i: number) => {
+    const items = list.split(',').map((s) => s.trim());
+    return items.length === 1 ? items[0]! : items[i]!;
+  };
+  return services.map((service, i) => ({ service, domain: pick(v.xmppDomain!, i), password: pick(v.xmppPassword!, i) }));
 }
 
 /** A secret generated once and kept in the data directory (mode 0600), when the operator set none. */

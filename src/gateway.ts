@@ -16,6 +16,10 @@ import { createNodeServer } from './webpush/node/server.js';
 import { Bridges, loadBridges } from './bridge/index.js';
 import { registrationRoutes } from './webpush/registration.js';
 import { mongoosePushRoutes } from './mongoosepush/routes.js';
+import { PushComponent } from './xmpp/component.js';
+import type { HandlerContext } from './xmpp/handler.js';
+import { NodeRateLimiter } from './xmpp/rate-limit.js';
+import { WebPushSender } from './xmpp/webpush-sender.js';
 
 /** How often expired messages are swept from storage (they are never delivered either way). */
 const SWEEP_INTERVAL_MS = 60_000;
@@ -30,6 +34,8 @@ export interface Gateway {
   readonly bridges: Bridges;
   /** The websocket server; null on an endpoint-only node. */
   readonly connections: ConnectionServer | null;
+  /** One XEP-0114 component per configured XMPP server. */
+  readonly xmpp: PushComponent[];
   /** The internal node-to-node listener; null unless PUSHGATE_ROUTER_PORT is set. */
   readonly nodeServer: FastifyInstance | null;
   listen(): Promise<string>;
@@ -97,6 +103,24 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     : null;
   const nodeServer = serveConnections && config.routerPort !== null ? createNodeServer({ clients, secret: config.routerSecret, log: app.log }) : null;
 
+  const xmppContext = (domain: string): HandlerContext => ({
+    store,
+    bridges,
+    jid: domain,
+    metrics,
+    limiter,
+    webpush: new WebPushSender(config.publicUrl, config.fernet, serveEndpoints ? router : null, {
+      publicKey: config.vapidPublicKey,
+      privateKey: config.vapidPrivateKey,
+      subject: config.vapidSubject,
+    }),
+    publishOptionsDomains: new Set(config.xmppPublishOptionsDomains.split(',').map((d) => d.trim().toLowerCase()).filter(Boolean)),
+    maxStanzaBytes: config.xmppMaxStanza,
+    log: app.log,
+  });
+  const limiter = new NodeRateLimiter(config.xmppRateLimit, config.xmppRateBurst);
+  const xmpp = config.xmppServers.map((s) => new PushComponent(s, xmppContext(s.domain)));
+
   app.addHook('onResponse', async (request, reply) => {
     metrics.httpRequests.inc({ route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) });
   });
@@ -127,10 +151,13 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     vapid,
     bridges,
     connections,
+    xmpp,
     nodeServer,
     async listen() {
       if (nodeServer) await nodeServer.listen({ port: config.routerPort!, host: config.routerHost });
       await app.listen({ port: config.port, host: config.host });
+      // The XMPP links come up (and back) by themselves; the gateway does not wait for them.
+      for (const c of xmpp) c.start();
       const addr = app.server.address();
       const port = typeof addr === 'object' && addr ? addr.port : config.port;
       return `${tls ? 'https' : 'http'}://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${port}`;
@@ -140,6 +167,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
         clearInterval(sweeper);
         // Clients first: they are told to reconnect and their unacked messages are stored;
         // then the listener stops and in-flight requests finish; the store closes last.
+        await Promise.all(xmpp.map((c) => c.stop()));
         await connections?.close();
         await nodeServer?.close();
         // In-flight requests get PUSHGATE_SHUTDOWN_GRACE seconds; then remaining connections are cut.

@@ -1,5 +1,5 @@
 import { Binary, type Collection, MongoClient, MongoServerError } from 'mongodb';
-import type { ChannelRecord, Notification, Store, Urgency, UserRecord } from './types.js';
+import type { ChannelRecord, Notification, PushRegistration, Store, Urgency, UserRecord } from './types.js';
 
 /**
  * The MongoDB backend (official driver). Collections and their keys:
@@ -42,6 +42,8 @@ interface MessageDoc {
   timestamp: number;
 }
 
+type PushRegistrationDoc = Omit<PushRegistration, 'node'> & { _id: string };
+
 const DUPLICATE_KEY = 11000;
 
 function messageId(m: { uaid: string; seq: number; channelID: string; topic: string | null }): string {
@@ -73,6 +75,7 @@ export class MongoStore implements Store {
     private readonly users: Collection<UserDoc>,
     private readonly channels: Collection<ChannelDoc>,
     private readonly messages: Collection<MessageDoc>,
+    private readonly registrations: Collection<PushRegistrationDoc>,
   ) {}
 
   /** Connects and creates the collections' indexes (idempotent). */
@@ -85,7 +88,8 @@ export class MongoStore implements Store {
     });
     await client.connect();
     const db = client.db(new URL(url).pathname.slice(1) || 'pushgate');
-    const store = new MongoStore(client, db.collection('users'), db.collection('channels'), db.collection('messages'));
+    const store = new MongoStore(client, db.collection('users'), db.collection('channels'), db.collection('messages'), db.collection('push_registrations'));
+    await store.registrations.createIndex({ account: 1, deviceId: 1 }, { unique: true });
     await store.channels.createIndex({ uaid: 1 });
     await store.messages.createIndex({ uaid: 1, seq: 1 });
     await store.messages.createIndex({ uaid: 1, chid: 1 });
@@ -209,6 +213,34 @@ export class MongoStore implements Store {
   async sweepExpired(now: number): Promise<number> {
     const r = await this.messages.deleteMany({ expiry: { $lte: new Date(now) } });
     return r.deletedCount;
+  }
+
+  async savePushRegistration(reg: PushRegistration): Promise<PushRegistration> {
+    const { node, ...fields } = reg;
+    const existing = await this.registrations.findOne({ account: reg.account, deviceId: reg.deviceId }, { projection: { _id: 1 } });
+    const id = existing?._id ?? node;
+    try {
+      await this.registrations.replaceOne({ _id: id }, fields, { upsert: true });
+    } catch (err) {
+      // Two registrations of the same device raced: the other one's node wins, ours updates it.
+      if (!(err instanceof MongoServerError && err.code === DUPLICATE_KEY)) throw err;
+      const winner = await this.registrations.findOne({ account: reg.account, deviceId: reg.deviceId }, { projection: { _id: 1 } });
+      if (!winner) throw err;
+      await this.registrations.replaceOne({ _id: winner._id }, fields);
+      return { ...reg, node: winner._id };
+    }
+    return { ...reg, node: id };
+  }
+
+  async getPushRegistration(node: string): Promise<PushRegistration | null> {
+    const d = await this.registrations.findOne({ _id: node });
+    if (!d) return null;
+    const { _id, ...rest } = d;
+    return { node: _id, ...rest };
+  }
+
+  async removePushRegistration(node: string): Promise<boolean> {
+    return (await this.registrations.deleteOne({ _id: node })).deletedCount > 0;
   }
 
   async health(): Promise<void> {

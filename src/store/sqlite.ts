@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { ChannelRecord, Notification, Store, Urgency, UserRecord } from './types.js';
+import type { ChannelRecord, Notification, PushRegistration, Store, Urgency, UserRecord } from './types.js';
 import { StoreUnavailableError } from './types.js';
 
 /**
@@ -41,6 +41,13 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE UNIQUE INDEX IF NOT EXISTS messages_topic ON messages (uaid, chid, topic) WHERE topic IS NOT NULL;
 CREATE INDEX IF NOT EXISTS messages_chid ON messages (uaid, chid);
 CREATE INDEX IF NOT EXISTS messages_expiry ON messages (expiry);
+CREATE TABLE IF NOT EXISTS push_registrations (
+  node TEXT PRIMARY KEY,
+  account TEXT NOT NULL,
+  device_id TEXT NOT NULL,
+  doc TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS push_registrations_device ON push_registrations (account, device_id);
 `;
 
 interface UserRow {
@@ -97,6 +104,7 @@ export class SqliteStore implements Store {
   private readonly txSaveTopic;
   private readonly txRemoveUser;
   private readonly txRemoveChannel;
+  private readonly txSaveReg;
 
   constructor(path: string) {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
@@ -151,7 +159,17 @@ export class SqliteStore implements Store {
       deleteMessage: db.prepare('DELETE FROM messages WHERE uaid = ? AND seq = ?'),
       sweep: db.prepare('DELETE FROM messages WHERE expiry <= ?'),
       ping: db.prepare('SELECT 1'),
+      regByDevice: db.prepare<[string, string], { node: string }>('SELECT node FROM push_registrations WHERE account = ? AND device_id = ?'),
+      regUpsert: db.prepare('INSERT INTO push_registrations (node, account, device_id, doc) VALUES (?, ?, ?, ?) ON CONFLICT (node) DO UPDATE SET doc = excluded.doc'),
+      regGet: db.prepare<[string], { doc: string }>('SELECT doc FROM push_registrations WHERE node = ?'),
+      regDelete: db.prepare('DELETE FROM push_registrations WHERE node = ?'),
     };
+    this.txSaveReg = db.transaction((reg: PushRegistration): PushRegistration => {
+      const existing = this.stmt.regByDevice.get(reg.account, reg.deviceId);
+      const saved = existing ? { ...reg, node: existing.node } : reg;
+      this.stmt.regUpsert.run(saved.node, saved.account, saved.deviceId, JSON.stringify(saved));
+      return saved;
+    });
     this.txSaveTopic = db.transaction((row: Record<string, unknown>) => {
       this.stmt.deleteTopic.run(row['uaid'], row['chid'], row['topic']);
       this.stmt.insertMessage.run(row);
@@ -251,6 +269,19 @@ export class SqliteStore implements Store {
 
   async sweepExpired(now: number): Promise<number> {
     return this.stmt.sweep.run(now).changes;
+  }
+
+  async savePushRegistration(reg: PushRegistration): Promise<PushRegistration> {
+    return this.txSaveReg(reg);
+  }
+
+  async getPushRegistration(node: string): Promise<PushRegistration | null> {
+    const row = this.stmt.regGet.get(node);
+    return row ? (JSON.parse(row.doc) as PushRegistration) : null;
+  }
+
+  async removePushRegistration(node: string): Promise<boolean> {
+    return this.stmt.regDelete.run(node).changes > 0;
   }
 
   async health(): Promise<void> {

@@ -48,6 +48,29 @@ export interface Notification {
   timestamp: number;
 }
 
+/** An XEP-0357 push registration of an XMPP account's device (src/xmpp). */
+export interface PushRegistration {
+  /** The pubsub node the XMPP server publishes to. */
+  node: string;
+  /** sha256 of the node's secret (hex), or null for a MongooseIM-style node published to with publish-options. */
+  secretHash: string | null;
+  /** The registering account's bare JID. */
+  account: string;
+  deviceId: string;
+  /** fcm | apns | adm | webpush, or `mongoose` for a node whose publishes name the device themselves. */
+  kind: string;
+  appId: string | null;
+  /** Device token, or the Web Push endpoint. */
+  token: string;
+  /** Web Push subscription keys (RFC 8291): p256dh and auth, base64url. */
+  keys: { p256dh: string; auth: string } | null;
+  includeSender: boolean;
+  includeBody: boolean;
+  /** APNs: send background (content-available) pushes instead of alerts. */
+  background: boolean;
+  createdAt: number;
+}
+
 export interface Store {
   /** Creates the user, or takes it over when the stored record is older (connectedAt). False when it lost the race. */
   addUser(user: UserRecord): Promise<boolean>;
@@ -78,6 +101,14 @@ export interface Store {
   removeTopicMessage(uaid: string, channelID: string, topic: string): Promise<boolean>;
   /** Deletes expired messages; returns how many. */
   sweepExpired(now: number): Promise<number>;
+
+  /**
+   * Saves a push registration. An existing registration of the same account and device keeps its node:
+   * the returned record is what is stored (its node may differ from the one given).
+   */
+  savePushRegistration(reg: PushRegistration): Promise<PushRegistration>;
+  getPushRegistration(node: string): Promise<PushRegistration | null>;
+  removePushRegistration(node: string): Promise<boolean>;
 
   /** Throws when the store cannot serve (used by /__heartbeat__). */
   health(): Promise<void>;

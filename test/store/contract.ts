@@ -140,6 +140,35 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       await store.close();
     });
 
+    it('keeps push registrations by node, one node per account and device', async () => {
+      const store = await open();
+      const reg = (node: string, token: string) => ({
+        node,
+        secretHash: 'ab'.repeat(32),
+        account: 'juliet@example.org',
+        deviceId: 'phone-1',
+        kind: 'fcm',
+        appId: 'org.example.app',
+        token,
+        keys: null,
+        includeSender: false,
+        includeBody: true,
+        background: false,
+        createdAt: 1,
+      });
+      const first = await store.savePushRegistration(reg(`node-${newUaid()}`, 'token-1'));
+      const again = await store.savePushRegistration(reg(`node-${newUaid()}`, 'token-2'));
+      expect(again.node).toBe(first.node);
+      expect(await store.getPushRegistration(first.node)).toEqual({ ...reg(first.node, 'token-2') });
+      const other = await store.savePushRegistration({ ...reg(`node-${newUaid()}`, 't'), deviceId: 'tablet' });
+      expect(other.node).not.toBe(first.node);
+      expect(await store.removePushRegistration(first.node)).toBe(true);
+      expect(await store.removePushRegistration(first.node)).toBe(false);
+      expect(await store.getPushRegistration(first.node)).toBeNull();
+      expect(await store.getPushRegistration(other.node)).not.toBeNull();
+      await store.close();
+    });
+
     it('removes a user with everything it owns, and sweeps expired messages', async () => {
       const store = await open();
       const uaid = newUaid();

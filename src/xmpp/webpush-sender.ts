@@ -1,0 +1,86 @@
+import webpush from 'web-push';
+import type { PushRegistration } from '../store/index.js';
+import { decodeVapidKey, parseEndpointToken, vapidKeyHash } from '../webpush/endpoint-token.js';
+import { ApiError } from '../webpush/errors.js';
+import type { MultiFernet } from '../webpush/fernet.js';
+import type { WebPushRouter } from '../webpush/router.js';
+import type { DeliveryOutcome } from './deliver.js';
+
+/**
+ * Web Push delivery for XMPP registrations (which no other XEP-0357 App Server offers): the payload is
+ * encrypted per RFC 8291 (aes128gcm) to the subscription's keys and sent with Pushgate's own VAPID key
+ * (RFC 8292). An endpoint of this very gateway is delivered in-process, without an HTTP round trip.
+ */
+export interface VapidKeys {
+  publicKey: string;
+  privateKey: string;
+  subject: string;
+}
+
+const TTL = 24 * 60 * 60;
+
+export class WebPushSender {
+  private readonly ownKeyHash: Buffer | null;
+
+  constructor(
+    private readonly publicUrl: string,
+    private readonly fernet: MultiFernet,
+    private readonly router: WebPushRouter | null,
+    private readonly vapid: VapidKeys,
+    private readonly timeoutMs = 10_000,
+  ) {
+    const raw = decodeVapidKey(vapid.publicKey);
+    this.ownKeyHash = raw ? vapidKeyHash(raw) : null;
+  }
+
+  async send(reg: PushRegistration, payload: string): Promise<DeliveryOutcome> {
+    if (!reg.keys) return { ok: false, kind: 'dead' };
+    const details = webpush.generateRequestDetails({ endpoint: reg.token, keys: reg.keys }, payload, {
+      TTL,
+      urgency: 'high',
+      contentEncoding: 'aes128gcm',
+      vapidDetails: this.vapid,
+    });
+    const url = new URL(reg.token);
+    if (this.router && url.origin === this.publicUrl) return this.sendInProcess(url.pathname, details.body as Buffer);
+    try {
+      const res = await fetch(reg.token, {
+        method: 'POST',
+        headers: details.headers as Record<string, string>,
+        body: details.body ?? null,
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
+      await res.arrayBuffer();
+      if (res.status >= 200 && res.status < 300) return { ok: true };
+      // RFC 8030 §7.3: 404 and 410 mean the subscription is gone.
+      if (res.status === 404 || res.status === 410) return { ok: false, kind: 'dead' };
+      if (res.status === 429 || res.status >= 500) return { ok: false, kind: 'wait', condition: 'resource-constraint' };
+      return { ok: false, kind: 'wait', condition: 'internal-server-error' };
+    } catch (err) {
+      return { ok: false, kind: 'wait', condition: (err as Error).name === 'TimeoutError' ? 'remote-server-timeout' : 'internal-server-error' };
+    }
+  }
+
+  private async sendInProcess(path: string, body: Buffer): Promise<DeliveryOutcome> {
+    const m = /^\/wpush\/(?:(v1|v2)\/)?([^/]+)$/.exec(path);
+    const info = m ? parseEndpointToken(this.fernet, m[2]!, (m[1] ?? 'v1') as 'v1' | 'v2') : null;
+    // A restricted endpoint only takes the key it was made for (RFC 8292 §4.2): ours, or it is not ours to use.
+    if (!info || (info.keyHash && (!this.ownKeyHash || !info.keyHash.equals(this.ownKeyHash)))) return { ok: false, kind: 'dead' };
+    try {
+      await this.router!.route({
+        uaid: info.uaid,
+        channelID: info.channelID,
+        ttl: TTL,
+        topic: null,
+        urgency: 'high',
+        data: body.toString('base64url'),
+        headers: { encoding: 'aes128gcm', urgency: 'high' },
+      });
+      return { ok: true };
+    } catch (err) {
+      if (err instanceof ApiError && (err.status === 404 || err.status === 410)) return { ok: false, kind: 'dead' };
+      if (err instanceof ApiError && (err.status === 429 || err.status === 503)) return { ok: false, kind: 'wait', condition: 'resource-constraint' };
+      return { ok: false, kind: 'wait', condition: 'internal-server-error' };
+    }
+  }
+}
