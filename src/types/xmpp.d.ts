@@ -41,21 +41,6 @@ declare module '@xmpp/xml' {
   export default xml;
 }
 
-declare module '@xmpp/component' {
-  import type { Element } from '@xmpp/xml';
-  import type { EventEmitter } from 'node:events';
-  export interface Component extends EventEmitter {
-    status: string;
-    jid: { toString(): string; domain: string } | null;
-    reconnect: { delay: number; stop(): void; start(): void; scheduleReconnect(): void };
-    start(): Promise<unknown>;
-    stop(): Promise<unknown>;
-    send(element: Element): Promise<void>;
-  }
-  export function component(options: { service: string; domain: string; password: string }): Component;
-  export const xml: (name: string, attrs?: Record<string, string | undefined> | null, ...children: unknown[]) => Element;
-}
-
 declare module '@xmpp/client' {
   import type { Element } from '@xmpp/xml';
   import type { EventEmitter } from 'node:events';
@@ -70,4 +55,21 @@ declare module '@xmpp/client' {
   }
   export function client(options: { service: string; domain: string; username: string; password: string; resource?: string }): Client;
   export const xml: (name: string, attrs?: Record<string, string | undefined> | null, ...children: unknown[]) => Element;
+}
+
+declare module '@xmpp/component-core' {
+  import type { Element } from '@xmpp/xml';
+  import type { EventEmitter } from 'node:events';
+  export class Component extends EventEmitter {
+    constructor(options: { service: string; domain: string });
+    status: string;
+    options: { service: string; domain: string };
+    connect(service: string): Promise<unknown>;
+    open(options: { domain: string }): Promise<Element>;
+    authenticate(id: string, password: string): Promise<void>;
+    start(): Promise<unknown>;
+    stop(): Promise<unknown>;
+    disconnect(): Promise<unknown>;
+    send(element: Element): Promise<void>;
+  }
 }

@@ -1,11 +1,13 @@
-import { component, type Component } from '@xmpp/component';
+import { Component } from '@xmpp/component-core';
 import type { Element } from '@xmpp/xml';
 import { type HandlerContext, handleStanza } from './handler.js';
 
 /**
- * One XEP-0114 connection to an XMPP server's component port. It reconnects forever with capped, jittered
- * exponential backoff (a dropped component link makes ejabberd disable users' registrations, so coming back
- * quickly matters); the rest of the gateway serves on while it is down.
+ * One XEP-0114 connection to an XMPP server's component port (xmpp.js's component core: stream, handshake,
+ * parsing). Stanzas go to our own dispatcher rather than @xmpp/component's middleware, whose IQ callee
+ * answers every unregistered IQ itself. The link reconnects forever with capped, jittered exponential backoff
+ * (a dropped component link makes ejabberd disable users' registrations, so coming back quickly matters); the
+ * rest of the gateway serves on while it is down.
  */
 export interface ComponentOptions {
   /** xmpp://host:port of the server's component port. */
@@ -17,30 +19,33 @@ export interface ComponentOptions {
 }
 
 export class PushComponent {
-  private readonly xmpp: Component;
+  private readonly entity: Component;
   private attempt = 0;
   private stopping = false;
+  private timer: NodeJS.Timeout | null = null;
   online = false;
 
   constructor(
     private readonly opts: ComponentOptions,
     private readonly ctx: HandlerContext,
   ) {
-    this.xmpp = component({ service: opts.service, domain: opts.domain, password: opts.password });
-    // Our own schedule replaces the fixed one-second retry of @xmpp/reconnect.
-    this.xmpp.reconnect.stop();
-    this.xmpp.on('error', (err: Error) => ctx.log.warn({ err: err.message, service: opts.service }, 'xmpp component error'));
-    this.xmpp.on('online', () => {
+    this.entity = new Component({ service: opts.service, domain: opts.domain });
+    this.entity.on('open', (el: Element) => {
+      this.entity.authenticate(el.attrs['id'] ?? '', opts.password).catch((err: Error) => {
+        ctx.log.warn({ err: err.message, service: opts.service }, 'xmpp component handshake refused');
+        void this.entity.disconnect().catch(() => {});
+      });
+    });
+    this.entity.on('error', (err: Error) => ctx.log.warn({ err: err.message, service: opts.service }, 'xmpp component error'));
+    this.entity.on('online', () => {
       this.attempt = 0;
       this.online = true;
     });
-    this.xmpp.on('disconnect', () => {
+    this.entity.on('disconnect', () => {
       this.online = false;
-      if (this.stopping) return;
-      this.xmpp.reconnect.delay = this.nextDelay();
-      this.xmpp.reconnect.scheduleReconnect();
+      this.schedule();
     });
-    this.xmpp.on('stanza', (stanza: Element) => void this.onStanza(stanza));
+    this.entity.on('stanza', (stanza: Element) => void this.onStanza(stanza));
   }
 
   /** Full jitter over an exponential ceiling, capped. */
@@ -51,21 +56,37 @@ export class PushComponent {
     return min + Math.random() * (ceiling - min);
   }
 
-  private async onStanza(stanza: Element): Promise<void> {
-    const reply = await handleStanza(this.ctx, stanza);
-    if (reply && this.online) await this.xmpp.send(reply).catch(() => {});
+  private schedule(): void {
+    if (this.stopping || this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      void this.connect();
+    }, this.nextDelay());
   }
 
-  /** Starts connecting; resolves at once (the connection comes up, and comes back, by itself). */
+  private async connect(): Promise<void> {
+    if (this.stopping) return;
+    try {
+      await this.entity.connect(this.opts.service);
+      await this.entity.open({ domain: this.opts.domain });
+    } catch {
+      // A failed attempt ends in 'disconnect', which schedules the next one.
+    }
+  }
+
+  private async onStanza(stanza: Element): Promise<void> {
+    const reply = await handleStanza(this.ctx, stanza);
+    if (reply && this.online) await this.entity.send(reply).catch(() => {});
+  }
+
+  /** Starts connecting; returns at once (the connection comes up, and comes back, by itself). */
   start(): void {
-    this.xmpp.start().catch(() => {
-      // A failed first attempt ends in 'disconnect', which schedules the next one.
-    });
+    void this.connect();
   }
 
   async stop(): Promise<void> {
     this.stopping = true;
-    clearTimeout((this.xmpp.reconnect as unknown as { _timeout: NodeJS.Timeout })._timeout);
-    await this.xmpp.stop().catch(() => {});
+    if (this.timer) clearTimeout(this.timer);
+    await this.entity.stop().catch(() => {});
   }
 }

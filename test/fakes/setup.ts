@@ -13,7 +13,7 @@ export interface BridgeWorld {
 }
 
 /** The fakes, a bridges file pointing every app at them (baseUrl, tokenUrl, ca), and a gateway using it. */
-export async function bridgeWorld(): Promise<BridgeWorld> {
+export async function bridgeWorld(overrides: Parameters<typeof startGateway>[0] = {}): Promise<BridgeWorld> {
   const pki = makePki();
   const fakes = new ProviderFakes(pki);
   await fakes.start();
@@ -29,7 +29,7 @@ export async function bridgeWorld(): Promise<BridgeWorld> {
   };
   const bridgesFile = join(pki.dir, 'bridges.json');
   writeFileSync(bridgesFile, JSON.stringify(bridges, null, 2));
-  const gw = await startGateway({ bridges: bridgesFile });
+  const gw = await startGateway({ bridges: bridgesFile, ...overrides });
   return {
     pki,
     fakes,

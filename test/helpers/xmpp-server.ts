@@ -1,0 +1,112 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { createServer, type Server, type Socket } from 'node:net';
+import xml, { type Element, Parser } from '@xmpp/xml';
+
+/**
+ * The XMPP server's side of XEP-0114 for tests: accepts a component's stream, checks its handshake
+ * (sha1(stream id ‖ secret)), and lets the test send stanzas and await the component's replies.
+ */
+export class FakeComponentServer {
+  private server: Server;
+  private socket: Socket | null = null;
+  private pending = new Map<string, (el: Element) => void>();
+  private connectedWaiters: (() => void)[] = [];
+  readonly received: Element[] = [];
+  handshakes = 0;
+  port = 0;
+
+  constructor(
+    private readonly domain: string,
+    private readonly secret: string,
+  ) {
+    this.server = createServer((socket) => this.accept(socket));
+  }
+
+  async listen(): Promise<number> {
+    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
+    const addr = this.server.address();
+    this.port = typeof addr === 'object' && addr ? addr.port : 0;
+    return this.port;
+  }
+
+  get service(): string {
+    return `xmpp://127.0.0.1:${this.port}`;
+  }
+
+  private accept(socket: Socket): void {
+    const id = randomBytes(8).toString('hex');
+    const parser = new Parser();
+    let authed = false;
+    parser.on('start', () => {
+      socket.write(`<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams' id='${id}' from='${this.domain}'>`);
+    });
+    parser.on('element', (el: Element) => {
+      if (!authed) {
+        const expected = createHash('sha1').update(id + this.secret).digest('hex');
+        if (el.name === 'handshake' && el.text() === expected) {
+          authed = true;
+          this.handshakes++;
+          this.socket = socket;
+          socket.write('<handshake/>');
+          const w = this.connectedWaiters;
+          this.connectedWaiters = [];
+          for (const f of w) f();
+        } else {
+          socket.end(`<stream:error><not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></stream:stream>`);
+        }
+        return;
+      }
+      this.received.push(el);
+      const waiter = this.pending.get(el.attrs['id'] ?? '');
+      if (waiter) {
+        this.pending.delete(el.attrs['id']!);
+        waiter(el);
+      }
+    });
+    parser.on('error', () => socket.destroy());
+    socket.on('data', (d) => parser.write(d.toString()));
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      if (this.socket === socket) this.socket = null;
+    });
+  }
+
+  /** Resolves once a component has completed its handshake (now or later). */
+  connected(): Promise<void> {
+    if (this.socket) return Promise.resolve();
+    return new Promise((r) => this.connectedWaiters.push(r));
+  }
+
+  /** Sends a stanza to the component and resolves with its reply (matched by id). */
+  request(stanza: Element, timeoutMs = 10_000): Promise<Element> {
+    if (!this.socket) throw new Error('no component connected');
+    const id = stanza.attrs['id'] ?? randomBytes(6).toString('hex');
+    stanza.attrs['id'] = id;
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`no reply to ${id}`)), timeoutMs);
+      this.pending.set(id, (el) => {
+        clearTimeout(t);
+        resolve(el);
+      });
+      this.socket!.write(stanza.toString());
+    });
+  }
+
+  /** Sends raw text (for malformed input). */
+  writeRaw(text: string): void {
+    this.socket?.write(text);
+  }
+
+  /** Drops the component's connection, as a server restart would. */
+  drop(): void {
+    this.socket?.destroy();
+    this.socket = null;
+  }
+
+  async close(): Promise<void> {
+    this.drop();
+    await new Promise<void>((r) => this.server.close(() => r()));
+  }
+}
+
+export { xml };
