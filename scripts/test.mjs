@@ -10,8 +10,16 @@ const sh = (cmd) => execSync(cmd, { stdio: 'inherit' });
 const ok = (cmd) => spawnSync('sh', ['-c', cmd], { stdio: 'ignore' }).status === 0;
 const asRoot = process.getuid?.() === 0 ? '' : 'sudo ';
 
-/** Debian packages the interop tests drive: the real Firefox ESR, and openssl for test certificates. */
-const DEBIAN = { '/usr/bin/firefox-esr': 'firefox-esr', '/usr/bin/openssl': 'openssl' };
+/**
+ * Debian packages the interop tests drive: the real Firefox ESR, a real Prosody with mod_cloud_notify
+ * (prosody-modules), and openssl for test certificates.
+ */
+const DEBIAN = {
+  '/usr/bin/firefox-esr': 'firefox-esr',
+  '/usr/bin/openssl': 'openssl',
+  '/usr/bin/prosody': 'prosody',
+  '/usr/lib/prosody/modules/mod_cloud_notify/mod_cloud_notify.lua': 'prosody-modules',
+};
 const missing = Object.entries(DEBIAN).filter(([bin]) => !existsSync(bin)).map(([, pkg]) => pkg);
 if (missing.length > 0) {
   console.log(`installing Debian packages: ${missing.join(' ')}`);

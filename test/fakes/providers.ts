@@ -138,6 +138,27 @@ export class ProviderFakes {
     this.admTokens.clear();
   }
 
+  private readonly waiters: { provider: string; token: string; after: number; resolve: (r: Received) => void }[] = [];
+
+  /** Resolves with the next message for this device that arrives after the current ones (event-driven). */
+  next(provider: Received['provider'], token: string, timeoutMs = 20_000): Promise<Received> {
+    const after = this.for(provider, token).length;
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`no ${provider} message for ${token}`)), timeoutMs);
+      this.waiters.push({ provider, token, after, resolve: (r) => (clearTimeout(t), resolve(r)) });
+    });
+  }
+
+  private record(r: Received): void {
+    this.received.push(r);
+    for (const w of [...this.waiters]) {
+      if (w.provider === r.provider && w.token === r.token && this.for(w.provider as Received['provider'], w.token).length > w.after) {
+        this.waiters.splice(this.waiters.indexOf(w), 1);
+        w.resolve(r);
+      }
+    }
+  }
+
   reset(): void {
     this.received.length = 0;
     this.scripts.clear();
@@ -221,7 +242,7 @@ export class ProviderFakes {
     if (android['priority'] !== undefined && !['normal', 'high'].includes(String(android['priority']))) return fcmError(400, 'INVALID_ARGUMENT', 'INVALID_ARGUMENT', 'Invalid priority');
     if (Buffer.byteLength(JSON.stringify(message)) > 4096 + 64) return fcmError(400, 'INVALID_ARGUMENT', 'INVALID_ARGUMENT', 'Message is too big');
     const scripted = this.scripted(token);
-    this.received.push({ provider: 'fcm', token, headers: req.headers, body: message, httpVersion: req.httpVersion, auth: 'bearer' });
+    this.record({ provider: 'fcm', token, headers: req.headers, body: message, httpVersion: req.httpVersion, auth: 'bearer' });
     return scripted ?? { status: 200, body: { name: `projects/${FCM_PROJECT}/messages/${randomUUID()}` } };
   }
 
@@ -277,7 +298,7 @@ export class ProviderFakes {
     }
     if (typeof body['aps'] !== 'object') return { status: 400, body: { reason: 'PayloadEmpty' } };
     const scripted = this.scripted(token);
-    this.received.push({ provider: 'apns', token, headers: h, body, httpVersion: req.httpVersion, auth });
+    this.record({ provider: 'apns', token, headers: h, body, httpVersion: req.httpVersion, auth });
     return scripted ?? { status: 200, headers: { 'apns-id': randomUUID() } };
   }
 
@@ -318,7 +339,7 @@ export class ProviderFakes {
     if (body['expiresAfter'] !== undefined && !(Number.isInteger(body['expiresAfter']) && (body['expiresAfter'] as number) >= 1)) return { status: 400, body: { reason: 'InvalidExpiration' } };
     if (body['consolidationKey'] !== undefined && typeof body['consolidationKey'] !== 'string') return { status: 400, body: { reason: 'InvalidConsolidationKey' } };
     const scripted = this.scripted(token);
-    this.received.push({ provider: 'adm', token, headers: h, body, httpVersion: req.httpVersion, auth: 'bearer' });
+    this.record({ provider: 'adm', token, headers: h, body, httpVersion: req.httpVersion, auth: 'bearer' });
     return scripted ?? { status: 200, body: { registrationID: token } };
   }
 }

@@ -22,8 +22,8 @@ export class FakeComponentServer {
     this.server = createServer((socket) => this.accept(socket));
   }
 
-  async listen(): Promise<number> {
-    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
+  async listen(port = 0): Promise<number> {
+    await new Promise<void>((r) => this.server.listen(port, '127.0.0.1', r));
     const addr = this.server.address();
     this.port = typeof addr === 'object' && addr ? addr.port : 0;
     return this.port;

@@ -1,0 +1,119 @@
+import { client, type Client, xml } from '@xmpp/client';
+import type { Element } from '@xmpp/xml';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { NS } from '../../src/xmpp/namespaces.js';
+import { bridgeWorld, type BridgeWorld } from '../fakes/setup.js';
+import { Errors } from '../fakes/providers.js';
+import { startProsody, type ProsodyServer } from '../helpers/prosody.js';
+import { BrowserKeys } from '../helpers/browser-keys.js';
+import { PushClient } from '../helpers/ws-client.js';
+import { channelId } from '../helpers/push.js';
+
+/**
+ * Interop with a real Prosody (mod_cloud_notify): a real client registers with Pushgate by ad-hoc command,
+ * enables push on Prosody with the returned node and secret, goes offline; another user writes to it;
+ * Prosody publishes to Pushgate's component; the fake FCM receives the push for that device.
+ */
+describe('Prosody with mod_cloud_notify publishing to Pushgate', () => {
+  let prosody: ProsodyServer;
+  let w: BridgeWorld;
+  let romeo: Client;
+
+  beforeAll(async () => {
+    prosody = await startProsody();
+    prosody.register('juliet', 'juliet-pass');
+    prosody.register('romeo', 'romeo-pass');
+    prosody.register('nurse', 'nurse-pass');
+    w = await bridgeWorld({
+      xmppService: `xmpp://127.0.0.1:${prosody.componentPort}`,
+      xmppDomain: prosody.pushDomain,
+      xmppPassword: prosody.componentSecret,
+    });
+    await vi.waitFor(() => expect(w.gw.xmpp[0]!.online).toBe(true), { timeout: 20_000, interval: 50 });
+    romeo = await login('romeo', 'romeo-pass');
+  }, 120_000);
+
+  afterAll(async () => {
+    await romeo?.stop().catch(() => {});
+    await w?.close();
+    await prosody?.stop();
+  });
+
+  async function login(user: string, password: string): Promise<Client> {
+    const c = client({ service: `xmpp://127.0.0.1:${prosody.c2sPort}`, domain: 'localhost', username: user, password, resource: 'test' });
+    c.on('error', () => {});
+    c.reconnect.stop();
+    await c.start();
+    await c.send(xml('presence'));
+    return c;
+  }
+
+  const field = (x: Element | undefined, name: string) => x?.getChildren('field').find((f) => f.attrs['var'] === name)?.getChildText('value') ?? undefined;
+
+  /** Registers through Pushgate's ad-hoc command, enables push on Prosody with the result, goes offline. */
+  async function subscribe(user: string, password: string, command: string, fields: Record<string, string>) {
+    const c = await login(user, password);
+    const reply = await c.iqCaller.request(
+      xml('iq', { type: 'set', to: prosody.pushDomain }, xml('command', { xmlns: NS.commands, node: command, action: 'execute' }, xml('x', { xmlns: NS.data, type: 'submit' }, ...Object.entries(fields).map(([k, v]) => xml('field', { var: k }, xml('value', {}, v)))))),
+    );
+    const x = reply.getChild('command', NS.commands)!.getChild('x', NS.data);
+    const jid = field(x, 'jid')!;
+    const node = field(x, 'node')!;
+    const secret = field(x, 'secret')!;
+    expect(jid).toBe(prosody.pushDomain);
+    await c.iqCaller.request(
+      xml('iq', { type: 'set' }, xml('enable', { xmlns: NS.push, jid, node }, xml('x', { xmlns: NS.data, type: 'submit' }, xml('field', { var: 'FORM_TYPE' }, xml('value', {}, NS.publishOptions)), xml('field', { var: 'secret' }, xml('value', {}, secret))))),
+    );
+    await c.stop();
+    return { node, secret };
+  }
+
+  const write = (to: string, body: string) => romeo.send(xml('message', { to: `${to}@localhost`, type: 'chat', id: channelId() }, xml('body', {}, body)));
+
+  it('pushes an offline message to the device token through the fake FCM', async () => {
+    const { node } = await subscribe('juliet', 'juliet-pass', 'register-push-fcm', { token: 'fcm-juliet-device', 'device-id': 'juliet-phone' });
+    const pushed = w.fakes.next('fcm', 'fcm-juliet-device');
+    await write('juliet', 'Wherefore art thou Romeo?');
+    const got = await pushed;
+    // Content stays private: Juliet did not opt in to sender or body.
+    expect(got.body).toEqual({ token: 'fcm-juliet-device', data: { node, 'message-count': '1' }, android: { priority: 'high', ttl: '86400s' } });
+  });
+
+  it('answers a dead token with cancel: Prosody counts the error and the registration is gone', async () => {
+    const { node } = await subscribe('nurse', 'nurse-pass', 'register-push-fcm', { token: 'fcm-nurse-device', 'device-id': 'nurse-phone', 'include-body': '1' });
+    w.fakes.script('fcm-nurse-device', Errors.fcm.unregistered);
+    const pushed = w.fakes.next('fcm', 'fcm-nurse-device');
+    await write('nurse', 'Is the nurse there?');
+    expect((await pushed).body['data']).toMatchObject({ 'last-message-body': 'Is the nurse there?' });
+    await vi.waitFor(() => expect(prosody.log()).toMatch(/Got error <cancel:item-not-found:[^>]*> for identifier/), { timeout: 10_000, interval: 50 });
+    expect(await w.gw.store.getPushRegistration(node)).toBeNull();
+  });
+
+  it('answers a provider outage with wait: Prosody does not count it and the registration stays', async () => {
+    const { node } = await subscribe('juliet', 'juliet-pass', 'register-push-fcm', { token: 'fcm-juliet-device', 'device-id': 'juliet-phone' });
+    w.fakes.script('fcm-juliet-device', Errors.fcm.unavailable, Errors.fcm.unavailable, Errors.fcm.unavailable);
+    await write('juliet', 'during the outage');
+    await vi.waitFor(() => expect(prosody.log()).toMatch(/Got error <wait:resource-constraint:[^>]*> for identifier '[^']*': NOT increasing error count/), { timeout: 10_000, interval: 50 });
+    expect(await w.gw.store.getPushRegistration(node)).not.toBeNull();
+    // And the next message gets through again.
+    const pushed = w.fakes.next('fcm', 'fcm-juliet-device');
+    await write('juliet', 'after the outage');
+    await pushed;
+  });
+
+  it('delivers to a Web Push subscription on Pushgate\'s own websocket door', async () => {
+    const browser = new BrowserKeys();
+    const ws = await PushClient.connect(w.gw.wsUrl);
+    await ws.hello();
+    const reg = await ws.register(channelId(), w.gw.config.vapidPublicKey);
+    const sub = browser.subscription(reg['pushEndpoint'] as string);
+    await subscribe('juliet', 'juliet-pass', 'register-push-webpush', { endpoint: sub.endpoint, p256dh: sub.keys.p256dh, auth: sub.keys.auth, 'device-id': 'juliet-browser', 'include-sender': '1' });
+    await write('juliet', 'to the browser');
+    const n = await ws.next(20_000);
+    expect(n['messageType']).toBe('notification');
+    const summary = JSON.parse(browser.decrypt(n)) as Record<string, string>;
+    expect(summary).toMatchObject({ 'message-count': '1', 'last-message-sender': expect.stringMatching(/^romeo@localhost/) });
+    expect(summary['last-message-body']).toBeUndefined();
+    ws.close();
+  });
+});
