@@ -1,4 +1,5 @@
 import { type Bridge, type BridgeMessage, type BridgeResult, parseRetryAfter } from './types.js';
+import { type FreshToken, TokenCache } from './token-cache.js';
 import { Http1Origin, type HttpResponse, jsonBody, TransportError } from './http.js';
 
 /**
@@ -20,15 +21,13 @@ export interface AdmSettings {
 
 /** ADM refuses messages whose data exceeds 6 KB. */
 export const ADM_MAX_MESSAGE_BYTES = 6144;
-const TOKEN_MARGIN_MS = 60_000;
 
 export class AdmBridge implements Bridge {
   readonly type = 'adm' as const;
   readonly appId: string;
   private readonly http: Http1Origin;
   private readonly tokenHttp: Http1Origin;
-  private token: { value: string; expires: number } | null = null;
-  private refreshing: Promise<string> | null = null;
+  private readonly tokens = new TokenCache(() => this.fetchToken());
 
   constructor(private readonly settings: AdmSettings) {
     this.appId = settings.appId;
@@ -40,13 +39,7 @@ export class AdmBridge implements Bridge {
     return /^[A-Za-z0-9._:\-]{8,2048}$/.test(token);
   }
 
-  private async accessToken(): Promise<string> {
-    if (this.token && this.token.expires - TOKEN_MARGIN_MS > Date.now()) return this.token.value;
-    this.refreshing ??= this.fetchToken().finally(() => (this.refreshing = null));
-    return this.refreshing;
-  }
-
-  private async fetchToken(): Promise<string> {
+  private async fetchToken(): Promise<FreshToken> {
     const form = new URLSearchParams({
       grant_type: 'client_credentials',
       scope: 'messaging:push',
@@ -60,8 +53,7 @@ export class AdmBridge implements Bridge {
     const body = jsonBody(res);
     if (res.status !== 200 || typeof body['access_token'] !== 'string') throw new AdmTokenError(res.status, String(body['error'] ?? ''));
     const expiresIn = typeof body['expires_in'] === 'number' ? body['expires_in'] : 3600;
-    this.token = { value: body['access_token'], expires: Date.now() + expiresIn * 1000 };
-    return this.token.value;
+    return { value: body['access_token'], expiresIn };
   }
 
   buildBody(msg: BridgeMessage): Record<string, unknown> {
@@ -78,7 +70,7 @@ export class AdmBridge implements Bridge {
     for (let attempt = 0; ; attempt++) {
       let res: HttpResponse;
       try {
-        const token = await this.accessToken();
+        const token = await this.tokens.get();
         res = await this.http.request('POST', `/messaging/registrations/${encodeURIComponent(msg.token)}/messages`, {
           authorization: `Bearer ${token}`,
           'content-type': 'application/json',
@@ -106,7 +98,7 @@ export class AdmBridge implements Bridge {
       }
       if (res.status === 401 && attempt === 0) {
         // AccessTokenExpired: fetch a new token and try once more.
-        this.token = null;
+        this.tokens.invalidate();
         continue;
       }
       if (res.status === 401) return { outcome: 'misconfigured', reason: why, errno: 901 };

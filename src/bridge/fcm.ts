@@ -1,6 +1,7 @@
 import { createPrivateKey } from 'node:crypto';
 import { SignJWT } from 'jose';
 import { type Bridge, type BridgeMessage, type BridgeResult, parseRetryAfter } from './types.js';
+import { type FreshToken, TokenCache } from './token-cache.js';
 import { Http1Origin, Http2Origin, type HttpResponse, jsonBody, TransportError } from './http.js';
 
 /**
@@ -33,8 +34,6 @@ export interface FcmSettings {
 const SCOPE = 'https://www.googleapis.com/auth/firebase.messaging';
 /** FCM refuses messages over 4096 bytes. */
 export const FCM_MAX_MESSAGE_BYTES = 4096;
-/** Refresh the access token this long before it expires. */
-const TOKEN_MARGIN_MS = 60_000;
 
 export class FcmBridge implements Bridge {
   readonly type = 'fcm' as const;
@@ -42,8 +41,7 @@ export class FcmBridge implements Bridge {
   private readonly send2: Http2Origin;
   private readonly tokenHttp: Http1Origin;
   private readonly key;
-  private token: { value: string; expires: number } | null = null;
-  private refreshing: Promise<string> | null = null;
+  private readonly tokens = new TokenCache(() => this.fetchToken());
 
   constructor(private readonly settings: FcmSettings) {
     this.appId = settings.appId;
@@ -56,13 +54,7 @@ export class FcmBridge implements Bridge {
     return /^[^\s]{8,4096}$/.test(token);
   }
 
-  private async accessToken(): Promise<string> {
-    if (this.token && this.token.expires - TOKEN_MARGIN_MS > Date.now()) return this.token.value;
-    this.refreshing ??= this.fetchToken().finally(() => (this.refreshing = null));
-    return this.refreshing;
-  }
-
-  private async fetchToken(): Promise<string> {
+  private async fetchToken(): Promise<FreshToken> {
     const sa = this.settings.serviceAccount;
     const now = Math.floor(Date.now() / 1000);
     const assertion = await new SignJWT({ scope: SCOPE })
@@ -82,8 +74,7 @@ export class FcmBridge implements Bridge {
       throw new TokenError(`token endpoint answered ${res.status} ${String(body['error'] ?? '')}`.trim(), res.status);
     }
     const expiresIn = typeof body['expires_in'] === 'number' ? body['expires_in'] : 3600;
-    this.token = { value: body['access_token'], expires: Date.now() + expiresIn * 1000 };
-    return this.token.value;
+    return { value: body['access_token'], expiresIn };
   }
 
   /** The FCM v1 message for a BridgeMessage: a data message, with a notification only when asked. */
@@ -108,7 +99,7 @@ export class FcmBridge implements Bridge {
     for (let attempt = 0; ; attempt++) {
       let res: HttpResponse;
       try {
-        const token = await this.accessToken();
+        const token = await this.tokens.get();
         res = await this.send2.request('POST', `${new URL(this.settings.baseUrl).pathname.replace(/\/$/, '')}/v1/projects/${this.settings.serviceAccount.project_id}/messages:send`, {
           authorization: `Bearer ${token}`,
           'content-type': 'application/json; charset=utf-8',
@@ -125,7 +116,7 @@ export class FcmBridge implements Bridge {
       const result = classify(res);
       // An access token revoked early: fetch a new one once.
       if (result === 'reauth' && attempt === 0) {
-        this.token = null;
+        this.tokens.invalidate();
         continue;
       }
       return result === 'reauth' ? { outcome: 'misconfigured', reason: 'FCM refused our access token', errno: 901 } : result;
