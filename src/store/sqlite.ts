@@ -6,8 +6,9 @@ import { StoreUnavailableError } from './types.js';
 
 /**
  * The embedded store: SQLite through better-sqlite3 in WAL mode. Statements are prepared once; every
- * lookup is by primary key or an index range, never a scan. Calls are synchronous underneath and wrapped in
- * promises to honour the async Store contract.
+ * lookup is by primary key or an index range, never a scan. Reads run at once. Writes issued in the same
+ * turn of the event loop are committed together in one transaction (group commit), and each caller's promise
+ * settles only after that commit, so nobody acts on a write that is not durable yet.
  */
 
 const SCHEMA = `
@@ -105,6 +106,8 @@ export class SqliteStore implements Store {
   private readonly txRemoveUser;
   private readonly txRemoveChannel;
   private readonly txSaveReg;
+  private pending: { run: () => unknown; resolve: (v: unknown) => void; reject: (e: unknown) => void }[] = [];
+  private readonly txBatch;
 
   constructor(path: string) {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
@@ -164,6 +167,18 @@ export class SqliteStore implements Store {
       regGet: db.prepare<[string], { doc: string }>('SELECT doc FROM push_registrations WHERE node = ?'),
       regDelete: db.prepare('DELETE FROM push_registrations WHERE node = ?'),
     };
+    this.txBatch = db.transaction((batch: typeof this.pending) => {
+      const outcomes: { ok: boolean; value: unknown }[] = [];
+      for (const op of batch) {
+        // A failing statement rolls back alone (SQLite statement journal); the others still commit.
+        try {
+          outcomes.push({ ok: true, value: op.run() });
+        } catch (err) {
+          outcomes.push({ ok: false, value: err });
+        }
+      }
+      return outcomes;
+    });
     this.txSaveReg = db.transaction((reg: PushRegistration): PushRegistration => {
       const existing = this.stmt.regByDevice.get(reg.account, reg.deviceId);
       const saved = existing ? { ...reg, node: existing.node } : reg;
@@ -185,6 +200,28 @@ export class SqliteStore implements Store {
     });
   }
 
+  /** Queues a write for the group commit at the end of this turn of the event loop. */
+  private write<T>(run: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      if (this.pending.length === 0) setImmediate(() => this.flush());
+      this.pending.push({ run, resolve: resolve as (v: unknown) => void, reject });
+    });
+  }
+
+  private flush(): void {
+    const batch = this.pending;
+    this.pending = [];
+    if (batch.length === 0) return;
+    let outcomes;
+    try {
+      outcomes = this.txBatch(batch);
+    } catch (err) {
+      for (const op of batch) op.reject(err);
+      return;
+    }
+    outcomes.forEach((o, i) => (o.ok ? batch[i]!.resolve(o.value) : batch[i]!.reject(o.value)));
+  }
+
   private userRow(user: UserRecord): UserRow {
     return {
       uaid: user.uaid,
@@ -196,7 +233,8 @@ export class SqliteStore implements Store {
   }
 
   async addUser(user: UserRecord): Promise<boolean> {
-    return this.stmt.insertUser.run(this.userRow(user)).changes > 0;
+    const row = this.userRow(user);
+    return this.write(() => this.stmt.insertUser.run(row).changes > 0);
   }
 
   async getUser(uaid: string): Promise<UserRecord | null> {
@@ -205,19 +243,20 @@ export class SqliteStore implements Store {
   }
 
   async updateUser(user: UserRecord): Promise<boolean> {
-    return this.stmt.updateUser.run(this.userRow(user)).changes > 0;
+    const row = this.userRow(user);
+    return this.write(() => this.stmt.updateUser.run(row).changes > 0);
   }
 
   async clearNodeId(uaid: string, connectedAt: number, nodeId: string): Promise<boolean> {
-    return this.stmt.clearNode.run(uaid, connectedAt, nodeId).changes > 0;
+    return this.write(() => this.stmt.clearNode.run(uaid, connectedAt, nodeId).changes > 0);
   }
 
   async removeUser(uaid: string): Promise<void> {
-    this.txRemoveUser(uaid);
+    return this.write(() => this.txRemoveUser(uaid));
   }
 
   async addChannel(uaid: string, channel: ChannelRecord): Promise<void> {
-    this.stmt.insertChannel.run(uaid, channel.channelID, channel.keyHash);
+    await this.write(() => this.stmt.insertChannel.run(uaid, channel.channelID, channel.keyHash));
   }
 
   async getChannel(uaid: string, channelID: string): Promise<ChannelRecord | null> {
@@ -230,7 +269,7 @@ export class SqliteStore implements Store {
   }
 
   async removeChannel(uaid: string, channelID: string): Promise<boolean> {
-    return this.txRemoveChannel(uaid, channelID);
+    return this.write(() => this.txRemoveChannel(uaid, channelID));
   }
 
   async saveMessage(m: Notification): Promise<void> {
@@ -247,8 +286,7 @@ export class SqliteStore implements Store {
       headers: m.headers ? JSON.stringify(m.headers) : null,
       timestamp: m.timestamp,
     };
-    if (m.topic !== null) this.txSaveTopic(row);
-    else this.stmt.insertMessage.run(row);
+    await this.write(() => (m.topic !== null ? this.txSaveTopic(row) : this.stmt.insertMessage.run(row)));
   }
 
   async fetchMessages(uaid: string, afterSeq: number, limit: number, now: number): Promise<Notification[]> {
@@ -260,19 +298,19 @@ export class SqliteStore implements Store {
   }
 
   async removeMessage(uaid: string, seq: number): Promise<boolean> {
-    return this.stmt.deleteMessage.run(uaid, seq).changes > 0;
+    return this.write(() => this.stmt.deleteMessage.run(uaid, seq).changes > 0);
   }
 
   async removeTopicMessage(uaid: string, channelID: string, topic: string): Promise<boolean> {
-    return this.stmt.deleteTopic.run(uaid, channelID, topic).changes > 0;
+    return this.write(() => this.stmt.deleteTopic.run(uaid, channelID, topic).changes > 0);
   }
 
   async sweepExpired(now: number): Promise<number> {
-    return this.stmt.sweep.run(now).changes;
+    return this.write(() => this.stmt.sweep.run(now).changes);
   }
 
   async savePushRegistration(reg: PushRegistration): Promise<PushRegistration> {
-    return this.txSaveReg(reg);
+    return this.write(() => this.txSaveReg(reg));
   }
 
   async getPushRegistration(node: string): Promise<PushRegistration | null> {
@@ -281,7 +319,7 @@ export class SqliteStore implements Store {
   }
 
   async removePushRegistration(node: string): Promise<boolean> {
-    return this.stmt.regDelete.run(node).changes > 0;
+    return this.write(() => this.stmt.regDelete.run(node).changes > 0);
   }
 
   async health(): Promise<void> {
@@ -289,6 +327,7 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
+    this.flush();
     if (this.db.open) this.db.close();
   }
 }

@@ -1,0 +1,236 @@
+import { Agent, request } from 'node:http';
+import { performance } from 'node:perf_hooks';
+import { randomUUID } from 'node:crypto';
+import { WebSocket } from 'ws';
+
+/**
+ * A load process of the benchmark. The orchestrator (bench/run.ts) sends it operations over IPC; it plays
+ * browsers (websocket clients), application servers (HTTP senders), provider fakes, or an XMPP server.
+ */
+
+const now = () => performance.timeOrigin + performance.now();
+
+interface Client {
+  ws: WebSocket;
+  uaid: string;
+}
+
+const clients: Client[] = [];
+/** version → receive time, for latency joins. */
+let received = new Map<string, number>();
+let receivedCount = 0;
+let fakes: import('../test/fakes/providers.js').ProviderFakes | null = null;
+let xmppServer: import('../test/helpers/xmpp-server.js').FakeComponentServer | null = null;
+
+function onNotification(ws: WebSocket, text: string, keepTimes: boolean): void {
+  const m = JSON.parse(text) as Record<string, unknown>;
+  if (m['messageType'] !== 'notification') return;
+  receivedCount++;
+  if (keepTimes) received.set(m['version'] as string, now());
+  ws.send(JSON.stringify({ messageType: 'ack', updates: [{ channelID: m['channelID'], version: m['version'], code: 100 }] }));
+}
+
+/** Opens one client: hello (with a uaid to resume), then register when asked. */
+function openClient(url: string, localAddress: string, uaid: string | null, register: boolean, key: string | null, keepTimes: boolean): Promise<{ uaid: string; endpoint: string | null }> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, ['push-notification'], { localAddress, perMessageDeflate: false });
+    let stage = 0;
+    let myUaid = '';
+    ws.once('error', reject);
+    ws.on('open', () => ws.send(JSON.stringify({ messageType: 'hello', use_webpush: true, ...(uaid ? { uaid } : {}) })));
+    ws.on('message', (data) => {
+      const text = data.toString();
+      if (stage === 0) {
+        myUaid = (JSON.parse(text) as { uaid: string }).uaid;
+        clients.push({ ws, uaid: myUaid });
+        stage = 1;
+        if (!register) return resolve({ uaid: myUaid, endpoint: null });
+        ws.send(JSON.stringify({ messageType: 'register', channelID: randomUUID(), ...(key ? { key } : {}) }));
+        return;
+      }
+      if (stage === 1 && register) {
+        const m = JSON.parse(text) as { messageType: string; pushEndpoint?: string };
+        if (m.messageType === 'register') {
+          stage = 2;
+          return resolve({ uaid: myUaid, endpoint: m.pushEndpoint ?? null });
+        }
+      }
+      onNotification(ws, text, keepTimes);
+    });
+  });
+}
+
+async function pool<T>(count: number, concurrency: number, job: (i: number) => Promise<T>): Promise<{ results: T[]; failures: number }> {
+  const results: T[] = [];
+  let next = 0;
+  let failures = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, count) }, async () => {
+      while (next < count) {
+        const i = next++;
+        try {
+          results[i] = await job(i);
+        } catch {
+          failures++;
+        }
+      }
+    }),
+  );
+  return { results: results.filter((r) => r !== undefined), failures };
+}
+
+const ops: Record<string, (args: any) => Promise<unknown>> = {
+  async connect(a: { url: string; count: number; localAddresses: string[]; register: boolean; key?: string; concurrency: number; uaids?: string[]; keepTimes?: boolean }) {
+    const started = now();
+    const { results, failures } = await pool(a.count, a.concurrency, (i) =>
+      openClient(a.url, a.localAddresses[i % a.localAddresses.length]!, a.uaids?.[i] ?? null, a.register, a.key ?? null, a.keepTimes ?? false),
+    );
+    return { elapsedMs: now() - started, failures, uaids: results.map((r) => r.uaid), endpoints: results.map((r) => r.endpoint) };
+  },
+  async received(a: { withTimes: boolean }) {
+    const out = { count: receivedCount, times: a.withTimes ? [...received.entries()] : [] };
+    received = new Map();
+    receivedCount = 0;
+    return out;
+  },
+  async waitReceived(a: { count: number; timeoutMs: number }) {
+    const started = now();
+    while (receivedCount < a.count && now() - started < a.timeoutMs) await new Promise((r) => setTimeout(r, 20));
+    return { count: receivedCount, elapsedMs: now() - started };
+  },
+  async closeClients() {
+    await Promise.all(clients.splice(0).map((c) => new Promise<void>((r) => (c.ws.once('close', () => r()), c.ws.close()))));
+    return {};
+  },
+  async send(a: { targets: { endpoint: string; body: string }[]; headers: Record<string, string>; mode: 'saturate' | 'rate'; concurrency: number; rps?: number; durationMs?: number; count?: number }) {
+    const agent = new Agent({ keepAlive: true, maxSockets: a.concurrency });
+    const bodies = a.targets.map((t) => Buffer.from(t.body, 'base64'));
+    const paths = a.targets.map((t) => new URL(t.endpoint));
+    const latencies: number[] = [];
+    const ids: [string, number][] = [];
+    const statuses: Record<string, number> = {};
+    let sent = 0;
+    let i = 0;
+    const one = () =>
+      new Promise<void>((resolve) => {
+        const k = i++ % paths.length;
+        const url = paths[k]!;
+        const body = bodies[k]!;
+        const t0 = now();
+        sent++;
+        const req = request(
+          { host: url.hostname, port: url.port, path: url.pathname, method: 'POST', agent, headers: { ...a.headers, 'content-length': body.length } },
+          (res) => {
+            res.resume();
+            res.on('end', () => {
+              const status = String(res.statusCode);
+              statuses[status] = (statuses[status] ?? 0) + 1;
+              latencies.push(now() - t0);
+              const loc = res.headers['location'];
+              if (loc) ids.push([loc.slice(loc.lastIndexOf('/') + 1), t0]);
+              resolve();
+            });
+          },
+        );
+        req.on('error', () => {
+          statuses['error'] = (statuses['error'] ?? 0) + 1;
+          resolve();
+        });
+        req.end(body);
+      });
+    const started = now();
+    if (a.mode === 'saturate') {
+      const end = started + (a.durationMs ?? 10_000);
+      const limit = a.count ?? Infinity;
+      await Promise.all(
+        Array.from({ length: a.concurrency }, async () => {
+          while (now() < end && sent < limit) await one();
+        }),
+      );
+    } else {
+      const rps = a.rps ?? 1000;
+      const total = Math.round((rps * (a.durationMs ?? 10_000)) / 1000);
+      const inflight: Promise<void>[] = [];
+      for (let n = 0; n < total; n++) {
+        const due = started + (n * 1000) / rps;
+        const wait = due - now();
+        if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+        inflight.push(one());
+      }
+      await Promise.all(inflight);
+    }
+    agent.destroy();
+    return { elapsedMs: now() - started, sent, statuses, latencies, ids };
+  },
+  async startFakes() {
+    const { makePki } = await import('../test/fakes/pki.js');
+    const { ProviderFakes } = await import('../test/fakes/providers.js');
+    const pki = makePki();
+    fakes = new ProviderFakes(pki);
+    await fakes.start();
+    return { origin: fakes.origin, caFile: pki.caFile, serviceAccountFile: fakes.serviceAccountFile, dir: pki.dir };
+  },
+  async fakesCount() {
+    const n = fakes?.received.length ?? 0;
+    fakes?.received.splice(0);
+    return n;
+  },
+  async startXmppServer(a: { domain: string; secret: string }) {
+    const { FakeComponentServer } = await import('../test/helpers/xmpp-server.js');
+    xmppServer = new FakeComponentServer(a.domain, a.secret);
+    await xmppServer.listen();
+    return { port: xmppServer.port };
+  },
+  async xmppConnected() {
+    await xmppServer!.connected();
+    return {};
+  },
+  async xmppRegister(a: { count: number; domain: string }) {
+    const { xml } = await import('../test/helpers/xmpp-server.js');
+    const out: { node: string; secret: string }[] = [];
+    for (let i = 0; i < a.count; i++) {
+      const fields = { token: `fcm-bench-device-${i}`, 'device-id': `d${i}` };
+      const reply = await xmppServer!.request(
+        xml('iq', { type: 'set', from: `user${i}@bench.example/r`, to: a.domain }, xml('command', { xmlns: 'http://jabber.org/protocol/commands', node: 'register-push-fcm', action: 'execute' }, xml('x', { xmlns: 'jabber:x:data', type: 'submit' }, ...Object.entries(fields).map(([k, v]) => xml('field', { var: k }, xml('value', {}, v)))))),
+      );
+      const x = reply.getChild('command', 'http://jabber.org/protocol/commands')!.getChild('x', 'jabber:x:data')!;
+      const field = (n: string) => x.getChildren('field').find((f) => f.attrs['var'] === n)!.getChildText('value')!;
+      out.push({ node: field('node'), secret: field('secret') });
+    }
+    return out;
+  },
+  async xmppPublish(a: { nodes: { node: string; secret: string }[]; domain: string; concurrency: number; durationMs: number }) {
+    const { xml } = await import('../test/helpers/xmpp-server.js');
+    const latencies: number[] = [];
+    const results: Record<string, number> = {};
+    let i = 0;
+    const started = now();
+    const end = started + a.durationMs;
+    await Promise.all(
+      Array.from({ length: a.concurrency }, async () => {
+        while (now() < end) {
+          const n = a.nodes[i++ % a.nodes.length]!;
+          const t0 = now();
+          const reply = await xmppServer!.request(
+            xml('iq', { type: 'set', from: 'bench.example', to: a.domain }, xml('pubsub', { xmlns: 'http://jabber.org/protocol/pubsub' }, xml('publish', { node: n.node }, xml('item', {}, xml('notification', { xmlns: 'urn:xmpp:push:0' }, xml('x', { xmlns: 'jabber:x:data', type: 'form' }, xml('field', { var: 'FORM_TYPE' }, xml('value', {}, 'urn:xmpp:push:summary')), xml('field', { var: 'message-count' }, xml('value', {}, '1')))))), xml('publish-options', {}, xml('x', { xmlns: 'jabber:x:data', type: 'submit' }, xml('field', { var: 'FORM_TYPE' }, xml('value', {}, 'http://jabber.org/protocol/pubsub#publish-options')), xml('field', { var: 'secret' }, xml('value', {}, n.secret)))))),
+            30_000,
+          );
+          latencies.push(now() - t0);
+          const r = reply.attrs['type'] ?? 'none';
+          results[r] = (results[r] ?? 0) + 1;
+        }
+      }),
+    );
+    return { elapsedMs: now() - started, latencies, results };
+  },
+};
+
+process.on('message', (m: { id: number; op: string; args: unknown }) => {
+  const op = ops[m.op];
+  if (!op) return process.send!({ id: m.id, error: `unknown op ${m.op}` });
+  op(m.args).then(
+    (result) => process.send!({ id: m.id, result }),
+    (err: Error) => process.send!({ id: m.id, error: err.message }),
+  );
+});
+process.on('SIGTERM', () => process.exit(0));
