@@ -3,7 +3,7 @@ import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 import type { Metrics } from '../../ops/metrics.js';
 import type { Store } from '../../store/index.js';
 import { ApiError, errorBody, errorBodySchema } from '../errors.js';
-import { type ApiVersion, parseEndpointToken } from '../endpoint-token.js';
+import { type ApiVersion, type EndpointTokenInfo, parseEndpointToken } from '../endpoint-token.js';
 import type { MultiFernet } from '../fernet.js';
 import { parseMessageId } from '../message-id.js';
 import type { WebPushRouter } from '../router.js';
@@ -47,8 +47,24 @@ const pushSchema = {
  * The endpoint server (autopush's autoendpoint) for Web Push: POST /wpush/{v1,v2}/{token} (and the bare
  * /wpush/{token}, which is v1) and DELETE /m/{message-id}.
  */
+/** Decrypted endpoint tokens kept for senders that push to the same subscription again (bounded, FIFO). */
+const TOKEN_CACHE_LIMIT = 100_000;
+
 export async function endpointRoutes(app: FastifyInstance, opts: EndpointOptions): Promise<void> {
   const { fernet, router, vapid, metrics, publicUrl, store } = opts;
+  // Only tokens that decrypted are kept, so garbage tokens cannot fill the cache.
+  const tokens = new Map<string, EndpointTokenInfo>();
+  const decodeToken = (token: string, version: ApiVersion): EndpointTokenInfo | null => {
+    const key = version === 'v1' ? token : `2${token}`;
+    const hit = tokens.get(key);
+    if (hit) return hit;
+    const info = parseEndpointToken(fernet, token, version);
+    if (info) {
+      if (tokens.size >= TOKEN_CACHE_LIMIT) tokens.delete(tokens.keys().next().value!);
+      tokens.set(key, info);
+    }
+    return info;
+  };
 
   // Push bodies are opaque encrypted bytes whatever Content-Type a sender claims.
   app.removeAllContentTypeParsers();
@@ -57,7 +73,7 @@ export async function endpointRoutes(app: FastifyInstance, opts: EndpointOptions
 
   async function push(apiVersion: ApiVersion, token: string, request: { headers: import('node:http').IncomingHttpHeaders; body: unknown }, reply: FastifyReply) {
     const started = process.hrtime.bigint();
-    const info = parseEndpointToken(fernet, token, apiVersion);
+    const info = decodeToken(token, apiVersion);
     if (!info) throw new ApiError('invalidUrl', 'Invalid endpoint token');
 
     const creds = extractVapid(request.headers);
