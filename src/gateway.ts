@@ -103,6 +103,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     : null;
   const nodeServer = serveConnections && config.routerPort !== null ? createNodeServer({ clients, secret: config.routerSecret, log: app.log }) : null;
 
+  const limiter = new NodeRateLimiter(config.xmppRateLimit, config.xmppRateBurst);
   const xmppContext = (domain: string): HandlerContext => ({
     store,
     bridges,
@@ -118,7 +119,6 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     maxStanzaBytes: config.xmppMaxStanza,
     log: app.log,
   });
-  const limiter = new NodeRateLimiter(config.xmppRateLimit, config.xmppRateBurst);
   const xmpp = config.xmppServers.map((s) => new PushComponent(s, xmppContext(s.domain)));
 
   app.addHook('onResponse', async (request, reply) => {

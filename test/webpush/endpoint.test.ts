@@ -100,6 +100,14 @@ describe('endpoint door: RFC 8030 push with the real web-push library', () => {
     expect((await receive())['ttl']).toBe(MAX_TTL);
   });
 
+  it('accepts the legacy Bearer form with Crypto-Key p256ecdsa (and extra Crypto-Key parameters)', async () => {
+    const header = await vapidHeader({ aud: gw.config.publicUrl, exp: Math.floor(Date.now() / 1000) + 600, sub: 'https://sender.example' });
+    const jwt = /t=([^,]+)/.exec(header)![1]!;
+    const res = await post(v2, { TTL: '10', authorization: `Bearer ${jwt}`, 'crypto-key': `keyid=p256dh;p256ecdsa=${vapidKeys.publicKey}` });
+    expect(res.status).toBe(201);
+    await receive();
+  });
+
   it('verifies a reused VAPID token once (cache)', async () => {
     const auth = await vapidHeader({ aud: gw.config.publicUrl, exp: Math.floor(Date.now() / 1000) + 3600, sub: 'mailto:a@example.com' });
     const misses = gw.vapid.misses;
