@@ -402,7 +402,12 @@ async function soak(minutes: number): Promise<void> {
         clearInterval(sampler);
         const end = gw.rssBytes();
         await clientsW[0]!.call('received', { withTimes: false });
-        rows.push({ scenario: 'soak', case: `${minutes} min at ${rps}/s`, throughput: round(r.ok / (r.elapsedMs / 1000), 0), unit: 'accepted msg/s', latency: latency(r.latencies), extra: { rssStartMiB: round(start / 2 ** 20, 1), rssEndMiB: round(end / 2 ** 20, 1), rssGrowthPct: round(((end - start) / start) * 100, 1), errors: r.sent - r.ok, rssHeapMiBEvery30s: series.join(' ') } });
+        // RSS swings by ±10 % with garbage collection, so growth compares the mean of the first and last thirds.
+        const rss = series.map((x) => Number(x.split('/')[0]));
+        const third = Math.max(1, Math.floor(rss.length / 3));
+        const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+        const trendPct = round(((mean(rss.slice(-third)) - mean(rss.slice(0, third))) / mean(rss.slice(0, third))) * 100, 1);
+        rows.push({ scenario: 'soak', case: `${minutes} min at ${rps}/s`, throughput: round(r.ok / (r.elapsedMs / 1000), 0), unit: 'accepted msg/s', latency: latency(r.latencies), extra: { rssStartMiB: round(start / 2 ** 20, 1), rssEndMiB: round(end / 2 ** 20, 1), rssGrowthPct: round(((end - start) / start) * 100, 1), rssTrendPct: trendPct, errors: r.sent - r.ok, rssHeapMiBEvery30s: series.join(' ') } });
       }),
     );
   } finally {
