@@ -4,7 +4,7 @@ import { cpus, homedir, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import webpush from 'web-push';
 import { FernetKey } from '../src/webpush/fernet.js';
-import { drawChart } from './lib/chart.js';
+import { type ChartRow, drawChart } from './lib/chart.js';
 import { type GatewayProcess, metricValue, startGateway, waitForPort, Worker } from './lib/procs.js';
 import { latency, type Latency, round } from './lib/stats.js';
 
@@ -24,13 +24,7 @@ const gatewayArgs = profile ? ['--cpu-prof', '--cpu-prof-dir=bench/results/profi
 /** How long each measured phase runs. */
 const PHASE_MS = quick ? 2000 : 10_000;
 
-interface Row {
-  scenario: string;
-  case: string;
-  throughput: number | null;
-  unit: string;
-  latency?: Latency | undefined;
-  e2e?: Latency | undefined;
+interface Row extends ChartRow {
   extra?: Record<string, number | string>;
 }
 const rows: Row[] = [];
@@ -157,6 +151,17 @@ function e2e(ids: [string, number][], times: Map<string, number>): Latency {
   return latency(samples);
 }
 
+/** FerretDB on its SQLite backend (the MongoDB-wire server available here), or null when it is not built. */
+async function startFerret(): Promise<{ url: string; stop(): void } | null> {
+  if (!existsSync(ferretdb)) return null;
+  const dbPort = nextPort();
+  const dir = mkdtempSync(join(tmpdir(), 'bench-ferret-'));
+  const { spawn } = await import('node:child_process');
+  const child = spawn(ferretdb, ['--handler=sqlite', `--sqlite-url=file:${dir}/`, `--listen-addr=127.0.0.1:${dbPort}`, `--state-dir=${dir}`, '--telemetry=disable', '--log-level=error', '--debug-addr=-'], { stdio: 'ignore' });
+  await waitForPort(dbPort);
+  return { url: `mongodb://127.0.0.1:${dbPort}/bench`, stop: () => child.kill('SIGTERM') };
+}
+
 /** Gateway CPU use during a phase: percent of one core, µs per message, and the messages one core could carry. */
 function cpuFigures(cpuSeconds: number, elapsedMs: number, messages: number): Record<string, number> {
   const perMsgUs = (cpuSeconds * 1e6) / Math.max(1, messages);
@@ -214,16 +219,11 @@ async function direct(opts: { fleet?: boolean } = {}): Promise<void> {
   let gw: GatewayProcess[] = [];
   let wsUrls: string[];
   let endpointOrigin: string;
-  let ferret: { stop(): void } | null = null;
+  let ferret: Awaited<ReturnType<typeof startFerret>> = null;
   if (opts.fleet) {
-    if (!existsSync(ferretdb)) return void notes.push('fleet: skipped, FerretDB is not built (npm test builds it)');
-    const dbPort = nextPort();
-    const dir = mkdtempSync(join(tmpdir(), 'bench-ferret-'));
-    const { spawn } = await import('node:child_process');
-    const child = spawn(ferretdb, ['--handler=sqlite', `--sqlite-url=file:${dir}/`, `--listen-addr=127.0.0.1:${dbPort}`, `--state-dir=${dir}`, '--telemetry=disable', '--log-level=error', '--debug-addr=-'], { stdio: 'ignore' });
-    ferret = { stop: () => child.kill('SIGTERM') };
-    await waitForPort(dbPort);
-    const store = `mongodb://127.0.0.1:${dbPort}/bench`;
+    ferret = await startFerret();
+    if (!ferret) return void notes.push('fleet: skipped, FerretDB is not built (npm test builds it)');
+    const store = ferret.url;
     const ePort = nextPort();
     endpointOrigin = `http://127.0.0.1:${ePort}`;
     const common = { PUSHGATE_STORE: store, PUSHGATE_PUBLIC_URL: endpointOrigin };
@@ -284,16 +284,11 @@ async function direct(opts: { fleet?: boolean } = {}): Promise<void> {
 
 async function stored(backend: 'sqlite' | 'mongodb'): Promise<void> {
   let store: string | undefined;
-  let ferret: { stop(): void } | null = null;
+  let ferret: Awaited<ReturnType<typeof startFerret>> = null;
   if (backend === 'mongodb') {
-    if (!existsSync(ferretdb)) return void notes.push('stored/mongodb: skipped, FerretDB is not built (npm test builds it)');
-    const dbPort = nextPort();
-    const dir = mkdtempSync(join(tmpdir(), 'bench-ferret-'));
-    const { spawn } = await import('node:child_process');
-    const child = spawn(ferretdb, ['--handler=sqlite', `--sqlite-url=file:${dir}/`, `--listen-addr=127.0.0.1:${dbPort}`, `--state-dir=${dir}`, '--telemetry=disable', '--log-level=error', '--debug-addr=-'], { stdio: 'ignore' });
-    ferret = { stop: () => child.kill('SIGTERM') };
-    await waitForPort(dbPort);
-    store = `mongodb://127.0.0.1:${dbPort}/bench`;
+    ferret = await startFerret();
+    if (!ferret) return void notes.push('stored/mongodb: skipped, FerretDB is not built (npm test builds it)');
+    store = ferret.url;
   }
   const port = nextPort();
   const gw = await startGateway({ ...baseEnv(port), ...(store ? { PUSHGATE_STORE: store } : {}) }, port, gatewayArgs);
