@@ -18,7 +18,7 @@ export function versionInfo(): VersionInfo {
     cached = {
       version: pkg.version,
       commit: process.env['PUSHGATE_COMMIT'] ?? 'unknown',
-      source: 'https://github.com/pushgate/pushgate',
+      source: process.env['PUSHGATE_SOURCE'] ?? 'unknown',
       build: process.env['PUSHGATE_BUILD'] ?? 'local',
     };
   }
