@@ -292,10 +292,15 @@ export class Session implements ConnectedClient {
         const batch = await this.ctx.store.fetchMessages(this.uaid, this.storageCursor, this.ctx.storageBatch, Date.now());
         if (this.state !== 'identified') return;
         if (batch.length > 0) {
+          // One write system call for the whole batch instead of one per frame: the underlying socket is
+          // corked while the frames are queued (ws corks per frame too; corks nest).
+          const raw = (this.socket as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
+          raw?.cork();
           for (const n of batch) {
             this.storageCursor = n.seq;
             if (this.channels.has(n.channelID)) this.sendNotification(n, true);
           }
+          raw?.uncork();
           if ([...this.unacked.values()].some((u) => u.stored)) return;
           continue;
         }
