@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-import { generateKeyPairSync } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, settingsHelp } from './config.js';
 import { createGateway } from './gateway.js';
@@ -8,6 +7,7 @@ import { openStore } from './store/index.js';
 import { BridgeConfigError } from './bridge/index.js';
 import { versionInfo } from './ops/version.js';
 import { FernetKey } from './webpush/fernet.js';
+import { generateVapidKeys } from './webpush/endpoint-token.js';
 
 /** The `pushgate` command line. */
 
@@ -63,11 +63,8 @@ const COMMANDS: Record<string, Command> = {
     summary: "print a new VAPID key pair (P-256) for Pushgate's own Web Push sending",
     usage: 'pushgate genvapid',
     run: async () => {
-      const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-      const pub = publicKey.export({ format: 'jwk' });
-      const priv = privateKey.export({ format: 'jwk' });
-      const raw = Buffer.concat([Buffer.from([4]), Buffer.from(pub.x!, 'base64url'), Buffer.from(pub.y!, 'base64url')]);
-      process.stdout.write(`public key:  ${raw.toString('base64url')}\nprivate key: ${priv.d!}\n`);
+      const { publicKey, privateKey } = generateVapidKeys();
+      process.stdout.write(`public key:  ${publicKey}\nprivate key: ${privateKey}\n`);
       return 0;
     },
   },

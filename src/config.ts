@@ -1,7 +1,8 @@
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { FernetKey, MultiFernet } from './webpush/fernet.js';
+import { generateVapidKeys } from './webpush/endpoint-token.js';
 import { isStoreUrl, redactStoreUrl } from './store/index.js';
 
 /**
@@ -188,8 +189,8 @@ export function loadConfig(options: LoadOptions = {}): Config {
   if (v.role !== 'all' && v.store.startsWith('sqlite:')) {
     throw new ConfigError(`PUSHGATE_ROLE=${v.role} needs a shared store: set PUSHGATE_STORE to a mongodb:// URL`);
   }
-  for (const [setting, path] of [['PUSHGATE_TLS_CERT', v.tlsCert], ['PUSHGATE_TLS_KEY', v.tlsKey], ['PUSHGATE_BRIDGES', v.bridges]] as const) {
-    if (path !== null && !existsSync(path)) throw new ConfigError(`${setting} is invalid: ${path} does not exist, expected a readable PEM file`);
+  for (const [setting, path, what] of [['PUSHGATE_TLS_CERT', v.tlsCert, 'PEM file'], ['PUSHGATE_TLS_KEY', v.tlsKey, 'PEM file'], ['PUSHGATE_BRIDGES', v.bridges, 'JSON file']] as const) {
+    if (path !== null && !existsSync(path)) throw new ConfigError(`${setting} is invalid: ${path} does not exist, expected a readable ${what}`);
   }
 
   let generatedCryptoKey = false;
@@ -197,21 +198,12 @@ export function loadConfig(options: LoadOptions = {}): Config {
     v.cryptoKey = keptSecret(v.dataDir, 'crypto_key', () => FernetKey.generate(), cryptoKeys, 'PUSHGATE_CRYPTO_KEY');
     generatedCryptoKey = true;
   }
-  if (v.xmppService) {
-    const n = v.xmppService.split(',').length;
-    for (const [setting, list] of [['PUSHGATE_XMPP_DOMAIN', v.xmppDomain], ['PUSHGATE_XMPP_PASSWORD', v.xmppPassword]] as const) {
-      if (!list) throw new ConfigError(`${setting} is required with PUSHGATE_XMPP_SERVICE`);
-      const m = list.split(',').length;
-      if (m !== 1 && m !== n) throw new ConfigError(`${setting} has ${m} values for ${n} services in PUSHGATE_XMPP_SERVICE: give one, or one per service`);
-    }
-  }
+  const servers = xmppServers(v);
   if (Boolean(v.vapidPublicKey) !== Boolean(v.vapidPrivateKey)) throw new ConfigError('PUSHGATE_VAPID_PUBLIC_KEY and PUSHGATE_VAPID_PRIVATE_KEY must be set together');
   if (!v.vapidPublicKey) {
     const pair = keptSecret(v.dataDir, 'vapid_key', () => {
-      const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-      const pub = publicKey.export({ format: 'jwk' });
-      const raw = Buffer.concat([Buffer.from([4]), Buffer.from(pub.x!, 'base64url'), Buffer.from(pub.y!, 'base64url')]);
-      return `${raw.toString('base64url')}.${privateKey.export({ format: 'jwk' }).d!}`;
+      const { publicKey, privateKey } = generateVapidKeys();
+      return `${publicKey}.${privateKey}`;
     }, (k) => (/^[A-Za-z0-9_-]{87}\.[A-Za-z0-9_-]{43}$/.test(k) ? k : undefined), 'PUSHGATE_VAPID_PUBLIC_KEY');
     [v.vapidPublicKey, v.vapidPrivateKey] = pair.split('.') as [string, string];
   }
@@ -222,19 +214,27 @@ export function loadConfig(options: LoadOptions = {}): Config {
     ...v,
     fernet: MultiFernet.parseList(v.cryptoKey),
     authKeyList: v.authKeys.split(',').map((k) => k.trim()).filter(Boolean),
-    xmppServers: xmppServers(v),
+    xmppServers: servers,
     generatedCryptoKey,
   };
 }
 
+/** One entry per PUSHGATE_XMPP_SERVICE; domain and password lists give one value for all or one per service. */
 function xmppServers(v: ConfigValues): Config['xmppServers'] {
   if (!v.xmppService) return [];
   const services = v.xmppService.split(',').map((s) => s.trim());
-  const pick = (list: string, i: number) => {
+  const perService = (setting: string, list: string | null): string[] => {
+    if (!list) throw new ConfigError(`${setting} is required with PUSHGATE_XMPP_SERVICE`);
     const items = list.split(',').map((s) => s.trim());
-    return items.length === 1 ? items[0]! : items[i]!;
+    if (items.length === 1) return services.map(() => items[0]!);
+    if (items.length !== services.length) {
+      throw new ConfigError(`${setting} has ${items.length} values for ${services.length} services in PUSHGATE_XMPP_SERVICE: give one, or one per service`);
+    }
+    return items;
   };
-  return services.map((service, i) => ({ service, domain: pick(v.xmppDomain!, i), password: pick(v.xmppPassword!, i) }));
+  const domains = perService('PUSHGATE_XMPP_DOMAIN', v.xmppDomain);
+  const passwords = perService('PUSHGATE_XMPP_PASSWORD', v.xmppPassword);
+  return services.map((service, i) => ({ service, domain: domains[i]!, password: passwords[i]! }));
 }
 
 /** A secret generated once and kept in the data directory (mode 0600), when the operator set none. */

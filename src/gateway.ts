@@ -103,13 +103,12 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     : null;
   const nodeServer = serveConnections && config.routerPort !== null ? createNodeServer({ clients, secret: config.routerSecret, log: app.log }) : null;
 
-  const limiter = new NodeRateLimiter(config.xmppRateLimit, config.xmppRateBurst);
-  const xmppContext = (domain: string): HandlerContext => ({
+  // Every XMPP server's component shares one context; only the component JID differs.
+  const xmppShared: Omit<HandlerContext, 'jid'> | null = config.xmppServers.length === 0 ? null : {
     store,
     bridges,
-    jid: domain,
     metrics,
-    limiter,
+    limiter: new NodeRateLimiter(config.xmppRateLimit, config.xmppRateBurst),
     webpush: new WebPushSender(config.publicUrl, config.fernet, serveEndpoints ? router : null, {
       publicKey: config.vapidPublicKey,
       privateKey: config.vapidPrivateKey,
@@ -118,8 +117,8 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     publishOptionsDomains: new Set(config.xmppPublishOptionsDomains.split(',').map((d) => d.trim().toLowerCase()).filter(Boolean)),
     maxStanzaBytes: config.xmppMaxStanza,
     log: app.log,
-  });
-  const xmpp = config.xmppServers.map((s) => new PushComponent(s, xmppContext(s.domain)));
+  };
+  const xmpp = config.xmppServers.map((s) => new PushComponent(s, { ...xmppShared!, jid: s.domain }));
 
   app.addHook('onResponse', async (request, reply) => {
     metrics.httpRequests.inc({ route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) });

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, generateKeyPairSync } from 'node:crypto';
 import type { MultiFernet } from './fernet.js';
 import { bytesToChannelId, channelIdToBytes, uaidToBytes } from './ids.js';
 
@@ -25,6 +25,14 @@ export function decodeVapidKey(key: string): Buffer | null {
   // An uncompressed P-256 point (SEC1): 0x04 ‖ X ‖ Y.
   if (raw.length !== 65 || raw[0] !== 0x04) return null;
   return raw;
+}
+
+/** A new VAPID key pair (P-256), both halves in base64url: the raw uncompressed public point and the scalar. */
+export function generateVapidKeys(): { publicKey: string; privateKey: string } {
+  const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const pub = publicKey.export({ format: 'jwk' });
+  const raw = Buffer.concat([Buffer.from([4]), Buffer.from(pub.x!, 'base64url'), Buffer.from(pub.y!, 'base64url')]);
+  return { publicKey: raw.toString('base64url'), privateKey: privateKey.export({ format: 'jwk' }).d! };
 }
 
 export function vapidKeyHash(rawKey: Buffer): Buffer {

@@ -72,6 +72,16 @@ export class ApiError extends Error {
   }
 }
 
+/** Runs a storage call; storage trouble is never a 404/410 to a sender but 503 with Retry-After. */
+export async function storageCall<T>(op: () => Promise<T>): Promise<T> {
+  try {
+    return await op();
+  } catch (err) {
+    if (err instanceof ApiError) throw err;
+    throw new ApiError('backOff', 'Storage temporarily unavailable');
+  }
+}
+
 export interface ErrorBody {
   code: number;
   errno: number;

@@ -3,7 +3,7 @@ import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
 import type { Bridge, Bridges } from '../bridge/index.js';
 import type { Store } from '../store/index.js';
 import { decodeVapidKey, makeEndpoint, vapidKeyHash } from './endpoint-token.js';
-import { ApiError, errorBodySchema } from './errors.js';
+import { ApiError, errorBodySchema, storageCall } from './errors.js';
 import type { MultiFernet } from './fernet.js';
 import { isChannelId, newUaid } from './ids.js';
 import { sendError, toApiError } from './endpoint/routes.js';
@@ -123,17 +123,9 @@ export async function registrationRoutes(app: FastifyInstance, opts: Registratio
     return data;
   }
 
-  const storage = async <T>(op: () => Promise<T>): Promise<T> => {
-    try {
-      return await op();
-    } catch {
-      throw new ApiError('backOff', 'Storage temporarily unavailable');
-    }
-  };
-
   /** The user of the path, which must be registered with this router type and app. */
   async function ownUser(params: Params, uaid: string) {
-    const user = await storage(() => store.getUser(uaid));
+    const user = await storageCall(() => store.getUser(uaid));
     if (!user || user.routerType !== params.type || user.routerData?.['app_id'] !== params.appId) throw new ApiError('expiredEndpoint', 'UAID not found');
     return user;
   }
@@ -143,7 +135,7 @@ export async function registrationRoutes(app: FastifyInstance, opts: Registratio
     const data = routerData(bridge, request.params, request.body);
     const { channelID, keyHash } = channelData(request.body);
     const uaid = newUaid();
-    await storage(async () => {
+    await storageCall(async () => {
       await store.addUser({ uaid, routerType: bridge.type, routerData: data, connectedAt: Date.now(), nodeId: null });
       await store.addChannel(uaid, { channelID, keyHash });
     });
@@ -155,7 +147,7 @@ export async function registrationRoutes(app: FastifyInstance, opts: Registratio
     const bridge = bridgeFor(request.params);
     const user = await ownUser(request.params, uaid);
     const data = routerData(bridge, request.params, request.body);
-    await storage(() => store.updateUser({ ...user, routerData: data, connectedAt: Math.max(Date.now(), user.connectedAt) }));
+    await storageCall(() => store.updateUser({ ...user, routerData: data, connectedAt: Math.max(Date.now(), user.connectedAt) }));
     return {};
   });
 
@@ -163,7 +155,7 @@ export async function registrationRoutes(app: FastifyInstance, opts: Registratio
     const uaid = authorize(request);
     bridgeFor(request.params);
     await ownUser(request.params, uaid);
-    const channels = await storage(() => store.getChannels(uaid));
+    const channels = await storageCall(() => store.getChannels(uaid));
     return { uaid, channelIDs: channels.map((c) => c.channelID) };
   });
 
@@ -171,7 +163,7 @@ export async function registrationRoutes(app: FastifyInstance, opts: Registratio
     const uaid = authorize(request);
     bridgeFor(request.params);
     await ownUser(request.params, uaid);
-    await storage(() => store.removeUser(uaid));
+    await storageCall(() => store.removeUser(uaid));
     return {};
   });
 
@@ -183,7 +175,7 @@ export async function registrationRoutes(app: FastifyInstance, opts: Registratio
       bridgeFor(request.params);
       await ownUser(request.params, uaid);
       const { channelID, keyHash } = channelData(request.body);
-      await storage(() => store.addChannel(uaid, { channelID, keyHash }));
+      await storageCall(() => store.addChannel(uaid, { channelID, keyHash }));
       return { channelID, endpoint: makeEndpoint(publicUrl, fernet, uaid, channelID, keyHash) };
     },
   );
@@ -193,7 +185,7 @@ export async function registrationRoutes(app: FastifyInstance, opts: Registratio
     bridgeFor(request.params);
     await ownUser(request.params, uaid);
     const chid = request.params.chid!.toLowerCase();
-    if (!isChannelId(chid) || !(await storage(() => store.removeChannel(uaid, chid)))) throw new ApiError('invalidSubscription', 'No such subscription');
+    if (!isChannelId(chid) || !(await storageCall(() => store.removeChannel(uaid, chid)))) throw new ApiError('invalidSubscription', 'No such subscription');
     return {};
   });
 }

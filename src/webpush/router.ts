@@ -1,6 +1,6 @@
 import type { Metrics } from '../ops/metrics.js';
 import type { Notification, Store, Urgency } from '../store/index.js';
-import { ApiError } from './errors.js';
+import { ApiError, storageCall } from './errors.js';
 import type { MultiFernet } from './fernet.js';
 import type { ClientRegistry } from './clients.js';
 import { makeMessageId } from './message-id.js';
@@ -65,12 +65,12 @@ export class WebPushRouter {
       if (!client.channels.has(msg.channelID)) throw new ApiError('invalidSubscription', 'No such subscription');
       if (client.deliverDirect(notification)) return this.done(messageId, 'direct');
       if (msg.ttl === 0) return this.done(messageId, 'dropped');
-      await this.storage(() => this.store.saveMessage(notification));
+      await storageCall(() => this.store.saveMessage(notification));
       client.storageChanged();
       return this.done(messageId, 'stored');
     }
 
-    const [user, channel] = await this.storage(() =>
+    const [user, channel] = await storageCall(() =>
       Promise.all([this.store.getUser(msg.uaid), this.store.getChannel(msg.uaid, msg.channelID)]),
     );
     if (!user) throw new ApiError('expiredEndpoint', 'UAID not found');
@@ -89,13 +89,13 @@ export class WebPushRouter {
 
     // autopush's msg_limit: a user agent that lets this many messages pile up is reset; it gets a new
     // uaid at its next hello and re-subscribes, and senders learn the endpoint is gone.
-    const pending = await this.storage(() => this.store.countMessages(msg.uaid, this.msgLimit));
+    const pending = await storageCall(() => this.store.countMessages(msg.uaid, this.msgLimit));
     if (pending >= this.msgLimit) {
-      await this.storage(() => this.store.removeUser(msg.uaid));
+      await storageCall(() => this.store.removeUser(msg.uaid));
       this.metrics.notifications.inc({ outcome: 'uaid_reset', path: 'stored' });
       throw new ApiError('unavailableEndpoint', 'Too many stored messages: the subscription was reset');
     }
-    await this.storage(() => this.store.saveMessage(notification));
+    await storageCall(() => this.store.saveMessage(notification));
     // The client may have connected while we were reading storage: have it look again.
     this.clients.get(msg.uaid)?.storageChanged();
     if (this.nodes) await this.afterStore(msg.uaid, user.connectedAt, staleRoute);
@@ -116,7 +116,7 @@ export class WebPushRouter {
       }
       return this.done(n.version, 'bridged');
     }
-    if (result.outcome === 'dead-token') await this.storage(() => this.store.removeUser(uaid));
+    if (result.outcome === 'dead-token') await storageCall(() => this.store.removeUser(uaid));
     this.metrics.notifications.inc({ outcome: `bridge_${result.outcome}`, path: 'bridged' });
     throw bridgeError(result);
   }
@@ -141,13 +141,4 @@ export class WebPushRouter {
     return { messageId, path };
   }
 
-  /** Storage trouble is never a 404/410 to the sender: it becomes 503 with Retry-After. */
-  private async storage<T>(op: () => Promise<T>): Promise<T> {
-    try {
-      return await op();
-    } catch (err) {
-      if (err instanceof ApiError) throw err;
-      throw new ApiError('backOff', 'Storage temporarily unavailable');
-    }
-  }
 }

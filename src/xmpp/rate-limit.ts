@@ -1,27 +1,27 @@
+import { BoundedMap } from '../bounded-map.js';
+
 /**
  * A token bucket per push node: an XMPP server that publishes faster than the configured rate is told
  * `wait`/`resource-constraint` (mod_push_appserver and fpush do the same), which never costs the user the
  * registration. Buckets live in memory, bounded in number.
  */
 export class NodeRateLimiter {
-  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+  private readonly buckets;
 
   constructor(
     /** Sustained publishes per minute per node (0 disables the limit). */
     private readonly perMinute: number,
     /** Publishes allowed in a burst. */
     private readonly burst: number,
-    private readonly maxNodes = 100_000,
-  ) {}
+    maxNodes = 100_000,
+  ) {
+    this.buckets = new BoundedMap<string, { tokens: number; at: number }>(maxNodes);
+  }
 
   take(node: string, now = Date.now()): boolean {
     if (this.perMinute <= 0) return true;
     let b = this.buckets.get(node);
     if (!b) {
-      if (this.buckets.size >= this.maxNodes) {
-        const oldest = this.buckets.keys().next().value;
-        if (oldest !== undefined) this.buckets.delete(oldest);
-      }
       b = { tokens: this.burst, at: now };
       this.buckets.set(node, b);
     }

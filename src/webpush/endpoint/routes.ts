@@ -2,12 +2,13 @@ import { timingSafeEqual } from 'node:crypto';
 import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 import type { Metrics } from '../../ops/metrics.js';
 import type { Store } from '../../store/index.js';
-import { ApiError, errorBody, errorBodySchema } from '../errors.js';
+import { ApiError, errorBody, errorBodySchema, storageCall } from '../errors.js';
 import { type ApiVersion, type EndpointTokenInfo, parseEndpointToken } from '../endpoint-token.js';
 import type { MultiFernet } from '../fernet.js';
 import { parseMessageId } from '../message-id.js';
 import type { WebPushRouter } from '../router.js';
 import { parseNotificationHeaders } from './headers.js';
+import { BoundedMap } from '../../bounded-map.js';
 import { extractVapid, type VapidVerifier } from './vapid.js';
 
 /** RFC 8030 allows the push service to limit payloads; 4096 bytes is what every Web Push service accepts. */
@@ -43,26 +44,23 @@ const pushSchema = {
   response: { 201: { type: 'null' }, '4xx': errorBodySchema, '5xx': errorBodySchema },
 } as const;
 
+/** Decrypted endpoint tokens kept for senders that push to the same subscription again. */
+const TOKEN_CACHE_LIMIT = 100_000;
+
 /**
  * The endpoint server (autopush's autoendpoint) for Web Push: POST /wpush/{v1,v2}/{token} (and the bare
  * /wpush/{token}, which is v1) and DELETE /m/{message-id}.
  */
-/** Decrypted endpoint tokens kept for senders that push to the same subscription again (bounded, FIFO). */
-const TOKEN_CACHE_LIMIT = 100_000;
-
 export async function endpointRoutes(app: FastifyInstance, opts: EndpointOptions): Promise<void> {
   const { fernet, router, vapid, metrics, publicUrl, store } = opts;
   // Only tokens that decrypted are kept, so garbage tokens cannot fill the cache.
-  const tokens = new Map<string, EndpointTokenInfo>();
+  const tokens = new BoundedMap<string, EndpointTokenInfo>(TOKEN_CACHE_LIMIT);
   const decodeToken = (token: string, version: ApiVersion): EndpointTokenInfo | null => {
     const key = version === 'v1' ? token : `2${token}`;
     const hit = tokens.get(key);
     if (hit) return hit;
     const info = parseEndpointToken(fernet, token, version);
-    if (info) {
-      if (tokens.size >= TOKEN_CACHE_LIMIT) tokens.delete(tokens.keys().next().value!);
-      tokens.set(key, info);
-    }
+    if (info) tokens.set(key, info);
     return info;
   };
 
@@ -130,12 +128,9 @@ export async function endpointRoutes(app: FastifyInstance, opts: EndpointOptions
     async (request, reply) => {
       const key = parseMessageId(fernet, request.params.messageId);
       if (!key) throw new ApiError('invalidUrl', 'Invalid message id');
-      try {
-        if (key.topic !== undefined) await store.removeTopicMessage(key.uaid, key.channelID, key.topic);
-        else await store.removeMessage(key.uaid, key.seq);
-      } catch {
-        throw new ApiError('backOff', 'Storage temporarily unavailable');
-      }
+      await storageCall(() =>
+        key.topic !== undefined ? store.removeTopicMessage(key.uaid, key.channelID, key.topic) : store.removeMessage(key.uaid, key.seq),
+      );
       reply.code(204).send();
     },
   );

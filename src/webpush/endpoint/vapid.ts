@@ -3,6 +3,7 @@ import { importJWK, jwtVerify } from 'jose';
 import { decodeVapidKey, vapidKeyHash } from '../endpoint-token.js';
 import { ApiError } from '../errors.js';
 import { parseParams } from './headers.js';
+import { BoundedMap } from '../../bounded-map.js';
 
 /**
  * VAPID (RFC 8292): the application server's ES256 JWT and public key, from
@@ -57,7 +58,7 @@ export function extractVapid(headers: IncomingHttpHeaders): VapidCredentials | n
 }
 
 export class VapidVerifier {
-  private readonly cache = new Map<string, VerifiedVapid>();
+  private readonly cache = new BoundedMap<string, VerifiedVapid>(CACHE_LIMIT);
   hits = 0;
   misses = 0;
 
@@ -81,11 +82,6 @@ export class VapidVerifier {
     }
     this.misses++;
     const verified = await this.verifyUncached(creds, now);
-    if (this.cache.size >= CACHE_LIMIT) {
-      // Drop the oldest entry: Map keeps insertion order.
-      const oldest = this.cache.keys().next().value;
-      if (oldest !== undefined) this.cache.delete(oldest);
-    }
     this.cache.set(cacheKey, verified);
     return verified;
   }

@@ -1,5 +1,5 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
-import type { Notification } from '../../store/index.js';
+import { type Notification, URGENCIES } from '../../store/index.js';
 import type { ClientRegistry } from '../clients.js';
 import { CloseCode } from '../protocol.js';
 import { secretMatches } from './auth.js';
@@ -32,7 +32,7 @@ const notificationBody = {
     ttl: { type: 'integer', minimum: 0 },
     expiry: { type: 'integer' },
     topic: { type: ['string', 'null'] },
-    urgency: { type: 'string', enum: ['very-low', 'low', 'normal', 'high'] },
+    urgency: { type: 'string', enum: URGENCIES },
     data: { type: ['string', 'null'] },
     headers: { type: ['object', 'null'], additionalProperties: { type: 'string' } },
     timestamp: { type: 'integer' },
