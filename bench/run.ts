@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { cpus, homedir, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import webpush from 'web-push';
-import { FernetKey } from '../src/webpush/fernet.js';
+import { FernetKey } from '../src/webpush/protocol/fernet.js';
 import { type ChartRow, drawChart } from './lib/chart.js';
 import { type GatewayProcess, metricValue, startGateway, waitForPort, Worker } from './lib/procs.js';
 import { latency, type Latency, round } from './lib/stats.js';

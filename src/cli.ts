@@ -2,12 +2,12 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, settingsHelp } from './config.js';
 import { createGateway } from './gateway.js';
-import { endpointDiagnostic } from './diagnostic.js';
+import { endpointDiagnostic } from './ops/diagnostic.js';
 import { openStore } from './store/index.js';
 import { BridgeConfigError } from './bridge/index.js';
 import { versionInfo } from './ops/version.js';
-import { FernetKey } from './webpush/fernet.js';
-import { generateVapidKeys } from './webpush/endpoint-token.js';
+import { FernetKey } from './webpush/protocol/fernet.js';
+import { generateVapidKeys } from './webpush/protocol/endpoint-token.js';
 
 /** The `pushgate` command line. */
 

@@ -1,111 +1,35 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { FernetKey, MultiFernet } from './webpush/fernet.js';
-import { generateVapidKeys } from './webpush/endpoint-token.js';
-import { isStoreUrl, redactStoreUrl } from './store/index.js';
+import { bridgeSettings } from './bridge/settings.js';
+import { gatewaySettings } from './settings.js';
+import { redactStoreUrl } from './store/index.js';
+import { storeSettings } from './store/settings.js';
+import { ConfigError, type Setting } from './util/settings.js';
+import { connectionSettings } from './webpush/connection/settings.js';
+import { endpointSettings } from './webpush/endpoint/settings.js';
+import { generateVapidKeys } from './webpush/protocol/endpoint-token.js';
+import { FernetKey, MultiFernet } from './webpush/protocol/fernet.js';
+import { cryptoKeys, protocolSettings } from './webpush/protocol/settings.js';
+import { xmppSettings } from './xmpp/settings.js';
+
+export { ConfigError } from './util/settings.js';
 
 /**
  * Configuration: a JSON file (config/pushgate.json, or the file PUSHGATE_CONFIG names) overlaid by
- * PUSHGATE_* environment variables. Each setting is declared once below with its variable, default and
- * check; an invalid value stops the start with a message naming the setting and what it should be.
+ * PUSHGATE_* environment variables. Each concern declares its settings beside its code; this merges the
+ * tables (in the order the help text lists them) and checks the settings that depend on each other. An
+ * invalid value stops the start with a message naming the setting and what it should be.
  */
-
-export class ConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ConfigError';
-  }
-}
-
-type Parse<T> = (raw: string) => T | undefined;
-
-interface Setting<T> {
-  env: string;
-  /** Key in the JSON file. */
-  key: string;
-  help: string;
-  /** What a valid value looks like, for error messages. */
-  expect: string;
-  parse: Parse<T>;
-  default: T | ((partial: Record<string, unknown>) => T);
-}
-
-const int =
-  (min: number, max: number): Parse<number> =>
-  (raw) => {
-    if (!/^\d+$/.test(raw.trim())) return undefined;
-    const n = Number(raw);
-    return n >= min && n <= max ? n : undefined;
-  };
-const str: Parse<string> = (raw) => raw;
-const optionalPath: Parse<string | null> = (raw) => (raw.trim() === '' ? null : raw);
-const origin: Parse<string> = (raw) => {
-  try {
-    const u = new URL(raw);
-    if ((u.protocol !== 'http:' && u.protocol !== 'https:') || (u.pathname !== '/' && u.pathname !== '') || u.search || u.hash) {
-      return undefined;
-    }
-    return u.origin;
-  } catch {
-    return undefined;
-  }
-};
-const logLevel: Parse<string> = (raw) => (['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(raw) ? raw : undefined);
-const cryptoKeys: Parse<string> = (raw) => {
-  try {
-    MultiFernet.parseList(raw);
-    return raw;
-  } catch {
-    return undefined;
-  }
-};
-
-/** Settings whose values never appear in messages. */
-const SECRET_SETTINGS = new Set(['PUSHGATE_CRYPTO_KEY', 'PUSHGATE_ROUTER_SECRET', 'PUSHGATE_AUTH_KEYS', 'PUSHGATE_XMPP_PASSWORD', 'PUSHGATE_VAPID_PRIVATE_KEY']);
-const optionalPort: Parse<number | null> = (raw) => (raw.trim() === '' ? null : int(1, 65535)(raw));
-const role: Parse<'all' | 'connection' | 'endpoint'> = (raw) => (raw === 'all' || raw === 'connection' || raw === 'endpoint' ? raw : undefined);
-const optionalUrl: Parse<string | null> = (raw) => {
-  if (raw.trim() === '') return null;
-  return origin(raw);
-};
-
 const SETTINGS = {
-  port: { env: 'PUSHGATE_PORT', key: 'port', help: 'public HTTP port: push endpoints, message API, health, metrics and the websocket at /', expect: 'an integer from 0 to 65535', parse: int(0, 65535), default: 8080 },
-  host: { env: 'PUSHGATE_HOST', key: 'host', help: 'listen address', expect: 'an IP address or host name', parse: (r: string) => (r.trim() ? r.trim() : undefined), default: '0.0.0.0' },
-  publicUrl: { env: 'PUSHGATE_PUBLIC_URL', key: 'publicUrl', help: 'origin used in endpoint URLs and checked against the VAPID aud', expect: 'an http(s) origin such as https://push.example.com', parse: origin, default: (p: Record<string, unknown>) => `http://localhost:${String(p['port'])}` },
-  cryptoKey: { env: 'PUSHGATE_CRYPTO_KEY', key: 'cryptoKey', help: 'comma-separated Fernet keys (autopush format): the first encrypts, all decrypt', expect: 'comma-separated 32-byte url-safe base64 Fernet keys (make one with `pushgate genkey`)', parse: cryptoKeys, default: '' },
-  store: { env: 'PUSHGATE_STORE', key: 'store', help: 'storage: sqlite:<path>, sqlite::memory: or mongodb://host/db', expect: 'sqlite:<path>, sqlite::memory: or a mongodb:// URL', parse: (r: string) => (isStoreUrl(r) ? r : undefined), default: 'sqlite:./data/pushgate.db' },
-  msgLimit: { env: 'PUSHGATE_MSG_LIMIT', key: 'msgLimit', help: "stored messages per uaid before it is reset (autopush's msg_limit)", expect: 'an integer from 1 to 100000', parse: int(1, 100000), default: 100 },
-  dataDir: { env: 'PUSHGATE_DATA_DIR', key: 'dataDir', help: 'directory for generated state (the crypto key when none is configured)', expect: 'a directory path', parse: str, default: './data' },
-  logLevel: { env: 'PUSHGATE_LOG_LEVEL', key: 'logLevel', help: 'log level', expect: 'one of fatal, error, warn, info, debug, trace, silent', parse: logLevel, default: 'info' },
-  tlsCert: { env: 'PUSHGATE_TLS_CERT', key: 'tlsCert', help: 'PEM certificate file: serve https/wss (and HTTP/2) on the public port', expect: 'a readable PEM file', parse: optionalPath, default: null },
-  tlsKey: { env: 'PUSHGATE_TLS_KEY', key: 'tlsKey', help: 'PEM private key file for PUSHGATE_TLS_CERT', expect: 'a readable PEM file', parse: optionalPath, default: null },
-  vapidClockSkew: { env: 'PUSHGATE_VAPID_CLOCK_SKEW', key: 'vapidClockSkew', help: "seconds of clock difference tolerated on a VAPID token's exp", expect: 'an integer from 0 to 3600', parse: int(0, 3600), default: 60 },
-  helloTimeout: { env: 'PUSHGATE_HELLO_TIMEOUT', key: 'helloTimeout', help: 'seconds a websocket client has to say hello', expect: 'an integer from 1 to 600', parse: int(1, 600), default: 10 },
-  minPingInterval: { env: 'PUSHGATE_MIN_PING_INTERVAL', key: 'minPingInterval', help: 'seconds a client must leave between two protocol pings (autopush: 45)', expect: 'an integer from 0 to 3600', parse: int(0, 3600), default: 45 },
-  wsPingInterval: { env: 'PUSHGATE_WS_PING_INTERVAL', key: 'wsPingInterval', help: 'seconds between websocket ping frames that detect dead connections', expect: 'an integer from 5 to 3600', parse: int(5, 3600), default: 300 },
-  maxFrameBytes: { env: 'PUSHGATE_WS_MAX_MESSAGE', key: 'maxFrameBytes', help: 'largest websocket frame a client may send, in bytes', expect: 'an integer from 1024 to 1048576', parse: int(1024, 1048576), default: 16384 },
-  storageBatch: { env: 'PUSHGATE_STORAGE_BATCH', key: 'storageBatch', help: 'stored messages sent per batch; the next batch is read once all are acked', expect: 'an integer from 1 to 1000', parse: int(1, 1000), default: 10 },
-  role: { env: 'PUSHGATE_ROLE', key: 'role', help: 'all (one node does everything), connection (websockets) or endpoint (push POSTs)', expect: 'all, connection or endpoint', parse: role, default: 'all' as 'all' | 'connection' | 'endpoint' },
-  routerPort: { env: 'PUSHGATE_ROUTER_PORT', key: 'routerPort', help: 'internal node-to-node port (never the public one); needed by connection nodes in a fleet', expect: 'an integer from 1 to 65535, different from PUSHGATE_PORT', parse: optionalPort, default: null as number | null },
-  routerHost: { env: 'PUSHGATE_ROUTER_HOST', key: 'routerHost', help: 'listen address of the internal port', expect: 'an IP address or host name', parse: (r: string) => (r.trim() ? r.trim() : undefined), default: '127.0.0.1' },
-  nodeUrl: { env: 'PUSHGATE_NODE_URL', key: 'nodeUrl', help: "this node's internal URL as other nodes reach it (recorded in its clients' router records)", expect: 'an http(s) origin such as http://10.0.0.5:8081', parse: optionalUrl, default: (p: Record<string, unknown>) => (p['routerPort'] ? `http://${String(p['routerHost'])}:${String(p['routerPort'])}` : null) },
-  routerSecret: { env: 'PUSHGATE_ROUTER_SECRET', key: 'routerSecret', help: 'shared secret every node presents on the internal port (optional)', expect: 'a string of at least 16 characters', parse: (r: string) => (r.length >= 16 ? r : undefined), default: null as string | null },
-  bridges: { env: 'PUSHGATE_BRIDGES', key: 'bridges', help: 'JSON file of FCM, APNs and ADM apps (see README)', expect: 'a readable JSON file', parse: optionalPath, default: null as string | null },
-  authKeys: { env: 'PUSHGATE_AUTH_KEYS', key: 'authKeys', help: 'comma-separated keys that sign bridge registration secrets: the first signs, all verify', expect: 'comma-separated keys of at least 16 characters', parse: (r: string) => (r.split(',').every((k) => k.trim().length >= 16) ? r : undefined), default: '' },
-  xmppService: { env: 'PUSHGATE_XMPP_SERVICE', key: 'xmppService', help: 'XMPP servers\' component ports, comma-separated xmpp://host:port (enables the XEP-0357 push service)', expect: 'comma-separated xmpp://host:port URLs', parse: (r: string) => (r.split(',').every((u) => /^xmpp:\/\/[^\s/:]+:\d{1,5}$/.test(u.trim())) ? r : undefined), default: null as string | null },
-  xmppDomain: { env: 'PUSHGATE_XMPP_DOMAIN', key: 'xmppDomain', help: 'the component JID on each server (comma-separated, one per service, or one for all)', expect: 'comma-separated domain names', parse: (r: string) => (r.split(',').every((d) => /^[a-z0-9.\-]+$/i.test(d.trim())) ? r : undefined), default: null as string | null },
-  xmppPassword: { env: 'PUSHGATE_XMPP_PASSWORD', key: 'xmppPassword', help: 'component secret on each server (comma-separated, one per service, or one for all)', expect: 'a non-empty secret', parse: (r: string) => (r.length > 0 ? r : undefined), default: null as string | null },
-  xmppPublishOptionsDomains: { env: 'PUSHGATE_XMPP_PUBLISH_OPTIONS_DOMAINS', key: 'xmppPublishOptionsDomains', help: 'XMPP domains that may create push nodes and publish with publish-options service/device_id (MongooseIM)', expect: 'comma-separated domain names', parse: (r: string) => r, default: '' },
-  xmppRateLimit: { env: 'PUSHGATE_XMPP_RATE_LIMIT', key: 'xmppRateLimit', help: 'pushes per minute per push node before publishes are answered wait (0: no limit)', expect: 'an integer from 0 to 100000', parse: int(0, 100000), default: 60 },
-  xmppRateBurst: { env: 'PUSHGATE_XMPP_RATE_BURST', key: 'xmppRateBurst', help: 'pushes a push node may send in a burst', expect: 'an integer from 1 to 100000', parse: int(1, 100000), default: 20 },
-  xmppMaxStanza: { env: 'PUSHGATE_XMPP_MAX_STANZA', key: 'xmppMaxStanza', help: 'largest stanza accepted, in bytes', expect: 'an integer from 1024 to 10485760', parse: int(1024, 10485760), default: 65536 },
-  vapidPublicKey: { env: 'PUSHGATE_VAPID_PUBLIC_KEY', key: 'vapidPublicKey', help: "Pushgate's own VAPID public key, for Web Push it sends (pushgate genvapid)", expect: 'a P-256 public key in base64url', parse: (r: string) => (/^[A-Za-z0-9_-]{87}$/.test(r) ? r : undefined), default: '' },
-  vapidPrivateKey: { env: 'PUSHGATE_VAPID_PRIVATE_KEY', key: 'vapidPrivateKey', help: 'the matching private key', expect: 'a P-256 private key in base64url', parse: (r: string) => (/^[A-Za-z0-9_-]{43}$/.test(r) ? r : undefined), default: '' },
-  vapidSubject: { env: 'PUSHGATE_VAPID_SUBJECT', key: 'vapidSubject', help: 'VAPID sub claim: a mailto: or https: URL for the operator', expect: 'a mailto: or https: URL', parse: (r: string) => (/^(mailto:|https:)/.test(r) ? r : undefined), default: (p: Record<string, unknown>) => `mailto:push@${new URL(String(p['publicUrl'])).hostname}` },
-  shutdownGrace: { env: 'PUSHGATE_SHUTDOWN_GRACE', key: 'shutdownGrace', help: 'seconds SIGTERM waits for in-flight requests before closing', expect: 'an integer from 0 to 600', parse: int(0, 600), default: 10 },
-} satisfies Record<string, Setting<unknown>>;
+  ...gatewaySettings,
+  ...storeSettings,
+  ...protocolSettings,
+  ...connectionSettings,
+  ...endpointSettings,
+  ...bridgeSettings,
+  ...xmppSettings,
+};
 
 type Settings = typeof SETTINGS;
 export type ConfigValues = { [K in keyof Settings]: Settings[K] extends Setting<infer T> ? T : never };
@@ -171,7 +95,7 @@ export function loadConfig(options: LoadOptions = {}): Config {
     }
     const parsed = s.parse(raw);
     if (parsed === undefined) {
-      const shown = SECRET_SETTINGS.has(s.env) ? '(not shown)' : JSON.stringify(s.env === 'PUSHGATE_STORE' ? redactStoreUrl(raw) : raw);
+      const shown = s.secret ? '(not shown)' : JSON.stringify(s.env === 'PUSHGATE_STORE' ? redactStoreUrl(raw) : raw);
       throw new ConfigError(`${s.env} (${s.key}) is invalid: got ${shown}, expected ${s.expect}`);
     }
     values[name] = parsed;

@@ -5,16 +5,16 @@ import { loggerOptions } from './log.js';
 import { Metrics } from './ops/metrics.js';
 import { opsRoutes } from './ops/routes.js';
 import { openStore, type Store } from './store/index.js';
-import { ClientRegistry } from './webpush/clients.js';
+import { ClientRegistry } from './webpush/connection/clients.js';
 import { ConnectionServer } from './webpush/connection/server.js';
-import { ApiError } from './webpush/errors.js';
+import { ApiError } from './webpush/protocol/errors.js';
 import { endpointRoutes, sendError } from './webpush/endpoint/routes.js';
 import { VapidVerifier } from './webpush/endpoint/vapid.js';
-import { WebPushRouter } from './webpush/router.js';
-import { NodeClient } from './webpush/node/client.js';
-import { createNodeServer } from './webpush/node/server.js';
+import { WebPushRouter } from './webpush/endpoint/router.js';
+import { PeerClient } from './webpush/endpoint/peer-client.js';
+import { createPeerServer } from './webpush/connection/peer-server.js';
 import { Bridges, loadBridges } from './bridge/index.js';
-import { registrationRoutes } from './webpush/registration.js';
+import { registrationRoutes } from './webpush/endpoint/registration.js';
 import { mongoosePushRoutes } from './mongoosepush/routes.js';
 import { PushComponent } from './xmpp/component.js';
 import type { HandlerContext } from './xmpp/handler.js';
@@ -37,7 +37,7 @@ export interface Gateway {
   /** One XEP-0114 component per configured XMPP server. */
   readonly xmpp: PushComponent[];
   /** The internal node-to-node listener; null unless PUSHGATE_ROUTER_PORT is set. */
-  readonly nodeServer: FastifyInstance | null;
+  readonly peerServer: FastifyInstance | null;
   listen(): Promise<string>;
   close(): Promise<void>;
 }
@@ -78,9 +78,9 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   const serveConnections = config.role !== 'endpoint';
   const serveEndpoints = config.role !== 'connection';
   // Routes to other nodes only where routes can be recorded: a fleet shares one store.
-  const nodes = config.role !== 'all' || config.routerPort !== null ? new NodeClient(config.routerSecret) : null;
-  const nodeId = serveConnections ? config.nodeUrl : null;
-  const router = new WebPushRouter(store, clients, config.fernet, metrics, config.msgLimit, nodeId, nodes, bridges);
+  const peers = config.role !== 'all' || config.routerPort !== null ? new PeerClient(config.routerSecret) : null;
+  const peerId = serveConnections ? config.peerUrl : null;
+  const router = new WebPushRouter(store, clients, config.fernet, metrics, config.msgLimit, peerId, peers, bridges);
   const vapid = new VapidVerifier(config.publicUrl, config.vapidClockSkew);
   const connections = serveConnections
     ? new ConnectionServer(
@@ -91,8 +91,8 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
           metrics,
           log: app.log,
           publicUrl: config.publicUrl,
-          nodeId,
-          nodes,
+          peerId,
+          peers,
           msgLimit: config.msgLimit,
           storageBatch: config.storageBatch,
           helloTimeoutMs: config.helloTimeout * 1000,
@@ -101,7 +101,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
         { maxFrameBytes: config.maxFrameBytes, wsPingIntervalMs: config.wsPingInterval * 1000 },
       )
     : null;
-  const nodeServer = serveConnections && config.routerPort !== null ? createNodeServer({ clients, secret: config.routerSecret, log: app.log }) : null;
+  const peerServer = serveConnections && config.routerPort !== null ? createPeerServer({ clients, secret: config.routerSecret, log: app.log }) : null;
 
   // Every XMPP server's component shares one context; only the component JID differs.
   const xmppShared: Omit<HandlerContext, 'jid'> | null = config.xmppServers.length === 0 ? null : {
@@ -151,9 +151,9 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     bridges,
     connections,
     xmpp,
-    nodeServer,
+    peerServer,
     async listen() {
-      if (nodeServer) await nodeServer.listen({ port: config.routerPort!, host: config.routerHost });
+      if (peerServer) await peerServer.listen({ port: config.routerPort!, host: config.routerHost });
       await app.listen({ port: config.port, host: config.host });
       // The XMPP links come up (and back) by themselves; the gateway does not wait for them.
       for (const c of xmpp) c.start();
@@ -168,7 +168,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
         // then the listener stops and in-flight requests finish; the store closes last.
         await Promise.all(xmpp.map((c) => c.stop()));
         await connections?.close();
-        await nodeServer?.close();
+        await peerServer?.close();
         // In-flight requests get PUSHGATE_SHUTDOWN_GRACE seconds; then remaining connections are cut.
         const grace = setTimeout(() => {
           const server = app.server as { closeAllConnections?: () => void };

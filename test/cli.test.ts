@@ -3,7 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { FernetKey, MultiFernet } from '../src/webpush/fernet.js';
+import { FernetKey, MultiFernet } from '../src/webpush/protocol/fernet.js';
 import { freePort, startGateway } from './helpers/gateway.js';
 import { channelId, post } from './helpers/push.js';
 import { PushClient } from './helpers/ws-client.js';

@@ -3,7 +3,7 @@ import type { ChannelRecord, Notification, PushRegistration, Store, Urgency, Use
 
 /**
  * The MongoDB backend (official driver). Collections and their keys:
- * - `users` `{_id: uaid, routerType, routerData, connectedAt, nodeId}`; shard key `{_id: "hashed"}`
+ * - `users` `{_id: uaid, routerType, routerData, connectedAt, peerId}`; shard key `{_id: "hashed"}`
  * - `channels` `{_id: "uaid:chid", uaid, keyHash}`; index and shard key `{uaid: "hashed"}`… see README
  * - `messages` `{_id, uaid, seq, chid, …, expiry: Date}`; `_id` is "uaid:s:seq", or "uaid:t:chid:topic" for a
  *   message with a Topic, so a topic replacement is one atomic upsert (no partial unique index needed);
@@ -17,7 +17,7 @@ interface UserDoc {
   routerType: string;
   routerData: Record<string, unknown> | null;
   connectedAt: number;
-  nodeId: string | null;
+  peerId: string | null;
 }
 
 interface ChannelDoc {
@@ -120,7 +120,7 @@ export class MongoStore implements Store {
 
   async getUser(uaid: string): Promise<UserRecord | null> {
     const d = await this.users.findOne({ _id: uaid });
-    return d ? { uaid: d._id, routerType: d.routerType, routerData: d.routerData, connectedAt: d.connectedAt, nodeId: d.nodeId } : null;
+    return d ? { uaid: d._id, routerType: d.routerType, routerData: d.routerData, connectedAt: d.connectedAt, peerId: d.peerId } : null;
   }
 
   async updateUser(user: UserRecord): Promise<boolean> {
@@ -129,8 +129,8 @@ export class MongoStore implements Store {
     return r.matchedCount > 0;
   }
 
-  async clearNodeId(uaid: string, connectedAt: number, nodeId: string): Promise<boolean> {
-    const r = await this.users.updateOne({ _id: uaid, connectedAt, nodeId }, { $set: { nodeId: null } });
+  async clearNodeId(uaid: string, connectedAt: number, peerId: string): Promise<boolean> {
+    const r = await this.users.updateOne({ _id: uaid, connectedAt, peerId }, { $set: { peerId: null } });
     return r.modifiedCount > 0;
   }
 

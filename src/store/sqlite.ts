@@ -79,7 +79,7 @@ function toUser(row: UserRow): UserRecord {
     routerType: row.router_type,
     routerData: row.router_data ? (JSON.parse(row.router_data) as Record<string, unknown>) : null,
     connectedAt: row.connected_at,
-    nodeId: row.node_id,
+    peerId: row.node_id,
   };
 }
 
@@ -228,7 +228,7 @@ export class SqliteStore implements Store {
       router_type: user.routerType,
       router_data: user.routerData ? JSON.stringify(user.routerData) : null,
       connected_at: user.connectedAt,
-      node_id: user.nodeId,
+      node_id: user.peerId,
     };
   }
 
@@ -247,8 +247,8 @@ export class SqliteStore implements Store {
     return this.write(() => this.stmt.updateUser.run(row).changes > 0);
   }
 
-  async clearNodeId(uaid: string, connectedAt: number, nodeId: string): Promise<boolean> {
-    return this.write(() => this.stmt.clearNode.run(uaid, connectedAt, nodeId).changes > 0);
+  async clearNodeId(uaid: string, connectedAt: number, peerId: string): Promise<boolean> {
+    return this.write(() => this.stmt.clearNode.run(uaid, connectedAt, peerId).changes > 0);
   }
 
   async removeUser(uaid: string): Promise<void> {

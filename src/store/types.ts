@@ -17,7 +17,7 @@ export interface UserRecord {
   /** When the client last connected (ms since the epoch); conditional updates are decided on it. */
   connectedAt: number;
   /** The node holding the client's websocket, when one does (scale-out). */
-  nodeId: string | null;
+  peerId: string | null;
 }
 
 export interface ChannelRecord {
@@ -81,7 +81,7 @@ export interface Store {
    * Clears the user's route, only if the record still names this node and this connection (connectedAt):
    * a node clearing a stale route never erases the route of a newer connection elsewhere.
    */
-  clearNodeId(uaid: string, connectedAt: number, nodeId: string): Promise<boolean>;
+  clearNodeId(uaid: string, connectedAt: number, peerId: string): Promise<boolean>;
   /** Removes the user with all its channels and messages. */
   removeUser(uaid: string): Promise<void>;
 

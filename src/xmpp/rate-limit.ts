@@ -1,4 +1,4 @@
-import { BoundedMap } from '../bounded-map.js';
+import { BoundedMap } from '../util/bounded-map.js';
 
 /**
  * A token bucket per push node: an XMPP server that publishes faster than the configured rate is told

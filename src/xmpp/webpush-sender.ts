@@ -1,9 +1,9 @@
 import webpush from 'web-push';
 import type { PushRegistration } from '../store/index.js';
-import { decodeVapidKey, parseEndpointToken, vapidKeyHash } from '../webpush/endpoint-token.js';
-import { ApiError } from '../webpush/errors.js';
-import type { MultiFernet } from '../webpush/fernet.js';
-import type { WebPushRouter } from '../webpush/router.js';
+import { decodeVapidKey, parseEndpointToken, vapidKeyHash } from '../webpush/protocol/endpoint-token.js';
+import { ApiError } from '../webpush/protocol/errors.js';
+import type { MultiFernet } from '../webpush/protocol/fernet.js';
+import type { WebPushRouter } from '../webpush/endpoint/router.js';
 import type { DeliveryOutcome } from './deliver.js';
 
 /**

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type ConfigValues, loadConfig } from '../../src/config.js';
 import { createGateway, type Gateway } from '../../src/gateway.js';
-import { FernetKey } from '../../src/webpush/fernet.js';
+import { FernetKey } from '../../src/webpush/protocol/fernet.js';
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

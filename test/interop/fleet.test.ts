@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FernetKey } from '../../src/webpush/fernet.js';
+import { FernetKey } from '../../src/webpush/protocol/fernet.js';
 import { freePort } from '../helpers/gateway.js';
 import { mongoServer, type MongoServer } from '../helpers/mongo.js';
 import { startNode, type NodeProcess } from '../helpers/node-process.js';

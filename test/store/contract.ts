@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Notification, Store } from '../../src/store/index.js';
-import { newUaid } from '../../src/webpush/ids.js';
+import { newUaid } from '../../src/webpush/protocol/ids.js';
 import { channelId } from '../helpers/push.js';
 
 /**
@@ -23,16 +23,16 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       timestamp: Date.now(),
       ...over,
     });
-    const user = (uaid: string, connectedAt: number) => ({ uaid, routerType: 'webpush', routerData: null, connectedAt, nodeId: null });
+    const user = (uaid: string, connectedAt: number) => ({ uaid, routerType: 'webpush', routerData: null, connectedAt, peerId: null });
 
     it('adds a user, and only a newer connection takes an existing record over', async () => {
       const store = await open();
       const uaid = newUaid();
       expect(await store.addUser(user(uaid, 100))).toBe(true);
-      expect(await store.addUser({ ...user(uaid, 50), nodeId: 'stale' })).toBe(false);
+      expect(await store.addUser({ ...user(uaid, 50), peerId: 'stale' })).toBe(false);
       expect((await store.getUser(uaid))?.connectedAt).toBe(100);
-      expect(await store.addUser({ ...user(uaid, 200), nodeId: 'node-b' })).toBe(true);
-      expect(await store.getUser(uaid)).toEqual({ ...user(uaid, 200), nodeId: 'node-b' });
+      expect(await store.addUser({ ...user(uaid, 200), peerId: 'node-b' })).toBe(true);
+      expect(await store.getUser(uaid)).toEqual({ ...user(uaid, 200), peerId: 'node-b' });
       expect(await store.getUser(newUaid())).toBeNull();
       await store.close();
     });
@@ -42,7 +42,7 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       const uaid = newUaid();
       await store.addUser(user(uaid, 100));
       expect(await store.updateUser({ ...user(uaid, 150), routerData: { a: 1 } })).toBe(true);
-      expect(await store.updateUser({ ...user(uaid, 120), nodeId: 'late' })).toBe(false);
+      expect(await store.updateUser({ ...user(uaid, 120), peerId: 'late' })).toBe(false);
       expect(await store.getUser(uaid)).toEqual({ ...user(uaid, 150), routerData: { a: 1 } });
       expect(await store.updateUser(user(newUaid(), 1))).toBe(false);
       await store.close();
@@ -51,14 +51,14 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
     it('clears a route only while it still names the same node and connection', async () => {
       const store = await open();
       const uaid = newUaid();
-      await store.addUser({ ...user(uaid, 100), nodeId: 'http://a' });
+      await store.addUser({ ...user(uaid, 100), peerId: 'http://a' });
       // Node B took the client over: node A's late clean-up must not erase B's route.
-      await store.updateUser({ ...user(uaid, 200), nodeId: 'http://b' });
+      await store.updateUser({ ...user(uaid, 200), peerId: 'http://b' });
       expect(await store.clearNodeId(uaid, 100, 'http://a')).toBe(false);
-      expect((await store.getUser(uaid))?.nodeId).toBe('http://b');
+      expect((await store.getUser(uaid))?.peerId).toBe('http://b');
       expect(await store.clearNodeId(uaid, 200, 'http://a')).toBe(false);
       expect(await store.clearNodeId(uaid, 200, 'http://b')).toBe(true);
-      expect((await store.getUser(uaid))?.nodeId).toBeNull();
+      expect((await store.getUser(uaid))?.peerId).toBeNull();
       await store.close();
     });
 
@@ -67,12 +67,12 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       // Both orders of arrival, several times over.
       for (let i = 0; i < 10; i++) {
         const uaid = newUaid();
-        const late = () => store.addUser({ ...user(uaid, 300), nodeId: 'http://late' });
-        const early = () => store.addUser({ ...user(uaid, 200), nodeId: 'http://early' });
+        const late = () => store.addUser({ ...user(uaid, 300), peerId: 'http://late' });
+        const early = () => store.addUser({ ...user(uaid, 200), peerId: 'http://early' });
         const [a, b] = await Promise.all(i % 2 ? [late(), early()] : [early(), late()]);
         expect(a || b).toBe(true);
         // Whatever the order, the newest connection wins.
-        expect((await store.getUser(uaid))?.nodeId).toBe('http://late');
+        expect((await store.getUser(uaid))?.peerId).toBe('http://late');
       }
       await store.close();
     });

@@ -1,4 +1,4 @@
-import { ClientMessageType } from '../protocol.js';
+import { ClientMessageType } from '../protocol/websocket.js';
 
 /**
  * Parsing of client frames into typed messages: everything a handler receives is already checked

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { CloseCode, SUBPROTOCOL } from '../protocol.js';
+import { CloseCode, SUBPROTOCOL } from '../protocol/websocket.js';
 import { type ConnectionContext, Session } from './session.js';
 
 export interface ConnectionServerOptions {

@@ -2,12 +2,12 @@ import type { FastifyBaseLogger } from 'fastify';
 import { WebSocket } from 'ws';
 import type { Metrics } from '../../ops/metrics.js';
 import type { Notification, Store } from '../../store/index.js';
-import type { ClientRegistry, ConnectedClient } from '../clients.js';
-import { decodeVapidKey, makeEndpoint, vapidKeyHash } from '../endpoint-token.js';
-import type { MultiFernet } from '../fernet.js';
-import type { NodeClient } from '../node/client.js';
-import { isChannelId, isUaid, newUaid } from '../ids.js';
-import { CloseCode, NACK_CODES } from '../protocol.js';
+import type { ClientRegistry, ConnectedClient } from './clients.js';
+import { decodeVapidKey, makeEndpoint, vapidKeyHash } from '../protocol/endpoint-token.js';
+import type { MultiFernet } from '../protocol/fernet.js';
+import type { PeerClient } from '../endpoint/peer-client.js';
+import { isChannelId, isUaid, newUaid } from '../protocol/ids.js';
+import { CloseCode, NACK_CODES } from '../protocol/websocket.js';
 import { type ClientMessage, parseClientMessage } from './messages.js';
 
 /** What every session of one gateway shares. */
@@ -19,8 +19,8 @@ export interface ConnectionContext {
   log: FastifyBaseLogger;
   publicUrl: string;
   /** This node's internal URL, recorded in its clients' router records (null on a single node). */
-  nodeId: string | null;
-  nodes: NodeClient | null;
+  peerId: string | null;
+  peers: PeerClient | null;
   msgLimit: number;
   storageBatch: number;
   helloTimeoutMs: number;
@@ -117,7 +117,7 @@ export class Session implements ConnectedClient {
     const { store } = this.ctx;
     const now = Date.now();
     this.connectedAt = now;
-    let previousNode: string | null = null;
+    let previousPeer: string | null = null;
     let uaid = isUaid(requested) ? requested : null;
     try {
       const user = uaid ? await store.getUser(uaid) : null;
@@ -128,8 +128,8 @@ export class Session implements ConnectedClient {
           this.ctx.metrics.notifications.inc({ outcome: 'uaid_reset', path: 'stored' });
           uaid = null;
         } else {
-          await store.updateUser({ ...user, connectedAt: now, nodeId: this.ctx.nodeId });
-          if (user.nodeId !== null && user.nodeId !== this.ctx.nodeId) previousNode = user.nodeId;
+          await store.updateUser({ ...user, connectedAt: now, peerId: this.ctx.peerId });
+          if (user.peerId !== null && user.peerId !== this.ctx.peerId) previousPeer = user.peerId;
           for (const ch of await store.getChannels(user.uaid)) this.channels.set(ch.channelID, ch.keyHash);
           this.checkStorage = true;
         }
@@ -150,7 +150,7 @@ export class Session implements ConnectedClient {
     const previous = this.ctx.clients.add(this);
     previous?.close(CloseCode.normal, 'a newer connection of this uaid took over');
     // The client moved here from another node: that node drops its older connection.
-    if (previousNode !== null) void this.ctx.nodes?.dropOlder(previousNode, uaid, now);
+    if (previousPeer !== null) void this.ctx.peers?.dropOlder(previousPeer, uaid, now);
     this.send({ messageType: 'hello', uaid, status: 200, use_webpush: true, broadcasts: {} });
     await this.readStorage();
   }
@@ -174,7 +174,7 @@ export class Session implements ConnectedClient {
     }
     try {
       if (this.deferredUser) {
-        await this.ctx.store.addUser({ uaid: this.uaid, routerType: 'webpush', routerData: null, connectedAt: this.connectedAt, nodeId: this.ctx.nodeId });
+        await this.ctx.store.addUser({ uaid: this.uaid, routerType: 'webpush', routerData: null, connectedAt: this.connectedAt, peerId: this.ctx.peerId });
         this.deferredUser = false;
       }
       if (existing === undefined) await this.ctx.store.addChannel(this.uaid, { channelID, keyHash });
@@ -356,10 +356,10 @@ export class Session implements ConnectedClient {
     this.ctx.metrics.connections.dec();
     if (!wasIdentified) return;
     this.ctx.clients.remove(this);
-    const nodeId = this.ctx.nodeId;
-    if (nodeId !== null && !this.deferredUser) {
+    const peerId = this.ctx.peerId;
+    if (peerId !== null && !this.deferredUser) {
       // Endpoint nodes stop routing here; a newer connection's route (another connectedAt) is left alone.
-      this.ctx.store.clearNodeId(this.uaid, this.connectedAt, nodeId).catch(() => {});
+      this.ctx.store.clearNodeId(this.uaid, this.connectedAt, peerId).catch(() => {});
     }
     const now = Date.now();
     for (const { notification, stored } of this.unacked.values()) {

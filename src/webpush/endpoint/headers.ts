@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { URGENCIES, type Urgency } from '../../store/index.js';
-import { ApiError } from '../errors.js';
+import { ApiError } from '../protocol/errors.js';
 
 /**
  * The RFC 8030 request headers of a push message, checked and typed. Handlers get a NotificationHeaders

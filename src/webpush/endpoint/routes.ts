@@ -2,13 +2,13 @@ import { timingSafeEqual } from 'node:crypto';
 import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 import type { Metrics } from '../../ops/metrics.js';
 import type { Store } from '../../store/index.js';
-import { ApiError, errorBody, errorBodySchema, storageCall } from '../errors.js';
-import { type ApiVersion, type EndpointTokenInfo, parseEndpointToken } from '../endpoint-token.js';
-import type { MultiFernet } from '../fernet.js';
-import { parseMessageId } from '../message-id.js';
-import type { WebPushRouter } from '../router.js';
+import { ApiError, errorBody, errorBodySchema, storageCall } from '../protocol/errors.js';
+import { type ApiVersion, type EndpointTokenInfo, parseEndpointToken } from '../protocol/endpoint-token.js';
+import type { MultiFernet } from '../protocol/fernet.js';
+import { parseMessageId } from '../protocol/message-id.js';
+import type { WebPushRouter } from './router.js';
 import { parseNotificationHeaders } from './headers.js';
-import { BoundedMap } from '../../bounded-map.js';
+import { BoundedMap } from '../../util/bounded-map.js';
 import { extractVapid, type VapidVerifier } from './vapid.js';
 
 /** RFC 8030 allows the push service to limit payloads; 4096 bytes is what every Web Push service accepts. */

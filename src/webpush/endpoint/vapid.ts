@@ -1,9 +1,9 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { importJWK, jwtVerify } from 'jose';
-import { decodeVapidKey, vapidKeyHash } from '../endpoint-token.js';
-import { ApiError } from '../errors.js';
+import { decodeVapidKey, vapidKeyHash } from '../protocol/endpoint-token.js';
+import { ApiError } from '../protocol/errors.js';
 import { parseParams } from './headers.js';
-import { BoundedMap } from '../../bounded-map.js';
+import { BoundedMap } from '../../util/bounded-map.js';
 
 /**
  * VAPID (RFC 8292): the application server's ES256 JWT and public key, from

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { registrationSecret } from '../../src/webpush/registration.js';
-import { bridgeWorld, type BridgeWorld } from '../fakes/setup.js';
-import { Errors } from '../fakes/providers.js';
-import { post } from '../helpers/push.js';
+import { registrationSecret } from '../../../src/webpush/endpoint/registration.js';
+import { bridgeWorld, type BridgeWorld } from '../../fakes/setup.js';
+import { Errors } from '../../fakes/providers.js';
+import { post } from '../../helpers/push.js';
 
 const FCM_TOKEN = 'fcm-device-token-0001';
 const APNS_TOKEN = 'ab'.repeat(32);

@@ -3,12 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'node:http';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { CloseCode } from '../../src/webpush/protocol.js';
-import { FernetKey } from '../../src/webpush/fernet.js';
-import { startGateway, type TestGateway } from '../helpers/gateway.js';
-import { BrowserKeys } from '../helpers/browser-keys.js';
-import { channelId, post, sendWebPush } from '../helpers/push.js';
-import { PushClient } from '../helpers/ws-client.js';
+import { CloseCode } from '../../../src/webpush/protocol/websocket.js';
+import { FernetKey } from '../../../src/webpush/protocol/fernet.js';
+import { startGateway, type TestGateway } from '../../helpers/gateway.js';
+import { BrowserKeys } from '../../helpers/browser-keys.js';
+import { channelId, post, sendWebPush } from '../../helpers/push.js';
+import { PushClient } from '../../helpers/ws-client.js';
 
 const gateways: TestGateway[] = [];
 async function gateway(overrides: Parameters<typeof startGateway>[0] = {}): Promise<TestGateway> {

@@ -1,8 +1,8 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import { type Notification, URGENCIES } from '../../store/index.js';
-import type { ClientRegistry } from '../clients.js';
-import { CloseCode } from '../protocol.js';
-import { secretMatches } from './auth.js';
+import type { ClientRegistry } from './clients.js';
+import { CloseCode } from '../protocol/websocket.js';
+import { secretMatches } from '../protocol/peer-auth.js';
 
 /**
  * The internal node-to-node API of a connection node (autopush's "router" port), on its own listener that
@@ -14,7 +14,7 @@ import { secretMatches } from './auth.js';
  * - `DELETE /notif/{uaid}/{connectedAt}` the client connected to another node at connectedAt: drop the
  *   older connection held here.
  */
-export interface NodeServerOptions {
+export interface PeerServerOptions {
   clients: ClientRegistry;
   secret: string | null;
   log: FastifyBaseLogger;
@@ -40,7 +40,7 @@ const notificationBody = {
   required: ['uaid', 'channelID', 'seq', 'version', 'ttl', 'expiry', 'topic', 'urgency', 'data', 'headers', 'timestamp'],
 } as const;
 
-export function createNodeServer(opts: NodeServerOptions): FastifyInstance {
+export function createPeerServer(opts: PeerServerOptions): FastifyInstance {
   const app = Fastify({
     loggerInstance: opts.log,
     logController: new LogController({ disableRequestLogging: true }),

@@ -1,15 +1,15 @@
-import type { Metrics } from '../ops/metrics.js';
-import type { Notification, Store, Urgency } from '../store/index.js';
-import { ApiError, storageCall } from './errors.js';
-import type { MultiFernet } from './fernet.js';
-import type { ClientRegistry } from './clients.js';
-import { makeMessageId } from './message-id.js';
-import type { NodeClient } from './node/client.js';
-import type { Bridges } from '../bridge/index.js';
+import type { Metrics } from '../../ops/metrics.js';
+import type { Notification, Store, Urgency } from '../../store/index.js';
+import { ApiError, storageCall } from '../protocol/errors.js';
+import type { MultiFernet } from '../protocol/fernet.js';
+import type { ClientRegistry } from '../connection/clients.js';
+import { makeMessageId } from '../protocol/message-id.js';
+import type { PeerClient } from './peer-client.js';
+import type { Bridges } from '../../bridge/index.js';
 import { bridgedMessage, bridgeError } from './bridged.js';
 
 /** A push message as the endpoint accepted it, before it has an ordering key and id. */
-export interface IncomingMessage {
+export interface PushRequest {
   uaid: string;
   channelID: string;
   ttl: number;
@@ -39,8 +39,8 @@ export class WebPushRouter {
     private readonly metrics: Metrics,
     private readonly msgLimit: number,
     /** This node's internal URL, and the client for other nodes' internal API (scale-out). */
-    private readonly nodeId: string | null = null,
-    private readonly nodes: NodeClient | null = null,
+    private readonly peerId: string | null = null,
+    private readonly peers: PeerClient | null = null,
     private readonly bridges: Bridges | null = null,
   ) {}
 
@@ -51,7 +51,7 @@ export class WebPushRouter {
     return this.lastSeq;
   }
 
-  async route(msg: IncomingMessage): Promise<RouteResult> {
+  async route(msg: PushRequest): Promise<RouteResult> {
     const now = Date.now();
     const seq = this.nextSeq();
     const messageId = makeMessageId(
@@ -78,10 +78,10 @@ export class WebPushRouter {
     if (user.routerType !== 'webpush') return this.routeBridged(user.uaid, user.routerType, user.routerData ?? {}, notification);
 
     // The client is on another node: hand the message over (autopush's endpoint → connection node hop).
-    const routedTo = user.nodeId !== null && user.nodeId !== this.nodeId && this.nodes ? user.nodeId : null;
+    const routedTo = user.peerId !== null && user.peerId !== this.peerId && this.peers ? user.peerId : null;
     let staleRoute: string | null = null;
     if (routedTo !== null) {
-      const outcome = await this.nodes!.push(routedTo, notification);
+      const outcome = await this.peers!.push(routedTo, notification);
       if (outcome === 'delivered') return this.done(messageId, 'direct');
       if (outcome === 'gone') staleRoute = routedTo;
     }
@@ -98,7 +98,7 @@ export class WebPushRouter {
     await storageCall(() => this.store.saveMessage(notification));
     // The client may have connected while we were reading storage: have it look again.
     this.clients.get(msg.uaid)?.storageChanged();
-    if (this.nodes) await this.afterStore(msg.uaid, user.connectedAt, staleRoute);
+    if (this.peers) await this.afterStore(msg.uaid, user.connectedAt, staleRoute);
     return this.done(messageId, 'stored');
   }
 
@@ -112,7 +112,7 @@ export class WebPushRouter {
     const result = await bridge.send(bridgedMessage(routerType, n, routerData));
     if (result.outcome === 'delivered') {
       if (result.newToken) {
-        await this.store.updateUser({ uaid, routerType, routerData: { ...routerData, token: result.newToken }, connectedAt: Date.now(), nodeId: null }).catch(() => {});
+        await this.store.updateUser({ uaid, routerType, routerData: { ...routerData, token: result.newToken }, connectedAt: Date.now(), peerId: null }).catch(() => {});
       }
       return this.done(n.version, 'bridged');
     }
@@ -130,7 +130,7 @@ export class WebPushRouter {
     try {
       if (staleNode !== null) await this.store.clearNodeId(uaid, connectedAt, staleNode);
       const now = await this.store.getUser(uaid);
-      if (now?.nodeId && now.nodeId !== this.nodeId) await this.nodes!.notify(now.nodeId, uaid);
+      if (now?.peerId && now.peerId !== this.peerId) await this.peers!.notify(now.peerId, uaid);
     } catch {
       // Storage trouble after the message is safely stored: nothing is lost.
     }

@@ -1,11 +1,11 @@
 import { SignJWT, importJWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import webpush from 'web-push';
-import { MAX_TTL } from '../../src/webpush/endpoint/headers.js';
-import { startGateway, type TestGateway } from '../helpers/gateway.js';
-import { BrowserKeys } from '../helpers/browser-keys.js';
-import { channelId, post, sendWebPush } from '../helpers/push.js';
-import { PushClient } from '../helpers/ws-client.js';
+import { MAX_TTL } from '../../../src/webpush/endpoint/headers.js';
+import { startGateway, type TestGateway } from '../../helpers/gateway.js';
+import { BrowserKeys } from '../../helpers/browser-keys.js';
+import { channelId, post, sendWebPush } from '../../helpers/push.js';
+import { PushClient } from '../../helpers/ws-client.js';
 
 const vapidKeys = webpush.generateVAPIDKeys();
 const vapidDetails = { subject: 'mailto:ops@example.com', publicKey: vapidKeys.publicKey, privateKey: vapidKeys.privateKey };

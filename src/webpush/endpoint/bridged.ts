@@ -1,6 +1,6 @@
-import type { BridgeMessage, BridgeResult } from '../bridge/index.js';
-import type { Notification } from '../store/index.js';
-import { ApiError } from './errors.js';
+import type { BridgeMessage, BridgeResult } from '../../bridge/index.js';
+import type { Notification } from '../../store/index.js';
+import { ApiError } from '../protocol/errors.js';
 
 /**
  * Web Push messages for bridged (mobile) subscriptions, in autopush's shape so that clients built for

@@ -1,4 +1,4 @@
-import type { Notification } from '../store/index.js';
+import type { Notification } from '../../store/index.js';
 
 /** What the router needs of a client connected to this process. */
 export interface ConnectedClient {

@@ -1,6 +1,6 @@
-import type { Store } from './store/index.js';
-import { type ApiVersion, parseEndpointToken } from './webpush/endpoint-token.js';
-import type { MultiFernet } from './webpush/fernet.js';
+import type { Store } from '../store/index.js';
+import { type ApiVersion, parseEndpointToken } from '../webpush/protocol/endpoint-token.js';
+import type { MultiFernet } from '../webpush/protocol/fernet.js';
 
 /**
  * `pushgate endpoint-diagnostic`: what an endpoint URL names and what the store knows of it, as autopush's
@@ -31,7 +31,7 @@ export async function endpointDiagnostic(endpoint: string, fernet: MultiFernet, 
     channelID: info.channelID,
     vapidKeyHash: info.keyHash?.toString('hex') ?? null,
     user: user
-      ? { routerType: user.routerType, connectedAt: new Date(user.connectedAt).toISOString(), nodeId: user.nodeId, routerData: user.routerData ? Object.keys(user.routerData) : null }
+      ? { routerType: user.routerType, connectedAt: new Date(user.connectedAt).toISOString(), peerId: user.peerId, routerData: user.routerData ? Object.keys(user.routerData) : null }
       : null,
     channel: channel ? { registered: true, boundToVapidKey: channel.keyHash !== null, keyMatchesToken: info.keyHash ? channel.keyHash?.equals(info.keyHash) ?? false : null } : { registered: false },
     pendingMessages: pending,

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import { CloseCode } from '../../src/webpush/protocol.js';
-import { startGateway, type TestGateway } from '../helpers/gateway.js';
-import { channelId, post } from '../helpers/push.js';
-import { PushClient } from '../helpers/ws-client.js';
+import { CloseCode } from '../../../src/webpush/protocol/websocket.js';
+import { startGateway, type TestGateway } from '../../helpers/gateway.js';
+import { channelId, post } from '../../helpers/push.js';
+import { PushClient } from '../../helpers/ws-client.js';
 
 const VAPID_A = 'BEl62iUYgUivxIkv69yViEuiBIa-Ib9-SkvMeAtA3LFgDzkrxZJjSgSnfckjBJuBkr3qBUYIHBQFLXYp5Nksh8U';
 const VAPID_B = 'BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4';

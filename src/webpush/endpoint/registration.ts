@@ -1,12 +1,12 @@
 import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
-import type { Bridge, Bridges } from '../bridge/index.js';
-import type { Store } from '../store/index.js';
-import { decodeVapidKey, makeEndpoint, vapidKeyHash } from './endpoint-token.js';
-import { ApiError, errorBodySchema, storageCall } from './errors.js';
-import type { MultiFernet } from './fernet.js';
-import { isChannelId, newUaid } from './ids.js';
-import { sendError, toApiError } from './endpoint/routes.js';
+import type { Bridge, Bridges } from '../../bridge/index.js';
+import type { Store } from '../../store/index.js';
+import { decodeVapidKey, makeEndpoint, vapidKeyHash } from '../protocol/endpoint-token.js';
+import { ApiError, errorBodySchema, storageCall } from '../protocol/errors.js';
+import type { MultiFernet } from '../protocol/fernet.js';
+import { isChannelId, newUaid } from '../protocol/ids.js';
+import { sendError, toApiError } from './routes.js';
 
 /**
  * autopush's bridge registration API ("autopush Documentation" §1.3), for mobile apps whose pushes travel
@@ -136,7 +136,7 @@ export async function registrationRoutes(app: FastifyInstance, opts: Registratio
     const { channelID, keyHash } = channelData(request.body);
     const uaid = newUaid();
     await storageCall(async () => {
-      await store.addUser({ uaid, routerType: bridge.type, routerData: data, connectedAt: Date.now(), nodeId: null });
+      await store.addUser({ uaid, routerType: bridge.type, routerData: data, connectedAt: Date.now(), peerId: null });
       await store.addChannel(uaid, { channelID, keyHash });
     });
     return { uaid, channelID, endpoint: makeEndpoint(publicUrl, fernet, uaid, channelID, keyHash), secret: registrationSecret(authKeys[0]!, uaid) };

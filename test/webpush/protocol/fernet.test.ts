@@ -3,12 +3,12 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { FernetKey, MultiFernet } from '../../src/webpush/fernet.js';
-import { makeEndpointToken, parseEndpointToken } from '../../src/webpush/endpoint-token.js';
-import { makeMessageId, parseMessageId } from '../../src/webpush/message-id.js';
-import { startGateway } from '../helpers/gateway.js';
-import { channelId, post } from '../helpers/push.js';
-import { PushClient } from '../helpers/ws-client.js';
+import { FernetKey, MultiFernet } from '../../../src/webpush/protocol/fernet.js';
+import { makeEndpointToken, parseEndpointToken } from '../../../src/webpush/protocol/endpoint-token.js';
+import { makeMessageId, parseMessageId } from '../../../src/webpush/protocol/message-id.js';
+import { startGateway } from '../../helpers/gateway.js';
+import { channelId, post } from '../../helpers/push.js';
+import { PushClient } from '../../helpers/ws-client.js';
 
 /** Python's `cryptography` package: the reference Fernet implementation autopush itself used. */
 function python(script: string, ...args: string[]): string {

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Store } from '../src/store/index.js';
-import { startGateway, type TestGateway } from './helpers/gateway.js';
-import { channelId, post } from './helpers/push.js';
-import { PushClient } from './helpers/ws-client.js';
+import type { Store } from '../../src/store/index.js';
+import { startGateway, type TestGateway } from '../helpers/gateway.js';
+import { channelId, post } from '../helpers/push.js';
+import { PushClient } from '../helpers/ws-client.js';
 
 describe('operations endpoints', () => {
   let gw: TestGateway;

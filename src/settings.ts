@@ -1,0 +1,21 @@
+import { type SettingsTable, int, nonEmpty, optionalPath, optionalPort, optionalUrl, origin, str } from './util/settings.js';
+
+const logLevel = (raw: string): string | undefined => (['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(raw) ? raw : undefined);
+const role = (raw: string): 'all' | 'connection' | 'endpoint' | undefined => (raw === 'all' || raw === 'connection' || raw === 'endpoint' ? raw : undefined);
+
+/** The process: listeners, public origin, logging, TLS, the fleet role and its internal port, shutdown. */
+export const gatewaySettings = {
+  port: { env: 'PUSHGATE_PORT', key: 'port', help: 'public HTTP port: push endpoints, message API, health, metrics and the websocket at /', expect: 'an integer from 0 to 65535', parse: int(0, 65535), default: 8080 },
+  host: { env: 'PUSHGATE_HOST', key: 'host', help: 'listen address', expect: 'an IP address or host name', parse: nonEmpty, default: '0.0.0.0' },
+  publicUrl: { env: 'PUSHGATE_PUBLIC_URL', key: 'publicUrl', help: 'origin used in endpoint URLs and checked against the VAPID aud', expect: 'an http(s) origin such as https://push.example.com', parse: origin, default: (p: Record<string, unknown>) => `http://localhost:${String(p['port'])}` },
+  dataDir: { env: 'PUSHGATE_DATA_DIR', key: 'dataDir', help: 'directory for generated state (the crypto key when none is configured)', expect: 'a directory path', parse: str, default: './data' },
+  logLevel: { env: 'PUSHGATE_LOG_LEVEL', key: 'logLevel', help: 'log level', expect: 'one of fatal, error, warn, info, debug, trace, silent', parse: logLevel, default: 'info' },
+  tlsCert: { env: 'PUSHGATE_TLS_CERT', key: 'tlsCert', help: 'PEM certificate file: serve https/wss (and HTTP/2) on the public port', expect: 'a readable PEM file', parse: optionalPath, default: null },
+  tlsKey: { env: 'PUSHGATE_TLS_KEY', key: 'tlsKey', help: 'PEM private key file for PUSHGATE_TLS_CERT', expect: 'a readable PEM file', parse: optionalPath, default: null },
+  role: { env: 'PUSHGATE_ROLE', key: 'role', help: 'all (one node does everything), connection (websockets) or endpoint (push POSTs)', expect: 'all, connection or endpoint', parse: role, default: 'all' as 'all' | 'connection' | 'endpoint' },
+  routerPort: { env: 'PUSHGATE_ROUTER_PORT', key: 'routerPort', help: 'internal node-to-node port (never the public one); needed by connection nodes in a fleet', expect: 'an integer from 1 to 65535, different from PUSHGATE_PORT', parse: optionalPort, default: null as number | null },
+  routerHost: { env: 'PUSHGATE_ROUTER_HOST', key: 'routerHost', help: 'listen address of the internal port', expect: 'an IP address or host name', parse: nonEmpty, default: '127.0.0.1' },
+  peerUrl: { env: 'PUSHGATE_PEER_URL', key: 'peerUrl', help: "this node's internal URL as other nodes reach it (recorded in its clients' router records)", expect: 'an http(s) origin such as http://10.0.0.5:8081', parse: optionalUrl, default: (p: Record<string, unknown>) => (p['routerPort'] ? `http://${String(p['routerHost'])}:${String(p['routerPort'])}` : null) },
+  routerSecret: { env: 'PUSHGATE_ROUTER_SECRET', secret: true, key: 'routerSecret', help: 'shared secret every node presents on the internal port (optional)', expect: 'a string of at least 16 characters', parse: (r: string) => (r.length >= 16 ? r : undefined), default: null as string | null },
+  shutdownGrace: { env: 'PUSHGATE_SHUTDOWN_GRACE', key: 'shutdownGrace', help: 'seconds SIGTERM waits for in-flight requests before closing', expect: 'an integer from 0 to 600', parse: int(0, 600), default: 10 },
+} satisfies SettingsTable;
