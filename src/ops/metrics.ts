@@ -41,7 +41,16 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /** Every refused credential, by door (vapid, bridge, router, xmpp, mongoosepush, dashboard…) and reason. */
+  readonly authFailures = new Counter({ name: 'pushgate_auth_failures_total', help: 'Failed authentications by door and reason', labelNames: ['door', 'reason'] as const, registers: [this.registry] });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'pushgate_' });
   }
+}
+
+/** What a failed authentication leaves behind: one counter and one log line, never the secret itself. */
+export function authFailed(metrics: Metrics, log: { warn(obj: object, msg: string): void }, door: string, reason: string, detail: Record<string, unknown> = {}): void {
+  metrics.authFailures.inc({ door, reason });
+  log.warn({ door, reason, ...detail }, 'authentication failed');
 }
