@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { bridgeSettings } from './bridge/settings.js';
+import { mongoosePushSettings } from './mongoosepush/settings.js';
 import { gatewaySettings } from './settings.js';
 import { redactStoreUrl } from './store/index.js';
 import { storeSettings } from './store/settings.js';
@@ -28,6 +29,7 @@ const SETTINGS = {
   ...connectionSettings,
   ...endpointSettings,
   ...bridgeSettings,
+  ...mongoosePushSettings,
   ...xmppSettings,
 };
 
@@ -107,13 +109,33 @@ export function loadConfig(options: LoadOptions = {}): Config {
   if (v.routerPort !== null && v.routerPort === v.port) {
     throw new ConfigError('PUSHGATE_ROUTER_PORT is invalid: the internal port must not be the public PUSHGATE_PORT');
   }
+  if ((v.mongoosepushTlsCert === null) !== (v.mongoosepushTlsKey === null)) {
+    throw new ConfigError('PUSHGATE_MONGOOSEPUSH_TLS_CERT and PUSHGATE_MONGOOSEPUSH_TLS_KEY must be set together');
+  }
+  if ((v.mongoosepushUser === null) !== (v.mongoosepushPassword === null)) {
+    throw new ConfigError('PUSHGATE_MONGOOSEPUSH_USER and PUSHGATE_MONGOOSEPUSH_PASSWORD must be set together');
+  }
+  if (v.mongoosepushPort !== null && (v.mongoosepushPort === v.port || v.mongoosepushPort === v.routerPort)) {
+    throw new ConfigError('PUSHGATE_MONGOOSEPUSH_PORT is invalid: it must differ from PUSHGATE_PORT and PUSHGATE_ROUTER_PORT');
+  }
+  // The MongoosePush API sends visible notifications through the operator's apps: reachable beyond this
+  // machine only when it demands a password (hardening issue, finding 1).
+  if (v.mongoosepushPort !== null && v.mongoosepushUser === null && !isLoopback(v.mongoosepushHost)) {
+    throw new ConfigError(`PUSHGATE_MONGOOSEPUSH_HOST=${v.mongoosepushHost} is not a loopback address: set PUSHGATE_MONGOOSEPUSH_USER and PUSHGATE_MONGOOSEPUSH_PASSWORD (HTTP basic auth) to serve the MongoosePush API beyond this machine`);
+  }
   if (v.role === 'connection' && v.routerPort === null) {
     throw new ConfigError('PUSHGATE_ROUTER_PORT is required with PUSHGATE_ROLE=connection: endpoint nodes deliver through it');
   }
   if (v.role !== 'all' && v.store.startsWith('sqlite:')) {
     throw new ConfigError(`PUSHGATE_ROLE=${v.role} needs a shared store: set PUSHGATE_STORE to a mongodb:// URL`);
   }
-  for (const [setting, path, what] of [['PUSHGATE_TLS_CERT', v.tlsCert, 'PEM file'], ['PUSHGATE_TLS_KEY', v.tlsKey, 'PEM file'], ['PUSHGATE_BRIDGES', v.bridges, 'JSON file']] as const) {
+  for (const [setting, path, what] of [
+    ['PUSHGATE_TLS_CERT', v.tlsCert, 'PEM file'],
+    ['PUSHGATE_TLS_KEY', v.tlsKey, 'PEM file'],
+    ['PUSHGATE_BRIDGES', v.bridges, 'JSON file'],
+    ['PUSHGATE_MONGOOSEPUSH_TLS_CERT', v.mongoosepushTlsCert, 'PEM file'],
+    ['PUSHGATE_MONGOOSEPUSH_TLS_KEY', v.mongoosepushTlsKey, 'PEM file'],
+  ] as const) {
     if (path !== null && !existsSync(path)) throw new ConfigError(`${setting} is invalid: ${path} does not exist, expected a readable ${what}`);
   }
 
@@ -141,6 +163,12 @@ export function loadConfig(options: LoadOptions = {}): Config {
     xmppServers: servers,
     generatedCryptoKey,
   };
+}
+
+/** 127.0.0.0/8, ::1 and localhost: addresses no other machine reaches. */
+function isLoopback(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h) || /^::ffff:127(\.\d{1,3}){3}$/.test(h);
 }
 
 /** One entry per PUSHGATE_XMPP_SERVICE; domain and password lists give one value for all or one per service. */

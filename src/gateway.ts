@@ -14,8 +14,9 @@ import { WebPushRouter } from './webpush/endpoint/router.js';
 import { PeerClient } from './webpush/endpoint/peer-client.js';
 import { createPeerServer } from './webpush/connection/peer-server.js';
 import { Bridges, loadBridges } from './bridge/index.js';
+import { DEFAULT_RETRY } from './bridge/reliable.js';
 import { registrationRoutes } from './webpush/endpoint/registration.js';
-import { mongoosePushRoutes } from './mongoosepush/routes.js';
+import { createMongoosePushServer } from './mongoosepush/server.js';
 import { PushComponent } from './xmpp/component.js';
 import type { HandlerContext } from './xmpp/handler.js';
 import { NodeRateLimiter } from './xmpp/rate-limit.js';
@@ -38,6 +39,8 @@ export interface Gateway {
   readonly xmpp: PushComponent[];
   /** The internal node-to-node listener; null unless PUSHGATE_ROUTER_PORT is set. */
   readonly peerServer: FastifyInstance | null;
+  /** The MongoosePush API's own listener; null unless PUSHGATE_MONGOOSEPUSH_PORT is set. */
+  readonly mongoosepush: FastifyInstance | null;
   listen(): Promise<string>;
   close(): Promise<void>;
 }
@@ -56,7 +59,9 @@ export interface GatewayOptions {
 export async function createGateway(config: Config, options: GatewayOptions = {}): Promise<Gateway> {
   const metrics = new Metrics();
   // Bridges first: bad credentials stop the start before anything listens.
-  const bridges = config.bridges ? loadBridges(config.bridges, metrics) : Bridges.empty();
+  const bridges = config.bridges
+    ? loadBridges(config.bridges, metrics, { ...DEFAULT_RETRY, maxQueued: config.bridgeQueue, queueFullRetryAfter: config.bridgeTimeout }, { timeoutMs: config.bridgeTimeout * 1000 })
+    : Bridges.empty();
   const store = options.store ?? (await openStore(config.store));
   const clients = new ClientRegistry();
   const tls = config.tlsCert && config.tlsKey ? { key: readFileSync(config.tlsKey), cert: readFileSync(config.tlsCert) } : null;
@@ -127,9 +132,10 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   app.register(opsRoutes, { store, metrics, connections: () => connections?.size ?? 0 });
   if (serveEndpoints) {
     app.register(endpointRoutes, { fernet: config.fernet, router, vapid, store, metrics, publicUrl: config.publicUrl });
-    app.register(registrationRoutes, { store, bridges, fernet: config.fernet, authKeys: config.authKeyList, publicUrl: config.publicUrl });
-    app.register(mongoosePushRoutes, { bridges });
+    app.register(registrationRoutes, { store, bridges, fernet: config.fernet, authKeys: config.authKeyList, publicUrl: config.publicUrl, maxChannels: config.bridgeMaxChannels, metrics });
   }
+  // Never on the public port: it sends visible notifications through the operator's apps.
+  const mongoosepush = serveEndpoints && config.mongoosepushPort !== null ? createMongoosePushServer({ config, bridges, metrics, logger }) : null;
   app.server.on('upgrade', (req, socket, head) => {
     if (connections) connections.handleUpgrade(req, socket, head);
     else socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
@@ -152,8 +158,10 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     connections,
     xmpp,
     peerServer,
+    mongoosepush,
     async listen() {
       if (peerServer) await peerServer.listen({ port: config.routerPort!, host: config.routerHost });
+      if (mongoosepush) await mongoosepush.listen({ port: config.mongoosepushPort!, host: config.mongoosepushHost });
       await app.listen({ port: config.port, host: config.host });
       // The XMPP links come up (and back) by themselves; the gateway does not wait for them.
       for (const c of xmpp) c.start();
@@ -169,6 +177,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
         await Promise.all(xmpp.map((c) => c.stop()));
         await connections?.close();
         await peerServer?.close();
+        await mongoosepush?.close();
         // In-flight requests get PUSHGATE_SHUTDOWN_GRACE seconds; then remaining connections are cut.
         const grace = setTimeout(() => {
           const server = app.server as { closeAllConnections?: () => void };

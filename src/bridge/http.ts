@@ -1,6 +1,7 @@
 import { type ClientHttp2Session, connect, constants } from 'node:http2';
 import { Agent, request as httpsRequest } from 'node:https';
 import { request as httpRequest } from 'node:http';
+import type { BridgeResult } from './types.js';
 
 /**
  * Small HTTP clients for the bridges: one multiplexed HTTP/2 session per provider origin (reused for every
@@ -24,6 +25,11 @@ export class TransportError extends Error {
     super(message);
     this.name = 'TransportError';
   }
+}
+
+/** A transport failure as a bridge outcome: a timeout (errno 903) or an unreachable provider (errno 902). */
+export function transportOutcome(provider: string, err: TransportError): BridgeResult {
+  return err.timeout ? { outcome: 'timeout', reason: `${provider}: ${err.message}` } : { outcome: 'unreachable', reason: `${provider}: ${err.message}` };
 }
 
 export class Http2Origin {

@@ -1,10 +1,16 @@
-import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { Ajv, type ErrorObject } from 'ajv';
 import type { Metrics } from '../ops/metrics.js';
-import { AdmBridge } from './adm.js';
-import { ApnsBridge } from './apns.js';
-import { FcmBridge, type ServiceAccount } from './fcm.js';
+import { AdmBridge } from './adm/client.js';
+import { type AdmAppConfig, admAppSchema } from './adm/schema.js';
+import { admSettings } from './adm/settings.js';
+import { ApnsBridge } from './apns/client.js';
+import { type ApnsAppConfig, apnsAppSchema } from './apns/schema.js';
+import { apnsSettings } from './apns/settings.js';
+import { FcmBridge } from './fcm/client.js';
+import { type FcmAppConfig, fcmAppSchema } from './fcm/schema.js';
+import { fcmSettings } from './fcm/settings.js';
+import { AppFiles } from './files.js';
 import { DEFAULT_RETRY, ReliableBridge, type RetryPolicy } from './reliable.js';
 import { type Bridge, BridgeConfigError, ROUTER_TYPES, type RouterType } from './types.js';
 
@@ -13,8 +19,9 @@ export type { Bridge, BridgeAlert, BridgeMessage, BridgeResult, RouterType } fro
 
 /**
  * The bridges file (PUSHGATE_BRIDGES): apps per provider, keyed by app id, plus which app serves each
- * MongoosePush service. Every credential is read and checked at start-up; a bad one stops the start with a
- * message that names the app and the fault.
+ * MongoosePush service. The file is checked against one JSON schema per provider (kept beside each client:
+ * fcm/schema.ts, apns/schema.ts, adm/schema.ts) with ajv; then every credential is read and checked. A bad
+ * entry stops the start with a message that names the app and the field.
  */
 
 export interface MongoosePushApps {
@@ -52,172 +59,116 @@ export class Bridges {
   }
 }
 
-const DEFAULTS = {
-  fcm: { baseUrl: 'https://fcm.googleapis.com', tokenUrl: 'https://oauth2.googleapis.com/token' },
-  adm: { baseUrl: 'https://api.amazon.com', tokenUrl: 'https://api.amazon.com/auth/o2/token' },
-};
-const TIMEOUT_MS = 10_000;
+/** App ids appear in registration URLs (/v1/{type}/{app_id}/registration). */
+const APP_ID = '^[A-Za-z0-9_.\\-]{1,128}$';
+const MONGOOSEPUSH_SERVICES = { fcm: 'fcm', 'apns-prod': 'apns', 'apns-dev': 'apns' } as const;
 
-type Obj = Record<string, unknown>;
+const appsOf = (schema: object) => ({ type: 'object', propertyNames: { pattern: APP_ID }, additionalProperties: schema });
 
-function isObj(v: unknown): v is Obj {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
+/** The whole file: one schema per provider section, the MongoosePush section, `$`-keys (e.g. `$comment`) ignored. */
+const fileSchema = {
+  type: 'object',
+  properties: {
+    fcm: appsOf(fcmAppSchema),
+    apns: appsOf(apnsAppSchema),
+    adm: appsOf(admAppSchema),
+    mongoosepush: {
+      type: 'object',
+      properties: Object.fromEntries(Object.keys(MONGOOSEPUSH_SERVICES).map((k) => [k, { type: 'string', description: 'an app id' }])),
+      additionalProperties: false,
+    },
+  },
+  patternProperties: { '^\\$': {} },
+  additionalProperties: false,
+} as const;
+
+interface BridgesFile {
+  fcm?: Record<string, FcmAppConfig>;
+  apns?: Record<string, ApnsAppConfig>;
+  adm?: Record<string, AdmAppConfig>;
+  mongoosepush?: MongoosePushApps;
 }
 
-export function loadBridges(file: string, metrics: Metrics, policy: RetryPolicy = DEFAULT_RETRY): Bridges {
-  const base = dirname(resolve(file));
-  const where = (app: string) => `${file}: ${app}`;
+const validateFile = new Ajv({ allErrors: false, verbose: true, strict: true, strictRequired: false, allowUnionTypes: true }).compile<BridgesFile>(fileSchema);
+
+/** An ajv error as a sentence naming the app and the field, e.g. `apns app "x": "token.keyId" must be Apple's 10-character key id`. */
+function explain(file: string, e: ErrorObject): string {
+  const path = e.instancePath.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+  const [section, appId, ...field] = path;
+  if (section === undefined) {
+    if (e.keyword === 'additionalProperties') return `${file}: unknown key "${String(e.params['additionalProperty'])}"; expected fcm, apns, adm, mongoosepush`;
+    return `${file}: expected a JSON object with "fcm", "apns", "adm", "mongoosepush"`;
+  }
+  if (section === 'mongoosepush') {
+    if (e.keyword === 'additionalProperties') return `${file}: mongoosepush service "${String(e.params['additionalProperty'])}" must be fcm, apns-prod or apns-dev`;
+    return `${file}: "mongoosepush" must map fcm, apns-prod, apns-dev to app ids`;
+  }
+  if (appId === undefined) {
+    if (e.keyword === 'propertyNames' || e.propertyName !== undefined) return `${file}: ${section} app id "${String(e.propertyName ?? e.params['propertyName'])}" must be letters, digits, . _ -`;
+    return `${file}: "${section}" must map app ids to settings`;
+  }
+  const where = `${file}: ${section} app "${appId}"`;
+  const prefix = field.length > 0 ? `${field.join('.')}.` : '';
+  const parent = (e.parentSchema ?? {}) as { description?: string; writeOnly?: boolean; properties?: Record<string, { description?: string }> };
+  switch (e.keyword) {
+    case 'required': {
+      const missing = String(e.params['missingProperty']);
+      const what = parent.properties?.[missing]?.description;
+      return `${where}: "${prefix}${missing}" is required${what ? ` (${what})` : ''}`;
+    }
+    case 'additionalProperties':
+      return `${where}: unknown field "${prefix}${String(e.params['additionalProperty'])}"`;
+    case 'oneOf':
+      return `${where}: give either "token": {keyFile, keyId, teamId} or "cert": {certFile, keyFile}, not both`;
+    default: {
+      if (field.length === 0) return `${where}: settings must be an object`;
+      // Secrets are never echoed.
+      const got = parent.writeOnly ? '' : `, got ${JSON.stringify(e.data)}`;
+      return `${where}: "${field.join('.')}" must be ${parent.description ?? e.message ?? 'valid'}${got}`;
+    }
+  }
+}
+
+export interface BridgeLimits {
+  /** Each request toward a provider ends by this many milliseconds (errno 903 / timeout). */
+  timeoutMs: number;
+}
+
+export const DEFAULT_LIMITS: BridgeLimits = { timeoutMs: 10_000 };
+
+export function loadBridges(file: string, metrics: Metrics, policy: RetryPolicy = DEFAULT_RETRY, limits: BridgeLimits = DEFAULT_LIMITS): Bridges {
   let doc: unknown;
   try {
     doc = JSON.parse(readFileSync(file, 'utf8'));
   } catch (err) {
     throw new BridgeConfigError(`PUSHGATE_BRIDGES: cannot read ${file} as JSON (${(err as Error).message})`);
   }
-  if (!isObj(doc)) throw new BridgeConfigError(`${file}: expected a JSON object with "fcm", "apns", "adm", "mongoosepush"`);
-  for (const k of Object.keys(doc)) {
-    if (!(ROUTER_TYPES as readonly string[]).includes(k) && k !== 'mongoosepush' && !k.startsWith('$')) {
-      throw new BridgeConfigError(`${file}: unknown key "${k}"; expected fcm, apns, adm, mongoosepush`);
-    }
+  if (!validateFile(doc)) {
+    // A missing token/cert pair is reported by oneOf after the branch errors; the first error is the most telling otherwise.
+    const errors = validateFile.errors ?? [];
+    const oneOf = errors.find((e) => e.keyword === 'oneOf');
+    throw new BridgeConfigError(explain(file, oneOf && errors.every((e) => e.keyword === 'required' || e === oneOf) ? oneOf : errors[0]!));
   }
-  const readFile = (app: string, field: string, path: unknown): Buffer => {
-    if (typeof path !== 'string' || !path) throw new BridgeConfigError(`${where(app)}: "${field}" must name a file`);
-    try {
-      return readFileSync(resolve(base, path));
-    } catch (err) {
-      throw new BridgeConfigError(`${where(app)}: cannot read ${field} ${path} (${(err as Error).message})`);
-    }
-  };
-  const url = (app: string, field: string, value: unknown, fallback: string | null): string | null => {
-    if (value === undefined) return fallback;
-    if (typeof value !== 'string') throw new BridgeConfigError(`${where(app)}: "${field}" must be a URL`);
-    try {
-      const u = new URL(value);
-      if (u.protocol !== 'https:' && u.protocol !== 'http:') throw new Error('not http(s)');
-      return value.replace(/\/$/, '');
-    } catch {
-      throw new BridgeConfigError(`${where(app)}: "${field}" must be an http(s) URL, got ${JSON.stringify(value)}`);
-    }
-  };
-  const ca = (app: string, cfg: Obj): Buffer | null => (cfg['ca'] === undefined ? null : readFile(app, 'ca', cfg['ca']));
-  const privateKey = (app: string, field: string, pem: Buffer | string) => {
-    try {
-      return createPrivateKey(pem);
-    } catch (err) {
-      throw new BridgeConfigError(`${where(app)}: ${field} is not a usable private key (${(err as Error).message})`);
-    }
-  };
-
   const apps = new Map<string, Bridge>();
   const add = (bridge: Bridge) => apps.set(`${bridge.type}:${bridge.appId}`, new ReliableBridge(bridge, policy, metrics));
-  const section = (type: RouterType): [string, Obj][] => {
-    const s = doc[type];
-    if (s === undefined) return [];
-    if (!isObj(s)) throw new BridgeConfigError(`${file}: "${type}" must map app ids to settings`);
-    return Object.entries(s).map(([id, cfg]) => {
-      if (!isObj(cfg)) throw new BridgeConfigError(`${where(`${type} app "${id}"`)}: settings must be an object`);
-      if (!/^[A-Za-z0-9_.\-]{1,128}$/.test(id)) throw new BridgeConfigError(`${file}: ${type} app id "${id}" must be letters, digits, . _ -`);
-      return [id, cfg];
-    });
-  };
-
-  for (const [appId, cfg] of section('fcm')) {
-    const app = `fcm app "${appId}"`;
-    let sa: ServiceAccount;
-    try {
-      sa = JSON.parse(readFile(app, 'serviceAccount', cfg['serviceAccount']).toString('utf8')) as ServiceAccount;
-    } catch (err) {
-      if (err instanceof BridgeConfigError) throw err;
-      throw new BridgeConfigError(`${where(app)}: serviceAccount is not JSON`);
-    }
-    for (const f of ['project_id', 'client_email', 'private_key'] as const) {
-      if (typeof sa[f] !== 'string' || !sa[f]) throw new BridgeConfigError(`${where(app)}: the service account lacks "${f}"`);
-    }
-    privateKey(app, 'the service account private_key', sa.private_key);
-    add(
-      new FcmBridge({
-        appId,
-        serviceAccount: sa,
-        baseUrl: url(app, 'baseUrl', cfg['baseUrl'], DEFAULTS.fcm.baseUrl)!,
-        tokenUrl: url(app, 'tokenUrl', cfg['tokenUrl'], sa.token_uri ?? DEFAULTS.fcm.tokenUrl)!,
-        ca: ca(app, cfg),
-        timeoutMs: TIMEOUT_MS,
-      }),
-    );
+  const files = (type: RouterType, appId: string) => new AppFiles(file, `${type} app "${appId}"`);
+  try {
+    for (const [appId, cfg] of Object.entries(doc.fcm ?? {})) add(new FcmBridge(fcmSettings(appId, cfg, files('fcm', appId), limits.timeoutMs)));
+    for (const [appId, cfg] of Object.entries(doc.apns ?? {})) add(new ApnsBridge(apnsSettings(appId, cfg, files('apns', appId), limits.timeoutMs)));
+    for (const [appId, cfg] of Object.entries(doc.adm ?? {})) add(new AdmBridge(admSettings(appId, cfg, files('adm', appId), limits.timeoutMs, policy.maxConcurrent)));
+  } catch (err) {
+    // The apps opened so far hold sockets and timers.
+    for (const b of apps.values()) void b.close();
+    throw err;
   }
-
-  for (const [appId, cfg] of section('apns')) {
-    const app = `apns app "${appId}"`;
-    if (typeof cfg['topic'] !== 'string' || !cfg['topic']) throw new BridgeConfigError(`${where(app)}: "topic" (the bundle id) is required`);
-    if (cfg['sandbox'] !== undefined && typeof cfg['sandbox'] !== 'boolean') throw new BridgeConfigError(`${where(app)}: "sandbox" must be true or false`);
-    let auth: ConstructorParameters<typeof ApnsBridge>[0]['auth'];
-    if (isObj(cfg['token'])) {
-      const t = cfg['token'];
-      const key = readFile(app, 'token.keyFile', t['keyFile']);
-      const k = privateKey(app, 'token.keyFile', key);
-      if (k.asymmetricKeyType !== 'ec') throw new BridgeConfigError(`${where(app)}: token.keyFile must be the .p8 EC key Apple issued`);
-      if (typeof t['keyId'] !== 'string' || !/^[A-Z0-9]{10}$/.test(t['keyId'])) throw new BridgeConfigError(`${where(app)}: token.keyId must be Apple's 10-character key id`);
-      if (typeof t['teamId'] !== 'string' || !/^[A-Z0-9]{10}$/.test(t['teamId'])) throw new BridgeConfigError(`${where(app)}: token.teamId must be Apple's 10-character team id`);
-      auth = { token: { key, keyId: t['keyId'], teamId: t['teamId'] } };
-    } else if (isObj(cfg['cert'])) {
-      const c = cfg['cert'];
-      const cert = readFile(app, 'cert.certFile', c['certFile']);
-      const key = readFile(app, 'cert.keyFile', c['keyFile']);
-      try {
-        const x = new X509Certificate(cert);
-        if (!x.checkPrivateKey(privateKey(app, 'cert.keyFile', key))) throw new BridgeConfigError(`${where(app)}: cert.keyFile does not match cert.certFile`);
-        if (new Date(x.validTo).getTime() < Date.now()) throw new BridgeConfigError(`${where(app)}: the certificate expired on ${x.validTo}`);
-      } catch (err) {
-        if (err instanceof BridgeConfigError) throw err;
-        throw new BridgeConfigError(`${where(app)}: cert.certFile is not a PEM certificate`);
-      }
-      auth = { cert: { cert, key } };
-    } else {
-      throw new BridgeConfigError(`${where(app)}: give "token": {keyFile, keyId, teamId} or "cert": {certFile, keyFile}`);
-    }
-    add(
-      new ApnsBridge({
-        appId,
-        topic: cfg['topic'],
-        sandbox: cfg['sandbox'] === true,
-        auth,
-        baseUrl: url(app, 'baseUrl', cfg['baseUrl'], null),
-        ca: ca(app, cfg),
-        timeoutMs: TIMEOUT_MS,
-      }),
-    );
-  }
-
-  for (const [appId, cfg] of section('adm')) {
-    const app = `adm app "${appId}"`;
-    for (const f of ['clientId', 'clientSecret']) {
-      if (typeof cfg[f] !== 'string' || !cfg[f]) throw new BridgeConfigError(`${where(app)}: "${f}" is required`);
-    }
-    add(
-      new AdmBridge({
-        appId,
-        clientId: cfg['clientId'] as string,
-        clientSecret: cfg['clientSecret'] as string,
-        baseUrl: url(app, 'baseUrl', cfg['baseUrl'], DEFAULTS.adm.baseUrl)!,
-        tokenUrl: url(app, 'tokenUrl', cfg['tokenUrl'], DEFAULTS.adm.tokenUrl)!,
-        ca: ca(app, cfg),
-        timeoutMs: TIMEOUT_MS,
-        maxConcurrent: policy.maxConcurrent,
-      }),
-    );
-  }
-
   const mp: MongoosePushApps = {};
-  if (doc['mongoosepush'] !== undefined) {
-    const m = doc['mongoosepush'];
-    if (!isObj(m)) throw new BridgeConfigError(`${file}: "mongoosepush" must map fcm, apns-prod, apns-dev to app ids`);
-    for (const [service, appId] of Object.entries(m)) {
-      const type = service === 'fcm' ? 'fcm' : service === 'apns-prod' || service === 'apns-dev' ? 'apns' : null;
-      if (!type) throw new BridgeConfigError(`${file}: mongoosepush service "${service}" must be fcm, apns-prod or apns-dev`);
-      if (typeof appId !== 'string' || !apps.has(`${type}:${appId}`)) {
-        throw new BridgeConfigError(`${file}: mongoosepush "${service}" names ${JSON.stringify(appId)}, which is not a configured ${type} app`);
-      }
-      mp[service as keyof MongoosePushApps] = appId;
+  for (const [service, appId] of Object.entries(doc.mongoosepush ?? {}) as [keyof MongoosePushApps, string][]) {
+    const type = MONGOOSEPUSH_SERVICES[service];
+    if (!apps.has(`${type}:${appId}`)) {
+      for (const b of apps.values()) void b.close();
+      throw new BridgeConfigError(`${file}: mongoosepush "${service}" names ${JSON.stringify(appId)}, which is not a configured ${type} app`);
     }
+    mp[service] = appId;
   }
   return new Bridges(apps, mp);
 }

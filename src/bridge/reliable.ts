@@ -1,10 +1,14 @@
 import type { Metrics } from '../ops/metrics.js';
-import type { Bridge, BridgeMessage, BridgeResult } from './types.js';
+import { type Bridge, type BridgeMessage, type BridgeResult, isTransient } from './types.js';
 
 /**
- * What every bridge shares: a cap on concurrent requests per app, retries of transient failures with
- * exponential backoff and full jitter (honouring the provider's Retry-After when it is short), and per-bridge
- * metrics. Wraps one provider bridge and is itself a Bridge.
+ * What every bridge shares: a cap on concurrent requests per app, a bounded queue behind it, retries of
+ * transient failures with exponential backoff and full jitter (honouring the provider's Retry-After when it
+ * is short), and per-bridge metrics. Wraps one provider bridge and is itself a Bridge.
+ *
+ * The queue is bounded (in flight + waiting ≤ maxQueued) so that a provider that stops answering costs
+ * bounded memory and its senders hear at once: beyond the bound a send ends `retry-later` 503 with a
+ * Retry-After without waiting, instead of queueing for minutes behind requests that will time out.
  */
 export interface RetryPolicy {
   maxConcurrent: number;
@@ -13,9 +17,13 @@ export interface RetryPolicy {
   baseDelayMs: number;
   /** A wait longer than this is not done here: the outcome (with its Retry-After) goes back to the caller. */
   maxDelayMs: number;
+  /** Sends in flight plus waiting for a slot; beyond it a send is refused at once. */
+  maxQueued: number;
+  /** Retry-After (seconds) given with a refusal for a full queue. */
+  queueFullRetryAfter: number;
 }
 
-export const DEFAULT_RETRY: RetryPolicy = { maxConcurrent: 256, maxAttempts: 3, baseDelayMs: 100, maxDelayMs: 2000 };
+export const DEFAULT_RETRY: RetryPolicy = { maxConcurrent: 256, maxAttempts: 3, baseDelayMs: 100, maxDelayMs: 2000, maxQueued: 1024, queueFullRetryAfter: 10 };
 
 export class ReliableBridge implements Bridge {
   readonly type;
@@ -58,16 +66,24 @@ export class ReliableBridge implements Bridge {
     return Math.random() * this.policy.baseDelayMs * 2 ** (attempt - 1);
   }
 
+  /** Sends in flight plus those waiting for a slot. */
+  get queued(): number {
+    return this.active + this.waiting.length;
+  }
+
   async send(message: BridgeMessage): Promise<BridgeResult> {
     const labels = { type: this.type, app: this.appId };
+    if (this.queued >= this.policy.maxQueued) {
+      this.metrics.bridgeFailed.inc({ ...labels, reason: 'queue_full' });
+      return { outcome: 'retry-later', reason: `the ${this.type} app ${this.appId} has ${this.queued} sends queued`, status: 503, retryAfter: this.policy.queueFullRetryAfter };
+    }
     await this.acquire();
     try {
       for (let attempt = 1; ; attempt++) {
         const end = this.metrics.bridgeLatency.startTimer({ type: this.type });
         const result = await this.inner.send(message);
         end();
-        const transient = result.outcome === 'retry-later' || (result.outcome === 'misconfigured' && result.errno >= 902);
-        if (transient && attempt < this.policy.maxAttempts) {
+        if (isTransient(result) && attempt < this.policy.maxAttempts) {
           const delay = this.delayFor(result, attempt);
           if (delay <= this.policy.maxDelayMs) {
             this.metrics.bridgeRetries.inc(labels);

@@ -38,17 +38,29 @@ export interface BridgeMessage {
   apnsTopic?: string;
 }
 
-/** How a send ended, classified so every door answers the same way. */
+/**
+ * How a send ended, classified so every door answers the same way. `code` is the provider's own name for a
+ * refusal (FCM `errorCode`, APNs `reason`, ADM `reason`) when it gave one: the MongoosePush API reports it.
+ */
 export type BridgeResult =
   | { outcome: 'delivered'; newToken?: string }
   /** The provider says the token is dead: drop the registration. */
-  | { outcome: 'dead-token'; reason: string }
-  /** Transient: rate limited (429) or unavailable (503); try again after retryAfter seconds. */
-  | { outcome: 'retry-later'; reason: string; status: 429 | 503; retryAfter: number | null }
-  /** Our side is wrong (credentials, configuration) or the provider cannot be reached: errno 900–903. */
-  | { outcome: 'misconfigured'; reason: string; errno: 900 | 901 | 902 | 903 }
+  | { outcome: 'dead-token'; reason: string; code?: string }
+  /** Transient: rate limited (429) or unavailable (503), or our own queue for the app is full; try again after retryAfter seconds. */
+  | { outcome: 'retry-later'; reason: string; status: 429 | 503; retryAfter: number | null; code?: string }
+  /** Our side is wrong: the configuration (errno 900) or credentials the provider refuses (errno 901). */
+  | { outcome: 'misconfigured'; reason: string; errno: 900 | 901; code?: string }
+  /** The provider could not be reached: connection refused, reset, TLS failure (autopush errno 902). */
+  | { outcome: 'unreachable'; reason: string }
+  /** The provider did not answer within the request timeout (autopush errno 903). */
+  | { outcome: 'timeout'; reason: string }
   /** The provider refused this message (too large, invalid); sending it again will not help. */
-  | { outcome: 'rejected'; reason: string; tooLarge: boolean };
+  | { outcome: 'rejected'; reason: string; tooLarge: boolean; code?: string };
+
+/** Outcomes worth another attempt: the provider may answer differently in a moment. */
+export function isTransient(result: BridgeResult): boolean {
+  return result.outcome === 'retry-later' || result.outcome === 'unreachable' || result.outcome === 'timeout';
+}
 
 export interface Bridge {
   readonly type: RouterType;

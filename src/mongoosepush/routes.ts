@@ -1,64 +1,26 @@
-import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
-import type { BridgeAlert, BridgeMessage, BridgeResult, Bridges } from '../bridge/index.js';
-
 /**
- * MongoosePush's REST API v3, as MongooseIM's mod_push_service_mongoosepush calls it:
- * `POST /v3/notification/{device_id}` with `service` (fcm | apns), `mode` (prod | dev), `priority`,
- * `time_to_live`, `mutable_content`, `topic`, and `alert` {title, body, click_action, tag, badge, sound}
- * and/or `data`. Replies: 200; 400, 410 `unregistered`, 413, 429, 500, 503 and 520, each with a `reason`.
- * The bridges file's `mongoosepush` section names the app serving fcm, apns-prod and apns-dev.
+ * MongoosePush's send API as MongooseIM's mod_push_service_mongoosepush calls it:
+ * `POST /{v1,v2,v3}/notification/{device_id}` (esl/MongoosePush `lib/mongoose_push_web/router.ex`). Bodies are
+ * parsed by request.ts, answers encoded by answers.ts; this file only wires them to fastify and to the bridges.
+ * The bridges file's `mongoosepush` section names the app (MongoosePush's pool) serving fcm, apns-prod and
+ * apns-dev. It is registered only on its own listener (server.ts), never on the public port.
  */
+import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
+import type { BridgeAlert, BridgeMessage, Bridges } from '../bridge/index.js';
+import { type Answer, answerFor, errorOf, type MongoosePushError } from './answers.js';
+import { type ApiVersion, type CastError, parseRequest, type PushRequest } from './request.js';
 
 /** FCM's default lifetime when MongoosePush is given none: four weeks. */
 const DEFAULT_TTL = 4 * 7 * 24 * 60 * 60;
 
-interface Body {
-  service: 'fcm' | 'apns';
-  mode?: 'prod' | 'dev';
-  priority?: 'normal' | 'high';
-  time_to_live?: number;
-  mutable_content?: boolean;
-  topic?: string;
-  tags?: string[];
-  alert?: { title: string; body: string; click_action?: string; tag?: string; badge?: number; sound?: string };
-  data?: Record<string, unknown>;
+function send(res: FastifyReply, answer: Answer, retryAfter?: number | null): FastifyReply {
+  if (retryAfter && (answer.status === 429 || answer.status === 503)) res.header('retry-after', String(retryAfter));
+  return res.code(answer.status).type('application/json; charset=utf-8').send(JSON.stringify(answer.body));
 }
 
-const bodySchema = {
-  type: 'object',
-  properties: {
-    service: { type: 'string', enum: ['fcm', 'apns'] },
-    mode: { type: 'string', enum: ['prod', 'dev'] },
-    priority: { type: 'string', enum: ['normal', 'high'] },
-    time_to_live: { type: 'integer', minimum: 0 },
-    mutable_content: { type: 'boolean' },
-    topic: { type: 'string', maxLength: 256 },
-    tags: { type: 'array', items: { type: 'string' } },
-    alert: {
-      type: 'object',
-      properties: {
-        title: { type: 'string' },
-        body: { type: 'string' },
-        click_action: { type: 'string' },
-        tag: { type: 'string' },
-        badge: { type: 'integer' },
-        sound: { type: 'string' },
-      },
-      required: ['title', 'body'],
-      additionalProperties: false,
-    },
-    data: { type: 'object' },
-  },
-  required: ['service'],
-  anyOf: [{ required: ['alert'] }, { required: ['data'] }],
-  additionalProperties: false,
-} as const;
-
-const reasonSchema = { type: 'object', properties: { reason: { type: 'string' } }, required: ['reason'] } as const;
-
-function reply(res: FastifyReply, status: number, reason: string, retryAfter?: number | null): void {
-  if (retryAfter) res.header('retry-after', String(retryAfter));
-  res.code(status).send({ reason });
+/** OpenApiSpex's validation answer: 422 with the list of what is wrong. */
+function invalid(res: FastifyReply, errors: CastError[], status = 422): FastifyReply {
+  return res.code(status).type('application/json; charset=utf-8').send(JSON.stringify({ errors }));
 }
 
 /** FCM data values are strings; nested values travel as JSON text. */
@@ -68,72 +30,74 @@ function stringData(data: Record<string, unknown> | undefined): Record<string, s
   return out;
 }
 
+/** The provider-neutral message for a MongoosePush request. */
+export function messageFor(token: string, r: PushRequest): BridgeMessage {
+  const alert: BridgeAlert | undefined = r.alert
+    ? {
+        title: r.alert.title,
+        body: r.alert.body,
+        ...(r.alert.clickAction !== undefined ? { clickAction: r.alert.clickAction } : {}),
+        ...(r.alert.tag !== undefined ? { tag: r.alert.tag } : {}),
+        ...(r.alert.badge !== undefined ? { badge: r.alert.badge } : {}),
+        ...(r.alert.sound !== undefined ? { sound: r.alert.sound } : {}),
+      }
+    : undefined;
+  return {
+    token,
+    data: stringData(r.data),
+    ttl: Math.max(0, r.timeToLive ?? DEFAULT_TTL),
+    // MongoosePush's default priority depends on the service: normal for FCM, high for APNs.
+    priority: r.priority ?? (r.service === 'apns' ? 'high' : 'normal'),
+    collapseKey: null,
+    ...(alert ? { alert } : { background: r.service === 'apns' }),
+    ...(r.mutableContent ? { mutableContent: true } : {}),
+    ...(r.topic && r.service === 'apns' ? { apnsTopic: r.topic } : {}),
+  };
+}
+
 export async function mongoosePushRoutes(app: FastifyInstance, opts: { bridges: Bridges }): Promise<void> {
   const { bridges } = opts;
-  app.setErrorHandler((err: FastifyError, request, res) => {
-    if (err.validation || (err.statusCode !== undefined && err.statusCode < 500)) return reply(res, 400, 'invalid_request');
-    request.log.error({ err: err.message }, 'mongoosepush request failed');
-    return reply(res, 500, 'unspecified');
+
+  // MongooseIM sends JSON; an empty body is an empty object (Phoenix's parser does the same), so it gets
+  // the validation answer that names the missing fields.
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, raw, done) => {
+    const text = String(raw).trim();
+    if (text === '') return done(null, {});
+    try {
+      done(null, JSON.parse(text) as unknown);
+    } catch {
+      const err = new Error('the body is not JSON') as FastifyError;
+      err.statusCode = 400;
+      done(err, undefined);
+    }
   });
 
-  app.post<{ Params: { deviceId: string }; Body: Body }>(
-    '/v3/notification/:deviceId',
-    {
-      schema: {
-        params: { type: 'object', properties: { deviceId: { type: 'string', minLength: 1, maxLength: 4096 } }, required: ['deviceId'] },
-        body: bodySchema,
-        response: { 200: { type: 'null' }, '4xx': reasonSchema, '5xx': reasonSchema },
-      },
-    },
-    async (request, res) => {
-      const b = request.body;
-      const service = b.service === 'fcm' ? 'fcm' : b.mode === 'dev' ? 'apns-dev' : 'apns-prod';
-      const appId = bridges.mongoosepush[service];
-      const bridge = appId ? bridges.get(b.service, appId) : undefined;
-      // Our configuration, not the request, is at fault: MongooseIM must not disable the user for it.
-      if (!bridge) return reply(res, 503, 'internal_config');
-      if (!bridge.validateToken(request.params.deviceId)) return reply(res, 400, 'invalid_request');
-      const alert: BridgeAlert | undefined = b.alert
-        ? {
-            title: b.alert.title,
-            body: b.alert.body,
-            ...(b.alert.click_action !== undefined ? { clickAction: b.alert.click_action } : {}),
-            ...(b.alert.tag !== undefined ? { tag: b.alert.tag } : {}),
-            ...(b.alert.badge !== undefined ? { badge: b.alert.badge } : {}),
-            ...(b.alert.sound !== undefined ? { sound: b.alert.sound } : {}),
-          }
-        : undefined;
-      const message: BridgeMessage = {
-        token: request.params.deviceId,
-        data: stringData(b.data),
-        ttl: b.time_to_live ?? DEFAULT_TTL,
-        // MongoosePush's default priority depends on the service: normal for FCM, high for APNs.
-        priority: b.priority ?? (b.service === 'apns' ? 'high' : 'normal'),
-        collapseKey: null,
-        ...(alert ? { alert } : { background: b.service === 'apns' }),
-        ...(b.mutable_content ? { mutableContent: true } : {}),
-        ...(b.topic && b.service === 'apns' ? { apnsTopic: b.topic } : {}),
-      };
-      return respond(res, await bridge.send(message));
-    },
-  );
-}
+  app.setErrorHandler((err: FastifyError, request, res) => {
+    if (err.statusCode !== undefined && err.statusCode < 500) {
+      return invalid(res, [{ title: 'Invalid value', source: { pointer: '/' }, message: err.message }], err.statusCode);
+    }
+    request.log.error({ err }, 'mongoosepush request failed');
+    return res.code(500).type('application/json; charset=utf-8').send('null');
+  });
 
-function respond(res: FastifyReply, result: BridgeResult): void {
-  switch (result.outcome) {
-    case 'delivered':
-      res.code(200).send(null);
-      return;
-    case 'dead-token':
-      return reply(res, 410, 'unregistered');
-    case 'rejected':
-      return result.tooLarge ? reply(res, 413, 'payload_too_large') : reply(res, 400, 'invalid_request');
-    case 'retry-later':
-      return result.status === 429 ? reply(res, 429, 'too_many_requests', result.retryAfter) : reply(res, 503, 'service_internal', result.retryAfter);
-    case 'misconfigured':
-      if (result.errno === 902) return reply(res, 503, 'unable_to_connect');
-      if (result.errno === 903) return reply(res, 520, 'connection_lost');
-      return reply(res, 503, 'internal_config');
-  }
+  const route = (version: ApiVersion) =>
+    app.post<{ Params: { deviceId: string } }>(`/${version}/notification/:deviceId`, async (request, res) => {
+      const parsed = parseRequest(version, request.body);
+      if (!parsed.ok) return invalid(res, parsed.errors);
+      const r = parsed.request;
+      const fail = (e: MongoosePushError, retryAfter?: number | null) => send(res, answerFor(version, e), retryAfter);
+      // MongoosePush picks a pool by mode and tags; Pushgate's apps carry no tags, so any tag matches none.
+      const appId = r.tags.length > 0 ? undefined : bridges.mongoosepush[r.service === 'fcm' ? 'fcm' : r.mode === 'dev' ? 'apns-dev' : 'apns-prod'];
+      const bridge = appId ? bridges.get(r.service, appId) : undefined;
+      if (!bridge) return fail({ type: 'generic', reason: 'no_matching_pool' });
+      const token = request.params.deviceId;
+      // MongoosePush would hand such a token to the provider, which refuses it: answer as it would.
+      if (!bridge.validateToken(token)) return fail({ type: 'invalid_request', reason: r.service === 'fcm' ? 'INVALID_ARGUMENT' : 'BadDeviceToken' });
+      const result = await bridge.send(messageFor(token, r));
+      if (result.outcome === 'delivered') return send(res, answerFor(version, null));
+      return fail(errorOf(r.service, result), result.outcome === 'retry-later' ? result.retryAfter : null);
+    });
+  route('v1');
+  route('v2');
+  route('v3');
 }
-

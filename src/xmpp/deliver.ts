@@ -94,7 +94,10 @@ export function outcomeOf(result: BridgeResult): DeliveryOutcome {
     case 'retry-later':
       return { ok: false, kind: 'wait', condition: 'resource-constraint' };
     case 'misconfigured':
-      return { ok: false, kind: 'wait', condition: result.errno === 903 ? 'remote-server-timeout' : 'internal-server-error' };
+    case 'unreachable':
+      return { ok: false, kind: 'wait', condition: 'internal-server-error' };
+    case 'timeout':
+      return { ok: false, kind: 'wait', condition: 'remote-server-timeout' };
     case 'rejected':
       return { ok: false, kind: 'wait', condition: 'internal-server-error' };
   }

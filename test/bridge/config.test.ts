@@ -30,19 +30,30 @@ describe('the bridges file', () => {
     ['not JSON', '{', /cannot read .* as JSON/],
     ['an unknown provider', { gcm: {} }, /unknown key "gcm"/],
     ['a missing service account', { fcm: { a: { serviceAccount: '/nonexistent.json' } } }, /fcm app "a": cannot read serviceAccount/],
-    ['an APNs app without topic', { apns: { a: { token: {} } } }, /apns app "a": "topic" \(the bundle id\) is required/],
-    ['an APNs app without credentials', { apns: { a: { topic: 't' } } }, /give "token"/],
-    ['a bad APNs key id', () => ({ apns: { a: { topic: 't', token: { keyFile: fakes.apnsKeyFile, keyId: 'x', teamId: 'TEAM123456' } } } }), /keyId must be/],
+    ['an APNs app without topic', () => ({ apns: { a: { token: { keyFile: fakes.apnsKeyFile, keyId: 'KEY1234567', teamId: 'TEAM123456' } } } }), /apns app "a": "topic" is required \(the app's bundle id\)/],
+    ['an APNs app without credentials', { apns: { a: { topic: 't' } } }, /apns app "a": give either "token"/],
+    ['a bad APNs key id', () => ({ apns: { a: { topic: 't', token: { keyFile: fakes.apnsKeyFile, keyId: 'x', teamId: 'TEAM123456' } } } }), /apns app "a": "token.keyId" must be Apple's 10-character key id, got "x"/],
     ['an RSA key as a .p8', () => ({ apns: { a: { topic: 't', token: { keyFile: pki.clientKeyFile, keyId: 'KEY1234567', teamId: 'TEAM123456' } } } }), /must be the \.p8 EC key/],
     ['a certificate with the wrong key', () => ({ apns: { a: { topic: 't', cert: { certFile: pki.clientCertFile, keyFile: join(pki.dir, 'server.key') } } } }), /does not match/],
-    ['an ADM app without secret', { adm: { a: { clientId: 'x' } } }, /"clientSecret" is required/],
-    ['a bad baseUrl', () => ({ adm: { a: { clientId: 'x', clientSecret: 'y', baseUrl: 'ftp://x' } } }), /"baseUrl" must be an http\(s\) URL/],
+    ['an ADM app without secret', { adm: { a: { clientId: 'x' } } }, /adm app "a": "clientSecret" is required/],
+    ['a bad baseUrl', () => ({ adm: { a: { clientId: 'x', clientSecret: 'y', baseUrl: 'ftp://x' } } }), /adm app "a": "baseUrl" must be an http\(s\) URL, got "ftp:\/\/x"/],
     ['a mongoosepush app that does not exist', { mongoosepush: { fcm: 'nope' } }, /not a configured fcm app/],
     ['an unknown mongoosepush service', { mongoosepush: { wns: 'x' } }, /must be fcm, apns-prod or apns-dev/],
+    ['an unknown field in an app', () => ({ fcm: { a: { serviceAccount: fakes.serviceAccountFile, colour: 'red' } } }), /fcm app "a": unknown field "colour"/],
+    ['an unknown field in the APNs token', () => ({ apns: { a: { topic: 't', token: { keyFile: fakes.apnsKeyFile, keyId: 'KEY1234567', teamId: 'TEAM123456', alg: 'x' } } } }), /apns app "a": unknown field "token.alg"/],
+    ['both token and cert', () => ({ apns: { a: { topic: 't', token: { keyFile: fakes.apnsKeyFile, keyId: 'KEY1234567', teamId: 'TEAM123456' }, cert: { certFile: pki.clientCertFile, keyFile: pki.clientKeyFile } } } }), /not both/],
+    ['a sandbox that is not a boolean', () => ({ apns: { a: { topic: 't', sandbox: 'yes', token: { keyFile: fakes.apnsKeyFile, keyId: 'KEY1234567', teamId: 'TEAM123456' } } } }), /apns app "a": "sandbox" must be true or false, got "yes"/],
+    ['an app id with a slash', { adm: { 'a/b': { clientId: 'x', clientSecret: 'y' } } }, /adm app id "a\/b" must be letters, digits/],
+    ['a provider section that is a list', { fcm: [] }, /"fcm" must map app ids to settings/],
   ])('stops the start for %s, naming the fault', (_name, doc, message) => {
     const load1 = load(typeof doc === 'function' ? doc() : doc);
     expect(load1).toThrow(BridgeConfigError);
     expect(load1).toThrow(message);
+  });
+
+  it('never echoes a secret in its message', () => {
+    const load1 = load({ adm: { a: { clientId: 'x', clientSecret: 12345 } } });
+    expect(load1).toThrow(/adm app "a": "clientSecret" must be the client secret of the app$/);
   });
 
   it('accepts every provider with baseUrl, tokenUrl and ca', async () => {
@@ -83,10 +94,10 @@ describe('retries, backoff and the concurrency cap', () => {
     const waits: number[] = [];
     const inner = new Scripted([
       { outcome: 'retry-later', reason: 'x', status: 503, retryAfter: null },
-      { outcome: 'misconfigured', reason: 'connect', errno: 902 },
+      { outcome: 'unreachable', reason: 'connect' },
       { outcome: 'retry-later', reason: 'x', status: 503, retryAfter: 1 },
     ]);
-    const bridge = new ReliableBridge(inner, { maxConcurrent: 4, maxAttempts: 4, baseDelayMs: 100, maxDelayMs: 2000 }, new Metrics(), async (ms) => {
+    const bridge = new ReliableBridge(inner, { maxConcurrent: 4, maxAttempts: 4, baseDelayMs: 100, maxDelayMs: 2000, maxQueued: 100, queueFullRetryAfter: 10 }, new Metrics(), async (ms) => {
       waits.push(ms);
     });
     expect(await bridge.send(msg)).toEqual({ outcome: 'delivered' });
@@ -98,7 +109,7 @@ describe('retries, backoff and the concurrency cap', () => {
 
   it('hands a long Retry-After back to the caller instead of waiting', async () => {
     const inner = new Scripted([{ outcome: 'retry-later', reason: 'x', status: 429, retryAfter: 60 }]);
-    const bridge = new ReliableBridge(inner, { maxConcurrent: 4, maxAttempts: 3, baseDelayMs: 100, maxDelayMs: 2000 }, new Metrics(), async () => {
+    const bridge = new ReliableBridge(inner, { maxConcurrent: 4, maxAttempts: 3, baseDelayMs: 100, maxDelayMs: 2000, maxQueued: 100, queueFullRetryAfter: 10 }, new Metrics(), async () => {
       throw new Error('must not wait');
     });
     expect(await bridge.send(msg)).toMatchObject({ outcome: 'retry-later', retryAfter: 60 });
@@ -112,7 +123,7 @@ describe('retries, backoff and the concurrency cap', () => {
       { outcome: 'misconfigured', reason: 'x', errno: 901 },
     ] as BridgeResult[]) {
       const inner = new Scripted([result]);
-      const bridge = new ReliableBridge(inner, { maxConcurrent: 1, maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 10 }, new Metrics());
+      const bridge = new ReliableBridge(inner, { maxConcurrent: 1, maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 10, maxQueued: 100, queueFullRetryAfter: 10 }, new Metrics());
       expect(await bridge.send(msg)).toEqual(result);
       expect(inner.calls).toBe(1);
     }
@@ -122,7 +133,7 @@ describe('retries, backoff and the concurrency cap', () => {
     let open: () => void = () => {};
     const gate = new Promise<void>((r) => (open = r));
     const inner = new Scripted([], gate);
-    const bridge = new ReliableBridge(inner, { maxConcurrent: 3, maxAttempts: 1, baseDelayMs: 1, maxDelayMs: 1 }, new Metrics());
+    const bridge = new ReliableBridge(inner, { maxConcurrent: 3, maxAttempts: 1, baseDelayMs: 1, maxDelayMs: 1, maxQueued: 100, queueFullRetryAfter: 10 }, new Metrics());
     const sends = Array.from({ length: 10 }, () => bridge.send(msg));
     await new Promise((r) => setImmediate(r));
     expect(inner.active).toBe(3);

@@ -48,10 +48,11 @@ export function bridgeError(result: Exclude<BridgeResult, { outcome: 'delivered'
         ? new ApiError('rateLimited', 'The push provider is rate limiting', result.retryAfter ?? 60)
         : new ApiError('backOff', 'The push provider is temporarily unavailable', result.retryAfter ?? undefined);
     case 'misconfigured':
-      return new ApiError(
-        result.errno === 900 ? 'bridgeMisconfigured' : result.errno === 901 ? 'bridgeAuth' : result.errno === 902 ? 'bridgeConnect' : 'bridgeTimeout',
-        'The push provider could not be used',
-      );
+      return new ApiError(result.errno === 900 ? 'bridgeMisconfigured' : 'bridgeAuth', 'The push provider could not be used');
+    case 'unreachable':
+      return new ApiError('bridgeConnect', 'The push provider could not be reached');
+    case 'timeout':
+      return new ApiError('bridgeTimeout', 'The push provider did not answer in time');
     case 'rejected':
       return result.tooLarge
         ? new ApiError('payloadTooLarge', 'The message is larger than the push provider accepts')

@@ -1,6 +1,7 @@
 import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
 import type { Bridge, Bridges } from '../../bridge/index.js';
+import { authFailed, type Metrics } from '../../ops/metrics.js';
 import type { Store } from '../../store/index.js';
 import { decodeVapidKey, makeEndpoint, vapidKeyHash } from '../protocol/endpoint-token.js';
 import { ApiError, errorBodySchema, storageCall } from '../protocol/errors.js';
@@ -18,7 +19,12 @@ import { sendError, toApiError } from './routes.js';
  *   POST   /v1/{type}/{app_id}/registration/{uaid}/subscription      → {channelID, endpoint}
  *   DELETE /v1/{type}/{app_id}/registration/{uaid}/subscription/{chid}
  * Calls on a uaid carry `Authorization: Bearer {secret}`: the HMAC-SHA256 of the uaid under the first
- * PUSHGATE_AUTH_KEYS key (hex), checked in constant time against every key, as autopush does.
+ * PUSHGATE_AUTH_KEYS key (hex), checked in constant time against every key, as autopush does. A refused
+ * secret is logged (never the secret) and counted under door "bridge".
+ *
+ * Bounded, so one client cannot grow the store without end (hardening issue, finding 5): a registration
+ * holds at most PUSHGATE_BRIDGE_MAX_CHANNELS channels, its token at most 4 KB and its whole router data
+ * (token, app id, `aps`) at most 8 KB.
  */
 
 export interface RegistrationOptions {
@@ -27,7 +33,15 @@ export interface RegistrationOptions {
   fernet: MultiFernet;
   authKeys: string[];
   publicUrl: string;
+  /** Channels one uaid may hold (PUSHGATE_BRIDGE_MAX_CHANNELS). */
+  maxChannels: number;
+  metrics: Metrics;
 }
+
+/** A device token longer than any provider issues (FCM ~160 bytes, APNs 32–100 bytes, ADM ~1 KB) is refused. */
+export const MAX_TOKEN_BYTES = 4096;
+/** The stored router data of one registration (token, app id, aps) as JSON. */
+export const MAX_ROUTER_DATA_BYTES = 8192;
 
 export function registrationSecret(authKey: string, uaid: string): string {
   return createHmac('sha256', authKey).update(uaid).digest('hex');
@@ -47,7 +61,7 @@ const pathParams = {
 const registerBody = {
   type: 'object',
   properties: {
-    token: { type: 'string', minLength: 1, maxLength: 4096 },
+    token: { type: 'string', minLength: 1 },
     channelID: { type: 'string' },
     key: { type: 'string', maxLength: 256 },
     aps: { type: ['object', 'string'] },
@@ -71,7 +85,7 @@ interface RegisterBody {
 }
 
 export async function registrationRoutes(app: FastifyInstance, opts: RegistrationOptions): Promise<void> {
-  const { store, bridges, fernet, authKeys, publicUrl } = opts;
+  const { store, bridges, fernet, authKeys, publicUrl, maxChannels, metrics } = opts;
   const expected = (uaid: string) => authKeys.map((k) => Buffer.from(registrationSecret(k, uaid)));
 
   app.setErrorHandler((err: FastifyError, request, reply) => {
@@ -90,11 +104,17 @@ export async function registrationRoutes(app: FastifyInstance, opts: Registratio
     const uaid = request.params.uaid!;
     const header = request.headers.authorization ?? '';
     const [scheme, token] = header.split(' ', 2);
-    if (!token || !['bearer', 'webpush'].includes((scheme ?? '').toLowerCase())) throw new ApiError('invalidAuthentication', 'Missing registration secret');
+    if (!token || !['bearer', 'webpush'].includes((scheme ?? '').toLowerCase())) {
+      authFailed(metrics, request.log, 'bridge', header ? 'malformed' : 'missing', { uaid });
+      throw new ApiError('invalidAuthentication', 'Missing registration secret');
+    }
     const given = Buffer.from(token);
     let ok = false;
     for (const e of expected(uaid)) ok = (e.length === given.length && timingSafeEqual(e, given)) || ok;
-    if (!ok) throw new ApiError('invalidAuthentication', 'Invalid registration secret');
+    if (!ok) {
+      authFailed(metrics, request.log, 'bridge', 'wrong_secret', { uaid });
+      throw new ApiError('invalidAuthentication', 'Invalid registration secret');
+    }
     return uaid;
   }
 
@@ -111,7 +131,7 @@ export async function registrationRoutes(app: FastifyInstance, opts: Registratio
   }
 
   function routerData(bridge: Bridge, params: Params, body: RegisterBody): Record<string, unknown> {
-    if (!bridge.validateToken(body.token)) throw new ApiError('invalidRouterToken', `Invalid ${params.type} token`);
+    if (Buffer.byteLength(body.token) > MAX_TOKEN_BYTES || !bridge.validateToken(body.token)) throw new ApiError('invalidRouterToken', `Invalid ${params.type} token`);
     const data: Record<string, unknown> = { token: body.token, app_id: params.appId };
     if (body.aps !== undefined) {
       try {
@@ -120,6 +140,7 @@ export async function registrationRoutes(app: FastifyInstance, opts: Registratio
         throw new ApiError('invalidRequest', 'aps must be a JSON object');
       }
     }
+    if (Buffer.byteLength(JSON.stringify(data)) > MAX_ROUTER_DATA_BYTES) throw new ApiError('invalidRequest', `router data (token and aps) must stay within ${MAX_ROUTER_DATA_BYTES} bytes`);
     return data;
   }
 
@@ -175,6 +196,11 @@ export async function registrationRoutes(app: FastifyInstance, opts: Registratio
       bridgeFor(request.params);
       await ownUser(request.params, uaid);
       const { channelID, keyHash } = channelData(request.body);
+      const channels = await storageCall(() => store.getChannels(uaid));
+      // Re-registering a channel the uaid already holds is not a new one.
+      if (channels.length >= maxChannels && !channels.some((c) => c.channelID === channelID)) {
+        throw new ApiError('invalidRequest', `This registration already holds ${channels.length} subscriptions (at most ${maxChannels})`);
+      }
       await storageCall(() => store.addChannel(uaid, { channelID, keyHash }));
       return { channelID, endpoint: makeEndpoint(publicUrl, fernet, uaid, channelID, keyHash) };
     },

@@ -1,8 +1,8 @@
 import { createPrivateKey } from 'node:crypto';
 import { SignJWT } from 'jose';
-import { type Bridge, type BridgeMessage, type BridgeResult, parseRetryAfter } from './types.js';
-import { type FreshToken, TokenCache } from './token-cache.js';
-import { Http1Origin, Http2Origin, type HttpResponse, jsonBody, TransportError } from './http.js';
+import { type Bridge, type BridgeMessage, type BridgeResult, parseRetryAfter } from '../types.js';
+import { type FreshToken, TokenCache } from '../token-cache.js';
+import { Http1Origin, Http2Origin, type HttpResponse, jsonBody, TransportError, transportOutcome } from '../http.js';
 
 /**
  * FCM HTTP v1 (https://fcm.googleapis.com/v1/projects/{project}/messages:send) with a service account.
@@ -65,10 +65,15 @@ export class FcmBridge implements Bridge {
       .setExpirationTime(now + 3600)
       .sign(this.key);
     const form = new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:jwt-bearer', assertion }).toString();
-    const res = await this.tokenHttp.request('POST', new URL(this.settings.tokenUrl).pathname, {
-      'content-type': 'application/x-www-form-urlencoded',
-      'content-length': String(Buffer.byteLength(form)),
-    }, form);
+    let res: HttpResponse;
+    try {
+      res = await this.tokenHttp.request('POST', new URL(this.settings.tokenUrl).pathname, {
+        'content-type': 'application/x-www-form-urlencoded',
+        'content-length': String(Buffer.byteLength(form)),
+      }, form);
+    } catch (err) {
+      throw new TokenError(`token endpoint: ${(err as Error).message}`, 0, err);
+    }
     const body = jsonBody(res);
     if (res.status !== 200 || typeof body['access_token'] !== 'string') {
       throw new TokenError(`token endpoint answered ${res.status} ${String(body['error'] ?? '')}`.trim(), res.status);
@@ -106,11 +111,13 @@ export class FcmBridge implements Bridge {
         }, body);
       } catch (err) {
         if (err instanceof TokenError) {
-          return err.status === 0 || err.status >= 500
-            ? { outcome: 'misconfigured', reason: `FCM token endpoint: ${err.message}`, errno: 902 }
+          // A token endpoint that is down is an outage; one that refuses our assertion is our credentials.
+          if (err.cause instanceof TransportError) return transportOutcome('FCM token endpoint', err.cause);
+          return err.status >= 500
+            ? { outcome: 'unreachable', reason: `FCM token endpoint: ${err.message}` }
             : { outcome: 'misconfigured', reason: `FCM credentials refused: ${err.message}`, errno: 901 };
         }
-        if (err instanceof TransportError) return { outcome: 'misconfigured', reason: `FCM: ${err.message}`, errno: err.timeout ? 903 : 902 };
+        if (err instanceof TransportError) return transportOutcome('FCM', err);
         throw err;
       }
       const result = classify(res);
@@ -119,7 +126,7 @@ export class FcmBridge implements Bridge {
         this.tokens.invalidate();
         continue;
       }
-      return result === 'reauth' ? { outcome: 'misconfigured', reason: 'FCM refused our access token', errno: 901 } : result;
+      return result === 'reauth' ? { outcome: 'misconfigured', reason: 'FCM refused our access token', errno: 901, code: 'UNAUTHENTICATED' } : result;
     }
   }
 
@@ -133,8 +140,9 @@ class TokenError extends Error {
   constructor(
     message: string,
     readonly status: number,
+    cause?: unknown,
   ) {
-    super(message);
+    super(message, { cause });
   }
 }
 
@@ -144,26 +152,27 @@ function classify(res: HttpResponse): BridgeResult | 'reauth' {
   const error = (jsonBody(res)['error'] ?? {}) as { status?: string; message?: string; details?: { errorCode?: string }[] };
   const code = error.details?.find((d) => d.errorCode)?.errorCode ?? error.status ?? '';
   const reason = `FCM ${res.status} ${code}`.trim();
+  const named = code ? { code } : {};
   switch (code) {
     case 'UNREGISTERED':
     case 'SENDER_ID_MISMATCH':
-      return { outcome: 'dead-token', reason };
+      return { outcome: 'dead-token', reason, code };
     case 'QUOTA_EXCEEDED':
-      return { outcome: 'retry-later', reason, status: 429, retryAfter: parseRetryAfter(res.headers['retry-after']) };
+      return { outcome: 'retry-later', reason, status: 429, retryAfter: parseRetryAfter(res.headers['retry-after']), code };
     case 'UNAVAILABLE':
     case 'INTERNAL':
-      return { outcome: 'retry-later', reason, status: 503, retryAfter: parseRetryAfter(res.headers['retry-after']) };
+      return { outcome: 'retry-later', reason, status: 503, retryAfter: parseRetryAfter(res.headers['retry-after']), code };
     case 'THIRD_PARTY_AUTH_ERROR':
     case 'PERMISSION_DENIED':
-      return { outcome: 'misconfigured', reason, errno: 901 };
+      return { outcome: 'misconfigured', reason, errno: 901, code };
     case 'UNAUTHENTICATED':
       return 'reauth';
     case 'INVALID_ARGUMENT':
-      return { outcome: 'rejected', reason: `${reason}: ${error.message ?? ''}`.trim(), tooLarge: /too big|too large/i.test(error.message ?? '') };
+      return { outcome: 'rejected', reason: `${reason}: ${error.message ?? ''}`.trim(), tooLarge: /too big|too large/i.test(error.message ?? ''), code };
   }
-  if (res.status === 404) return { outcome: 'dead-token', reason };
+  if (res.status === 404) return { outcome: 'dead-token', reason, ...named };
   if (res.status === 401) return 'reauth';
-  if (res.status === 429) return { outcome: 'retry-later', reason, status: 429, retryAfter: parseRetryAfter(res.headers['retry-after']) };
-  if (res.status >= 500) return { outcome: 'retry-later', reason, status: 503, retryAfter: parseRetryAfter(res.headers['retry-after']) };
-  return { outcome: 'rejected', reason, tooLarge: res.status === 413 };
+  if (res.status === 429) return { outcome: 'retry-later', reason, status: 429, retryAfter: parseRetryAfter(res.headers['retry-after']), ...named };
+  if (res.status >= 500) return { outcome: 'retry-later', reason, status: 503, retryAfter: parseRetryAfter(res.headers['retry-after']), ...named };
+  return { outcome: 'rejected', reason, tooLarge: res.status === 413, ...named };
 }

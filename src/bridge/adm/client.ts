@@ -1,6 +1,6 @@
-import { type Bridge, type BridgeMessage, type BridgeResult, parseRetryAfter } from './types.js';
-import { type FreshToken, TokenCache } from './token-cache.js';
-import { Http1Origin, type HttpResponse, jsonBody, TransportError } from './http.js';
+import { type Bridge, type BridgeMessage, type BridgeResult, parseRetryAfter } from '../types.js';
+import { type FreshToken, TokenCache } from '../token-cache.js';
+import { Http1Origin, type HttpResponse, jsonBody, TransportError, transportOutcome } from '../http.js';
 
 /**
  * Amazon Device Messaging: a small client of our own (npm has no maintained one). An OAuth2
@@ -46,6 +46,7 @@ export class AdmBridge implements Bridge {
       client_id: this.settings.clientId,
       client_secret: this.settings.clientSecret,
     }).toString();
+    // A transport failure here propagates as a TransportError: the send reports the token endpoint unreachable.
     const res = await this.tokenHttp.request('POST', new URL(this.settings.tokenUrl).pathname, {
       'content-type': 'application/x-www-form-urlencoded;charset=UTF-8',
       'content-length': String(Buffer.byteLength(form)),
@@ -81,16 +82,17 @@ export class AdmBridge implements Bridge {
         }, body);
       } catch (err) {
         if (err instanceof AdmTokenError) {
-          return err.status === 0 || err.status >= 500
-            ? { outcome: 'misconfigured', reason: `ADM token endpoint answered ${err.status}`, errno: 902 }
+          return err.status >= 500
+            ? { outcome: 'unreachable', reason: `ADM token endpoint answered ${err.status}` }
             : { outcome: 'misconfigured', reason: `ADM credentials refused (${err.status} ${err.error})`, errno: 901 };
         }
-        if (err instanceof TransportError) return { outcome: 'misconfigured', reason: `ADM: ${err.message}`, errno: err.timeout ? 903 : 902 };
+        if (err instanceof TransportError) return transportOutcome('ADM', err);
         throw err;
       }
       const reply = jsonBody(res);
       const reason = typeof reply['reason'] === 'string' ? reply['reason'] : '';
       const why = `ADM ${res.status} ${reason}`.trim();
+      const code = reason ? { code: reason } : {};
       if (res.status === 200) {
         // ADM may hand back a newer registration id: the registration keeps that one.
         const id = reply['registrationID'];
@@ -101,12 +103,12 @@ export class AdmBridge implements Bridge {
         this.tokens.invalidate();
         continue;
       }
-      if (res.status === 401) return { outcome: 'misconfigured', reason: why, errno: 901 };
-      if (res.status === 410 || reason === 'InvalidRegistrationId' || reason === 'Unregistered') return { outcome: 'dead-token', reason: why };
-      if (res.status === 413 || reason === 'MessageTooLarge') return { outcome: 'rejected', reason: why, tooLarge: true };
-      if (res.status === 429) return { outcome: 'retry-later', reason: why, status: 429, retryAfter: parseRetryAfter(res.headers['retry-after']) };
-      if (res.status >= 500) return { outcome: 'retry-later', reason: why, status: 503, retryAfter: parseRetryAfter(res.headers['retry-after']) };
-      return { outcome: 'rejected', reason: why, tooLarge: false };
+      if (res.status === 401) return { outcome: 'misconfigured', reason: why, errno: 901, ...code };
+      if (res.status === 410 || reason === 'InvalidRegistrationId' || reason === 'Unregistered') return { outcome: 'dead-token', reason: why, ...code };
+      if (res.status === 413 || reason === 'MessageTooLarge') return { outcome: 'rejected', reason: why, tooLarge: true, ...code };
+      if (res.status === 429) return { outcome: 'retry-later', reason: why, status: 429, retryAfter: parseRetryAfter(res.headers['retry-after']), ...code };
+      if (res.status >= 500) return { outcome: 'retry-later', reason: why, status: 503, retryAfter: parseRetryAfter(res.headers['retry-after']), ...code };
+      return { outcome: 'rejected', reason: why, tooLarge: false, ...code };
     }
   }
 

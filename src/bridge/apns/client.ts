@@ -1,5 +1,5 @@
 import apn from '@parse/node-apn';
-import { type Bridge, type BridgeMessage, type BridgeResult } from './types.js';
+import { type Bridge, type BridgeMessage, type BridgeResult } from '../types.js';
 
 /**
  * APNs over HTTP/2 through @parse/node-apn (one multiplexed connection per app), with token (.p8) or
@@ -80,11 +80,11 @@ export class ApnsBridge implements Bridge {
     try {
       result = await this.provider.send(note, msg.token);
     } catch (err) {
-      return { outcome: 'misconfigured', reason: `APNs: ${(err as Error).message}`, errno: 902 };
+      return { outcome: 'unreachable', reason: `APNs: ${(err as Error).message}` };
     }
     if (result.sent.length > 0) return { outcome: 'delivered' };
     const failure = result.failed[0];
-    if (!failure) return { outcome: 'misconfigured', reason: 'APNs gave no answer', errno: 902 };
+    if (!failure) return { outcome: 'unreachable', reason: 'APNs gave no answer' };
     return classify(failure.status, failure.response?.reason, failure.error);
   }
 
@@ -97,15 +97,16 @@ export class ApnsBridge implements Bridge {
 function classify(status: number | string | undefined, reason: string | undefined, error: Error | undefined): BridgeResult {
   const code = Number(status);
   const why = `APNs ${code || ''} ${reason ?? error?.message ?? ''}`.trim();
-  if (!code) return { outcome: 'misconfigured', reason: why, errno: /timeout/i.test(error?.message ?? '') ? 903 : 902 };
+  if (!code) return /timeout|timed out/i.test(error?.message ?? '') ? { outcome: 'timeout', reason: why } : { outcome: 'unreachable', reason: why };
+  const named = reason ? { code: reason } : {};
   if (code === 410 || reason === 'Unregistered' || reason === 'BadDeviceToken' || reason === 'DeviceTokenNotForTopic' || reason === 'ExpiredToken') {
-    return { outcome: 'dead-token', reason: why };
+    return { outcome: 'dead-token', reason: why, ...named };
   }
-  if (code === 413 || reason === 'PayloadTooLarge') return { outcome: 'rejected', reason: why, tooLarge: true };
+  if (code === 413 || reason === 'PayloadTooLarge') return { outcome: 'rejected', reason: why, tooLarge: true, ...named };
   if (code === 403 || reason === 'BadCertificate' || reason === 'BadCertificateEnvironment' || reason === 'TopicDisallowed' || reason === 'BadTopic') {
-    return { outcome: 'misconfigured', reason: why, errno: 901 };
+    return { outcome: 'misconfigured', reason: why, errno: 901, ...named };
   }
-  if (code === 429) return { outcome: 'retry-later', reason: why, status: 429, retryAfter: null };
-  if (code >= 500) return { outcome: 'retry-later', reason: why, status: 503, retryAfter: null };
-  return { outcome: 'rejected', reason: why, tooLarge: false };
+  if (code === 429) return { outcome: 'retry-later', reason: why, status: 429, retryAfter: null, ...named };
+  if (code >= 500) return { outcome: 'retry-later', reason: why, status: 503, retryAfter: null, ...named };
+  return { outcome: 'rejected', reason: why, tooLarge: false, ...named };
 }

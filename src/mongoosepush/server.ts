@@ -1,0 +1,66 @@
+/**
+ * The MongoosePush API's own listener (PUSHGATE_MONGOOSEPUSH_PORT on PUSHGATE_MONGOOSEPUSH_HOST): the API
+ * sends visible notifications through the operator's FCM and APNs apps, so it is an internal service as in
+ * every MongooseIM deployment, never on the public port. Optionally TLS, and HTTP basic auth (RFC 7617) as
+ * MongooseIM's http pool can send it; the credentials are compared in constant time and a refusal is logged
+ * (without the secret) and counted under door "mongoosepush".
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import Fastify, { type FastifyInstance, LogController } from 'fastify';
+import type { Bridges } from '../bridge/index.js';
+import type { Config } from '../config.js';
+import { authFailed, type Metrics } from '../ops/metrics.js';
+import { mongoosePushRoutes } from './routes.js';
+
+/** MongooseIM's pushes are small (FCM and APNs take 4 KB); a body beyond this is refused (413). */
+const BODY_LIMIT = 64 * 1024;
+
+const digest = (s: string | Buffer) => createHash('sha256').update(s).digest();
+
+/** Whether an Authorization header carries the configured basic credentials (RFC 7617 §2), in constant time. */
+export function basicAuthOk(header: string | undefined, user: string, password: string): 'ok' | 'missing' | 'malformed' | 'wrong' {
+  if (!header) return 'missing';
+  const m = /^basic\s+([A-Za-z0-9+/=]{1,1024})$/i.exec(header.trim());
+  if (!m) return 'malformed';
+  // Comparing digests keeps the comparison constant-time whatever the lengths.
+  const given = digest(Buffer.from(m[1]!, 'base64'));
+  const expected = digest(Buffer.from(`${user}:${password}`, 'utf8'));
+  return timingSafeEqual(given, expected) ? 'ok' : 'wrong';
+}
+
+export interface MongoosePushServerOptions {
+  config: Pick<Config, 'mongoosepushTlsCert' | 'mongoosepushTlsKey' | 'mongoosepushUser' | 'mongoosepushPassword'>;
+  bridges: Bridges;
+  metrics: Metrics;
+  logger: unknown;
+}
+
+export function createMongoosePushServer(opts: MongoosePushServerOptions): FastifyInstance {
+  const { config, bridges, metrics } = opts;
+  const tls = config.mongoosepushTlsCert && config.mongoosepushTlsKey ? { key: readFileSync(config.mongoosepushTlsKey), cert: readFileSync(config.mongoosepushTlsCert) } : null;
+  const common = {
+    logger: opts.logger,
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: BODY_LIMIT,
+    // Device tokens: FCM's are ~160 characters, longer ones are allowed by the bridges up to 4096.
+    routerOptions: { maxParamLength: 4096 },
+    forceCloseConnections: 'idle' as const,
+    requestTimeout: 30_000,
+  };
+  const app = (tls ? Fastify({ ...common, https: tls } as Parameters<typeof Fastify>[0]) : Fastify(common as Parameters<typeof Fastify>[0])) as unknown as FastifyInstance;
+  const { mongoosepushUser: user, mongoosepushPassword: password } = config;
+  if (user !== null && password !== null) {
+    app.addHook('onRequest', async (request, reply) => {
+      const verdict = basicAuthOk(request.headers.authorization, user, password);
+      if (verdict === 'ok') return;
+      authFailed(metrics, request.log, 'mongoosepush', verdict, { ip: request.ip });
+      return reply.code(401).header('www-authenticate', 'Basic realm="MongoosePush", charset="UTF-8"').type('application/json; charset=utf-8').send('null');
+    });
+  }
+  app.addHook('onResponse', async (request, reply) => {
+    metrics.httpRequests.inc({ route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) });
+  });
+  app.register(mongoosePushRoutes, { bridges });
+  return app;
+}
