@@ -36,6 +36,8 @@ export interface BridgeMessage {
   aps?: Record<string, unknown>;
   /** APNs: an apns-topic other than the app's bundle id (MongoosePush `topic`). */
   apnsTopic?: string;
+  /** APNs: custom keys with their JSON types (MongoosePush's `data`), sent instead of `data`'s strings. */
+  apnsData?: Record<string, unknown>;
 }
 
 /**

@@ -52,6 +52,8 @@ export function messageFor(token: string, r: PushRequest): BridgeMessage {
     ...(alert ? { alert } : { background: r.service === 'apns' }),
     ...(r.mutableContent ? { mutableContent: true } : {}),
     ...(r.topic && r.service === 'apns' ? { apnsTopic: r.topic } : {}),
+    // MongoosePush merges data into the APNs payload as it came; only FCM needs strings.
+    ...(r.data && r.service === 'apns' ? { apnsData: r.data } : {}),
   };
 }
 

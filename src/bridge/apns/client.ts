@@ -58,7 +58,7 @@ export class ApnsBridge implements Bridge {
       if (alert.tag) aps['thread-id'] = alert.tag;
     }
     if (msg.mutableContent) aps['mutable-content'] = 1;
-    return { aps, ...msg.data };
+    return { ...(msg.apnsData ?? msg.data), aps };
   }
 
   async send(msg: BridgeMessage): Promise<BridgeResult> {
