@@ -109,6 +109,9 @@ async function serve(): Promise<number> {
   }
   const url = await gateway.listen();
   gateway.app.log.info({ url, publicUrl: config.publicUrl, version: versionInfo().version }, 'pushgate listening');
+  if (gateway.mongoosepush) {
+    gateway.app.log.info({ host: config.mongoosepushHost, port: config.mongoosepushPort, tls: config.mongoosepushTlsCert !== null, basicAuth: config.mongoosepushUser !== null }, 'MongoosePush API listening');
+  }
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       gateway.app.log.info({ signal }, 'shutting down');

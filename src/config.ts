@@ -118,6 +118,9 @@ export function loadConfig(options: LoadOptions = {}): Config {
   if (v.mongoosepushPort !== null && (v.mongoosepushPort === v.port || v.mongoosepushPort === v.routerPort)) {
     throw new ConfigError('PUSHGATE_MONGOOSEPUSH_PORT is invalid: it must differ from PUSHGATE_PORT and PUSHGATE_ROUTER_PORT');
   }
+  if (v.mongoosepushPort !== null && v.role === 'connection') {
+    throw new ConfigError('PUSHGATE_MONGOOSEPUSH_PORT is served by endpoint nodes: unset it with PUSHGATE_ROLE=connection');
+  }
   // The MongoosePush API sends visible notifications through the operator's apps: reachable beyond this
   // machine only when it demands a password (hardening issue, finding 1).
   if (v.mongoosepushPort !== null && v.mongoosepushUser === null && !isLoopback(v.mongoosepushHost)) {
