@@ -86,6 +86,9 @@ describe('the MongoosePush API, as MongooseIM calls it', () => {
     expect(w.fakes.for('fcm', FCM)[0]!.body).toMatchObject({ notification: { title: 'alice@example.com', body: 'hello' }, android: { notification: { tag: 'alice@example.com' } } });
     expect((await push('v2', APNS, v2Alert('apns'))).status).toBe(200);
     expect(w.fakes.for('apns', APNS)[0]!.headers).toMatchObject({ 'apns-topic': APNS_TOPIC });
+    // MongooseIM 2.x with silent=true: mode, topic null and the summary as data.
+    expect((await push('v2', FCM, { service: 'fcm', mode: 'prod', topic: null, data: { 'message-count': 4, 'last-message-sender': 'bob@example.com' } })).status).toBe(200);
+    expect(w.fakes.for('fcm', FCM)[1]!.body).toMatchObject({ data: { 'message-count': '4', 'last-message-sender': 'bob@example.com' } });
   });
 
   it('v1: delivers the flat body as an alert', async () => {
@@ -94,6 +97,8 @@ describe('the MongoosePush API, as MongooseIM calls it', () => {
     expect(w.fakes.for('fcm', FCM)[0]!.body).toMatchObject({ notification: { title: 'alice@example.com', body: 'hello' }, data: { nested: '{"a":1}' }, android: { notification: { click_action: '.Open' } } });
     expect((await push('v1', APNS, { ...v1Flat('apns'), topic: `${APNS_TOPIC}.voip` })).status).toBe(200);
     expect(w.fakes.for('apns', APNS)[0]!.headers).toMatchObject({ 'apns-topic': `${APNS_TOPIC}.voip`, 'apns-push-type': 'alert' });
+    // Unset options as JSON null, as MongooseIM's early makers wrote them.
+    expect((await push('v1', FCM, { ...v1Flat('fcm'), topic: null, click_action: null, badge: null })).status).toBe(200);
   });
 
   // MongoosePush's answers per version: v3 its own codes and `reason`, v1/v2 500 with the provider's reason in `details`.
