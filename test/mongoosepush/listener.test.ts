@@ -38,6 +38,8 @@ describe('the MongoosePush listener', () => {
     ['::', {}, /not a loopback address/],
     ['127.0.0.1', { PUSHGATE_MONGOOSEPUSH_USER: 'mim' }, /must be set together/],
     ['127.0.0.1', { PUSHGATE_MONGOOSEPUSH_USER: 'mim', PUSHGATE_MONGOOSEPUSH_PASSWORD: 'short' }, /PUSHGATE_MONGOOSEPUSH_PASSWORD \(mongoosepushPassword\) is invalid: got \(not shown\)/],
+    ['127.0.0.1', { PUSHGATE_PORT: '8090' }, /PUSHGATE_MONGOOSEPUSH_PORT is invalid: it must differ from PUSHGATE_PORT/],
+    ['127.0.0.1', { PUSHGATE_MONGOOSEPUSH_TLS_CERT: '/etc/hostname' }, /PUSHGATE_MONGOOSEPUSH_TLS_CERT and PUSHGATE_MONGOOSEPUSH_TLS_KEY must be set together/],
   ])('refuses to start on %s without proper basic auth', (host, extra, message) => {
     const env = { PUSHGATE_MONGOOSEPUSH_PORT: '8090', PUSHGATE_MONGOOSEPUSH_HOST: host, ...extra };
     const load = () => loadConfig({ env, file: 'config/pushgate.json', overrides: { cryptoKey: FernetKey.generate() } });
@@ -188,5 +190,14 @@ describe('the MongoosePush answers when a provider cannot be reached', () => {
     const v2 = await post(base, `/v2/notification/${FCM}`, silent);
     expect(v2.status).toBe(503);
     expect(await v2.json()).toEqual({ details: 'Please try again later' });
+  });
+
+  it('a service and mode with no app: 400 no_matching_pool in v3, 500 in v1', async () => {
+    const v3 = await post(base, `/v3/notification/${'ab'.repeat(32)}`, { service: 'apns', mode: 'dev', alert: { title: 't', body: 'b' } });
+    expect(v3.status).toBe(400);
+    expect(await v3.json()).toEqual({ reason: 'no_matching_pool' });
+    const v1 = await post(base, `/v1/notification/${'ab'.repeat(32)}`, { service: 'apns', title: 't', body: 'b' });
+    expect(v1.status).toBe(500);
+    expect(await v1.json()).toEqual({ details: 'no_matching_pool' });
   });
 });
