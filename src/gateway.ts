@@ -16,7 +16,7 @@ import { createPeerServer } from './webpush/connection/peer-server.js';
 import { Bridges, loadBridges } from './bridge/index.js';
 import { DEFAULT_RETRY } from './bridge/reliable.js';
 import { registrationRoutes } from './webpush/endpoint/registration.js';
-import { createMongoosePushServer } from './mongoosepush/server.js';
+import { closeMongoosePushServer, createMongoosePushServer } from './mongoosepush/server.js';
 import { PushComponent } from './xmpp/component.js';
 import type { HandlerContext } from './xmpp/handler.js';
 import { NodeRateLimiter } from './xmpp/rate-limit.js';
@@ -177,7 +177,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
         await Promise.all(xmpp.map((c) => c.stop()));
         await connections?.close();
         await peerServer?.close();
-        await mongoosepush?.close();
+        if (mongoosepush) await closeMongoosePushServer(mongoosepush, config.shutdownGrace * 1000);
         // In-flight requests get PUSHGATE_SHUTDOWN_GRACE seconds; then remaining connections are cut.
         const grace = setTimeout(() => {
           const server = app.server as { closeAllConnections?: () => void };

@@ -7,6 +7,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import type { Bridges } from '../bridge/index.js';
 import type { Config } from '../config.js';
@@ -48,7 +49,10 @@ export function createMongoosePushServer(opts: MongoosePushServerOptions): Fasti
     forceCloseConnections: 'idle' as const,
     requestTimeout: 30_000,
   };
-  const app = (tls ? Fastify({ ...common, https: tls } as Parameters<typeof Fastify>[0]) : Fastify(common as Parameters<typeof Fastify>[0])) as unknown as FastifyInstance;
+  // With TLS, HTTP/2 as MongoosePush serves it (ALPN), HTTP/1.1 for clients that offer only that.
+  const app = (tls
+    ? Fastify({ ...common, forceCloseConnections: undefined, http2: true, https: { allowHTTP1: true, ...tls } } as Parameters<typeof Fastify>[0])
+    : Fastify(common as Parameters<typeof Fastify>[0])) as unknown as FastifyInstance;
   const { mongoosepushUser: user, mongoosepushPassword: password } = config;
   if (user !== null && password !== null) {
     app.addHook('onRequest', async (request, reply) => {
@@ -62,5 +66,27 @@ export function createMongoosePushServer(opts: MongoosePushServerOptions): Fasti
     metrics.httpRequests.inc({ route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) });
   });
   app.register(mongoosePushRoutes, { bridges });
+  // Open connections (HTTP/1.1 keep-alive or HTTP/2 sessions) are tracked so a shutdown can end them after its grace.
+  const sockets = new Set<Socket>();
+  app.server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+  openSockets.set(app, sockets);
   return app;
+}
+
+const openSockets = new WeakMap<FastifyInstance, Set<Socket>>();
+
+/** Stops the listener: in-flight requests get graceMs, then the connections still open (idle HTTP/2 sessions too) are cut. */
+export async function closeMongoosePushServer(app: FastifyInstance, graceMs: number): Promise<void> {
+  const timer = setTimeout(() => {
+    for (const socket of openSockets.get(app) ?? []) socket.destroy();
+  }, graceMs);
+  timer.unref();
+  try {
+    await app.close();
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -3,6 +3,7 @@
  * the refusal to listen beyond loopback without a password, and the answers when a provider is unreachable,
  * slow, or its queue is full.
  */
+import { connect as http2Connect } from 'node:http2';
 import { request as httpsRequest } from 'node:https';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -105,6 +106,26 @@ describe('the MongoosePush listener with TLS and basic auth, on all interfaces',
     expect(w.fakes.for('fcm', FCM)).toHaveLength(1);
   });
 
+  it('speaks HTTP/2 over TLS too, as MongoosePush does', async () => {
+    w.fakes.reset();
+    const session = http2Connect(`https://127.0.0.1:${port}`, { ca: pki.ca });
+    try {
+      const status = await new Promise<number>((resolve, reject) => {
+        const stream = session.request({ ':method': 'POST', ':path': `/v3/notification/${FCM}`, 'content-type': 'application/json', authorization: basic('mongooseim', 'correct horse battery') });
+        let got = 0;
+        stream.on('response', (h) => (got = Number(h[':status'])));
+        stream.on('end', () => resolve(got));
+        stream.resume();
+        stream.on('error', reject);
+        stream.end(JSON.stringify(silent));
+      });
+      expect(status).toBe(200);
+      expect(w.fakes.for('fcm', FCM)).toHaveLength(1);
+    } finally {
+      session.close();
+    }
+  });
+
   it('attack: the public port relays nothing, with or without credentials', async () => {
     w.fakes.reset();
     for (const version of ['v1', 'v2', 'v3']) {
@@ -200,4 +221,26 @@ describe('the MongoosePush answers when a provider cannot be reached', () => {
     expect(v1.status).toBe(500);
     expect(await v1.json()).toEqual({ details: 'no_matching_pool' });
   });
+});
+
+describe('shutting the MongoosePush listener down', () => {
+  it('cuts an HTTP/2 session left open after PUSHGATE_SHUTDOWN_GRACE instead of waiting for it forever', async () => {
+    const pki = makePki();
+    const port = await freePort();
+    const gw = await startGateway({ mongoosepushPort: port, mongoosepushTlsCert: join(pki.dir, 'server.pem'), mongoosepushTlsKey: join(pki.dir, 'server.key'), shutdownGrace: 1 });
+    const session = http2Connect(`https://127.0.0.1:${port}`, { ca: pki.ca });
+    session.on('error', () => {});
+    const closed = new Promise<void>((resolve) => session.once('close', () => resolve()));
+    // A request left unread keeps its stream, and so the session, open.
+    await new Promise<void>((resolve) => {
+      const stream = session.request({ ':method': 'POST', ':path': `/v3/notification/${FCM}`, 'content-type': 'application/json' });
+      stream.on('error', () => {});
+      stream.once('response', () => resolve());
+      stream.end(JSON.stringify(silent));
+    });
+    const started = Date.now();
+    await gw.close();
+    await closed;
+    expect(Date.now() - started).toBeLessThan(5000);
+  }, 20_000);
 });
