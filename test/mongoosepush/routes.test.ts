@@ -162,8 +162,10 @@ describe('the MongoosePush API, as MongooseIM calls it', () => {
     expect(w.fakes.for('fcm', FCM)).toHaveLength(0);
   });
 
-  it('answers 400 for a body that is not JSON', async () => {
+  it('answers 400 for a body that is not JSON, 413 for one over 64 KB', async () => {
     expect((await push('v3', FCM, '{nope')).status).toBe(400);
+    expect((await push('v3', FCM, { service: 'fcm', data: { big: 'x'.repeat(70_000) } })).status).toBe(413);
+    expect(w.fakes.for('fcm', FCM)).toHaveLength(0);
   });
 
   it('is not served on the public port: /v1, /v2 and /v3 are 404 there and nothing is sent', async () => {
