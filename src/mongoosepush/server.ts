@@ -1,9 +1,9 @@
 /**
  * The MongoosePush API's own listener (PUSHGATE_MONGOOSEPUSH_PORT on PUSHGATE_MONGOOSEPUSH_HOST): the API
  * sends visible notifications through the operator's FCM and APNs apps, so it is an internal service as in
- * every MongooseIM deployment, never on the public port. Optionally TLS, and HTTP basic auth (RFC 7617) as
- * MongooseIM's http pool can send it; the credentials are compared in constant time and a refusal is logged
- * (without the secret) and counted under door "mongoosepush".
+ * every MongooseIM deployment, never on the public port. Optionally TLS (HTTP/2 and HTTP/1.1), and HTTP basic
+ * auth (RFC 7617) for a listener beyond loopback; the credentials are compared in constant time and a refusal
+ * is logged (without the secret) and counted under door "mongoosepush".
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';

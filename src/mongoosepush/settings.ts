@@ -1,9 +1,8 @@
-import { type SettingsTable, nonEmpty, optionalPath, optionalPort } from '../util/settings.js';
-
 /**
  * The MongoosePush API's own listener: off unless a port is given, loopback by default, optionally TLS and
- * HTTP basic auth (what MongooseIM's `outgoing_pools.http` connection can send). Never on the public port.
+ * HTTP basic auth (RFC 7617). Never on the public port.
  */
+import { type SettingsTable, nonEmpty, optionalPath, optionalPort } from '../util/settings.js';
 
 export const mongoosePushSettings = {
   mongoosepushPort: { env: 'PUSHGATE_MONGOOSEPUSH_PORT', key: 'mongoosepushPort', help: 'port of the MongoosePush API (/v1,/v2,/v3/notification/{device}) for MongooseIM; off when unset', expect: 'an integer from 1 to 65535, different from PUSHGATE_PORT', parse: optionalPort, default: null as number | null },
