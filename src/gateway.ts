@@ -18,6 +18,7 @@ import { registrationRoutes } from './webpush/endpoint/registration.js';
 import { mongoosePushRoutes } from './mongoosepush/routes.js';
 import { PushComponent } from './xmpp/component.js';
 import type { HandlerContext } from './xmpp/handler.js';
+import { EndpointGuard } from './xmpp/endpoint-guard.js';
 import { NodeRateLimiter } from './xmpp/rate-limit.js';
 import { WebPushSender } from './xmpp/webpush-sender.js';
 
@@ -104,16 +105,26 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   const peerServer = serveConnections && config.routerPort !== null ? createPeerServer({ clients, secret: config.routerSecret, log: app.log }) : null;
 
   // Every XMPP server's component shares one context; only the component JID differs.
+  const webpushGuard = new EndpointGuard(new URL(config.publicUrl).origin, config.xmppWebpushAllow);
   const xmppShared: Omit<HandlerContext, 'jid'> | null = config.xmppServers.length === 0 ? null : {
     store,
     bridges,
     metrics,
     limiter: new NodeRateLimiter(config.xmppRateLimit, config.xmppRateBurst),
+    rateLimitReply: config.xmppRateLimitReply,
     webpush: new WebPushSender(config.publicUrl, config.fernet, serveEndpoints ? router : null, {
       publicKey: config.vapidPublicKey,
       privateKey: config.vapidPrivateKey,
       subject: config.vapidSubject,
-    }),
+    }, webpushGuard),
+    guard: webpushGuard,
+    // Secrets are sealed with the crypto key (CRYPTO_KEY rotation keeps them: every listed key opens).
+    sealer: {
+      seal: (secret) => config.fernet.encryptToString(Buffer.from(secret)),
+      open: (sealed) => config.fernet.decryptString(sealed)?.toString() ?? null,
+    },
+    maxRegistrations: config.xmppMaxRegistrations,
+    defaultApps: new Map(config.xmppDefaultApps.split(',').map((e) => e.trim()).filter(Boolean).map((e) => e.split(':') as [string, string])),
     publishOptionsDomains: new Set(config.xmppPublishOptionsDomains.split(',').map((d) => d.trim().toLowerCase()).filter(Boolean)),
     maxStanzaBytes: config.xmppMaxStanza,
     log: app.log,
