@@ -63,12 +63,11 @@ function publishOptions(form: ReturnType<typeof readForm>): PublishOptions | nul
   const service = value(form, 'service');
   const deviceId = value(form, 'device_id');
   if (!service || !deviceId) return null;
-  // MongoosePush answers these with 400, which MongooseIM does not count as a dead device: cancel would be
-  // wrong (the registration is fine, the client's options are not); the user's server is told not-acceptable.
-  if (service !== 'fcm' && service !== 'apns') throw new StanzaError('cancel', 'not-acceptable', 'service must be fcm or apns');
-  if (deviceId.length > 4096) throw new StanzaError('cancel', 'not-acceptable', 'device_id too long');
+  // A client's wrong options (MongoosePush answers them 400): modify, which MongooseIM does not treat as fatal.
+  if (service !== 'fcm' && service !== 'apns') throw new StanzaError('modify', 'bad-request', 'service must be fcm or apns');
+  if (deviceId.length > 4096) throw new StanzaError('modify', 'bad-request', 'device_id too long');
   const mode = value(form, 'mode') ?? 'prod';
-  if (mode !== 'prod' && mode !== 'dev') throw new StanzaError('cancel', 'not-acceptable', 'mode must be prod or dev');
+  if (mode !== 'prod' && mode !== 'dev') throw new StanzaError('modify', 'bad-request', 'mode must be prod or dev');
   const ttl = value(form, 'time_to_live');
   return {
     service,
@@ -103,7 +102,7 @@ export async function handlePublish(ctx: PubsubContext, from: string | undefined
   if (reg.kind === 'mongoose') {
     if (!server || !ctx.publishOptionsDomains.has(server)) throw forbidden(ctx, 'publish-options-sender', from, node);
     const o = publishOptions(options);
-    if (!o) throw new StanzaError('cancel', 'not-acceptable', 'publish-options must carry service and device_id');
+    if (!o) throw new StanzaError('modify', 'bad-request', 'publish-options must carry service and device_id');
     const service = o.service === 'fcm' ? 'fcm' : o.mode === 'dev' ? 'apns-dev' : 'apns-prod';
     send = () => sendThroughBridge(ctx.bridges, o.service, ctx.bridges.mongoosepush[service] ?? null, publishOptionsMessage(o, summary, node));
   } else {
