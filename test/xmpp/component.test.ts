@@ -223,7 +223,7 @@ describe('the XEP-0357 push component', () => {
       const reg = await register('register-push-fcm', { token: 'fcm-xmpp-long-0001', 'device-id': 'long-body', 'include-body': '1' });
       const reply = await publish(reg.node, { secret: reg.secret }, summary('form', { 'last-message-body': 'é'.repeat(3000) }));
       expect(reply.attrs['type']).toBe('result');
-      const body = w.fakes.for('fcm', 'fcm-xmpp-long-0001')[0]!.body['data']['last-message-body'] as string;
+      const body = (w.fakes.for('fcm', 'fcm-xmpp-long-0001')[0]!.body['data'] as Record<string, string>)['last-message-body']!;
       expect(Buffer.byteLength(body)).toBeLessThanOrEqual(1024);
       expect(body.endsWith('…')).toBe(true);
       expect(body.startsWith('éé')).toBe(true);
