@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import xml, { type Element } from '@xmpp/xml';
-import type { Bridge, Bridges, RouterType } from '../bridge/index.js';
+import { type Bridge, type Bridges, ROUTER_TYPES, type RouterType } from '../bridge/index.js';
 import { type PushRegistration, type Store, StoreUnavailableError } from '../store/index.js';
 import type { EndpointGuard } from './endpoint-guard.js';
 import { type FieldSpec, booleanValue, buildForm, readForm, value } from './forms.js';
@@ -87,6 +87,15 @@ export const COMMANDS: Record<string, CommandSpec> = {
   'unregister-push-apns': { name: 'Unregister an APNs device', fields: UNREGISTER_DEVICE },
   'unregister-push-adm': { name: 'Unregister an ADM device', fields: UNREGISTER_DEVICE },
   'unregister-push-webpush': { name: 'Unregister a Web Push subscription', fields: UNREGISTER_DEVICE },
+  // mod_push_appserver (Monal): `type` is the provider, `node` the client's device identifier, `token` the token.
+  'v1-register-push': {
+    name: 'Register a device (mod_push_appserver)',
+    fields: [
+      { var: 'type', type: 'text-single', label: 'Push service (fcm, apns, adm)', required: true },
+      { var: 'node', type: 'text-single', label: 'Device identifier', required: true },
+      { var: 'token', type: 'text-single', label: 'Device token', required: true },
+    ],
+  },
 };
 
 export function hashSecret(secret: string): string {
@@ -183,7 +192,11 @@ export async function executeCommand(ctx: CommandContext, from: string | undefin
     return reply('completed', xml('note', { type: 'info' }, 'Unregistered'));
   }
 
-  const kind = node.slice('register-push-'.length) as RouterType | 'webpush';
+  // mod_push_appserver's v1-register-push names the provider in `type` and the device in `node`; Pushgate still
+  // issues its own node (nodes are global: a client-chosen one could take another account's).
+  const v1 = node === 'v1-register-push';
+  const kind = (v1 ? (value(form, 'type') ?? '') : node.slice('register-push-'.length)) as RouterType | 'webpush';
+  if (v1 && !(ROUTER_TYPES as readonly string[]).includes(kind)) throw new StanzaError('modify', 'bad-request', 'type must be fcm, apns or adm');
   let token: string;
   let appId: string | null = null;
   let keys: PushRegistration['keys'] = null;
@@ -207,8 +220,13 @@ export async function executeCommand(ctx: CommandContext, from: string | undefin
     token = value(form, 'token') ?? '';
     if (!token) throw new StanzaError('modify', 'bad-request', 'token is required');
     if (token.length > LIMITS.token) throw new StanzaError('modify', 'bad-request', 'token too long');
-    deviceId = deviceIdOf(form);
-    muc = mucOf(form);
+    if (v1) {
+      deviceId = value(form, 'node') ?? '';
+      if (!deviceId || deviceId.length > LIMITS.deviceId) throw new StanzaError('modify', 'bad-request', 'node (the device identifier) is required, at most 256 characters');
+    } else {
+      deviceId = deviceIdOf(form);
+      muc = mucOf(form);
+    }
     const requested = value(form, 'application');
     if (requested && requested.length > LIMITS.application) throw new StanzaError('modify', 'bad-request', 'application too long');
     const bridge = appFor(ctx, kind, requested);

@@ -82,7 +82,7 @@ describe('the XEP-0357 push component', () => {
     it('lists its commands, and describes each', async () => {
       const reply = await iq('get', 'juliet@example.org/phone', xml('query', { xmlns: NS.discoItems, node: NS.commands }));
       const nodes = reply.getChild('query', NS.discoItems)!.getChildren('item').map((i) => i.attrs['node']);
-      expect(nodes).toEqual(['register-push-fcm', 'register-push-apns', 'register-push-adm', 'register-push-webpush', 'unregister-push', 'unregister-push-fcm', 'unregister-push-apns', 'unregister-push-adm', 'unregister-push-webpush']);
+      expect(nodes).toEqual(['register-push-fcm', 'register-push-apns', 'register-push-adm', 'register-push-webpush', 'unregister-push', 'unregister-push-fcm', 'unregister-push-apns', 'unregister-push-adm', 'unregister-push-webpush', 'v1-register-push']);
       const info = await iq('get', 'juliet@example.org/phone', xml('query', { xmlns: NS.discoInfo, node: 'register-push-fcm' }));
       expect(info.getChild('query', NS.discoInfo)!.getChild('identity')!.attrs).toMatchObject({ category: 'automation', type: 'command-node' });
       expect(errorOf(await iq('get', 'j@example.org/p', xml('query', { xmlns: NS.discoInfo, node: 'nope' })))).toEqual({ type: 'cancel', condition: 'item-not-found' });
@@ -147,6 +147,15 @@ describe('the XEP-0357 push component', () => {
       expect(await w.gw.store.getPushRegistration(own.node)).not.toBeNull();
       expect((await unregister('unregister-push-fcm', { 'android-id': 'droid' })).getChild('command', NS.commands)!.attrs['status']).toBe('completed');
       expect(await w.gw.store.getPushRegistration(own.node)).toBeNull();
+    });
+
+    it('serves mod_push_appserver\'s v1-register-push (Monal): type, node and token; stable on re-registration', async () => {
+      const a = await register('v1-register-push', { type: 'apns', node: 'monal-device-uuid', token: APNS_TOKEN });
+      const b = await register('v1-register-push', { type: 'apns', node: 'monal-device-uuid', token: APNS_TOKEN });
+      expect(b).toEqual(a);
+      expect(await w.gw.store.getPushRegistration(a.node)).toMatchObject({ kind: 'apns', deviceId: 'monal-device-uuid', appId: 'org.example.app' });
+      const bad = await iq('set', 'juliet@example.org/phone', xml('command', { xmlns: NS.commands, node: 'v1-register-push', action: 'execute' }, form('submit', { type: 'wns', node: 'x', token: 't' })));
+      expect(errorOf(bad)).toMatchObject({ type: 'modify', condition: 'bad-request' });
     });
 
     it('caps the devices of one account; re-registering a device does not count twice', async () => {
