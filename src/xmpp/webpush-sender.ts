@@ -48,7 +48,9 @@ export class WebPushSender {
     });
     const url = new URL(reg.token);
     if (this.router && url.origin === this.publicUrl) return this.sendInProcess(url.pathname, details.body as Buffer);
-    const status = await this.post(url, details.headers as Record<string, string>, details.body as Buffer);
+    // Our own origin without a local router (a connection-only peer of a fleet) goes over the network, to an
+    // address the operator chose (it may well be internal): not subject to the guard.
+    const status = await this.post(url, details.headers as Record<string, string>, details.body as Buffer, url.origin !== this.publicUrl);
     if (status === 'refused') return { ok: false, kind: 'dead' };
     if (status === 'timeout') return { ok: false, kind: 'wait', condition: 'remote-server-timeout' };
     if (status === 'failed') return { ok: false, kind: 'wait', condition: 'internal-server-error' };
@@ -60,11 +62,11 @@ export class WebPushSender {
   }
 
   /** One POST; 'refused' when the address is not allowed (then nothing was sent). The reply body is discarded. */
-  private post(url: URL, headers: Record<string, string>, body: Buffer): Promise<number | 'refused' | 'timeout' | 'failed'> {
+  private post(url: URL, headers: Record<string, string>, body: Buffer, guarded: boolean): Promise<number | 'refused' | 'timeout' | 'failed'> {
     return new Promise((resolve) => {
       const send = url.protocol === 'https:' ? httpsRequest : url.protocol === 'http:' ? httpRequest : null;
-      if (!send || !this.guard.urlAllowed(url)) return resolve('refused');
-      const req = send(url, { method: 'POST', headers: { ...headers, 'content-length': String(body.length) }, lookup: this.guard.lookup, timeout: this.timeoutMs }, (res) => {
+      if (!send || (guarded && !this.guard.urlAllowed(url))) return resolve('refused');
+      const req = send(url, { method: 'POST', headers: { ...headers, 'content-length': String(body.length) }, ...(guarded ? { lookup: this.guard.lookup } : {}), timeout: this.timeoutMs }, (res) => {
         res.resume();
         res.on('end', () => resolve(res.statusCode ?? 0));
         res.on('error', () => resolve('failed'));
