@@ -82,6 +82,14 @@ describe('WebPushSender through the guard', () => {
     expect(hits.length).toBe(before);
   });
 
+  it('sends to its own origin over the network when it has no local router (a fleet peer), whatever the address', async () => {
+    const own = `http://127.0.0.1:${port}`;
+    const sender = new WebPushSender(own, fernet, null, vapid, new EndpointGuard(own, '', fakeDns({})));
+    const before = hits.length;
+    expect(await sender.send(reg(`${own}/wpush/v1/abc`), '{}')).toEqual({ ok: true });
+    expect(hits.length).toBe(before + 1);
+  });
+
   it('sends to an allow-listed internal push service, encrypted and VAPID-signed', async () => {
     const sender = new WebPushSender(ORIGIN, fernet, null, vapid, new EndpointGuard(ORIGIN, '127.0.0.1', fakeDns({})));
     expect(await sender.send(reg(`http://127.0.0.1:${port}/push/1`), '{}')).toEqual({ ok: true });
