@@ -13,7 +13,7 @@ import { VapidVerifier } from './webpush/endpoint/vapid.js';
 import { WebPushRouter } from './webpush/endpoint/router.js';
 import { PeerClient } from './webpush/endpoint/peer-client.js';
 import { createPeerServer } from './webpush/connection/peer-server.js';
-import { Bridges, loadBridges } from './bridge/index.js';
+import { BridgeConfigError, Bridges, loadBridges } from './bridge/index.js';
 import { registrationRoutes } from './webpush/endpoint/registration.js';
 import { mongoosePushRoutes } from './mongoosepush/routes.js';
 import { PushComponent } from './xmpp/component.js';
@@ -129,6 +129,10 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     maxStanzaBytes: config.xmppMaxStanza,
     log: app.log,
   };
+  // A default app that is not configured would send every registration naming none into a bad-request: refuse to start.
+  for (const [type, appId] of xmppShared?.defaultApps ?? []) {
+    if (!bridges.get(type, appId)) throw new BridgeConfigError(`PUSHGATE_XMPP_DEFAULT_APPS names ${type}:${appId}, which the bridges file does not configure`);
+  }
   const xmpp = config.xmppServers.map((s) => new PushComponent(s, { ...xmppShared!, jid: s.domain }));
 
   app.addHook('onResponse', async (request, reply) => {
