@@ -12,13 +12,15 @@ const asRoot = process.getuid?.() === 0 ? '' : 'sudo ';
 
 /**
  * Debian packages the interop tests drive: the real Firefox ESR, a real Prosody with mod_cloud_notify
- * (prosody-modules), and openssl for test certificates.
+ * (prosody-modules), a real ejabberd (mod_push; test/helpers/ejabberd.ts runs a private instance), and openssl for
+ * test certificates.
  */
 const DEBIAN = {
   '/usr/bin/firefox-esr': 'firefox-esr',
   '/usr/bin/openssl': 'openssl',
   '/usr/bin/prosody': 'prosody',
   '/usr/lib/prosody/modules/mod_cloud_notify/mod_cloud_notify.lua': 'prosody-modules',
+  '/usr/sbin/ejabberdctl': 'ejabberd',
 };
 const missing = Object.entries(DEBIAN).filter(([bin]) => !existsSync(bin)).map(([, pkg]) => pkg);
 if (missing.length > 0) {

@@ -13,12 +13,13 @@ import { VapidVerifier } from './webpush/endpoint/vapid.js';
 import { WebPushRouter } from './webpush/endpoint/router.js';
 import { PeerClient } from './webpush/endpoint/peer-client.js';
 import { createPeerServer } from './webpush/connection/peer-server.js';
-import { Bridges, loadBridges } from './bridge/index.js';
+import { BridgeConfigError, Bridges, loadBridges } from './bridge/index.js';
 import { DEFAULT_RETRY } from './bridge/reliable.js';
 import { registrationRoutes } from './webpush/endpoint/registration.js';
 import { closeMongoosePushServer, createMongoosePushServer } from './mongoosepush/server.js';
 import { PushComponent } from './xmpp/component.js';
 import type { HandlerContext } from './xmpp/handler.js';
+import { EndpointGuard } from './xmpp/endpoint-guard.js';
 import { NodeRateLimiter } from './xmpp/rate-limit.js';
 import { WebPushSender } from './xmpp/webpush-sender.js';
 
@@ -109,20 +110,34 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   const peerServer = serveConnections && config.routerPort !== null ? createPeerServer({ clients, secret: config.routerSecret, log: app.log }) : null;
 
   // Every XMPP server's component shares one context; only the component JID differs.
+  const webpushGuard = new EndpointGuard(new URL(config.publicUrl).origin, config.xmppWebpushAllow);
   const xmppShared: Omit<HandlerContext, 'jid'> | null = config.xmppServers.length === 0 ? null : {
     store,
     bridges,
     metrics,
     limiter: new NodeRateLimiter(config.xmppRateLimit, config.xmppRateBurst),
+    rateLimitReply: config.xmppRateLimitReply,
     webpush: new WebPushSender(config.publicUrl, config.fernet, serveEndpoints ? router : null, {
       publicKey: config.vapidPublicKey,
       privateKey: config.vapidPrivateKey,
       subject: config.vapidSubject,
-    }),
+    }, webpushGuard),
+    guard: webpushGuard,
+    // Secrets are sealed with the crypto key (CRYPTO_KEY rotation keeps them: every listed key opens).
+    sealer: {
+      seal: (secret) => config.fernet.encryptToString(Buffer.from(secret)),
+      open: (sealed) => config.fernet.decryptString(sealed)?.toString() ?? null,
+    },
+    maxRegistrations: config.xmppMaxRegistrations,
+    defaultApps: new Map(config.xmppDefaultApps.split(',').map((e) => e.trim()).filter(Boolean).map((e) => e.split(':') as [string, string])),
     publishOptionsDomains: new Set(config.xmppPublishOptionsDomains.split(',').map((d) => d.trim().toLowerCase()).filter(Boolean)),
     maxStanzaBytes: config.xmppMaxStanza,
     log: app.log,
   };
+  // A default app that is not configured would send every registration naming none into a bad-request: refuse to start.
+  for (const [type, appId] of xmppShared?.defaultApps ?? []) {
+    if (!bridges.get(type, appId)) throw new BridgeConfigError(`PUSHGATE_XMPP_DEFAULT_APPS names ${type}:${appId}, which the bridges file does not configure`);
+  }
   const xmpp = config.xmppServers.map((s) => new PushComponent(s, { ...xmppShared!, jid: s.domain }));
 
   app.addHook('onResponse', async (request, reply) => {

@@ -250,4 +250,16 @@ export class MongoStore implements Store {
   async close(): Promise<void> {
     await this.client.close();
   }
+
+  // XMPP registrations by device and per-account caps (issue 9 item 5, issue 12).
+  async findPushRegistration(account: string, deviceId: string): Promise<PushRegistration | null> {
+    const d = await this.registrations.findOne({ account, deviceId });
+    if (!d) return null;
+    const { _id, ...rest } = d;
+    return { node: _id, ...rest };
+  }
+
+  async countPushRegistrations(account: string, cap: number): Promise<number> {
+    return this.registrations.countDocuments({ account }, { limit: cap });
+  }
 }

@@ -330,4 +330,15 @@ export class SqliteStore implements Store {
     this.flush();
     if (this.db.open) this.db.close();
   }
+
+  // XMPP registrations by device and per-account caps (issue 9 item 5, issue 12).
+  async findPushRegistration(account: string, deviceId: string): Promise<PushRegistration | null> {
+    const row = this.db.prepare<[string, string], { doc: string }>('SELECT doc FROM push_registrations WHERE account = ? AND device_id = ?').get(account, deviceId);
+    return row ? (JSON.parse(row.doc) as PushRegistration) : null;
+  }
+
+  async countPushRegistrations(account: string, cap: number): Promise<number> {
+    const row = this.db.prepare<[string, number], { n: number }>('SELECT count(*) AS n FROM (SELECT 1 FROM push_registrations WHERE account = ? LIMIT ?)').get(account, cap);
+    return row?.n ?? 0;
+  }
 }

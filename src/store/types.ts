@@ -56,6 +56,7 @@ export interface PushRegistration {
   secretHash: string | null;
   /** The registering account's bare JID. */
   account: string;
+  /** The device id; for a p2 group-chat registration, `device id NUL "muc" NUL muc JID` (src/xmpp/commands.ts). */
   deviceId: string;
   /** fcm | apns | adm | webpush, or `mongoose` for a node whose publishes name the device themselves. */
   kind: string;
@@ -69,6 +70,11 @@ export interface PushRegistration {
   /** APNs: send background (content-available) pushes instead of alerts. */
   background: boolean;
   createdAt: number;
+  /**
+   * XMPP registrations (issue 12): the node's secret sealed with the gateway's crypto key, so re-registering
+   * the same device can return the same secret (p2 and mod_push_appserver keep it). Absent on older records.
+   */
+  sealedSecret?: string | null;
 }
 
 export interface Store {
@@ -113,6 +119,12 @@ export interface Store {
   /** Throws when the store cannot serve (used by /__heartbeat__). */
   health(): Promise<void>;
   close(): Promise<void>;
+
+  // XMPP registrations by device and per-account caps (issue 9 item 5, issue 12).
+  /** The registration of this account's device, if any. */
+  findPushRegistration(account: string, deviceId: string): Promise<PushRegistration | null>;
+  /** Counts the account's registrations, stopping at `cap`. */
+  countPushRegistrations(account: string, cap: number): Promise<number>;
 }
 
 /** Thrown by a backend when it cannot reach its storage: callers answer 503, never 404/410. */

@@ -2,6 +2,58 @@ import { Component } from '@xmpp/component-core';
 import type { Element } from '@xmpp/xml';
 import { type HandlerContext, handleStanza } from './handler.js';
 
+/** The parser class xmpp.js's connection instantiates for each stream (@xmpp/xml's Parser, over ltx). */
+interface StreamParser {
+  write(data: string): void;
+  on(event: string, listener: (...args: unknown[]) => void): void;
+  emit(event: string, ...args: unknown[]): boolean;
+}
+type ParserClass = new () => StreamParser;
+
+/** Raised by the bounded parser; the connection answers it with the `policy-violation` stream error. */
+export class StanzaTooLargeError extends Error {
+  constructor(readonly limit: number) {
+    super(`stanza larger than ${limit} bytes`);
+    this.name = 'StanzaTooLargeError';
+  }
+}
+
+/** Bytes handed to the XML parser at a time, so the count is exact to within this many bytes. */
+const SLICE = 4096;
+
+/**
+ * A parser that counts the bytes of the stanza being received as they arrive and gives up once they pass the
+ * limit, before the stanza is held in memory (issue 9 item 10): ltx keeps an unfinished text node or attribute
+ * as one growing string, and xmpp.js builds the whole element tree before any handler could measure it. The
+ * count restarts after every complete stanza (and at the stream header).
+ */
+export function boundedParser(Base: ParserClass, limit: number): ParserClass {
+  return class BoundedParser extends Base {
+    private held = 0;
+    private overflowed = false;
+
+    constructor() {
+      super();
+      // Registered before the connection's own listeners, so the count restarts before the stanza is handled.
+      this.on('element', () => (this.held = 0));
+      this.on('start', () => (this.held = 0));
+    }
+
+    override write(data: string): void {
+      for (let i = 0; i < data.length && !this.overflowed; i += SLICE) {
+        const part = data.slice(i, i + SLICE);
+        this.held += Buffer.byteLength(part);
+        if (this.held > limit) {
+          this.overflowed = true;
+          this.emit('error', new StanzaTooLargeError(limit));
+          return;
+        }
+        super.write(part);
+      }
+    }
+  };
+}
+
 /**
  * One XEP-0114 connection to an XMPP server's component port (xmpp.js's component core: stream, handshake,
  * parsing). Stanzas go to our own dispatcher rather than @xmpp/component's middleware, whose IQ callee
@@ -30,6 +82,30 @@ export class PushComponent {
     private readonly ctx: HandlerContext,
   ) {
     this.entity = new Component({ service: opts.service, domain: opts.domain });
+    const entity = this.entity as unknown as {
+      Parser: ParserClass;
+      parser: StreamParser | null;
+      _onData(data: Buffer): void;
+      _onParserError(err: Error): void;
+      _streamError(condition: string): Promise<void>;
+      _detachParser(): void;
+      emit(event: string, ...args: unknown[]): boolean;
+    };
+    entity.Parser = boundedParser(entity.Parser, ctx.maxStanzaBytes);
+    const onData = entity._onData.bind(entity);
+    // Bytes that arrive after the parser was given up (a stream error is being sent) are dropped: xmpp.js
+    // would otherwise write them to a null parser and throw from the socket's data event.
+    entity._onData = (data: Buffer) => {
+      if (entity.parser) onData(data);
+    };
+    const onParserError = entity._onParserError.bind(entity);
+    entity._onParserError = (err: Error) => {
+      if (!(err instanceof StanzaTooLargeError)) return onParserError(err);
+      // RFC 6120 §4.9.3.14: policy-violation, the stream is closed; the link reconnects by itself.
+      ctx.log.warn({ limit: err.limit, service: opts.service }, 'xmpp stanza too large; closing the stream with policy-violation');
+      void entity._streamError('policy-violation');
+      entity._detachParser();
+    };
     this.entity.on('open', (el: Element) => {
       this.entity.authenticate(el.attrs['id'] ?? '', opts.password).catch((err: Error) => {
         ctx.log.warn({ err: err.message, service: opts.service }, 'xmpp component handshake refused');

@@ -1,21 +1,24 @@
 import xml, { type Element } from '@xmpp/xml';
 import { COMMANDS, type CommandContext, executeCommand } from './commands.js';
 import { NS, StanzaError } from './namespaces.js';
-import { handleCreate, handleDelete, handlePublish, type PubsubContext } from './pubsub.js';
+import { handleCreate, handleOwner, handlePublish, type PubsubContext } from './pubsub.js';
 
 /**
  * The component's stanza dispatcher, one handler per namespace (disco, commands, pubsub). It turns every
  * stanza into at most one reply and never throws: malformed, oversized or unexpected stanzas get the right
- * stanza error (RFC 6120 §8.3), so no input can break the component's connection.
+ * stanza error (RFC 6120 §8.3), so no input can break the component's connection. Stanza size is bounded
+ * before this point, while the bytes arrive (./component.ts).
  */
 
 export interface HandlerContext extends CommandContext, PubsubContext {
-  /** Largest stanza accepted, in bytes of XML. */
+  /** Largest stanza accepted, in bytes of XML (enforced by the component's parser). */
   maxStanzaBytes: number;
-  log: { warn(obj: object, msg: string): void };
 }
 
-const FEATURES = [NS.discoInfo, NS.discoItems, NS.push, NS.pubsub, `${NS.pubsub}#publish`, `${NS.pubsub}#publish-options`, `${NS.pubsub}#create-nodes`, `${NS.pubsub}#delete-nodes`, NS.commands, NS.data];
+const FEATURES = [
+  NS.discoInfo, NS.discoItems, NS.push, NS.pubsub, `${NS.pubsub}#publish`, `${NS.pubsub}#publish-options`, `${NS.pubsub}#create-nodes`, `${NS.pubsub}#delete-nodes`,
+  `${NS.pubsub}#modify-affiliations`, `${NS.pubsub}#config-node`, NS.commands, NS.data, NS.ping,
+];
 
 function discoInfo(node: string | undefined): Element {
   if (node === undefined) {
@@ -52,9 +55,12 @@ async function iqPayload(ctx: HandlerContext, iq: Element): Promise<Element | nu
   const ns = payload.attrs['xmlns'];
   const from = iq.attrs['from'];
   if (type === 'get') {
+    // XEP-0199 §4.2: a ping to the component is answered with an empty result.
+    if (payload.is('ping', NS.ping)) return null;
     if (payload.is('query', NS.discoInfo)) return discoInfo(payload.attrs['node']);
     if (payload.is('query', NS.discoItems)) return discoItems(ctx.jid, payload.attrs['node']);
-    if (ns === NS.pubsub || ns === NS.pubsubOwner || ns === NS.commands) throw new StanzaError('cancel', 'feature-not-implemented');
+    if (payload.is('pubsub', NS.pubsubOwner)) return handleOwner(ctx, 'get', from, payload);
+    if (ns === NS.pubsub || ns === NS.commands) throw new StanzaError('cancel', 'feature-not-implemented');
     throw new StanzaError('cancel', 'service-unavailable');
   }
   if (payload.is('command', NS.commands)) return executeCommand(ctx, from, payload);
@@ -63,10 +69,7 @@ async function iqPayload(ctx: HandlerContext, iq: Element): Promise<Element | nu
     if (payload.getChild('create')) return handleCreate(ctx, from, payload);
     throw new StanzaError('cancel', 'feature-not-implemented', undefined, { name: 'unsupported', xmlns: NS.pubsubErrors });
   }
-  if (payload.is('pubsub', NS.pubsubOwner)) {
-    if (payload.getChild('delete')) return handleDelete(ctx, from, payload);
-    throw new StanzaError('cancel', 'feature-not-implemented', undefined, { name: 'unsupported', xmlns: NS.pubsubErrors });
-  }
+  if (payload.is('pubsub', NS.pubsubOwner)) return handleOwner(ctx, 'set', from, payload);
   if (ns === NS.discoInfo || ns === NS.discoItems) throw new StanzaError('modify', 'bad-request', 'disco is a get');
   throw new StanzaError('cancel', 'service-unavailable');
 }
@@ -85,13 +88,13 @@ export async function handleStanza(ctx: HandlerContext, stanza: Element): Promis
   }
   if (type !== 'get' && type !== 'set') return null;
   try {
-    if (Buffer.byteLength(stanza.toString()) > ctx.maxStanzaBytes) throw new StanzaError('modify', 'policy-violation', 'stanza too large');
     if (!stanza.attrs['id']) throw new StanzaError('modify', 'bad-request', 'an iq needs an id');
     const payload = await iqPayload(ctx, stanza);
     return xml('iq', { type: 'result', id: stanza.attrs['id'], to: stanza.attrs['from'], from: stanza.attrs['to'] }, payload);
   } catch (err) {
     if (err instanceof StanzaError) return errorReply(stanza, err);
-    ctx.log.warn({ err: (err as Error).message }, 'xmpp handler failed');
+    // Not a stanza error: a bug. Still wait (ejabberd disables on anything else), logged with its stack.
+    ctx.log.error({ err: (err as Error)?.message, stack: (err as Error)?.stack }, 'xmpp handler failed');
     return errorReply(stanza, new StanzaError('wait', 'internal-server-error'));
   }
 }

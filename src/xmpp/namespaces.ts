@@ -13,6 +13,7 @@ export const NS = {
   pushSummary: 'urn:xmpp:push:summary',
   data: 'jabber:x:data',
   stanzas: 'urn:ietf:params:xml:ns:xmpp-stanzas',
+  ping: 'urn:xmpp:ping',
 } as const;
 
 /** RFC 6120 §8.3.2 error types. */
@@ -21,6 +22,7 @@ export type ErrorType = 'auth' | 'cancel' | 'continue' | 'modify' | 'wait';
 /** RFC 6120 §8.3.3 defined conditions used here. */
 export type Condition =
   | 'bad-request'
+  | 'conflict'
   | 'feature-not-implemented'
   | 'forbidden'
   | 'internal-server-error'

@@ -12,6 +12,9 @@ export class FakeComponentServer {
   private pending = new Map<string, (el: Element) => void>();
   private connectedWaiters: (() => void)[] = [];
   readonly received: Element[] = [];
+  /** Stream error conditions the component sent (RFC 6120 §4.9), in order. */
+  readonly streamErrors: string[] = [];
+  private streamErrorWaiters: ((condition: string) => void)[] = [];
   handshakes = 0;
   port = 0;
 
@@ -56,6 +59,12 @@ export class FakeComponentServer {
         }
         return;
       }
+      if (el.name === 'stream:error') {
+        const condition = el.getChildElements()[0]?.name ?? '';
+        this.streamErrors.push(condition);
+        for (const f of this.streamErrorWaiters.splice(0)) f(condition);
+        return;
+      }
       this.received.push(el);
       const waiter = this.pending.get(el.attrs['id'] ?? '');
       if (waiter) {
@@ -90,6 +99,44 @@ export class FakeComponentServer {
       });
       this.socket!.write(stanza.toString());
     });
+  }
+
+  /** Resolves with the next stream error condition the component sends. */
+  nextStreamError(timeoutMs = 10_000): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error('no stream error')), timeoutMs);
+      this.streamErrorWaiters.push((c) => {
+        clearTimeout(t);
+        resolve(c);
+      });
+    });
+  }
+
+  /**
+   * Streams `head`, then `filler` repeated up to `total` bytes (respecting backpressure), until done or the
+   * component closes the connection; returns how many bytes were written.
+   */
+  async pump(head: string, filler: string, total: number): Promise<number> {
+    const socket = this.socket;
+    if (!socket) throw new Error('no component connected');
+    let closed = false;
+    socket.once('close', () => (closed = true));
+    let written = 0;
+    const write = async (chunk: string) => {
+      written += chunk.length;
+      if (!socket.write(chunk)) await new Promise<void>((r) => {
+        const done = () => {
+          socket.off('drain', done);
+          socket.off('close', done);
+          r();
+        };
+        socket.on('drain', done);
+        socket.on('close', done);
+      });
+    };
+    await write(head);
+    while (!closed && written < total) await write(filler);
+    return written;
   }
 
   /** Sends raw text (for malformed input). */

@@ -2,6 +2,7 @@ import { client, type Client, xml } from '@xmpp/client';
 import type { Element } from '@xmpp/xml';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { NS } from '../../src/xmpp/namespaces.js';
+import { p2Hash } from '../../src/xmpp/commands.js';
 import { bridgeWorld, type BridgeWorld } from '../fakes/setup.js';
 import { Errors } from '../fakes/providers.js';
 import { startProsody, type ProsodyServer } from '../helpers/prosody.js';
@@ -24,6 +25,7 @@ describe('Prosody with mod_cloud_notify publishing to Pushgate', () => {
     prosody.register('juliet', 'juliet-pass');
     prosody.register('romeo', 'romeo-pass');
     prosody.register('nurse', 'nurse-pass');
+    prosody.register('tybalt', 'tybalt-pass');
     w = await bridgeWorld({
       xmppService: `xmpp://127.0.0.1:${prosody.componentPort}`,
       xmppDomain: prosody.pushDomain,
@@ -51,7 +53,7 @@ describe('Prosody with mod_cloud_notify publishing to Pushgate', () => {
   const field = (x: Element | undefined, name: string) => x?.getChildren('field').find((f) => f.attrs['var'] === name)?.getChildText('value') ?? undefined;
 
   /** Registers through Pushgate's ad-hoc command, enables push on Prosody with the result, goes offline. */
-  async function subscribe(user: string, password: string, command: string, fields: Record<string, string>) {
+  async function subscribe(user: string, password: string, command: string, fields: Record<string, string>, secretOverride?: string) {
     const c = await login(user, password);
     const reply = await c.iqCaller.request(
       xml('iq', { type: 'set', to: prosody.pushDomain }, xml('command', { xmlns: NS.commands, node: command, action: 'execute' }, xml('x', { xmlns: NS.data, type: 'submit' }, ...Object.entries(fields).map(([k, v]) => xml('field', { var: k }, xml('value', {}, v)))))),
@@ -62,7 +64,7 @@ describe('Prosody with mod_cloud_notify publishing to Pushgate', () => {
     const secret = field(x, 'secret')!;
     expect(jid).toBe(prosody.pushDomain);
     await c.iqCaller.request(
-      xml('iq', { type: 'set' }, xml('enable', { xmlns: NS.push, jid, node }, xml('x', { xmlns: NS.data, type: 'submit' }, xml('field', { var: 'FORM_TYPE' }, xml('value', {}, NS.publishOptions)), xml('field', { var: 'secret' }, xml('value', {}, secret))))),
+      xml('iq', { type: 'set' }, xml('enable', { xmlns: NS.push, jid, node }, xml('x', { xmlns: NS.data, type: 'submit' }, xml('field', { var: 'FORM_TYPE' }, xml('value', {}, NS.publishOptions)), xml('field', { var: 'secret' }, xml('value', {}, secretOverride ?? secret))))),
     );
     await c.stop();
     return { node, secret };
@@ -76,7 +78,26 @@ describe('Prosody with mod_cloud_notify publishing to Pushgate', () => {
     await write('juliet', 'Wherefore art thou Romeo?');
     const got = await pushed;
     // Content stays private: Juliet did not opt in to sender or body.
-    expect(got.body).toEqual({ token: 'fcm-juliet-device', data: { node, 'message-count': '1' }, android: { priority: 'high', ttl: '86400s' } });
+    // p2's account hash; high priority because the publish carries a body.
+    expect(got.body).toEqual({ token: 'fcm-juliet-device', data: { node, 'message-count': '1', account: p2Hash('juliet@localhost', 'juliet-phone') }, android: { priority: 'high', ttl: '86400s' } });
+  });
+
+  it('keeps node and secret when the device re-registers: the enabled registration goes on working', async () => {
+    const first = await subscribe('juliet', 'juliet-pass', 'register-push-fcm', { token: 'fcm-juliet-device', 'device-id': 'juliet-phone' });
+    const again = await subscribe('juliet', 'juliet-pass', 'register-push-fcm', { token: 'fcm-juliet-device', 'device-id': 'juliet-phone' });
+    expect(again).toEqual(first);
+    const pushed = w.fakes.next('fcm', 'fcm-juliet-device');
+    await write('juliet', 'after re-registering');
+    await pushed;
+  });
+
+  it('answers a wrong secret with auth/forbidden: Prosody counts the error, and Pushgate counts the refusal', async () => {
+    const before = (await w.gw.metrics.authFailures.get()).values.find((v) => v.labels['reason'] === 'wrong-secret')?.value ?? 0;
+    await subscribe('tybalt', 'tybalt-pass', 'register-push-fcm', { token: 'fcm-tybalt-device', 'device-id': 'tybalt-phone' }, 'not-the-secret');
+    await write('tybalt', 'wrong secret');
+    await vi.waitFor(() => expect(prosody.log()).toMatch(/Got error <auth:forbidden:[^>]*> for identifier '[^']*': error count for this identifier is now at 1/), { timeout: 10_000, interval: 50 });
+    expect((await w.gw.metrics.authFailures.get()).values.find((v) => v.labels['reason'] === 'wrong-secret')!.value).toBe(before + 1);
+    expect(w.fakes.for('fcm', 'fcm-tybalt-device')).toHaveLength(0);
   });
 
   it('answers a dead token with cancel: Prosody counts the error and the registration is gone', async () => {

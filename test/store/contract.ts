@@ -169,6 +169,36 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       await store.close();
     });
 
+    it('finds push registrations by account and device, and counts them per account up to a cap', async () => {
+      const store = await open();
+      const account = `romeo-${newUaid()}@example.org`;
+      const reg = (deviceId: string) => ({
+        node: `node-${newUaid()}`,
+        secretHash: 'cd'.repeat(32),
+        account,
+        deviceId,
+        kind: 'fcm',
+        appId: 'org.example.app',
+        token: `token-${deviceId}`,
+        keys: null,
+        includeSender: false,
+        includeBody: false,
+        background: false,
+        createdAt: 2,
+        sealedSecret: 'sealed',
+      });
+      expect(await store.findPushRegistration(account, 'phone')).toBeNull();
+      expect(await store.countPushRegistrations(account, 10)).toBe(0);
+      const saved = await store.savePushRegistration(reg('phone'));
+      for (const d of ['tablet', 'laptop', 'watch']) await store.savePushRegistration(reg(d));
+      expect(await store.findPushRegistration(account, 'phone')).toEqual(saved);
+      expect(await store.findPushRegistration(account, 'desk')).toBeNull();
+      expect(await store.findPushRegistration(`other-${account}`, 'phone')).toBeNull();
+      expect(await store.countPushRegistrations(account, 10)).toBe(4);
+      expect(await store.countPushRegistrations(account, 2)).toBe(2);
+      await store.close();
+    });
+
     it('removes a user with everything it owns, and sweeps expired messages', async () => {
       const store = await open();
       const uaid = newUaid();

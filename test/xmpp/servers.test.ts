@@ -41,6 +41,10 @@ describe('several XMPP servers, and a server that is down', () => {
     await vi.waitFor(() => expect(gw.xmpp.every((c) => c.online)).toBe(true));
   });
 
+  it('refuses to start with a PUSHGATE_XMPP_DEFAULT_APPS app the bridges file does not configure', async () => {
+    await expect(startGateway({ xmppService: 'xmpp://127.0.0.1:9', xmppDomain: 'push.example.org', xmppPassword: 's', xmppDefaultApps: 'fcm:org.example.none' })).rejects.toThrow(/PUSHGATE_XMPP_DEFAULT_APPS names fcm:org.example.none/);
+  });
+
   it('refuses a configuration whose lists do not line up', () => {
     expect(() => loadConfig({ env: {}, file: 'config/pushgate.json', overrides: { xmppService: 'xmpp://a:5347,xmpp://b:5347', xmppDomain: 'x,y,z', xmppPassword: 's', dataDir: '/tmp/pg-x' } })).toThrow(/PUSHGATE_XMPP_DOMAIN has 3 values for 2 services/);
     expect(() => loadConfig({ env: { PUSHGATE_XMPP_SERVICE: 'http://a' }, file: 'config/pushgate.json' })).toThrow(/PUSHGATE_XMPP_SERVICE/);
