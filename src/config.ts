@@ -9,7 +9,7 @@ import { ConfigError, type Setting } from './util/settings.js';
 import { connectionSettings } from './webpush/connection/settings.js';
 import { endpointSettings } from './webpush/endpoint/settings.js';
 import { generateVapidKeys } from './webpush/protocol/endpoint-token.js';
-import { FernetKey, MultiFernet } from './webpush/protocol/fernet.js';
+import { FernetKey, MultiFernet, splitKeyList } from './webpush/protocol/fernet.js';
 import { cryptoKeys, protocolSettings } from './webpush/protocol/settings.js';
 import { xmppSettings } from './xmpp/settings.js';
 
@@ -137,7 +137,7 @@ export function loadConfig(options: LoadOptions = {}): Config {
   return {
     ...v,
     fernet: MultiFernet.parseList(v.cryptoKey),
-    authKeyList: v.authKeys.split(',').map((k) => k.trim()).filter(Boolean),
+    authKeyList: splitKeyList(v.authKeys),
     xmppServers: servers,
     generatedCryptoKey,
   };

@@ -126,7 +126,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   app.setNotFoundHandler((_request, reply) => sendError(reply, new ApiError('invalidUrl', 'Not found')));
   app.register(opsRoutes, { store, metrics, connections: () => connections?.size ?? 0 });
   if (serveEndpoints) {
-    app.register(endpointRoutes, { fernet: config.fernet, router, vapid, store, metrics, publicUrl: config.publicUrl });
+    app.register(endpointRoutes, { fernet: config.fernet, router, vapid, store, clients, metrics, publicUrl: config.publicUrl, maxDataBytes: config.maxDataBytes });
     app.register(registrationRoutes, { store, bridges, fernet: config.fernet, authKeys: config.authKeyList, publicUrl: config.publicUrl });
     app.register(mongoosePushRoutes, { bridges });
   }
