@@ -250,4 +250,18 @@ export class MongoStore implements Store {
   async close(): Promise<void> {
     await this.client.close();
   }
+  // Megaphone broadcasts: one document per broadcast id.
+  private get broadcasts(): Collection<{ _id: string; version: string }> {
+    return this.client.db(this.users.dbName).collection('broadcasts');
+  }
+
+  async putBroadcast(id: string, version: string): Promise<boolean> {
+    const res = await this.broadcasts.updateOne({ _id: id }, { $set: { version } }, { upsert: true });
+    return res.upsertedCount > 0;
+  }
+
+  async getBroadcasts(): Promise<Record<string, string>> {
+    const docs = await this.broadcasts.find({}).toArray();
+    return Object.fromEntries(docs.map((d) => [d._id, d.version]));
+  }
 }

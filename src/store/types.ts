@@ -113,6 +113,12 @@ export interface Store {
   /** Throws when the store cannot serve (used by /__heartbeat__). */
   health(): Promise<void>;
   close(): Promise<void>;
+
+  // Megaphone broadcasts (src/webpush/broadcast): versions shared by every peer of a fleet.
+  /** Sets a broadcast's version; the id is `broadcaster/channel`. True when the broadcast is new. */
+  putBroadcast(id: string, version: string): Promise<boolean>;
+  /** Every broadcast id with its current version. */
+  getBroadcasts(): Promise<Record<string, string>>;
 }
 
 /** Thrown by a backend when it cannot reach its storage: callers answer 503, never 404/410. */

@@ -175,7 +175,7 @@ describe('push endpoint: autopush-rs 1.83 behaviour', () => {
       await receive();
     });
 
-    it('counts every refused VAPID credential with door "vapid" and autopush's reason label', async () => {
+    it('counts every refused VAPID credential with door "vapid" and autopush\'s reason label', async () => {
       const before = await count(gw.metrics.authFailures, { door: 'vapid' });
       const mismatch = await vapidJwt({ aud: 'https://elsewhere.example', exp: now() + 600 });
       expect((await post(v2, { TTL: '60', authorization: `vapid t=${mismatch}, k=${vapidKeys.publicKey}` })).status).toBe(401);
