@@ -7,6 +7,7 @@ import { redactStoreUrl } from './store/index.js';
 import { storeSettings } from './store/settings.js';
 import { ConfigError, type Setting } from './util/settings.js';
 import { connectionSettings } from './webpush/connection/settings.js';
+import { broadcastSettings } from './webpush/broadcast/settings.js';
 import { endpointSettings } from './webpush/endpoint/settings.js';
 import { generateVapidKeys } from './webpush/protocol/endpoint-token.js';
 import { FernetKey, MultiFernet, splitKeyList } from './webpush/protocol/fernet.js';
@@ -27,6 +28,7 @@ const SETTINGS = {
   ...protocolSettings,
   ...connectionSettings,
   ...endpointSettings,
+  ...broadcastSettings,
   ...bridgeSettings,
   ...xmppSettings,
 };

@@ -16,6 +16,9 @@ import { createPeerServer } from './webpush/connection/peer-server.js';
 import { Bridges, loadBridges } from './bridge/index.js';
 import { registrationRoutes } from './webpush/endpoint/registration.js';
 import { mongoosePushRoutes } from './mongoosepush/routes.js';
+import { Broadcasts } from './webpush/broadcast/megaphone.js';
+import { broadcastRoutes } from './webpush/broadcast/routes.js';
+import type { BroadcastSource } from './webpush/broadcast/source.js';
 import { PushComponent } from './xmpp/component.js';
 import type { HandlerContext } from './xmpp/handler.js';
 import { NodeRateLimiter } from './xmpp/rate-limit.js';
@@ -38,6 +41,8 @@ export interface Gateway {
   readonly xmpp: PushComponent[];
   /** The internal node-to-node listener; null unless PUSHGATE_ROUTER_PORT is set. */
   readonly peerServer: FastifyInstance | null;
+  /** Megaphone broadcast versions for the websocket door (from a Megaphone service, the store, or none). */
+  readonly broadcasts: BroadcastSource;
   listen(): Promise<string>;
   close(): Promise<void>;
 }
@@ -101,6 +106,14 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
         { maxFrameBytes: config.maxFrameBytes, wsPingIntervalMs: config.wsPingInterval * 1000 },
       )
     : null;
+  const broadcastFeed = new Broadcasts({
+    store,
+    metrics,
+    log: app.log,
+    megaphoneUrl: config.megaphoneUrl,
+    megaphoneToken: config.megaphoneToken,
+    pollIntervalSeconds: config.megaphonePollInterval,
+  });
   const peerServer = serveConnections && config.routerPort !== null ? createPeerServer({ clients, secret: config.routerSecret, log: app.log }) : null;
 
   // Every XMPP server's component shares one context; only the component JID differs.
@@ -130,6 +143,8 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     app.register(registrationRoutes, { store, bridges, fernet: config.fernet, authKeys: config.authKeyList, publicUrl: config.publicUrl });
     app.register(mongoosePushRoutes, { bridges });
   }
+  // Pushgate's own Megaphone API: only where no Megaphone service is named and a token is set.
+  if (broadcastFeed.mode === 'store') app.register(broadcastRoutes, { broadcasts: broadcastFeed, token: config.megaphoneToken!, metrics });
   app.server.on('upgrade', (req, socket, head) => {
     if (connections) connections.handleUpgrade(req, socket, head);
     else socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
@@ -152,7 +167,9 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     connections,
     xmpp,
     peerServer,
+    broadcasts: broadcastFeed.source,
     async listen() {
+      await broadcastFeed.start();
       if (peerServer) await peerServer.listen({ port: config.routerPort!, host: config.routerHost });
       await app.listen({ port: config.port, host: config.host });
       // The XMPP links come up (and back) by themselves; the gateway does not wait for them.
@@ -164,6 +181,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     close() {
       closed ??= (async () => {
         clearInterval(sweeper);
+        broadcastFeed.stop();
         // Clients first: they are told to reconnect and their unacked messages are stored;
         // then the listener stops and in-flight requests finish; the store closes last.
         await Promise.all(xmpp.map((c) => c.stop()));
