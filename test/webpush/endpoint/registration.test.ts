@@ -87,7 +87,7 @@ describe('the autopush bridge registration API, end to end through the fakes', (
     expect((await api(path, 'DELETE', undefined, reg.secret)).status).toBe(200);
     const gone = await post(reg.endpoint, { TTL: '60' });
     expect(gone.status).toBe(410);
-    expect(await gone.json()).toMatchObject({ errno: 103 });
+    expect(await gone.json()).toMatchObject({ errno: 106 });
   });
 
   it('checks the secret in constant time and answers 401 errno 109 without it', async () => {
