@@ -99,11 +99,14 @@ export async function endpointRoutes(app: FastifyInstance, opts: EndpointOptions
   /** Token and VAPID: everything autopush checks before it reads the body (RFC 8292 §4.2 for v2). */
   async function checkCredentials(apiVersion: ApiVersion, token: string, request: FastifyRequest): Promise<void> {
     const info = decodeToken(token, apiVersion);
-    if (!info) throw new ApiError('invalidUrl', 'Invalid token');
+    // autopush answers 404 at once only for a token that does not decrypt; one of the wrong length for its
+    // path (a v2 token on /wpush/v1/) is refused after the VAPID checks (extractors/subscription.rs).
+    if (!info && fernet.decryptString(token) === null) throw new ApiError('invalidUrl', 'Invalid token');
     try {
       const creds = extractVapid(request.headers);
       const verified = creds ? await vapid.verify(creds) : null;
       if (verified?.subProblem) metrics.vapidSubProblems.inc({ problem: verified.subProblem });
+      if (!info) throw new ApiError('invalidUrl', 'Invalid token');
       if (info.keyHash) {
         if (!verified) throw new VapidFailure('missing_key', 'Missing VAPID public key');
         if (!timingSafeEqual(verified.keyHash, info.keyHash)) throw new VapidFailure('key_mismatch', 'VAPID public key mismatch');

@@ -106,6 +106,7 @@ describe('push endpoint: autopush-rs 1.83 behaviour', () => {
     const big = Buffer.alloc(6000);
     const cases: [string, () => Promise<Response>, number, number][] = [
       ['bad token beats bad VAPID', () => post(v1.replace(/\/[^/]+$/, '/AAAA'), { TTL: '60', authorization: 'Basic x' }), 404, 102],
+      ['bad VAPID beats a token of the wrong length for its path', () => post(v2.replace('/v2/', '/v1/'), { TTL: '60', authorization: 'Basic x' }), 401, 109],
       ['bad VAPID beats a dead subscription', () => post(gone, { TTL: '60', authorization: 'Basic x' }), 401, 109],
       ['dead subscription beats an oversized body', () => post(gone, { TTL: '60', 'Content-Encoding': 'aes128gcm' }, big), 410, 106],
       ['dead subscription beats a missing TTL', () => post(gone, {}), 410, 106],
