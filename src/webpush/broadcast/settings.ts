@@ -1,6 +1,6 @@
+/** Megaphone broadcasts: where versions come from (a Megaphone service, or Pushgate's own API) and how often they are read. */
 import { type SettingsTable, int } from '../../util/settings.js';
 
-/** Megaphone broadcasts: where versions come from (a Megaphone service, or Pushgate's own API) and how often they are read. */
 const optionalHttpUrl = (raw: string): string | null | undefined => {
   if (raw.trim() === '') return null;
   try {

@@ -1,11 +1,10 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-
 /**
  * CORS as autopush-rs sends it (autoendpoint server.rs: actix-cors with `allow_any_origin`,
  * `allow_any_header`, methods DELETE GET POST PUT, max age 3600), so an application server running in a web
  * page can push and read the answer. actix-cors echoes the request's Origin rather than sending `*`
  * (Fetch standard §3.2.5: a browser accepts either) and answers a preflight itself with 200.
  */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
 export const CORS_METHODS = ['DELETE', 'GET', 'POST', 'PUT'] as const;
 const MAX_AGE_SECONDS = 3600;

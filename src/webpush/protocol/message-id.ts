@@ -1,6 +1,3 @@
-import type { MultiFernet } from './fernet.js';
-import { bytesToChannelId } from './ids.js';
-
 /**
  * Message ids: the `Location` of a created push message (RFC 8030 §5) and the `version` a client acks.
  * Byte-compatible with autopush-rs (autoendpoint extractors/message_id.rs): a Fernet token, with its `=`
@@ -10,6 +7,8 @@ import { bytesToChannelId } from './ids.js';
  * an autopush node reads ours. The `02` number is Pushgate's per-uaid ordering key (microseconds since the
  * epoch) where autopush writes its sort-key timestamp (milliseconds): both are an opaque u64 to the reader.
  */
+import type { MultiFernet } from './fernet.js';
+import { bytesToChannelId } from './ids.js';
 
 export type MessageKey =
   | { uaid: string; channelID: string; topic: string; seq?: undefined }
