@@ -8,9 +8,10 @@ import { redactStoreUrl } from './store/index.js';
 import { storeSettings } from './store/settings.js';
 import { ConfigError, type Setting } from './util/settings.js';
 import { connectionSettings } from './webpush/connection/settings.js';
+import { broadcastSettings } from './webpush/broadcast/settings.js';
 import { endpointSettings } from './webpush/endpoint/settings.js';
 import { generateVapidKeys } from './webpush/protocol/endpoint-token.js';
-import { FernetKey, MultiFernet } from './webpush/protocol/fernet.js';
+import { FernetKey, MultiFernet, splitKeyList } from './webpush/protocol/fernet.js';
 import { cryptoKeys, protocolSettings } from './webpush/protocol/settings.js';
 import { xmppSettings } from './xmpp/settings.js';
 
@@ -28,6 +29,7 @@ const SETTINGS = {
   ...protocolSettings,
   ...connectionSettings,
   ...endpointSettings,
+  ...broadcastSettings,
   ...bridgeSettings,
   ...mongoosePushSettings,
   ...xmppSettings,
@@ -162,7 +164,7 @@ export function loadConfig(options: LoadOptions = {}): Config {
   return {
     ...v,
     fernet: MultiFernet.parseList(v.cryptoKey),
-    authKeyList: v.authKeys.split(',').map((k) => k.trim()).filter(Boolean),
+    authKeyList: splitKeyList(v.authKeys),
     xmppServers: servers,
     generatedCryptoKey,
   };

@@ -17,6 +17,9 @@ import { BridgeConfigError, Bridges, loadBridges } from './bridge/index.js';
 import { DEFAULT_RETRY } from './bridge/reliable.js';
 import { registrationRoutes } from './webpush/endpoint/registration.js';
 import { closeMongoosePushServer, createMongoosePushServer } from './mongoosepush/server.js';
+import { Broadcasts } from './webpush/broadcast/megaphone.js';
+import { broadcastRoutes } from './webpush/broadcast/routes.js';
+import type { BroadcastSource } from './webpush/broadcast/source.js';
 import { PushComponent } from './xmpp/component.js';
 import type { HandlerContext } from './xmpp/handler.js';
 import { EndpointGuard } from './xmpp/endpoint-guard.js';
@@ -42,6 +45,8 @@ export interface Gateway {
   readonly peerServer: FastifyInstance | null;
   /** The MongoosePush API's own listener; null unless PUSHGATE_MONGOOSEPUSH_PORT is set. */
   readonly mongoosepush: FastifyInstance | null;
+  /** Megaphone broadcast versions for the websocket door (from a Megaphone service, the store, or none). */
+  readonly broadcasts: BroadcastSource;
   listen(): Promise<string>;
   close(): Promise<void>;
 }
@@ -107,6 +112,14 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
         { maxFrameBytes: config.maxFrameBytes, wsPingIntervalMs: config.wsPingInterval * 1000 },
       )
     : null;
+  const broadcastFeed = new Broadcasts({
+    store,
+    metrics,
+    log: app.log,
+    megaphoneUrl: config.megaphoneUrl,
+    megaphoneToken: config.megaphoneToken,
+    pollIntervalSeconds: config.megaphonePollInterval,
+  });
   const peerServer = serveConnections && config.routerPort !== null ? createPeerServer({ clients, secret: config.routerSecret, log: app.log }) : null;
 
   // Every XMPP server's component shares one context; only the component JID differs.
@@ -146,11 +159,13 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   app.setNotFoundHandler((_request, reply) => sendError(reply, new ApiError('invalidUrl', 'Not found')));
   app.register(opsRoutes, { store, metrics, connections: () => connections?.size ?? 0 });
   if (serveEndpoints) {
-    app.register(endpointRoutes, { fernet: config.fernet, router, vapid, store, metrics, publicUrl: config.publicUrl });
+    app.register(endpointRoutes, { fernet: config.fernet, router, vapid, store, clients, metrics, publicUrl: config.publicUrl, maxDataBytes: config.maxDataBytes });
     app.register(registrationRoutes, { store, bridges, fernet: config.fernet, authKeys: config.authKeyList, publicUrl: config.publicUrl, maxChannels: config.bridgeMaxChannels, metrics });
   }
   // Never on the public port: it sends visible notifications through the operator's apps.
   const mongoosepush = serveEndpoints && config.mongoosepushPort !== null ? createMongoosePushServer({ config, bridges, metrics, logger }) : null;
+  // Pushgate's own Megaphone API: only where no Megaphone service is named and a token is set.
+  if (broadcastFeed.mode === 'store') app.register(broadcastRoutes, { broadcasts: broadcastFeed, token: config.megaphoneToken!, metrics });
   app.server.on('upgrade', (req, socket, head) => {
     if (connections) connections.handleUpgrade(req, socket, head);
     else socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
@@ -174,7 +189,9 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     xmpp,
     peerServer,
     mongoosepush,
+    broadcasts: broadcastFeed.source,
     async listen() {
+      await broadcastFeed.start();
       if (peerServer) await peerServer.listen({ port: config.routerPort!, host: config.routerHost });
       if (mongoosepush) await mongoosepush.listen({ port: config.mongoosepushPort!, host: config.mongoosepushHost });
       await app.listen({ port: config.port, host: config.host });
@@ -187,6 +204,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     close() {
       closed ??= (async () => {
         clearInterval(sweeper);
+        broadcastFeed.stop();
         // Clients first: they are told to reconnect and their unacked messages are stored;
         // then the listener stops and in-flight requests finish; the store closes last.
         await Promise.all(xmpp.map((c) => c.stop()));

@@ -44,6 +44,12 @@ export class Metrics {
   /** Every refused credential, by door (vapid, bridge, router, xmpp, mongoosepush, dashboard…) and reason. */
   readonly authFailures = new Counter({ name: 'pushgate_auth_failures_total', help: 'Failed authentications by door and reason', labelNames: ['door', 'reason'] as const, registers: [this.registry] });
 
+  // Push endpoint leniency (autopush-rs counts these instead of refusing the message).
+  readonly unknownUrgency = new Counter({ name: 'pushgate_endpoint_unknown_urgency_total', help: 'Push messages whose Urgency was not one of RFC 8030 §5.3\'s values (treated as normal)', registers: [this.registry] });
+  readonly vapidSubProblems = new Counter({ name: 'pushgate_vapid_sub_problems_total', help: 'Accepted VAPID tokens whose sub was missing, empty or neither mailto: nor https:', labelNames: ['problem'] as const, registers: [this.registry] });
+  // Megaphone broadcasts: version refreshes from the Megaphone service or the store.
+  readonly megaphoneRefreshes = new Counter({ name: 'pushgate_megaphone_refreshes_total', help: 'Broadcast version refreshes, by source and outcome', labelNames: ['source', 'outcome'] as const, registers: [this.registry] });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'pushgate_' });
   }

@@ -262,4 +262,19 @@ export class MongoStore implements Store {
   async countPushRegistrations(account: string, cap: number): Promise<number> {
     return this.registrations.countDocuments({ account }, { limit: cap });
   }
+
+  // Megaphone broadcasts: one document per broadcast id.
+  private get broadcasts(): Collection<{ _id: string; version: string }> {
+    return this.client.db(this.users.dbName).collection('broadcasts');
+  }
+
+  async putBroadcast(id: string, version: string): Promise<boolean> {
+    const res = await this.broadcasts.updateOne({ _id: id }, { $set: { version } }, { upsert: true });
+    return res.upsertedCount > 0;
+  }
+
+  async getBroadcasts(): Promise<Record<string, string>> {
+    const docs = await this.broadcasts.find({}).toArray();
+    return Object.fromEntries(docs.map((d) => [d._id, d.version]));
+  }
 }

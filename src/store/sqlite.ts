@@ -341,4 +341,32 @@ export class SqliteStore implements Store {
     const row = this.db.prepare<[string, number], { n: number }>('SELECT count(*) AS n FROM (SELECT 1 FROM push_registrations WHERE account = ? LIMIT ?)').get(account, cap);
     return row?.n ?? 0;
   }
+
+  // Megaphone broadcasts: a table of its own, created on first use.
+  private broadcastStmt: { upsert: Database.Statement<[string, string]>; exists: Database.Statement<[string]>; all: Database.Statement<[], { id: string; version: string }> } | null = null;
+
+  private broadcasts() {
+    if (!this.broadcastStmt) {
+      this.db.exec('CREATE TABLE IF NOT EXISTS broadcasts (id TEXT PRIMARY KEY, version TEXT NOT NULL) WITHOUT ROWID');
+      this.broadcastStmt = {
+        upsert: this.db.prepare('INSERT INTO broadcasts (id, version) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET version = excluded.version'),
+        exists: this.db.prepare('SELECT 1 FROM broadcasts WHERE id = ?'),
+        all: this.db.prepare('SELECT id, version FROM broadcasts'),
+      };
+    }
+    return this.broadcastStmt;
+  }
+
+  async putBroadcast(id: string, version: string): Promise<boolean> {
+    const stmt = this.broadcasts();
+    return this.write(() => {
+      const created = stmt.exists.get(id) === undefined;
+      stmt.upsert.run(id, version);
+      return created;
+    });
+  }
+
+  async getBroadcasts(): Promise<Record<string, string>> {
+    return Object.fromEntries(this.broadcasts().all.all().map((r) => [r.id, r.version]));
+  }
 }

@@ -125,6 +125,11 @@ export interface Store {
   findPushRegistration(account: string, deviceId: string): Promise<PushRegistration | null>;
   /** Counts the account's registrations, stopping at `cap`. */
   countPushRegistrations(account: string, cap: number): Promise<number>;
+  // Megaphone broadcasts (src/webpush/broadcast): versions shared by every peer of a fleet.
+  /** Sets a broadcast's version; the id is `broadcaster/channel`. True when the broadcast is new. */
+  putBroadcast(id: string, version: string): Promise<boolean>;
+  /** Every broadcast id with its current version. */
+  getBroadcasts(): Promise<Record<string, string>>;
 }
 
 /** Thrown by a backend when it cannot reach its storage: callers answer 503, never 404/410. */

@@ -218,5 +218,19 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       await store.health();
       await store.close();
     });
+
+    // Megaphone broadcasts
+    it('keeps broadcast versions: a put creates, a second put replaces, all are listed', async () => {
+      const store = await open();
+      const a = `test-${newUaid()}/monitor_changes`;
+      const b = `test-${newUaid()}/other`;
+      expect(await store.putBroadcast(a, '"1700000000"')).toBe(true);
+      expect(await store.putBroadcast(b, 'v1')).toBe(true);
+      expect(await store.putBroadcast(a, '"1700000001"')).toBe(false);
+      const all = await store.getBroadcasts();
+      expect(all[a]).toBe('"1700000001"');
+      expect(all[b]).toBe('v1');
+      await store.close();
+    });
   });
 }

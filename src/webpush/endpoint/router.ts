@@ -73,7 +73,7 @@ export class WebPushRouter {
     const [user, channel] = await storageCall(() =>
       Promise.all([this.store.getUser(msg.uaid), this.store.getChannel(msg.uaid, msg.channelID)]),
     );
-    if (!user) throw new ApiError('expiredEndpoint', 'UAID not found');
+    if (!user) throw new ApiError('invalidSubscription', 'No such subscription');
     if (!channel) throw new ApiError('invalidSubscription', 'No such subscription');
     if (user.routerType !== 'webpush') return this.routeBridged(user.uaid, user.routerType, user.routerData ?? {}, notification);
 

@@ -1,6 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
-import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
-import type { Metrics } from '../../ops/metrics.js';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { authFailed, type Metrics } from '../../ops/metrics.js';
 import type { Store } from '../../store/index.js';
 import { ApiError, errorBody, errorBodySchema, storageCall } from '../protocol/errors.js';
 import { type ApiVersion, type EndpointTokenInfo, parseEndpointToken } from '../protocol/endpoint-token.js';
@@ -9,18 +9,21 @@ import { parseMessageId } from '../protocol/message-id.js';
 import type { WebPushRouter } from './router.js';
 import { parseNotificationHeaders } from './headers.js';
 import { BoundedMap } from '../../util/bounded-map.js';
-import { extractVapid, type VapidVerifier } from './vapid.js';
-
-/** RFC 8030 allows the push service to limit payloads; 4096 bytes is what every Web Push service accepts. */
-export const MAX_PAYLOAD_BYTES = 4096;
+import { extractVapid, VapidFailure, type VapidVerifier } from './vapid.js';
+import type { ClientRegistry } from '../connection/clients.js';
+import { cors } from './cors.js';
+import { checkSubscription } from './subscription.js';
 
 export interface EndpointOptions {
   fernet: MultiFernet;
   router: WebPushRouter;
   vapid: VapidVerifier;
   store: Store;
+  clients: ClientRegistry;
   metrics: Metrics;
   publicUrl: string;
+  /** Largest raw body accepted (autopush max_data_bytes, 5630 by default); larger is 413 errno 104. */
+  maxDataBytes: number;
 }
 
 const tokenParams = {
@@ -37,7 +40,7 @@ const pushSchema = {
     properties: {
       ttl: { type: 'string', description: 'seconds to keep the message (required, capped at 30 days)' },
       topic: { type: 'string', description: 'replaces a pending message with the same topic (RFC 8030 §5.4)' },
-      urgency: { type: 'string', description: 'very-low | low | normal | high (RFC 8030 §5.3)' },
+      urgency: { type: 'string', description: 'very-low | low | normal | high (RFC 8030 §5.3); anything else is normal' },
       'content-encoding': { type: 'string', description: 'aes128gcm (RFC 8291) or legacy aesgcm' },
     },
   },
@@ -47,12 +50,23 @@ const pushSchema = {
 /** Decrypted endpoint tokens kept for senders that push to the same subscription again. */
 const TOKEN_CACHE_LIMIT = 100_000;
 
+/** What the checks before the body established about a push request. */
+interface Checked {
+  info: EndpointTokenInfo;
+}
+
 /**
  * The endpoint server (autopush's autoendpoint) for Web Push: POST /wpush/{v1,v2}/{token} (and the bare
  * /wpush/{token}, which is v1) and DELETE /m/{message-id}.
+ *
+ * Checks run in autopush's order, so a sender sees the same answer for the same faulty request: the token
+ * (404 errno 102) and VAPID (401 errno 109) before the body is read, then the subscription (410 errno 106),
+ * then the body size (413 errno 104), then the headers (400). To keep the common path at one storage read,
+ * the subscription is looked up ahead of routing only when the body or headers are refused; the router
+ * checks it on the way for every accepted message.
  */
 export async function endpointRoutes(app: FastifyInstance, opts: EndpointOptions): Promise<void> {
-  const { fernet, router, vapid, metrics, publicUrl, store } = opts;
+  const { fernet, router, vapid, metrics, publicUrl, store, clients, maxDataBytes } = opts;
   // Only tokens that decrypted are kept, so garbage tokens cannot fill the cache.
   const tokens = new BoundedMap<string, EndpointTokenInfo>(TOKEN_CACHE_LIMIT);
   const decodeToken = (token: string, version: ApiVersion): EndpointTokenInfo | null => {
@@ -63,28 +77,61 @@ export async function endpointRoutes(app: FastifyInstance, opts: EndpointOptions
     if (info) tokens.set(key, info);
     return info;
   };
+  const checked = new WeakMap<FastifyRequest, Checked>();
 
+  cors(app, { preflight: true });
   // Push bodies are opaque encrypted bytes whatever Content-Type a sender claims.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: MAX_PAYLOAD_BYTES }, (_req, body, done) => done(null, body));
-  app.setErrorHandler((err: FastifyError, request, reply) => sendError(reply, toApiError(err, request.log)));
-
-  async function push(apiVersion: ApiVersion, token: string, request: { headers: import('node:http').IncomingHttpHeaders; body: unknown }, reply: FastifyReply) {
-    const started = process.hrtime.bigint();
-    const info = decodeToken(token, apiVersion);
-    if (!info) throw new ApiError('invalidUrl', 'Invalid endpoint token');
-
-    const creds = extractVapid(request.headers);
-    const verified = creds ? await vapid.verify(creds) : null;
-    if (info.keyHash) {
-      // RFC 8292 §4.2: a restricted (v2) endpoint only accepts the key it was created for.
-      if (!verified) throw new ApiError('invalidAuthentication', 'This endpoint requires VAPID authentication');
-      if (!timingSafeEqual(verified.keyHash, info.keyHash)) throw new ApiError('invalidAuthentication', 'VAPID key does not match this endpoint');
+  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: maxDataBytes }, (_req, body, done) => done(null, body));
+  app.setErrorHandler(async (err: FastifyError, request, reply) => {
+    let apiError = toApiError(err, request.log);
+    // A body over the limit is only refused once the subscription is known to be live (autopush order).
+    const pending = checked.get(request);
+    if (apiError.kind === 'payloadTooLarge' && pending) {
+      apiError = await checkSubscription(store, clients, pending.info.uaid, pending.info.channelID).then(
+        () => new ApiError('payloadTooLarge', `Body must be at most ${maxDataBytes} bytes`),
+        (e: unknown) => toApiError(e as Error, request.log),
+      );
     }
+    sendError(reply, apiError);
+  });
 
+  /** Token and VAPID: everything autopush checks before it reads the body (RFC 8292 §4.2 for v2). */
+  async function checkCredentials(apiVersion: ApiVersion, token: string, request: FastifyRequest): Promise<void> {
+    const info = decodeToken(token, apiVersion);
+    // autopush answers 404 at once only for a token that does not decrypt; one of the wrong length for its
+    // path (a v2 token on /wpush/v1/) is refused after the VAPID checks (extractors/subscription.rs).
+    if (!info && fernet.decryptString(token) === null) throw new ApiError('invalidUrl', 'Invalid token');
+    try {
+      const creds = extractVapid(request.headers);
+      const verified = creds ? await vapid.verify(creds) : null;
+      if (verified?.subProblem) metrics.vapidSubProblems.inc({ problem: verified.subProblem });
+      if (!info) throw new ApiError('invalidUrl', 'Invalid token');
+      if (info.keyHash) {
+        if (!verified) throw new VapidFailure('missing_key', 'Missing VAPID public key');
+        if (!timingSafeEqual(verified.keyHash, info.keyHash)) throw new VapidFailure('key_mismatch', 'VAPID public key mismatch');
+      }
+    } catch (err) {
+      if (err instanceof VapidFailure) authFailed(metrics, request.log, 'vapid', err.reason);
+      throw err;
+    }
+    checked.set(request, { info });
+  }
+
+  async function push(request: FastifyRequest, reply: FastifyReply) {
+    const started = process.hrtime.bigint();
+    const { info } = checked.get(request)!;
     const body = request.body instanceof Buffer ? request.body : null;
     const hasBody = body !== null && body.length > 0;
-    const h = parseNotificationHeaders(request.headers, hasBody);
+    let h;
+    try {
+      h = parseNotificationHeaders(request.headers, hasBody);
+    } catch (err) {
+      // A dead subscription answers 410 before any header fault (autopush reads the subscription first).
+      await checkSubscription(store, clients, info.uaid, info.channelID);
+      throw err;
+    }
+    if (h.unknownUrgency) metrics.unknownUrgency.inc();
     let headers = h.cryptoHeaders;
     // RFC 8030 §5.3: the client learns a non-default urgency with the message (autopush drops it).
     if (h.urgency !== 'normal') headers = { ...(headers ?? {}), urgency: h.urgency };
@@ -106,14 +153,30 @@ export async function endpointRoutes(app: FastifyInstance, opts: EndpointOptions
       .send();
   }
 
-  app.post<{ Params: { apiVersion: string; token: string } }>('/wpush/:apiVersion/:token', { schema: pushSchema }, async (request, reply) => {
-    const v = request.params.apiVersion;
-    if (v !== 'v1' && v !== 'v2') throw new ApiError('invalidUrl', 'Invalid API version');
-    return push(v, request.params.token, request, reply);
-  });
+  app.post<{ Params: { apiVersion: string; token: string } }>(
+    '/wpush/:apiVersion/:token',
+    {
+      schema: pushSchema,
+      preParsing: async (request, _reply, payload) => {
+        const v = (request.params as { apiVersion: string }).apiVersion;
+        if (v !== 'v1' && v !== 'v2') throw new ApiError('invalidUrl', 'Invalid API version');
+        await checkCredentials(v, (request.params as { token: string }).token, request);
+        return payload;
+      },
+    },
+    async (request, reply) => push(request, reply),
+  );
 
-  app.post<{ Params: { token: string } }>('/wpush/:token', { schema: pushSchema }, async (request, reply) =>
-    push('v1', request.params.token, request, reply),
+  app.post<{ Params: { token: string } }>(
+    '/wpush/:token',
+    {
+      schema: pushSchema,
+      preParsing: async (request, _reply, payload) => {
+        await checkCredentials('v1', (request.params as { token: string }).token, request);
+        return payload;
+      },
+    },
+    async (request, reply) => push(request, reply),
   );
 
   app.delete<{ Params: { messageId: string } }>(
@@ -127,7 +190,8 @@ export async function endpointRoutes(app: FastifyInstance, opts: EndpointOptions
     },
     async (request, reply) => {
       const key = parseMessageId(fernet, request.params.messageId);
-      if (!key) throw new ApiError('invalidUrl', 'Invalid message id');
+      // autopush answers 400 "Invalid message ID" (with errno null; Pushgate's table has no null errno: 999).
+      if (!key) throw new ApiError('invalidRequest', 'Invalid message ID');
       await storageCall(() =>
         key.topic !== undefined ? store.removeTopicMessage(key.uaid, key.channelID, key.topic) : store.removeMessage(key.uaid, key.seq),
       );
@@ -139,7 +203,7 @@ export async function endpointRoutes(app: FastifyInstance, opts: EndpointOptions
 export function toApiError(err: FastifyError | Error, log?: { error: (o: object, m: string) => void }): ApiError {
   if (err instanceof ApiError) return err;
   const code = (err as FastifyError).code;
-  if (code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new ApiError('payloadTooLarge', `Body must be at most ${MAX_PAYLOAD_BYTES} bytes`);
+  if (code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new ApiError('payloadTooLarge', 'Body is larger than this push service accepts');
   if ((err as FastifyError).validation) return new ApiError('invalidUrl', 'Invalid request');
   const status = (err as FastifyError).statusCode;
   if (status === 413) return new ApiError('payloadTooLarge', err.message);

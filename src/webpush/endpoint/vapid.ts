@@ -2,7 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { importJWK, jwtVerify } from 'jose';
 import { decodeVapidKey, vapidKeyHash } from '../protocol/endpoint-token.js';
 import { ApiError } from '../protocol/errors.js';
-import { parseParams } from './headers.js';
+import { parseCryptoKeyHeader } from './headers.js';
 import { BoundedMap } from '../../util/bounded-map.js';
 
 /**
@@ -27,6 +27,18 @@ export interface VerifiedVapid {
   /** Expiry, seconds since the epoch. */
   exp: number;
   sub: string | null;
+  /** What is wrong with `sub`, which autopush (and so Pushgate) counts but does not enforce; null when fine. */
+  subProblem: 'missing' | 'empty' | 'bad_format' | null;
+}
+
+/**
+ * A refused credential (401 errno 109). `reason` is autopush's metric label for it (VapidError::as_metric),
+ * used for the auth-failure counter; the message never contains the token.
+ */
+export class VapidFailure extends ApiError {
+  constructor(readonly reason: string, message: string) {
+    super('invalidAuthentication', message);
+  }
 }
 
 function header(headers: IncomingHttpHeaders, name: string): string | undefined {
@@ -34,28 +46,42 @@ function header(headers: IncomingHttpHeaders, name: string): string | undefined 
   return Array.isArray(v) ? v[0] : v;
 }
 
-/** The VAPID credentials of a request, null when it carries none, ApiError 401 when they are malformed. */
+/**
+ * The VAPID credentials of a request, null when it carries none. Parsed as autopush's VapidHeader::parse:
+ * the scheme is the text before the first space (case-insensitive); spaces are removed from the rest. The
+ * legacy `WebPush`/`Bearer` schemes take the key from `Crypto-Key: p256ecdsa=`; when that is missing
+ * autopush answers 400 errno 110 (an encryption-header error), not 401, and so does Pushgate.
+ */
 export function extractVapid(headers: IncomingHttpHeaders): VapidCredentials | null {
   const auth = header(headers, 'authorization');
   if (auth === undefined) return null;
   const space = auth.indexOf(' ');
-  const scheme = (space > 0 ? auth.slice(0, space) : auth).toLowerCase();
-  const rest = space > 0 ? auth.slice(space + 1).trim() : '';
+  if (space < 0) throw new VapidFailure(ALLOWED_SCHEMES.has(auth.toLowerCase()) ? 'missing_token' : 'unknown_scheme', 'Missing VAPID token');
+  const scheme = auth.slice(0, space).toLowerCase();
+  const data = auth.slice(space + 1).replaceAll(' ', '');
+  if (!ALLOWED_SCHEMES.has(scheme)) throw new VapidFailure('unknown_scheme', 'Unknown auth scheme');
   if (scheme === 'vapid') {
-    const params = parseParams(rest);
-    const token = params?.get('t');
-    const key = params?.get('k');
-    if (!token || !key) throw new ApiError('invalidAuthentication', 'VAPID header needs t= and k=');
+    const params = new Map<string, string>();
+    for (const item of data.split(',')) {
+      const eq = item.indexOf('=');
+      if (eq >= 0) params.set(item.slice(0, eq), item.slice(eq + 1));
+    }
+    const key = params.get('k');
+    const token = params.get('t');
+    if (key === undefined) throw new VapidFailure('missing_key', 'Missing VAPID public key');
+    if (token === undefined) throw new VapidFailure('missing_token', 'Missing VAPID token');
     return { token, key };
   }
-  if (scheme === 'webpush' || scheme === 'bearer') {
-    const cryptoKey = header(headers, 'crypto-key');
-    const key = cryptoKey ? parseParams(cryptoKey)?.get('p256ecdsa') : undefined;
-    if (!rest || !key) throw new ApiError('invalidAuthentication', 'Missing p256ecdsa in the Crypto-Key header');
-    return { token: rest, key };
-  }
-  throw new ApiError('invalidAuthentication', 'Unknown Authorization scheme');
+  const cryptoKey = header(headers, 'crypto-key');
+  if (cryptoKey === undefined) throw new ApiError('invalidCryptoKeys', 'Missing Crypto-Key header');
+  const items = parseCryptoKeyHeader(cryptoKey);
+  if (!items) throw new ApiError('invalidCryptoKeys', 'Invalid Crypto-Key header');
+  const key = items.get('p256ecdsa');
+  if (key === undefined) throw new ApiError('invalidCryptoKeys', 'Missing p256ecdsa in Crypto-Key header');
+  return { token: data, key };
 }
+
+const ALLOWED_SCHEMES = new Set(['bearer', 'webpush', 'vapid']);
 
 export class VapidVerifier {
   private readonly cache = new BoundedMap<string, VerifiedVapid>(CACHE_LIMIT);
@@ -78,7 +104,7 @@ export class VapidVerifier {
         return cached;
       }
       this.cache.delete(cacheKey);
-      throw new ApiError('invalidAuthentication', 'VAPID token expired');
+      throw new VapidFailure('expired', 'VAPID token expired');
     }
     this.misses++;
     const verified = await this.verifyUncached(creds, now);
@@ -88,7 +114,7 @@ export class VapidVerifier {
 
   private async verifyUncached(creds: VapidCredentials, now: number): Promise<VerifiedVapid> {
     const raw = decodeVapidKey(creds.key);
-    if (!raw) throw new ApiError('invalidAuthentication', 'Invalid VAPID public key');
+    if (!raw) throw new VapidFailure('invalid_key', 'Invalid VAPID public key');
     let payload;
     try {
       const key = await importJWK(
@@ -101,22 +127,21 @@ export class VapidVerifier {
         currentDate: new Date(now * 1000),
         requiredClaims: ['exp', 'aud'],
       }));
-    } catch {
-      throw new ApiError('invalidAuthentication', 'VAPID token invalid or expired');
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code === 'ERR_JWT_EXPIRED') throw new VapidFailure('expired', 'VAPID token expired');
+      if (code === 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED') throw new VapidFailure('bad_signature', 'Invalid VAPID token signature');
+      throw new VapidFailure('invalid_vapid', 'Invalid VAPID token');
     }
     const aud = payload.aud;
-    if (typeof aud !== 'string' || normaliseOrigin(aud) !== this.audience) {
-      throw new ApiError('invalidAuthentication', 'VAPID aud does not match this push service');
-    }
+    if (typeof aud !== 'string' || normaliseOrigin(aud) !== this.audience) throw new VapidFailure('invalid_audience', 'Invalid VAPID audience');
     const exp = payload.exp!;
-    if (exp > now + MAX_EXPIRY_SECONDS + this.clockSkew) {
-      throw new ApiError('invalidAuthentication', 'VAPID exp is more than 24 hours ahead');
-    }
+    // autopush compares exp with now + 24 h exactly (validate_vapid_jwt), without the clock leeway.
+    if (exp > now + MAX_EXPIRY_SECONDS) throw new VapidFailure('future_expiration_token', 'The VAPID token expiration is too long');
+    // RFC 8292 §2.1: sub is a SHOULD. autopush-rs 1.83 counts a missing or malformed sub but accepts the token.
     const sub = typeof payload.sub === 'string' ? payload.sub : null;
-    if (sub !== null && !/^(mailto:|https:)/.test(sub)) {
-      throw new ApiError('invalidAuthentication', 'VAPID sub must be a mailto: or https: URL');
-    }
-    return { keyHash: vapidKeyHash(raw), exp, sub };
+    const subProblem = sub === null ? 'missing' : sub === '' ? 'empty' : /^(mailto:|https:\/\/)/.test(sub) ? null : 'bad_format';
+    return { keyHash: vapidKeyHash(raw), exp, sub, subProblem };
   }
 }
 

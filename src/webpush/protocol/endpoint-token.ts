@@ -17,11 +17,16 @@ export interface EndpointTokenInfo {
 
 export type ApiVersion = 'v1' | 'v2';
 
-/** Decodes a VAPID public key as Firefox and applications send it: base64url, padding optional. */
+/**
+ * Decodes a VAPID public key as Firefox and applications send it: base64url, padding optional. Like
+ * autopush (autoendpoint extractors/subscription.rs decode_public_key), a key containing `/` or `+` is read
+ * as standard base64: some senders use that alphabet and autopush has always accepted them.
+ */
 export function decodeVapidKey(key: string): Buffer | null {
   const trimmed = key.trim().replace(/=+$/, '');
-  if (!/^[A-Za-z0-9_\-]+$/.test(trimmed)) return null;
-  const raw = Buffer.from(trimmed, 'base64url');
+  const standard = /[/+]/.test(trimmed);
+  if (!(standard ? /^[A-Za-z0-9+/]+$/ : /^[A-Za-z0-9_\-]+$/).test(trimmed)) return null;
+  const raw = Buffer.from(trimmed, standard ? 'base64' : 'base64url');
   // An uncompressed P-256 point (SEC1): 0x04 ‖ X ‖ Y.
   if (raw.length !== 65 || raw[0] !== 0x04) return null;
   return raw;

@@ -35,10 +35,9 @@ export const Errno = {
   invalidAuthentication: { status: 401, errno: 109 },
   invalidCryptoKeys: { status: 400, errno: 110 },
   missingHeader: { status: 400, errno: 111 },
-  invalidTtl: { status: 400, errno: 112 },
   invalidTopic: { status: 400, errno: 113 },
-  /** RFC 8030 §5.3: an Urgency outside the four defined values. autopush has no errno for it. */
-  invalidUrgency: { status: 400, errno: 114 },
+  /** A negative TTL: autopush-rs answers its validator's code, 114 (its errno 112 is no longer sent). */
+  negativeTtl: { status: 400, errno: 114 },
   rateLimited: { status: 429, errno: 201 },
   backOff: { status: 503, errno: 201 },
   retryNow: { status: 503, errno: 202 },

@@ -78,6 +78,16 @@ export class FernetKey {
   }
 }
 
+/**
+ * A key list as Pushgate reads it (`k1,k2`) or as autopush's settings write it (`[k1,k2]`, autoendpoint
+ * settings.rs read_list_from_str, which also drops quotes and spaces first).
+ */
+export function splitKeyList(raw: string): string[] {
+  let text = raw.replace(/["\s]/g, '');
+  if (text.startsWith('[') && text.endsWith(']')) text = text.slice(1, -1);
+  return text.split(',').filter((k) => k.length > 0);
+}
+
 /** autopush's CRYPTO_KEY: a list of keys; the first encrypts, every one decrypts (rotation). */
 export class MultiFernet {
   readonly keys: readonly FernetKey[];
@@ -87,13 +97,9 @@ export class MultiFernet {
     this.keys = keys.map((k) => FernetKey.parse(k));
   }
 
+  /** A comma-separated list, or autopush's bracketed `[k1,k2]` (see splitKeyList). */
   static parseList(list: string): MultiFernet {
-    return new MultiFernet(
-      list
-        .split(',')
-        .map((k) => k.trim())
-        .filter((k) => k.length > 0),
-    );
+    return new MultiFernet(splitKeyList(list));
   }
 
   encrypt(plaintext: Buffer): Buffer {
@@ -108,9 +114,13 @@ export class MultiFernet {
     return null;
   }
 
-  /** Url-safe base64 without padding, as autopush puts tokens in URLs. */
-  encryptToString(plaintext: Buffer): string {
-    return this.encrypt(plaintext).toString('base64url');
+  /**
+   * Url-safe base64. Without padding by default, as autopush puts endpoint tokens in URLs; `padded` keeps
+   * the `=` padding as the `fernet` crate writes message ids.
+   */
+  encryptToString(plaintext: Buffer, padded = false): string {
+    const text = this.encrypt(plaintext).toString('base64url');
+    return padded ? text + '='.repeat((4 - (text.length % 4)) % 4) : text;
   }
 
   /** Accepts the token with or without its `=` padding. */
