@@ -113,6 +113,9 @@ export function loadConfig(options: LoadOptions = {}): Config {
   if (v.role !== 'all' && v.store.startsWith('sqlite:')) {
     throw new ConfigError(`PUSHGATE_ROLE=${v.role} needs a shared store: set PUSHGATE_STORE to a mongodb:// URL`);
   }
+  if (v.workers !== 'auto' && v.workers > 1 && v.store === 'sqlite::memory:') {
+    throw new ConfigError('PUSHGATE_WORKERS above 1 needs a store the workers share: sqlite:<path> or a mongodb:// URL, not sqlite::memory:');
+  }
   for (const [setting, path, what] of [['PUSHGATE_TLS_CERT', v.tlsCert, 'PEM file'], ['PUSHGATE_TLS_KEY', v.tlsKey, 'PEM file'], ['PUSHGATE_BRIDGES', v.bridges, 'JSON file']] as const) {
     if (path !== null && !existsSync(path)) throw new ConfigError(`${setting} is invalid: ${path} does not exist, expected a readable ${what}`);
   }

@@ -7,6 +7,8 @@ export interface OpsOptions {
   store: Store;
   metrics: Metrics;
   connections: () => number;
+  /** Every worker's metrics in Prometheus text (PUSHGATE_WORKERS > 1); this process's registry otherwise. */
+  clusterMetrics?: (() => Promise<string>) | null;
 }
 
 const statusSchema = { type: 'object', additionalProperties: true } as const;
@@ -37,6 +39,6 @@ export async function opsRoutes(app: FastifyInstance, opts: OpsOptions): Promise
 
   app.get('/metrics', async (_req, reply) => {
     reply.type(metrics.registry.contentType);
-    return metrics.registry.metrics();
+    return opts.clusterMetrics ? opts.clusterMetrics() : metrics.registry.metrics();
   });
 }

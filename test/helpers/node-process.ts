@@ -7,9 +7,13 @@ export interface NodeProcess {
   kill(signal: NodeJS.Signals): Promise<void>;
 }
 
-export async function startNode(env: Record<string, string>): Promise<NodeProcess> {
+/**
+ * Starts `pushgate serve` and resolves once it logs `ready` (one process: 'pushgate listening'; with
+ * PUSHGATE_WORKERS > 1 pass 'pushgate cluster listening'). Tests run one process unless they set PUSHGATE_WORKERS.
+ */
+export async function startNode(env: Record<string, string>, ready = 'pushgate listening'): Promise<NodeProcess> {
   const child = spawn(process.execPath, ['dist/cli.js', 'serve'], {
-    env: { PATH: process.env['PATH'] ?? '', PUSHGATE_LOG_LEVEL: 'info', ...env },
+    env: { PATH: process.env['PATH'] ?? '', PUSHGATE_LOG_LEVEL: 'info', PUSHGATE_WORKERS: '1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const output: string[] = [];
@@ -19,7 +23,7 @@ export async function startNode(env: Record<string, string>): Promise<NodeProces
     const onData = (d: Buffer) => {
       seen += d.toString();
       output.push(d.toString());
-      if (seen.includes('pushgate listening')) {
+      if (seen.includes(ready)) {
         child.stdout!.off('data', onData);
         child.stdout!.on('data', (more: Buffer) => output.push(more.toString()));
         resolve();

@@ -1,6 +1,7 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import { type Notification, URGENCIES } from '../../store/index.js';
-import type { ClientRegistry } from './clients.js';
+import { type ClientRegistry, offerToClient } from './clients.js';
+import type { Siblings } from '../../cluster/worker.js';
 import { CloseCode } from '../protocol/websocket.js';
 import { secretMatches } from '../protocol/peer-auth.js';
 
@@ -18,6 +19,8 @@ export interface PeerServerOptions {
   clients: ClientRegistry;
   secret: string | null;
   log: FastifyBaseLogger;
+  /** With several workers the internal port is shared: a client held by a sibling worker is reached over IPC. */
+  siblings?: Siblings | null;
 }
 
 const uaidParams = { type: 'object', properties: { uaid: { type: 'string', pattern: '^[0-9a-f]{32}$' } }, required: ['uaid'] } as const;
@@ -57,21 +60,17 @@ export function createPeerServer(opts: PeerServerOptions): FastifyInstance {
   }
 
   app.put<{ Params: { uaid: string }; Body: Notification }>('/push/:uaid', { schema: { params: uaidParams, body: notificationBody } }, async (request, reply) => {
-    const client = clients.get(request.params.uaid);
-    if (!client || request.body.uaid !== request.params.uaid || !client.channels.has(request.body.channelID)) {
-      return reply.code(404).send({ delivered: false });
-    }
-    const outcome = await new Promise<'written' | 'busy' | 'failed'>((resolve) => {
-      if (!client.deliverDirect(request.body, (err) => resolve(err ? 'failed' : 'written'))) resolve('busy');
-    });
+    if (request.body.uaid !== request.params.uaid) return reply.code(404).send({ delivered: false });
+    let outcome = await offerToClient(clients, request.body);
+    if (outcome === 'absent' && opts.siblings) outcome = await opts.siblings.push(request.body);
     // 409: the client is here but draining storage, so the message must queue in storage behind the rest.
-    return reply.code(outcome === 'written' ? 200 : outcome === 'busy' ? 409 : 404).send({ delivered: outcome === 'written' });
+    return reply.code(outcome === 'delivered' ? 200 : outcome === 'busy' ? 409 : 404).send({ delivered: outcome === 'delivered' });
   });
 
   app.put<{ Params: { uaid: string } }>('/notif/:uaid', { schema: { params: uaidParams } }, async (request, reply) => {
     const client = clients.get(request.params.uaid);
-    if (!client) return reply.code(404).send({ notified: false });
-    client.storageChanged();
+    if (client) client.storageChanged();
+    else if (!(await opts.siblings?.notify(request.params.uaid))) return reply.code(404).send({ notified: false });
     return { notified: true };
   });
 
@@ -84,6 +83,8 @@ export function createPeerServer(opts: PeerServerOptions): FastifyInstance {
         client.close(CloseCode.normal, 'a newer connection of this uaid took over');
         return { dropped: true };
       }
+      // With several workers the holder may be a sibling: it applies the same rule.
+      if (!client) opts.siblings?.dropOlder(request.params.uaid, request.params.connectedAt);
       return { dropped: false };
     },
   );

@@ -7,6 +7,7 @@ import { makeMessageId } from '../protocol/message-id.js';
 import type { PeerClient } from './peer-client.js';
 import type { Bridges } from '../../bridge/index.js';
 import { bridgedMessage, bridgeError } from './bridged.js';
+import type { Siblings } from '../../cluster/worker.js';
 
 /** A push message as the endpoint accepted it, before it has an ordering key and id. */
 export interface PushRequest {
@@ -31,6 +32,9 @@ export interface RouteResult {
  */
 export class WebPushRouter {
   private lastSeq = 0;
+  /** With several workers, worker k of n only issues seqs ≡ k (mod n): the store keys messages by (uaid, seq). */
+  private seqLane = 0;
+  private seqLanes = 1;
 
   constructor(
     private readonly store: Store,
@@ -42,13 +46,23 @@ export class WebPushRouter {
     private readonly peerId: string | null = null,
     private readonly peers: PeerClient | null = null,
     private readonly bridges: Bridges | null = null,
+    /** The other workers of this machine (PUSHGATE_WORKERS > 1): a client they hold is reached over IPC, not the store. */
+    private readonly siblings: Siblings | null = null,
   ) {}
+
+  /** Gives this worker its own residue class of ordering keys (scale-out on one machine). */
+  useSeqLane(lane: number, lanes: number): void {
+    this.seqLane = lane % lanes;
+    this.seqLanes = lanes;
+  }
 
   /** Per-uaid ordering key: microseconds since the epoch, strictly increasing within this process. */
   nextSeq(): number {
     const now = Date.now() * 1000;
-    this.lastSeq = now > this.lastSeq ? now : this.lastSeq + 1;
-    return this.lastSeq;
+    let next = now > this.lastSeq ? now : this.lastSeq + 1;
+    if (this.seqLanes > 1) next += (this.seqLane - (next % this.seqLanes) + this.seqLanes) % this.seqLanes;
+    this.lastSeq = next;
+    return next;
   }
 
   async route(msg: PushRequest): Promise<RouteResult> {
@@ -68,6 +82,18 @@ export class WebPushRouter {
       await storageCall(() => this.store.saveMessage(notification));
       client.storageChanged();
       return this.done(messageId, 'stored');
+    }
+    if (this.siblings) {
+      // Another worker of this machine may hold the client: the primary's directory answers without the store.
+      const outcome = await this.siblings.push(notification);
+      if (outcome === 'delivered') return this.done(messageId, 'direct');
+      if (outcome === 'no-channel') throw new ApiError('invalidSubscription', 'No such subscription');
+      if (outcome === 'busy') {
+        if (msg.ttl === 0) return this.done(messageId, 'dropped');
+        await storageCall(() => this.store.saveMessage(notification));
+        void this.siblings.notify(msg.uaid);
+        return this.done(messageId, 'stored');
+      }
     }
 
     const [user, channel] = await storageCall(() =>
@@ -98,6 +124,7 @@ export class WebPushRouter {
     await storageCall(() => this.store.saveMessage(notification));
     // The client may have connected while we were reading storage: have it look again.
     this.clients.get(msg.uaid)?.storageChanged();
+    if (this.siblings) void this.siblings.notify(msg.uaid);
     if (this.peers) await this.afterStore(msg.uaid, user.connectedAt, staleRoute);
     return this.done(messageId, 'stored');
   }
