@@ -56,6 +56,8 @@ export class WorkerLink implements Siblings {
 
   /** prom-client answers the primary's AggregatorRegistry from this registry. */
   shareMetrics(registry: Registry): void {
+    // Constructing one is what installs prom-client's worker-side answer to the primary's requests.
+    new AggregatorRegistry();
     AggregatorRegistry.setRegistries([registry]);
   }
 
