@@ -187,6 +187,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
         grace.unref();
         await app.close();
         clearTimeout(grace);
+        peers?.close();
         await bridges.close();
         await store.close();
       })();

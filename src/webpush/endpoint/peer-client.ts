@@ -1,14 +1,32 @@
+import http from 'node:http';
+import https from 'node:https';
 import type { Notification } from '../../store/index.js';
 
-/** Calls to other nodes' internal API. Every call is bounded in time; a failure is an answer, not a throw. */
+/**
+ * Calls to other nodes' internal API. Every call is bounded in time; a failure is an answer, not a throw.
+ * Calls go over kept-alive HTTP/1.1 connections (one pool per peer, node:http's Agent): the per-message cost
+ * of the endpoint → connection hop is one request on an open socket, not a connection set-up (issue 13).
+ */
 export class PeerClient {
   private readonly headers: Record<string, string>;
+  /** Sockets kept open per peer; requests beyond this queue in the agent until one is free. */
+  private static readonly SOCKETS_PER_PEER = 32;
+  private readonly agents = {
+    http: new http.Agent({ keepAlive: true, maxSockets: PeerClient.SOCKETS_PER_PEER, scheduling: 'lifo' }),
+    https: new https.Agent({ keepAlive: true, maxSockets: PeerClient.SOCKETS_PER_PEER, scheduling: 'lifo' }),
+  };
 
   constructor(
     secret: string | null,
     private readonly timeoutMs = 3000,
   ) {
     this.headers = secret ? { authorization: `Bearer ${secret}` } : {};
+  }
+
+  /** Closes the kept-alive connections (gateway shutdown). */
+  close(): void {
+    this.agents.http.destroy();
+    this.agents.https.destroy();
   }
 
   /**
@@ -32,18 +50,28 @@ export class PeerClient {
   }
 
   /** The response status, or 0 when the node could not be reached in time. */
-  private async call(method: string, url: string, body?: string): Promise<number> {
-    try {
-      const res = await fetch(url, {
-        method,
-        headers: body ? { ...this.headers, 'content-type': 'application/json' } : this.headers,
-        body: body ?? null,
-        signal: AbortSignal.timeout(this.timeoutMs),
+  private call(method: string, url: string, body?: string): Promise<number> {
+    return new Promise((resolve) => {
+      let target: URL;
+      try {
+        target = new URL(url);
+      } catch {
+        return resolve(0);
+      }
+      const tls = target.protocol === 'https:';
+      const headers = body ? { ...this.headers, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) } : this.headers;
+      const req = (tls ? https : http).request(target, { method, headers, agent: tls ? this.agents.https : this.agents.http }, (res) => {
+        res.on('error', () => finish(0));
+        res.on('end', () => finish(res.statusCode ?? 0));
+        res.resume();
       });
-      await res.arrayBuffer();
-      return res.status;
-    } catch {
-      return 0;
-    }
+      const timer = setTimeout(() => req.destroy(new Error('peer timeout')), this.timeoutMs);
+      const finish = (status: number) => {
+        clearTimeout(timer);
+        resolve(status);
+      };
+      req.on('error', () => finish(0));
+      req.end(body);
+    });
   }
 }

@@ -96,21 +96,25 @@ export class WebPushRouter {
       }
     }
 
-    const [user, channel] = await storageCall(() =>
-      Promise.all([this.store.getUser(msg.uaid), this.store.getChannel(msg.uaid, msg.channelID)]),
-    );
+    // In a fleet the user record says which peer holds the client, and that peer checks the channel against
+    // the client's own list: a push to a connected client costs this one store read. Alone, both reads go
+    // out together.
+    const [user, knownChannel] = this.peers
+      ? [await storageCall(() => this.store.getUser(msg.uaid)), undefined]
+      : await storageCall(() => Promise.all([this.store.getUser(msg.uaid), this.store.getChannel(msg.uaid, msg.channelID)]));
     if (!user) throw new ApiError('expiredEndpoint', 'UAID not found');
-    if (!channel) throw new ApiError('invalidSubscription', 'No such subscription');
-    if (user.routerType !== 'webpush') return this.routeBridged(user.uaid, user.routerType, user.routerData ?? {}, notification);
 
     // The client is on another node: hand the message over (autopush's endpoint → connection node hop).
-    const routedTo = user.peerId !== null && user.peerId !== this.peerId && this.peers ? user.peerId : null;
+    const routedTo = user.routerType === 'webpush' && user.peerId !== null && user.peerId !== this.peerId && this.peers ? user.peerId : null;
     let staleRoute: string | null = null;
     if (routedTo !== null) {
       const outcome = await this.peers!.push(routedTo, notification);
       if (outcome === 'delivered') return this.done(messageId, 'direct');
       if (outcome === 'gone') staleRoute = routedTo;
     }
+    const channel = knownChannel !== undefined ? knownChannel : await storageCall(() => this.store.getChannel(msg.uaid, msg.channelID));
+    if (!channel) throw new ApiError('invalidSubscription', 'No such subscription');
+    if (user.routerType !== 'webpush') return this.routeBridged(user.uaid, user.routerType, user.routerData ?? {}, notification);
     if (msg.ttl === 0) return this.done(messageId, 'dropped');
 
     // autopush's msg_limit: a user agent that lets this many messages pile up is reset; it gets a new
