@@ -2,7 +2,7 @@ import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import { readFileSync } from 'node:fs';
 import type { Config } from './config.js';
 import { loggerOptions } from './log.js';
-import { Metrics } from './ops/metrics.js';
+import { Metrics, countStoreOperations } from './ops/metrics.js';
 import { opsRoutes } from './ops/routes.js';
 import { openStore, type Store } from './store/index.js';
 import { ClientRegistry } from './webpush/connection/clients.js';
@@ -60,7 +60,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   const metrics = new Metrics();
   // Bridges first: bad credentials stop the start before anything listens.
   const bridges = config.bridges ? loadBridges(config.bridges, metrics) : Bridges.empty();
-  const store = options.store ?? (await openStore(config.store));
+  const store = countStoreOperations(options.store ?? (await openStore(config.store)), metrics);
   const cluster = options.cluster ?? null;
   const clients = cluster ? cluster.link.clients : new ClientRegistry();
   cluster?.link.shareMetrics(metrics.registry);
