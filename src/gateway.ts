@@ -133,7 +133,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     metrics.httpRequests.inc({ route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) });
   });
   app.setNotFoundHandler((_request, reply) => sendError(reply, new ApiError('invalidUrl', 'Not found')));
-  app.register(opsRoutes, { store, metrics, connections: () => connections?.size ?? 0, clusterMetrics: cluster ? () => cluster.link.metrics() : null });
+  app.register(opsRoutes, { store, metrics, connections: () => connections?.size ?? 0, clusterMetrics: cluster ? () => cluster.link.metrics() : null, worker: cluster?.index ?? null });
   if (serveEndpoints) {
     app.register(endpointRoutes, { fernet: config.fernet, router, vapid, store, metrics, publicUrl: config.publicUrl });
     app.register(registrationRoutes, { store, bridges, fernet: config.fernet, authKeys: config.authKeyList, publicUrl: config.publicUrl });

@@ -9,6 +9,8 @@ export interface OpsOptions {
   connections: () => number;
   /** Every worker's metrics in Prometheus text (PUSHGATE_WORKERS > 1); this process's registry otherwise. */
   clusterMetrics?: (() => Promise<string>) | null;
+  /** This worker's index under PUSHGATE_WORKERS > 1 (reported by /health), or null for a single process. */
+  worker?: number | null;
 }
 
 const statusSchema = { type: 'object', additionalProperties: true } as const;
@@ -21,6 +23,7 @@ export async function opsRoutes(app: FastifyInstance, opts: OpsOptions): Promise
     status: 'OK',
     version: versionInfo().version,
     connections: opts.connections(),
+    ...(opts.worker ? { worker: opts.worker } : {}),
   }));
 
   app.get('/__lbheartbeat__', { schema: { response: { 200: statusSchema } } }, async () => ({}));

@@ -72,8 +72,12 @@ describe('PUSHGATE_WORKERS=2', () => {
     // No push took the store path: the other worker's clients were reached over IPC.
     expect((await metric('pushgate_notifications_total', 'path="direct"')) - before).toBe(8);
     expect(await metric('pushgate_notifications_total', 'path="stored"')).toBe(0);
-    // Both workers served connections (the aggregated gauge counts them all).
+    // The aggregated gauge counts every worker's connections.
     expect(await metric('pushgate_connections', '')).toBeGreaterThanOrEqual(8);
+    // Fresh connections (no keep-alive) are spread over both workers.
+    const answered = new Set<number>();
+    for (let i = 0; i < 6; i++) answered.add(((await (await fetch(`${base}/health`, { headers: { connection: 'close' } })).json()) as { worker: number }).worker);
+    expect([...answered].sort()).toEqual([1, 2]);
     for (const s of subs) s.client.close();
   });
 
