@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FernetKey } from '../../src/webpush/protocol/fernet.js';
 import { freePort } from '../helpers/gateway.js';
+import { mongoServer, type MongoServer } from '../helpers/mongo.js';
 import { startNode, type NodeProcess } from '../helpers/node-process.js';
 import { channelId, post } from '../helpers/push.js';
 import { PushClient } from '../helpers/ws-client.js';
@@ -159,5 +160,52 @@ describe('PUSHGATE_WORKERS=2', () => {
     node.child.kill('SIGTERM');
     for (const c of clients) expect((await c.client.closedWith).code).toBe(1001);
     expect(await exited).toBe(0);
+  });
+});
+
+/**
+ * A fleet whose connection node runs two workers: the endpoint node's peer hop lands on either worker's share
+ * of the internal port, and a worker that does not hold the client passes the push to the one that does.
+ */
+describe('a connection node with PUSHGATE_WORKERS=2 behind an endpoint node', () => {
+  let db: MongoServer;
+  const nodes: NodeProcess[] = [];
+  let endpointBase: string;
+  let connectionWs: string;
+
+  beforeAll(async () => {
+    execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+    db = await mongoServer();
+    const [ePort, cPort, rPort] = [await freePort(), await freePort(), await freePort()];
+    endpointBase = `http://127.0.0.1:${ePort}`;
+    connectionWs = `ws://127.0.0.1:${cPort}/`;
+    const common = { PUSHGATE_STORE: db.url('workersfleet'), PUSHGATE_CRYPTO_KEY: FernetKey.generate(), PUSHGATE_PUBLIC_URL: endpointBase, PUSHGATE_ROUTER_SECRET: 'fleet-secret-0123456789', PUSHGATE_HOST: '127.0.0.1' };
+    nodes.push(await startNode({ ...common, PUSHGATE_ROLE: 'endpoint', PUSHGATE_PORT: String(ePort) }));
+    nodes.push(await startNode({ ...common, PUSHGATE_ROLE: 'connection', PUSHGATE_PORT: String(cPort), PUSHGATE_ROUTER_PORT: String(rPort), PUSHGATE_WORKERS: '2' }, 'pushgate cluster listening'));
+  }, 120_000);
+
+  afterAll(async () => {
+    for (const n of nodes) await n.kill('SIGTERM');
+    await db?.stop();
+  });
+
+  it('delivers every push directly over the peer hop, whichever worker answers it', async () => {
+    const subs = [];
+    for (let i = 0; i < 6; i++) {
+      const client = await PushClient.connect(connectionWs);
+      await client.hello();
+      const chid = channelId();
+      const reg = await client.register(chid);
+      expect(reg['status']).toBe(200);
+      subs.push({ client, chid, token: (reg['pushEndpoint'] as string).split('/').pop()! });
+    }
+    for (const s of subs) {
+      expect((await post(`${endpointBase}/wpush/v1/${s.token}`, { TTL: '0' })).status).toBe(201);
+      // TTL 0 is never stored: it arrives only if the hop reached the worker holding the client.
+      const n = await s.client.next();
+      expect(n).toMatchObject({ messageType: 'notification', channelID: s.chid });
+      s.client.ack(s.chid, n['version'] as string);
+    }
+    for (const s of subs) s.client.close();
   });
 });
