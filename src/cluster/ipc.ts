@@ -8,7 +8,8 @@ import type { Notification } from '../store/index.js';
  * of a uaid to close a connection older than connectedAt (a takeover from another machine); `push`, `notify` and `metrics`
  * are requests answered by a `reply` with the same id.
  * primary → worker: `push` and `notify` (forwarded requests, answered by `answer`), `drop` (a newer connection of
- * the uaid attached to another worker), `attached` (the directory holds the attach: look at storage once more).
+ * the uaid attached to another worker), `attached` (a notify for this uaid found no holder just before this
+ * client attached: look at storage once more).
  */
 
 /** Where a push offered to a sibling worker ended (the IPC twin of the peer API's 200/409/404). */

@@ -1,6 +1,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import { AggregatorRegistry } from 'prom-client';
 import type { FastifyBaseLogger } from 'fastify';
+import { BoundedMap } from '../util/bounded-map.js';
 import { ClientDirectory } from './directory.js';
 import { type OfferOutcome, type PrimaryToWorker, type WorkerToPrimary, WORKER_COUNT_ENV, WORKER_INDEX_ENV, isPushgateMessage } from './ipc.js';
 
@@ -17,6 +18,13 @@ const CONFIG_EXIT = 2;
 const STABLE_MS = 30_000;
 const BACKOFF_MIN_MS = 250;
 const BACKOFF_MAX_MS = 30_000;
+/**
+ * A notify that found no holder is remembered this long (and at most MISSES_KEPT of them): a client whose attach
+ * arrives after such a notify may have read storage before that message was saved, so it is told to look again.
+ * Remembering only misses spares every other connection a second storage read.
+ */
+const MISS_WINDOW_MS = 60_000;
+const MISSES_KEPT = 100_000;
 
 interface Slot {
   index: number;
@@ -39,6 +47,7 @@ export function runPrimary(opts: PrimaryOptions): Promise<number> {
   const slots: Slot[] = Array.from({ length: opts.workers }, (_, i) => ({ index: i + 1, worker: null, startedAt: 0, failures: 0 }));
   const byWorkerId = new Map<number, Slot>();
   const aggregator = new AggregatorRegistry();
+  const recentMisses = new BoundedMap<string, number>(MISSES_KEPT);
   // Requests forwarded to a worker, by the primary's id: who asked, with which id, and the answer if the target dies.
   let nextId = 1;
   const forwarded = new Map<number, { from: Worker; id: number; target: number; ifLost: OfferOutcome | boolean }>();
@@ -63,8 +72,12 @@ export function runPrimary(opts: PrimaryOptions): Promise<number> {
       case 'attach': {
         const drop = directory.attach(m.uaid, slot.index, m.connectedAt);
         if (drop) send(slots[drop.worker - 1]!.worker, { pg: 1, t: 'drop', uaid: m.uaid, connectedAt: drop.olderThan });
-        // Any notify for this uaid handled before this point found no holder; the client looks at storage again.
-        send(from, { pg: 1, t: 'attached', uaid: m.uaid, connectedAt: m.connectedAt });
+        // A notify for this uaid handled before this attach found no holder: the client looks at storage again.
+        const missedAt = recentMisses.get(m.uaid);
+        if (missedAt !== undefined) {
+          recentMisses.delete(m.uaid);
+          if (Date.now() - missedAt < MISS_WINDOW_MS) send(from, { pg: 1, t: 'attached', uaid: m.uaid, connectedAt: m.connectedAt });
+        }
         return;
       }
       case 'detach':
@@ -80,7 +93,10 @@ export function runPrimary(opts: PrimaryOptions): Promise<number> {
         const ifLost = m.t === 'push' ? ('absent' as const) : false;
         const holder = directory.holder(m.t === 'push' ? m.n.uaid : m.uaid);
         const target = holder !== undefined && holder !== slot.index ? slots[holder - 1]!.worker : null;
-        if (!target || !target.isConnected()) return send(from, { pg: 1, t: 'reply', id: m.id, v: ifLost });
+        if (!target || !target.isConnected()) {
+          if (m.t === 'notify' && holder === undefined) recentMisses.set(m.uaid, Date.now());
+          return send(from, { pg: 1, t: 'reply', id: m.id, v: ifLost });
+        }
         const id = nextId++;
         forwarded.set(id, { from, id: m.id, target: holder!, ifLost });
         send(target, m.t === 'push' ? { pg: 1, t: 'push', id, n: m.n } : { pg: 1, t: 'notify', id, uaid: m.uaid });

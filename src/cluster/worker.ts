@@ -40,6 +40,10 @@ export class WorkerLink implements Siblings {
         super.remove(client);
         link.send({ pg: 1, t: 'detach', uaid: client.uaid, connectedAt: client.connectedAt });
       }
+      override storageChanged(uaid: string): void {
+        super.storageChanged(uaid);
+        void link.notify(uaid);
+      }
     })();
   }
 

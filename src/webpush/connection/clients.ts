@@ -38,6 +38,11 @@ export class ClientRegistry {
     if (this.clients.get(client.uaid) === client) this.clients.delete(client.uaid);
   }
 
+  /** Storage holds new messages for this uaid: the client connected here (if any) reads them. */
+  storageChanged(uaid: string): void {
+    this.clients.get(uaid)?.storageChanged();
+  }
+
   get size(): number {
     return this.clients.size;
   }

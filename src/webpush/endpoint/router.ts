@@ -91,7 +91,7 @@ export class WebPushRouter {
       if (outcome === 'busy') {
         if (msg.ttl === 0) return this.done(messageId, 'dropped');
         await storageCall(() => this.store.saveMessage(notification));
-        void this.siblings.notify(msg.uaid);
+        this.clients.storageChanged(msg.uaid);
         return this.done(messageId, 'stored');
       }
     }
@@ -127,8 +127,7 @@ export class WebPushRouter {
     }
     await storageCall(() => this.store.saveMessage(notification));
     // The client may have connected while we were reading storage: have it look again.
-    this.clients.get(msg.uaid)?.storageChanged();
-    if (this.siblings) void this.siblings.notify(msg.uaid);
+    this.clients.storageChanged(msg.uaid);
     if (this.peers) await this.afterStore(msg.uaid, user.connectedAt, staleRoute);
     return this.done(messageId, 'stored');
   }
