@@ -8,6 +8,10 @@ import type { PeerClient } from './peer-client.js';
 import type { Bridges } from '../../bridge/index.js';
 import { bridgedMessage, bridgeError } from './bridged.js';
 import type { Siblings } from '../../cluster/worker.js';
+import { BoundedMap } from '../../util/bounded-map.js';
+
+const ROUTE_CACHE_MS = 30_000;
+const ROUTE_CACHE_SIZE = 100_000;
 
 /** A push message as the endpoint accepted it, before it has an ordering key and id. */
 export interface PushRequest {
@@ -32,6 +36,12 @@ export interface RouteResult {
  */
 export class WebPushRouter {
   private lastSeq = 0;
+  /**
+   * uaid → the peer that last took a push for it, for ROUTE_CACHE_MS: a hint that spares the store read on the
+   * fleet hop. It needs no invalidation: a peer that no longer holds the client (it moved, or is gone) answers
+   * 404 and the push takes the full path (router record, store, notify), as autopush's reconnect protocol has it.
+   */
+  private readonly routeCache = new BoundedMap<string, { peerId: string; until: number }>(ROUTE_CACHE_SIZE);
   /** With several workers, worker k of n only issues seqs ≡ k (mod n): the store keys messages by (uaid, seq). */
   private seqLane = 0;
   private seqLanes = 1;
@@ -96,6 +106,12 @@ export class WebPushRouter {
       }
     }
 
+    const cached = this.peers ? this.routeCache.get(msg.uaid) : undefined;
+    if (cached !== undefined) {
+      if (cached.until > now && (await this.peers!.push(cached.peerId, notification)) === 'delivered') return this.done(messageId, 'direct');
+      this.routeCache.delete(msg.uaid);
+    }
+
     // In a fleet the user record says which peer holds the client, and that peer checks the channel against
     // the client's own list: a push to a connected client costs this one store read. Alone, both reads go
     // out together.
@@ -109,7 +125,10 @@ export class WebPushRouter {
     let staleRoute: string | null = null;
     if (routedTo !== null) {
       const outcome = await this.peers!.push(routedTo, notification);
-      if (outcome === 'delivered') return this.done(messageId, 'direct');
+      if (outcome === 'delivered') {
+        this.routeCache.set(msg.uaid, { peerId: routedTo, until: now + ROUTE_CACHE_MS });
+        return this.done(messageId, 'direct');
+      }
       if (outcome === 'gone') staleRoute = routedTo;
     }
     const channel = knownChannel !== undefined ? knownChannel : await storageCall(() => this.store.getChannel(msg.uaid, msg.channelID));
