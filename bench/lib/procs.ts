@@ -1,5 +1,5 @@
 import { type ChildProcess, fork } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { appendFileSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { startNode } from '../../test/helpers/node-process.js';
 
@@ -46,9 +46,12 @@ export async function startGateway(env: Record<string, string>, port: number, ex
     workers > 1 ? 'pushgate cluster listening' : 'pushgate listening',
     extraNodeArgs,
   );
-  // The log is kept only for a failed start; drop it so a long run does not accumulate it.
+  // The log is kept only for a failed start; drop it so a long run does not accumulate it (or append it to the
+  // file BENCH_GATEWAY_LOG names, to look into a run).
   node.child.stdout!.removeAllListeners('data');
-  node.child.stdout!.resume();
+  const logFile = process.env['BENCH_GATEWAY_LOG'];
+  if (logFile) node.child.stdout!.on('data', (d: Buffer) => appendFileSync(logFile, d));
+  else node.child.stdout!.resume();
   const pid = node.child.pid!;
   return {
     child: node.child,

@@ -30,11 +30,11 @@ export async function direct(ctx: BenchContext, shape: 'direct' | 'workers' | 'f
     const ePort = await ctx.port();
     endpointOrigin = `http://127.0.0.1:${ePort}`;
     const common = { PUSHGATE_STORE: mongo.url, PUSHGATE_PUBLIC_URL: endpointOrigin };
-    gw.push(await startGateway({ ...ctx.baseEnv(ePort), ...common, PUSHGATE_ROLE: 'endpoint' }, ePort));
+    gw.push(await startGateway({ ...ctx.baseEnv(ePort), ...common, PUSHGATE_ROLE: 'endpoint' }, ePort, ctx.gatewayArgs));
     for (let i = 0; i < 2; i++) {
       const p = await ctx.port();
       const r = await ctx.port();
-      gw.push(await startGateway({ ...ctx.baseEnv(p), ...common, PUSHGATE_ROLE: 'connection', PUSHGATE_ROUTER_PORT: String(r) }, p));
+      gw.push(await startGateway({ ...ctx.baseEnv(p), ...common, PUSHGATE_ROLE: 'connection', PUSHGATE_ROUTER_PORT: String(r) }, p, ctx.gatewayArgs));
       wsUrls.push(`ws://127.0.0.1:${p}/`);
     }
   } else {
