@@ -8,6 +8,13 @@ import { BridgeConfigError } from './bridge/index.js';
 import { versionInfo } from './ops/version.js';
 import { FernetKey } from './webpush/protocol/fernet.js';
 import { generateVapidKeys } from './webpush/protocol/endpoint-token.js';
+import cluster from 'node:cluster';
+import { availableParallelism } from 'node:os';
+import { pino } from 'pino';
+import { loggerOptions } from './log.js';
+import { runPrimary } from './cluster/primary.js';
+import { WorkerLink } from './cluster/worker.js';
+import { WORKER_COUNT_ENV, WORKER_INDEX_ENV } from './cluster/ipc.js';
 
 /** The `pushgate` command line. */
 
@@ -88,12 +95,32 @@ function configOrExit() {
   }
 }
 
+/**
+ * PUSHGATE_WORKERS as a process count: `auto` is one per core, except with an in-memory store, which
+ * processes cannot share (then one).
+ */
+export function workerCount(setting: number | 'auto', store: string, cores = availableParallelism()): number {
+  if (setting !== 'auto') return setting;
+  return store === 'sqlite::memory:' ? 1 : cores;
+}
+
 async function serve(): Promise<number> {
+  // The primary loads the configuration first, so keys it generates into the data directory exist before
+  // any worker reads them (workers never race to create them).
   const config = configOrExit();
   if (!config) return 2;
+  const workers = workerCount(config.workers, config.store);
+  if (cluster.isPrimary && workers > 1) {
+    const log = pino(loggerOptions(config.logLevel) as Parameters<typeof pino>[0]);
+    log.info({ workers }, 'starting workers');
+    return runPrimary({ workers, log });
+  }
+  const index = Number(process.env[WORKER_INDEX_ENV] ?? 0);
+  const count = Number(process.env[WORKER_COUNT_ENV] ?? 1);
+  const clusterOption = cluster.isWorker && index >= 1 && count > 1 ? { link: WorkerLink.attachToProcess(), index, count } : undefined;
   let gateway;
   try {
-    gateway = await createGateway(config);
+    gateway = await createGateway(config, clusterOption ? { cluster: clusterOption } : {});
   } catch (err) {
     if (err instanceof BridgeConfigError) {
       process.stderr.write(`pushgate: ${err.message}\n`);
@@ -108,7 +135,7 @@ async function serve(): Promise<number> {
     );
   }
   const url = await gateway.listen();
-  gateway.app.log.info({ url, publicUrl: config.publicUrl, version: versionInfo().version }, 'pushgate listening');
+  gateway.app.log.info({ url, publicUrl: config.publicUrl, version: versionInfo().version, ...(clusterOption ? { worker: index } : {}) }, 'pushgate listening');
   if (gateway.mongoosepush) {
     gateway.app.log.info({ host: config.mongoosepushHost, port: config.mongoosepushPort, tls: config.mongoosepushTlsCert !== null, basicAuth: config.mongoosepushUser !== null }, 'MongoosePush API listening');
   }

@@ -134,6 +134,9 @@ export function loadConfig(options: LoadOptions = {}): Config {
   if (v.role !== 'all' && v.store.startsWith('sqlite:')) {
     throw new ConfigError(`PUSHGATE_ROLE=${v.role} needs a shared store: set PUSHGATE_STORE to a mongodb:// URL`);
   }
+  if (v.workers !== 'auto' && v.workers > 1 && v.store === 'sqlite::memory:') {
+    throw new ConfigError('PUSHGATE_WORKERS above 1 needs a store the workers share: sqlite:<path> or a mongodb:// URL, not sqlite::memory:');
+  }
   for (const [setting, path, what] of [
     ['PUSHGATE_TLS_CERT', v.tlsCert, 'PEM file'],
     ['PUSHGATE_TLS_KEY', v.tlsKey, 'PEM file'],

@@ -2,7 +2,7 @@ import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import { readFileSync } from 'node:fs';
 import type { Config } from './config.js';
 import { loggerOptions } from './log.js';
-import { Metrics } from './ops/metrics.js';
+import { Metrics, countStoreOperations } from './ops/metrics.js';
 import { opsRoutes } from './ops/routes.js';
 import { openStore, type Store } from './store/index.js';
 import { ClientRegistry } from './webpush/connection/clients.js';
@@ -25,6 +25,7 @@ import type { HandlerContext } from './xmpp/handler.js';
 import { EndpointGuard } from './xmpp/endpoint-guard.js';
 import { NodeRateLimiter } from './xmpp/rate-limit.js';
 import { WebPushSender } from './xmpp/webpush-sender.js';
+import type { WorkerLink } from './cluster/worker.js';
 
 /** How often expired messages are swept from storage (they are never delivered either way). */
 const SWEEP_INTERVAL_MS = 60_000;
@@ -56,6 +57,8 @@ export interface GatewayOptions {
   store?: Store;
   /** Replace the JSON logger (tests pass false). */
   logger?: boolean;
+  /** This process is worker `index` of `count` under a cluster primary (PUSHGATE_WORKERS > 1). */
+  cluster?: { link: WorkerLink; index: number; count: number };
 }
 
 /**
@@ -68,8 +71,12 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   const bridges = config.bridges
     ? loadBridges(config.bridges, metrics, { ...DEFAULT_RETRY, maxQueued: config.bridgeQueue, queueFullRetryAfter: config.bridgeTimeout }, { timeoutMs: config.bridgeTimeout * 1000 })
     : Bridges.empty();
-  const store = options.store ?? (await openStore(config.store));
-  const clients = new ClientRegistry();
+  const store = countStoreOperations(options.store ?? (await openStore(config.store)), metrics);
+  const cluster = options.cluster ?? null;
+  const clients = cluster ? cluster.link.clients : new ClientRegistry();
+  cluster?.link.shareMetrics(metrics.registry);
+  // Per-machine singletons (the XMPP components: one link per server, not per worker; the expiry sweep) run in worker 1.
+  const leader = !cluster || cluster.index === 1;
   const tls = config.tlsCert && config.tlsKey ? { key: readFileSync(config.tlsKey), cert: readFileSync(config.tlsCert) } : null;
   const logger = (options.logger === false ? false : loggerOptions(config.logLevel)) as ReturnType<typeof loggerOptions>;
   // With TLS the listener speaks HTTP/2 to application servers and HTTP/1.1 (for websockets) to browsers.
@@ -91,7 +98,8 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   // Routes to other nodes only where routes can be recorded: a fleet shares one store.
   const peers = config.role !== 'all' || config.routerPort !== null ? new PeerClient(config.routerSecret) : null;
   const peerId = serveConnections ? config.peerUrl : null;
-  const router = new WebPushRouter(store, clients, config.fernet, metrics, config.msgLimit, peerId, peers, bridges);
+  const router = new WebPushRouter(store, clients, config.fernet, metrics, config.msgLimit, peerId, peers, bridges, cluster?.link ?? null);
+  if (cluster) router.useSeqLane(cluster.index - 1, cluster.count);
   const vapid = new VapidVerifier(config.publicUrl, config.vapidClockSkew);
   const connections = serveConnections
     ? new ConnectionServer(
@@ -120,11 +128,12 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     megaphoneToken: config.megaphoneToken,
     pollIntervalSeconds: config.megaphonePollInterval,
   });
-  const peerServer = serveConnections && config.routerPort !== null ? createPeerServer({ clients, secret: config.routerSecret, log: app.log }) : null;
+  const peerServer = serveConnections && config.routerPort !== null ? createPeerServer({ clients, secret: config.routerSecret, log: app.log, siblings: cluster?.link ?? null }) : null;
 
   // Every XMPP server's component shares one context; only the component JID differs.
   const webpushGuard = new EndpointGuard(new URL(config.publicUrl).origin, config.xmppWebpushAllow);
-  const xmppShared: Omit<HandlerContext, 'jid'> | null = config.xmppServers.length === 0 ? null : {
+  const xmppServers = leader ? config.xmppServers : [];
+  const xmppShared: Omit<HandlerContext, 'jid'> | null = xmppServers.length === 0 ? null : {
     store,
     bridges,
     metrics,
@@ -151,13 +160,13 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   for (const [type, appId] of xmppShared?.defaultApps ?? []) {
     if (!bridges.get(type, appId)) throw new BridgeConfigError(`PUSHGATE_XMPP_DEFAULT_APPS names ${type}:${appId}, which the bridges file does not configure`);
   }
-  const xmpp = config.xmppServers.map((s) => new PushComponent(s, { ...xmppShared!, jid: s.domain }));
+  const xmpp = xmppServers.map((s) => new PushComponent(s, { ...xmppShared!, jid: s.domain }));
 
   app.addHook('onResponse', async (request, reply) => {
     metrics.httpRequests.inc({ route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) });
   });
   app.setNotFoundHandler((_request, reply) => sendError(reply, new ApiError('invalidUrl', 'Not found')));
-  app.register(opsRoutes, { store, metrics, connections: () => connections?.size ?? 0 });
+  app.register(opsRoutes, { store, metrics, connections: () => connections?.size ?? 0, clusterMetrics: cluster ? () => cluster.link.metrics() : null, worker: cluster?.index ?? null });
   if (serveEndpoints) {
     app.register(endpointRoutes, { fernet: config.fernet, router, vapid, store, clients, metrics, publicUrl: config.publicUrl, maxDataBytes: config.maxDataBytes });
     app.register(registrationRoutes, { store, bridges, fernet: config.fernet, authKeys: config.authKeyList, publicUrl: config.publicUrl, maxChannels: config.bridgeMaxChannels, metrics });
@@ -172,6 +181,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   });
 
   const sweeper = setInterval(() => {
+    if (!leader) return;
     store.sweepExpired(Date.now()).catch((err: unknown) => app.log.warn({ err: (err as Error).message }, 'sweep failed'));
   }, SWEEP_INTERVAL_MS);
   sweeper.unref();
@@ -219,6 +229,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
         grace.unref();
         await app.close();
         clearTimeout(grace);
+        peers?.close();
         await bridges.close();
         await store.close();
       })();

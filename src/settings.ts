@@ -1,6 +1,7 @@
 import { type SettingsTable, int, nonEmpty, optionalPath, optionalPort, optionalUrl, origin, str } from './util/settings.js';
 
 const logLevel = (raw: string): string | undefined => (['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(raw) ? raw : undefined);
+const workers = (raw: string): number | 'auto' | undefined => (raw === 'auto' ? 'auto' : /^[0-9]{1,3}$/.test(raw) && +raw >= 1 && +raw <= 256 ? +raw : undefined);
 const role = (raw: string): 'all' | 'connection' | 'endpoint' | undefined => (raw === 'all' || raw === 'connection' || raw === 'endpoint' ? raw : undefined);
 
 /** The process: listeners, public origin, logging, TLS, the fleet role and its internal port, shutdown. */
@@ -17,5 +18,6 @@ export const gatewaySettings = {
   routerHost: { env: 'PUSHGATE_ROUTER_HOST', key: 'routerHost', help: 'listen address of the internal port', expect: 'an IP address or host name', parse: nonEmpty, default: '127.0.0.1' },
   peerUrl: { env: 'PUSHGATE_PEER_URL', key: 'peerUrl', help: "this node's internal URL as other nodes reach it (recorded in its clients' router records)", expect: 'an http(s) origin such as http://10.0.0.5:8081', parse: optionalUrl, default: (p: Record<string, unknown>) => (p['routerPort'] ? `http://${String(p['routerHost'])}:${String(p['routerPort'])}` : null) },
   routerSecret: { env: 'PUSHGATE_ROUTER_SECRET', secret: true, key: 'routerSecret', help: 'shared secret every node presents on the internal port (optional)', expect: 'a string of at least 16 characters', parse: (r: string) => (r.length >= 16 ? r : undefined), default: null as string | null },
+  workers: { env: 'PUSHGATE_WORKERS', key: 'workers', help: 'processes serving the public port(s) of `pushgate serve`: auto (one per core) or a number; 1 is a single process', expect: 'auto or an integer from 1 to 256', parse: workers, default: 'auto' as number | 'auto' },
   shutdownGrace: { env: 'PUSHGATE_SHUTDOWN_GRACE', key: 'shutdownGrace', help: 'seconds SIGTERM waits for in-flight requests before closing', expect: 'an integer from 0 to 600', parse: int(0, 600), default: 10 },
 } satisfies SettingsTable;

@@ -1,62 +1,88 @@
-import { type ChildProcess, fork, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { type ChildProcess, fork } from 'node:child_process';
+import { appendFileSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { startNode } from '../../test/helpers/node-process.js';
 
-/** Processes of a benchmark: the gateway as an operator runs it, and load workers (separate processes). */
+/**
+ * Processes of a benchmark: the gateway as an operator runs it (started by the tests' own spawner,
+ * test/helpers/node-process.ts), and load workers (separate processes).
+ */
 
 export interface GatewayProcess {
   child: ChildProcess;
   pid: number;
+  /** Resident memory of the gateway's whole process tree (the primary and its workers). */
   rssBytes(): number;
-  /** CPU seconds (user + system) the gateway process has used so far. */
+  /** CPU seconds (user + system) the gateway's process tree has used so far, exited workers included. */
   cpuSeconds(): number;
   metrics(): Promise<string>;
   stop(): Promise<void>;
 }
 
-export async function waitForPort(port: number, host = '127.0.0.1', timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = connect(port, host);
-      s.once('connect', () => (s.destroy(), resolve(true)));
-      s.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error(`nothing listens on ${host}:${port}`);
-    await new Promise((r) => setTimeout(r, 50));
+/** The pids of a process and its live descendants (a PUSHGATE_WORKERS primary has its workers as children). */
+function tree(pid: number): number[] {
+  let children: number[] = [];
+  try {
+    children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    // The process is gone.
+  }
+  return [pid, ...children.flatMap(tree)];
+}
+
+/** /proc/<pid>/stat after the command name: utime, stime, cutime, cstime are fields 14-17 (clock ticks, 100/s). */
+function statFields(pid: number): string[] | null {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  } catch {
+    return null;
   }
 }
 
 export async function startGateway(env: Record<string, string>, port: number, extraNodeArgs: string[] = []): Promise<GatewayProcess> {
-  const child = spawn(process.execPath, [...extraNodeArgs, 'dist/cli.js', 'serve'], {
-    env: { PATH: process.env['PATH'] ?? '', PUSHGATE_LOG_LEVEL: 'error', ...env, PUSHGATE_PORT: String(port), PUSHGATE_HOST: '0.0.0.0' },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  await waitForPort(port);
-  const pid = child.pid!;
+  const workers = Number(env['PUSHGATE_WORKERS'] ?? '1');
+  const node = await startNode(
+    { PUSHGATE_WORKERS: '1', ...env, PUSHGATE_LOG_LEVEL: 'info', PUSHGATE_PORT: String(port), PUSHGATE_HOST: '0.0.0.0' },
+    workers > 1 ? 'pushgate cluster listening' : 'pushgate listening',
+    extraNodeArgs,
+  );
+  // The log is kept only for a failed start; drop it so a long run does not accumulate it (or append it to the
+  // file BENCH_GATEWAY_LOG names, to look into a run).
+  node.child.stdout!.removeAllListeners('data');
+  const logFile = process.env['BENCH_GATEWAY_LOG'];
+  if (logFile) node.child.stdout!.on('data', (d: Buffer) => appendFileSync(logFile, d));
+  else node.child.stdout!.resume();
+  const pid = node.child.pid!;
   return {
-    child,
+    child: node.child,
     pid,
     rssBytes() {
-      const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-      return m ? Number(m[1]) * 1024 : NaN;
+      let total = 0;
+      for (const p of tree(pid)) {
+        try {
+          const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${p}/status`, 'utf8'));
+          total += m ? Number(m[1]) * 1024 : 0;
+        } catch {
+          // Exited meanwhile.
+        }
+      }
+      return total;
     },
     cpuSeconds() {
-      // /proc/<pid>/stat fields 14 and 15: utime and stime in clock ticks (USER_HZ, 100 on Linux).
-      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-      return (Number(fields[11]) + Number(fields[12])) / 100;
+      let ticks = 0;
+      for (const p of tree(pid)) {
+        const f = statFields(p);
+        if (f) ticks += Number(f[11]) + Number(f[12]);
+      }
+      // Workers that exited and were reaped by the primary.
+      const own = statFields(pid);
+      if (own) ticks += Number(own[13]) + Number(own[14]);
+      return ticks / 100;
     },
     async metrics() {
       return (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
     },
-    async stop() {
-      if (child.exitCode !== null) return;
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      await exited;
-    },
+    stop: () => node.kill('SIGTERM'),
   };
 }
 

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Store } from '../store/types.js';
 
 /**
  * Prometheus metrics of one gateway instance. Each gateway owns its registry (no global state), so several
@@ -49,6 +50,8 @@ export class Metrics {
   readonly vapidSubProblems = new Counter({ name: 'pushgate_vapid_sub_problems_total', help: 'Accepted VAPID tokens whose sub was missing, empty or neither mailto: nor https:', labelNames: ['problem'] as const, registers: [this.registry] });
   // Megaphone broadcasts: version refreshes from the Megaphone service or the store.
   readonly megaphoneRefreshes = new Counter({ name: 'pushgate_megaphone_refreshes_total', help: 'Broadcast version refreshes, by source and outcome', labelNames: ['source', 'outcome'] as const, registers: [this.registry] });
+  /** Store calls by operation (issue 13: the bench reports store round trips per message from it). */
+  readonly storeOperations = new Counter({ name: 'pushgate_store_operations_total', help: 'Store calls by operation', labelNames: ['op'] as const, registers: [this.registry] });
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'pushgate_' });
@@ -59,4 +62,31 @@ export class Metrics {
 export function authFailed(metrics: Metrics, log: { warn(obj: object, msg: string): void }, door: string, reason: string, detail: Record<string, unknown> = {}): void {
   metrics.authFailures.inc({ door, reason });
   log.warn({ door, reason, ...detail }, 'authentication failed');
+}
+
+/** The store operations counted: the contract's data calls (a backend's private helpers are not round trips). */
+const STORE_OPERATIONS = [
+  'addUser', 'getUser', 'updateUser', 'clearNodeId', 'removeUser', 'addChannel', 'getChannel', 'getChannels', 'removeChannel',
+  'saveMessage', 'fetchMessages', 'countMessages', 'removeMessage', 'removeTopicMessage', 'sweepExpired',
+  'savePushRegistration', 'getPushRegistration', 'removePushRegistration',
+] as const satisfies readonly (keyof Store)[];
+
+/**
+ * Counts every call of the store's operations in `storeOperations` by wrapping them on the instance (the store
+ * contract stays untouched). One counter increment per call; the label children are resolved once.
+ */
+export function countStoreOperations(store: Store, metrics: Metrics): Store {
+  for (const name of STORE_OPERATIONS) {
+    const original = store[name] as (...a: unknown[]) => unknown;
+    const counter = metrics.storeOperations.labels({ op: name });
+    Object.defineProperty(store, name, {
+      configurable: true,
+      writable: true,
+      value: function (this: unknown, ...args: unknown[]) {
+        counter.inc();
+        return original.apply(this, args);
+      },
+    });
+  }
+  return store;
 }

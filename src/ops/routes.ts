@@ -7,6 +7,10 @@ export interface OpsOptions {
   store: Store;
   metrics: Metrics;
   connections: () => number;
+  /** Every worker's metrics in Prometheus text (PUSHGATE_WORKERS > 1); this process's registry otherwise. */
+  clusterMetrics?: (() => Promise<string>) | null;
+  /** This worker's index under PUSHGATE_WORKERS > 1 (reported by /health), or null for a single process. */
+  worker?: number | null;
 }
 
 const statusSchema = { type: 'object', additionalProperties: true } as const;
@@ -19,6 +23,7 @@ export async function opsRoutes(app: FastifyInstance, opts: OpsOptions): Promise
     status: 'OK',
     version: versionInfo().version,
     connections: opts.connections(),
+    ...(opts.worker ? { worker: opts.worker } : {}),
   }));
 
   app.get('/__lbheartbeat__', { schema: { response: { 200: statusSchema } } }, async () => ({}));
@@ -37,6 +42,6 @@ export async function opsRoutes(app: FastifyInstance, opts: OpsOptions): Promise
 
   app.get('/metrics', async (_req, reply) => {
     reply.type(metrics.registry.contentType);
-    return metrics.registry.metrics();
+    return opts.clusterMetrics ? opts.clusterMetrics() : metrics.registry.metrics();
   });
 }

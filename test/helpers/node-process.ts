@@ -1,15 +1,22 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 
-/** A Pushgate node as its own process (`node dist/cli.js serve`), as an operator runs it. */
+/**
+ * A Pushgate node as its own process (`node dist/cli.js serve`), as an operator runs it. The tests and the
+ * benchmark (bench/lib/procs.ts) both start gateways through this one spawner.
+ */
 export interface NodeProcess {
   child: ChildProcess;
   output: string[];
   kill(signal: NodeJS.Signals): Promise<void>;
 }
 
-export async function startNode(env: Record<string, string>): Promise<NodeProcess> {
-  const child = spawn(process.execPath, ['dist/cli.js', 'serve'], {
-    env: { PATH: process.env['PATH'] ?? '', PUSHGATE_LOG_LEVEL: 'info', ...env },
+/**
+ * Starts `pushgate serve` and resolves once it logs `ready` (one process: 'pushgate listening'; with
+ * PUSHGATE_WORKERS > 1 pass 'pushgate cluster listening'). Tests run one process unless they set PUSHGATE_WORKERS.
+ */
+export async function startNode(env: Record<string, string>, ready = 'pushgate listening', nodeArgs: string[] = []): Promise<NodeProcess> {
+  const child = spawn(process.execPath, [...nodeArgs, 'dist/cli.js', 'serve'], {
+    env: { PATH: process.env['PATH'] ?? '', PUSHGATE_LOG_LEVEL: 'info', PUSHGATE_WORKERS: '1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const output: string[] = [];
@@ -19,7 +26,7 @@ export async function startNode(env: Record<string, string>): Promise<NodeProces
     const onData = (d: Buffer) => {
       seen += d.toString();
       output.push(d.toString());
-      if (seen.includes('pushgate listening')) {
+      if (seen.includes(ready)) {
         child.stdout!.off('data', onData);
         child.stdout!.on('data', (more: Buffer) => output.push(more.toString()));
         resolve();

@@ -75,7 +75,19 @@ describe('scale-out: endpoint and connection nodes sharing MongoDB', () => {
     expect(await c2.hello(uaid)).toBe(uaid);
     expect((await c1.closedWith).code).toBe(1000);
     expect((await post(endpoint, { TTL: '60', 'Content-Encoding': 'aes128gcm' }, 'now on node 2')).status).toBe(201);
-    expect(text(await c2.next())).toBe('now on node 2');
+    const moved = await c2.next();
+    expect(text(moved)).toBe('now on node 2');
+    c2.ack(chid, moved['version'] as string);
+    // The route that just worked is cached: the next pushes to this client read nothing from the store.
+    const getUsers = async () => Number(/pushgate_store_operations_total\{op="getUser"\} (\d+)/.exec(await (await fetch(`${endpointUrl}/metrics`)).text())?.[1] ?? 0);
+    const before = await getUsers();
+    for (const body of ['cached 1', 'cached 2']) {
+      expect((await post(endpoint, { TTL: '60', 'Content-Encoding': 'aes128gcm' }, body)).status).toBe(201);
+      const m = await c2.next();
+      expect(text(m)).toBe(body);
+      c2.ack(chid, m['version'] as string);
+    }
+    expect(await getUsers()).toBe(before);
     c2.close();
   });
 

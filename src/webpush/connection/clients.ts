@@ -38,6 +38,11 @@ export class ClientRegistry {
     if (this.clients.get(client.uaid) === client) this.clients.delete(client.uaid);
   }
 
+  /** Storage holds new messages for this uaid: the client connected here (if any) reads them. */
+  storageChanged(uaid: string): void {
+    this.clients.get(uaid)?.storageChanged();
+  }
+
   get size(): number {
     return this.clients.size;
   }
@@ -45,4 +50,19 @@ export class ClientRegistry {
   all(): IterableIterator<ConnectedClient> {
     return this.clients.values();
   }
+}
+
+/**
+ * Offers a notification to the client held in this process, as the peer API and the workers' IPC both do:
+ * `delivered` once the frame is written, `busy` when the client reads from storage (the message must queue
+ * there behind the rest), `absent` when the client is not here or the write failed, `no-channel` when the
+ * client here has no such channel (its channel list is authoritative).
+ */
+export function offerToClient(clients: ClientRegistry, n: Notification): Promise<'delivered' | 'busy' | 'absent' | 'no-channel'> {
+  const client = clients.get(n.uaid);
+  if (!client) return Promise.resolve('absent');
+  if (!client.channels.has(n.channelID)) return Promise.resolve('no-channel');
+  return new Promise((resolve) => {
+    if (!client.deliverDirect(n, (err) => resolve(err ? 'absent' : 'delivered'))) resolve('busy');
+  });
 }

@@ -1,8 +1,17 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import { type Notification, URGENCIES } from '../../store/index.js';
-import type { ClientRegistry } from './clients.js';
+import { type ClientRegistry, offerToClient } from './clients.js';
+import type { Siblings } from '../../cluster/worker.js';
 import { CloseCode } from '../protocol/websocket.js';
 import { secretMatches } from '../protocol/peer-auth.js';
+
+/** The most pushes one `PUT /push` batch carries (the peer client's batches, refused beyond). */
+export const PEER_BATCH_MAX = 64;
+
+/** 409: the client is here but draining storage, so the message must queue in storage behind the rest. */
+function statusOf(outcome: 'delivered' | 'busy' | 'absent' | 'no-channel'): number {
+  return outcome === 'delivered' ? 200 : outcome === 'busy' ? 409 : 404;
+}
 
 /**
  * The internal node-to-node API of a connection node (autopush's "router" port), on its own listener that
@@ -10,6 +19,8 @@ import { secretMatches } from '../protocol/peer-auth.js';
  * - `PUT /push/{uaid}` a notification for a client held here: 200 once written to its socket; 409 when the
  *   client is here but must read it from storage; 404 when the client is not here (the endpoint node stores
  *   it either way);
+ * - `PUT /push` a batch of such notifications (an array, at most PEER_BATCH_MAX): answers the array of their
+ *   statuses, in order (the endpoint node batches when every connection to this node is busy);
  * - `PUT /notif/{uaid}` storage holds new messages for the client: 200 when it is here, 404 otherwise;
  * - `DELETE /notif/{uaid}/{connectedAt}` the client connected to another node at connectedAt: drop the
  *   older connection held here.
@@ -18,6 +29,8 @@ export interface PeerServerOptions {
   clients: ClientRegistry;
   secret: string | null;
   log: FastifyBaseLogger;
+  /** With several workers the internal port is shared: a client held by a sibling worker is reached over IPC. */
+  siblings?: Siblings | null;
 }
 
 const uaidParams = { type: 'object', properties: { uaid: { type: 'string', pattern: '^[0-9a-f]{32}$' } }, required: ['uaid'] } as const;
@@ -49,6 +62,10 @@ export function createPeerServer(opts: PeerServerOptions): FastifyInstance {
     forceCloseConnections: 'idle',
   }) as unknown as FastifyInstance;
   const { clients, secret } = opts;
+  const offer = async (n: Notification) => {
+    const outcome = await offerToClient(clients, n);
+    return outcome === 'absent' && opts.siblings ? opts.siblings.push(n) : outcome;
+  };
 
   if (secret !== null) {
     app.addHook('onRequest', async (request, reply) => {
@@ -57,21 +74,21 @@ export function createPeerServer(opts: PeerServerOptions): FastifyInstance {
   }
 
   app.put<{ Params: { uaid: string }; Body: Notification }>('/push/:uaid', { schema: { params: uaidParams, body: notificationBody } }, async (request, reply) => {
-    const client = clients.get(request.params.uaid);
-    if (!client || request.body.uaid !== request.params.uaid || !client.channels.has(request.body.channelID)) {
-      return reply.code(404).send({ delivered: false });
-    }
-    const outcome = await new Promise<'written' | 'busy' | 'failed'>((resolve) => {
-      if (!client.deliverDirect(request.body, (err) => resolve(err ? 'failed' : 'written'))) resolve('busy');
-    });
-    // 409: the client is here but draining storage, so the message must queue in storage behind the rest.
-    return reply.code(outcome === 'written' ? 200 : outcome === 'busy' ? 409 : 404).send({ delivered: outcome === 'written' });
+    if (request.body.uaid !== request.params.uaid) return reply.code(404).send({ delivered: false });
+    const outcome = await offer(request.body);
+    return reply.code(statusOf(outcome)).send({ delivered: outcome === 'delivered' });
   });
+
+  app.put<{ Body: Notification[] }>(
+    '/push',
+    { schema: { body: { type: 'array', maxItems: PEER_BATCH_MAX, items: { ...notificationBody, properties: { ...notificationBody.properties, uaid: uaidParams.properties.uaid } } } } },
+    async (request) => Promise.all(request.body.map(async (n) => statusOf(await offer(n)))),
+  );
 
   app.put<{ Params: { uaid: string } }>('/notif/:uaid', { schema: { params: uaidParams } }, async (request, reply) => {
     const client = clients.get(request.params.uaid);
-    if (!client) return reply.code(404).send({ notified: false });
-    client.storageChanged();
+    if (client) client.storageChanged();
+    else if (!(await opts.siblings?.notify(request.params.uaid))) return reply.code(404).send({ notified: false });
     return { notified: true };
   });
 
@@ -84,6 +101,8 @@ export function createPeerServer(opts: PeerServerOptions): FastifyInstance {
         client.close(CloseCode.normal, 'a newer connection of this uaid took over');
         return { dropped: true };
       }
+      // With several workers the holder may be a sibling: it applies the same rule.
+      if (!client) opts.siblings?.dropOlder(request.params.uaid, request.params.connectedAt);
       return { dropped: false };
     },
   );

@@ -371,8 +371,8 @@ export class Session implements ConnectedClient {
       }
     }
     this.unacked.clear();
-    // A newer connection of this uaid may have read storage before these were saved.
-    this.ctx.clients.get(this.uaid)?.storageChanged();
+    // A newer connection of this uaid (here or, with several workers, on another) may have read storage before these were saved.
+    this.ctx.clients.storageChanged(this.uaid);
   }
 
   /** Resolves once the session is closed and its unacked messages are stored. */

@@ -1,14 +1,42 @@
+import http from 'node:http';
+import https from 'node:https';
 import type { Notification } from '../../store/index.js';
+import { PEER_BATCH_MAX } from '../connection/peer-server.js';
 
-/** Calls to other nodes' internal API. Every call is bounded in time; a failure is an answer, not a throw. */
+/**
+ * Calls to other nodes' internal API. Every call is bounded in time; a failure is an answer, not a throw.
+ * Calls go over kept-alive HTTP/1.1 connections (one pool per peer, node:http's Agent): the per-message cost
+ * of the endpoint → connection hop is one request on an open socket, not a connection set-up (issue 13).
+ * When every socket to a peer is busy, pushes wait and go out together as one `PUT /push` batch as soon as a
+ * socket frees: under load the hop costs one request per batch, not per message.
+ */
+
+
+type PushOutcome = 'delivered' | 'busy' | 'gone';
+
 export class PeerClient {
   private readonly headers: Record<string, string>;
+  private readonly agents;
+  /** Per peer: requests in flight, and pushes waiting for a free socket. */
+  private readonly peers = new Map<string, { inflight: number; waiting: { n: Notification; resolve: (o: PushOutcome) => void }[] }>();
 
   constructor(
     secret: string | null,
     private readonly timeoutMs = 3000,
+    /** Sockets kept open per peer; pushes beyond this many in flight are batched. */
+    private readonly socketsPerPeer = 32,
   ) {
     this.headers = secret ? { authorization: `Bearer ${secret}` } : {};
+    this.agents = {
+      http: new http.Agent({ keepAlive: true, maxSockets: socketsPerPeer, scheduling: 'lifo' }),
+      https: new https.Agent({ keepAlive: true, maxSockets: socketsPerPeer, scheduling: 'lifo' }),
+    };
+  }
+
+  /** Closes the kept-alive connections (gateway shutdown). */
+  close(): void {
+    this.agents.http.destroy();
+    this.agents.https.destroy();
   }
 
   /**
@@ -16,9 +44,32 @@ export class PeerClient {
    * `busy` when the client is there but reads from storage, `gone` when the node does not hold it or
    * cannot be reached.
    */
-  async push(peerUrl: string, n: Notification): Promise<'delivered' | 'busy' | 'gone'> {
-    const status = await this.call('PUT', `${peerUrl}/push/${n.uaid}`, JSON.stringify(n));
-    return status === 200 ? 'delivered' : status === 409 ? 'busy' : 'gone';
+  push(peerUrl: string, n: Notification): Promise<PushOutcome> {
+    let peer = this.peers.get(peerUrl);
+    if (!peer) this.peers.set(peerUrl, (peer = { inflight: 0, waiting: [] }));
+    if (peer.inflight >= this.socketsPerPeer) return new Promise((resolve) => peer.waiting.push({ n, resolve }));
+    peer.inflight++;
+    return this.call('PUT', `${peerUrl}/push/${n.uaid}`, JSON.stringify(n)).then((status) => {
+      this.sent(peerUrl);
+      return outcomeOf(status);
+    });
+  }
+
+  /** A request to the peer finished: its socket takes the pushes that waited, as one batch. */
+  private sent(peerUrl: string): void {
+    const peer = this.peers.get(peerUrl)!;
+    peer.inflight--;
+    if (peer.waiting.length === 0) {
+      if (peer.inflight === 0) this.peers.delete(peerUrl);
+      return;
+    }
+    const batch = peer.waiting.splice(0, PEER_BATCH_MAX);
+    peer.inflight++;
+    void this.callJson('PUT', `${peerUrl}/push`, JSON.stringify(batch.map((b) => b.n))).then(({ status, body }) => {
+      const statuses = status === 200 && Array.isArray(body) && body.length === batch.length ? (body as unknown[]) : [];
+      batch.forEach((b, i) => b.resolve(outcomeOf(typeof statuses[i] === 'number' ? statuses[i] : 0)));
+      this.sent(peerUrl);
+    });
   }
 
   /** Tells the node holding the client that storage has new messages for it; true when the client is there. */
@@ -33,17 +84,50 @@ export class PeerClient {
 
   /** The response status, or 0 when the node could not be reached in time. */
   private async call(method: string, url: string, body?: string): Promise<number> {
-    try {
-      const res = await fetch(url, {
-        method,
-        headers: body ? { ...this.headers, 'content-type': 'application/json' } : this.headers,
-        body: body ?? null,
-        signal: AbortSignal.timeout(this.timeoutMs),
-      });
-      await res.arrayBuffer();
-      return res.status;
-    } catch {
-      return 0;
-    }
+    return (await this.callJson(method, url, body, false)).status;
   }
+
+  /** The response status and (when asked) its JSON body; status 0 when the node could not be reached in time. */
+  private callJson(method: string, url: string, body?: string, wantBody = true): Promise<{ status: number; body: unknown }> {
+    return new Promise((resolve) => {
+      let target: URL;
+      try {
+        target = new URL(url);
+      } catch {
+        return resolve({ status: 0, body: null });
+      }
+      const tls = target.protocol === 'https:';
+      const headers = body ? { ...this.headers, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) } : this.headers;
+      const req = (tls ? https : http).request(target, { method, headers, agent: tls ? this.agents.https : this.agents.http }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('error', () => finish(0));
+        res.on('data', (c: Buffer) => {
+          if (wantBody) chunks.push(c);
+        });
+        res.on('end', () => {
+          let parsed: unknown = null;
+          try {
+            if (wantBody) parsed = JSON.parse(Buffer.concat(chunks).toString());
+          } catch {
+            // Not JSON: the caller sees no body.
+          }
+          finish(res.statusCode ?? 0, parsed);
+        });
+      });
+      const timer = setTimeout(() => req.destroy(new Error('peer timeout')), this.timeoutMs);
+      let done = false;
+      const finish = (status: number, parsed: unknown = null) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        resolve({ status, body: parsed });
+      };
+      req.on('error', () => finish(0));
+      req.end(body);
+    });
+  }
+}
+
+function outcomeOf(status: number): PushOutcome {
+  return status === 200 ? 'delivered' : status === 409 ? 'busy' : 'gone';
 }

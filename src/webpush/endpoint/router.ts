@@ -7,6 +7,11 @@ import { makeMessageId } from '../protocol/message-id.js';
 import type { PeerClient } from './peer-client.js';
 import type { Bridges } from '../../bridge/index.js';
 import { bridgedMessage, bridgeError } from './bridged.js';
+import type { Siblings } from '../../cluster/worker.js';
+import { BoundedMap } from '../../util/bounded-map.js';
+
+const ROUTE_CACHE_MS = 30_000;
+const ROUTE_CACHE_SIZE = 100_000;
 
 /** A push message as the endpoint accepted it, before it has an ordering key and id. */
 export interface PushRequest {
@@ -31,6 +36,15 @@ export interface RouteResult {
  */
 export class WebPushRouter {
   private lastSeq = 0;
+  /**
+   * uaid → the peer that last took a push for it, for ROUTE_CACHE_MS: a hint that spares the store read on the
+   * fleet hop. It needs no invalidation: a peer that no longer holds the client (it moved, or is gone) answers
+   * 404 and the push takes the full path (router record, store, notify), as autopush's reconnect protocol has it.
+   */
+  private readonly routeCache = new BoundedMap<string, { peerId: string; until: number }>(ROUTE_CACHE_SIZE);
+  /** With several workers, worker k of n only issues seqs ≡ k (mod n): the store keys messages by (uaid, seq). */
+  private seqLane = 0;
+  private seqLanes = 1;
 
   constructor(
     private readonly store: Store,
@@ -42,13 +56,23 @@ export class WebPushRouter {
     private readonly peerId: string | null = null,
     private readonly peers: PeerClient | null = null,
     private readonly bridges: Bridges | null = null,
+    /** The other workers of this machine (PUSHGATE_WORKERS > 1): a client they hold is reached over IPC, not the store. */
+    private readonly siblings: Siblings | null = null,
   ) {}
+
+  /** Gives this worker its own residue class of ordering keys (scale-out on one machine). */
+  useSeqLane(lane: number, lanes: number): void {
+    this.seqLane = lane % lanes;
+    this.seqLanes = lanes;
+  }
 
   /** Per-uaid ordering key: microseconds since the epoch, strictly increasing within this process. */
   nextSeq(): number {
     const now = Date.now() * 1000;
-    this.lastSeq = now > this.lastSeq ? now : this.lastSeq + 1;
-    return this.lastSeq;
+    let next = now > this.lastSeq ? now : this.lastSeq + 1;
+    if (this.seqLanes > 1) next += (this.seqLane - (next % this.seqLanes) + this.seqLanes) % this.seqLanes;
+    this.lastSeq = next;
+    return next;
   }
 
   async route(msg: PushRequest): Promise<RouteResult> {
@@ -69,22 +93,47 @@ export class WebPushRouter {
       client.storageChanged();
       return this.done(messageId, 'stored');
     }
+    if (this.siblings) {
+      // Another worker of this machine may hold the client: the primary's directory answers without the store.
+      const outcome = await this.siblings.push(notification);
+      if (outcome === 'delivered') return this.done(messageId, 'direct');
+      if (outcome === 'no-channel') throw new ApiError('invalidSubscription', 'No such subscription');
+      if (outcome === 'busy') {
+        if (msg.ttl === 0) return this.done(messageId, 'dropped');
+        await storageCall(() => this.store.saveMessage(notification));
+        this.clients.storageChanged(msg.uaid);
+        return this.done(messageId, 'stored');
+      }
+    }
 
-    const [user, channel] = await storageCall(() =>
-      Promise.all([this.store.getUser(msg.uaid), this.store.getChannel(msg.uaid, msg.channelID)]),
-    );
+    const cached = this.peers ? this.routeCache.get(msg.uaid) : undefined;
+    if (cached !== undefined) {
+      if (cached.until > now && (await this.peers!.push(cached.peerId, notification)) === 'delivered') return this.done(messageId, 'direct');
+      this.routeCache.delete(msg.uaid);
+    }
+
+    // In a fleet the user record says which peer holds the client, and that peer checks the channel against
+    // the client's own list: a push to a connected client costs this one store read. Alone, both reads go
+    // out together.
+    const [user, knownChannel] = this.peers
+      ? [await storageCall(() => this.store.getUser(msg.uaid)), undefined]
+      : await storageCall(() => Promise.all([this.store.getUser(msg.uaid), this.store.getChannel(msg.uaid, msg.channelID)]));
     if (!user) throw new ApiError('invalidSubscription', 'No such subscription');
-    if (!channel) throw new ApiError('invalidSubscription', 'No such subscription');
-    if (user.routerType !== 'webpush') return this.routeBridged(user.uaid, user.routerType, user.routerData ?? {}, notification);
 
     // The client is on another node: hand the message over (autopush's endpoint → connection node hop).
-    const routedTo = user.peerId !== null && user.peerId !== this.peerId && this.peers ? user.peerId : null;
+    const routedTo = user.routerType === 'webpush' && user.peerId !== null && user.peerId !== this.peerId && this.peers ? user.peerId : null;
     let staleRoute: string | null = null;
     if (routedTo !== null) {
       const outcome = await this.peers!.push(routedTo, notification);
-      if (outcome === 'delivered') return this.done(messageId, 'direct');
+      if (outcome === 'delivered') {
+        this.routeCache.set(msg.uaid, { peerId: routedTo, until: now + ROUTE_CACHE_MS });
+        return this.done(messageId, 'direct');
+      }
       if (outcome === 'gone') staleRoute = routedTo;
     }
+    const channel = knownChannel !== undefined ? knownChannel : await storageCall(() => this.store.getChannel(msg.uaid, msg.channelID));
+    if (!channel) throw new ApiError('invalidSubscription', 'No such subscription');
+    if (user.routerType !== 'webpush') return this.routeBridged(user.uaid, user.routerType, user.routerData ?? {}, notification);
     if (msg.ttl === 0) return this.done(messageId, 'dropped');
 
     // autopush's msg_limit: a user agent that lets this many messages pile up is reset; it gets a new
@@ -97,7 +146,7 @@ export class WebPushRouter {
     }
     await storageCall(() => this.store.saveMessage(notification));
     // The client may have connected while we were reading storage: have it look again.
-    this.clients.get(msg.uaid)?.storageChanged();
+    this.clients.storageChanged(msg.uaid);
     if (this.peers) await this.afterStore(msg.uaid, user.connectedAt, staleRoute);
     return this.done(messageId, 'stored');
   }

@@ -1,0 +1,49 @@
+import { execSync } from 'node:child_process';
+import type { BenchContext } from '../lib/context.js';
+import { connectClients, cpuFigures, withWorkers } from '../lib/load.js';
+import { metricValue, startGateway } from '../lib/procs.js';
+import { round } from '../lib/stats.js';
+
+/** Connect+hello+register rate and memory per connection of one gateway process. */
+export async function connections(ctx: BenchContext): Promise<void> {
+  // RLIMIT_NOFILE caps one process at this many descriptors here; a socket is one.
+  const fdLimit = Number(execSync('sh -c "ulimit -n"').toString().trim());
+  const sizes = ctx.quick ? [2000] : [10_000, Math.min(100_000, fdLimit - 1000)];
+  for (const size of sizes) {
+    const port = await ctx.port();
+    const gw = await startGateway(ctx.baseEnv(port), port, ctx.gatewayArgs);
+    try {
+      await withWorkers(Math.ceil(size / 12_000), 'clients', async (clientsW) => {
+        const before = gw.rssBytes();
+        const heapBefore = metricValue(await gw.metrics(), 'pushgate_nodejs_heap_size_used_bytes');
+        const c0 = gw.cpuSeconds();
+        const r = await connectClients(clientsW, `ws://127.0.0.1:${port}/`, size, { register: true, key: ctx.vapid.publicKey });
+        const connectCpu = gw.cpuSeconds() - c0;
+        await new Promise((res) => setTimeout(res, 2000));
+        const m = await gw.metrics();
+        const after = gw.rssBytes();
+        const heapAfter = metricValue(m, 'pushgate_nodejs_heap_size_used_bytes');
+        const open = metricValue(m, 'pushgate_connections');
+        ctx.rows.push({
+          scenario: 'connections',
+          case: `${size} clients`,
+          throughput: round((size - r.failures) / (r.elapsedMs / 1000), 0),
+          unit: 'connect+hello+register/s',
+          extra: {
+            open,
+            failures: r.failures,
+            rssPerConnKiB: round((after - before) / open / 1024, 2),
+            heapPerConnKiB: round((heapAfter - heapBefore) / open / 1024, 2),
+            rssMiB: round(after / 2 ** 20, 0),
+            eventLoopLagP99ms: round(metricValue(m, 'pushgate_nodejs_eventloop_lag_p99_seconds') * 1000, 1),
+            ...cpuFigures(connectCpu, r.elapsedMs, size - r.failures),
+          },
+        });
+        await Promise.all(clientsW.map((w) => w.call('closeClients')));
+      });
+    } finally {
+      await gw.stop();
+    }
+  }
+  if (!ctx.quick) ctx.notes.push(`connections: one process may hold at most ${fdLimit} descriptors on this machine (RLIMIT_NOFILE, not raisable here); the idle scenario spreads 100k connections over workers.`);
+}

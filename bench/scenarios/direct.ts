@@ -1,0 +1,93 @@
+import type { BenchContext } from '../lib/context.js';
+import { connectClients, cpuFigures, e2e, receivedTimes, send, senderMaterial, withWorkers } from '../lib/load.js';
+import { type GatewayProcess, startGateway } from '../lib/procs.js';
+import { latency, round } from '../lib/stats.js';
+
+/** Store calls (all operations, every gateway process) counted by pushgate_store_operations_total. */
+async function storeOps(gw: GatewayProcess[]): Promise<number> {
+  let total = 0;
+  for (const g of gw) {
+    for (const line of (await g.metrics()).split('\n')) if (line.startsWith('pushgate_store_operations_total{')) total += Number(line.split(' ').pop());
+  }
+  return total;
+}
+
+/**
+ * Direct delivery to connected clients: saturation (CPU per message) and fixed rates (latency). Three shapes:
+ * `direct` (one process), `workers` (PUSHGATE_WORKERS=2 on one SQLite file: pushes cross workers over IPC),
+ * `fleet` (an endpoint node and two connection nodes on the MongoDB-wire store, over the peer hop).
+ */
+export async function direct(ctx: BenchContext, shape: 'direct' | 'workers' | 'fleet' = 'direct'): Promise<void> {
+  const name = shape;
+  const clientsN = ctx.quick ? 300 : 2000;
+  const gw: GatewayProcess[] = [];
+  const wsUrls: string[] = [];
+  let endpointOrigin: string;
+  let mongo: Awaited<ReturnType<BenchContext['mongo']>> = null;
+  if (shape === 'fleet') {
+    mongo = await ctx.mongo();
+    if (!mongo) return void ctx.notes.push('fleet: skipped, no MongoDB-wire server (npm test builds FerretDB)');
+    const ePort = await ctx.port();
+    endpointOrigin = `http://127.0.0.1:${ePort}`;
+    const common = { PUSHGATE_STORE: mongo.url, PUSHGATE_PUBLIC_URL: endpointOrigin };
+    gw.push(await startGateway({ ...ctx.baseEnv(ePort), ...common, PUSHGATE_ROLE: 'endpoint' }, ePort, ctx.gatewayArgs));
+    for (let i = 0; i < 2; i++) {
+      const p = await ctx.port();
+      const r = await ctx.port();
+      gw.push(await startGateway({ ...ctx.baseEnv(p), ...common, PUSHGATE_ROLE: 'connection', PUSHGATE_ROUTER_PORT: String(r) }, p, ctx.gatewayArgs));
+      wsUrls.push(`ws://127.0.0.1:${p}/`);
+    }
+  } else {
+    const port = await ctx.port();
+    gw.push(await startGateway(ctx.baseEnv(port, shape === 'workers' ? { PUSHGATE_WORKERS: '2' } : {}), port, ctx.gatewayArgs));
+    wsUrls.push(`ws://127.0.0.1:${port}/`);
+    endpointOrigin = `http://127.0.0.1:${port}`;
+  }
+  try {
+    await withWorkers(wsUrls.length, `${name}-clients`, (clientsW) =>
+      withWorkers(2, `${name}-senders`, async (senders) => {
+        const endpoints: string[] = [];
+        for (let i = 0; i < clientsW.length; i++) {
+          const r = await connectClients([clientsW[i]!], wsUrls[i]!, clientsN / wsUrls.length, { register: true, key: ctx.vapid.publicKey, keepTimes: true });
+          endpoints.push(...r.endpoints);
+        }
+        const material = senderMaterial(endpointOrigin, ctx.vapid);
+        // Saturation: as fast as the senders can go. The gateways' CPU per message shows what one core can do
+        // when the load generators, which share these cores, are the limit.
+        const cpu0 = gw.reduce((a, g) => a + g.cpuSeconds(), 0);
+        const ops0 = await storeOps(gw);
+        const sat = await send(senders, endpoints, material, { mode: 'saturate', concurrency: 64, durationMs: ctx.phaseMs });
+        await Promise.all(clientsW.map((w) => w.call('waitReceived', { count: sat.ok / clientsW.length, timeoutMs: 5000 })));
+        const got = await receivedTimes(clientsW);
+        const ops = (await storeOps(gw)) - ops0;
+        ctx.rows.push({
+          scenario: name,
+          case: 'saturation',
+          throughput: round(got.count / (sat.elapsedMs / 1000), 0),
+          unit: 'delivered msg/s',
+          latency: latency(sat.latencies),
+          e2e: e2e(sat.ids, got.times),
+          extra: {
+            posted: sat.sent,
+            accepted: sat.ok,
+            errors: sat.sent - sat.ok,
+            storeOpsPerMsg: round(ops / Math.max(1, got.count), 2),
+            ...cpuFigures(gw.reduce((a, g) => a + g.cpuSeconds(), 0) - cpu0, sat.elapsedMs, got.count),
+          },
+        });
+        // The fleet's shared store here is FerretDB (a scan per non-_id query), so its fixed rates stay lower.
+        const rates = ctx.quick ? [1000] : shape === 'fleet' ? [500, 1000] : [2000, 5000, 10_000];
+        for (const rps of rates) {
+          const r = await send(senders, endpoints, material, { mode: 'rate', concurrency: 256, rps, durationMs: ctx.phaseMs });
+          await Promise.all(clientsW.map((w) => w.call('waitReceived', { count: r.ok / clientsW.length, timeoutMs: 5000 })));
+          const g = await receivedTimes(clientsW);
+          ctx.rows.push({ scenario: name, case: `${rps}/s`, throughput: round(g.count / (r.elapsedMs / 1000), 0), unit: 'delivered msg/s', latency: latency(r.latencies), e2e: e2e(r.ids, g.times), extra: { accepted: r.ok, errors: r.sent - r.ok } });
+        }
+        await Promise.all(clientsW.map((w) => w.call('closeClients')));
+      }),
+    );
+  } finally {
+    for (const g of gw) await g.stop();
+    await mongo?.stop();
+  }
+}

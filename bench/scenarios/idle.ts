@@ -1,0 +1,56 @@
+import type { BenchContext } from '../lib/context.js';
+import { connectClients, withWorkers } from '../lib/load.js';
+import { metricValue, startGateway } from '../lib/procs.js';
+import { round } from '../lib/stats.js';
+
+/**
+ * Idle connections across workers: `size` websocket clients that said hello, spread by node:cluster over
+ * enough PUSHGATE_WORKERS that no process passes its descriptor limit (RLIMIT_NOFILE is 20,000 here and cannot
+ * be raised), from load processes that each hold at most PER_PROCESS sockets and bind their own 127.0.x.y
+ * source addresses (so no address runs out of ephemeral ports). Memory per connection is the growth of the
+ * gateway's whole process tree (primary + workers) divided by the open connections.
+ */
+const PER_PROCESS = 17_000;
+
+export async function idle(ctx: BenchContext): Promise<void> {
+  const size = ctx.quick ? 20_000 : 100_000;
+  const procs = Math.ceil(size / PER_PROCESS);
+  // node:cluster's round robin spreads evenly; one worker more than strictly needed leaves headroom per worker.
+  const gatewayWorkers = procs + 1;
+  const port = await ctx.port();
+  const gw = await startGateway(ctx.baseEnv(port, { PUSHGATE_WORKERS: String(gatewayWorkers) }), port, ctx.gatewayArgs);
+  try {
+    await withWorkers(procs, 'idle-clients', async (clientsW) => {
+      const before = gw.rssBytes();
+      const c0 = gw.cpuSeconds();
+      const r = await connectClients(clientsW, `ws://127.0.0.1:${port}/`, size, {
+        register: false,
+        concurrency: 128,
+        localAddresses: (i) => Array.from({ length: 16 }, (_, j) => `127.0.${i + 1}.${j + 1}`),
+      });
+      const cpu = gw.cpuSeconds() - c0;
+      // Let allocation settle before reading memory.
+      await new Promise((res) => setTimeout(res, 3000));
+      const m = await gw.metrics();
+      const open = metricValue(m, 'pushgate_connections');
+      const after = gw.rssBytes();
+      ctx.rows.push({
+        scenario: 'idle',
+        case: `${size} clients, ${gatewayWorkers} workers`,
+        throughput: round((size - r.failures) / (r.elapsedMs / 1000), 0),
+        unit: 'connect+hello/s',
+        extra: {
+          open,
+          failures: r.failures,
+          rssPerConnKiB: round((after - before) / open / 1024, 2),
+          rssMiB: round(after / 2 ** 20, 0),
+          cpuUsPerConnect: round((cpu * 1e6) / Math.max(1, size - r.failures), 0),
+          loadProcesses: procs,
+        },
+      });
+      await Promise.all(clientsW.map((w) => w.call('closeClients')));
+    });
+  } finally {
+    await gw.stop();
+  }
+}

@@ -1,0 +1,11 @@
+import type { BenchContext } from '../lib/context.js';
+import { direct } from './direct.js';
+
+/**
+ * The `workers` scenario: the direct-delivery measurement against `pushgate serve` with PUSHGATE_WORKERS=2
+ * (both cores here), one SQLite file shared in WAL mode. Half the pushes land on the worker that does not hold
+ * the client and cross over IPC; CPU per message counts the primary and both workers.
+ */
+export function workers(ctx: BenchContext): Promise<void> {
+  return direct(ctx, 'workers');
+}

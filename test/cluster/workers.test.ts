@@ -1,0 +1,211 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FernetKey } from '../../src/webpush/protocol/fernet.js';
+import { freePort } from '../helpers/gateway.js';
+import { mongoServer, type MongoServer } from '../helpers/mongo.js';
+import { startNode, type NodeProcess } from '../helpers/node-process.js';
+import { channelId, post } from '../helpers/push.js';
+import { PushClient } from '../helpers/ws-client.js';
+
+/**
+ * The protocol against `pushgate serve` with PUSHGATE_WORKERS=2 on one SQLite file: connections and POSTs are
+ * spread over both workers by node:cluster, so pushes regularly arrive at the worker that does not hold the
+ * client and must cross over IPC (directly, not through the store).
+ */
+describe('PUSHGATE_WORKERS=2', () => {
+  let node: NodeProcess;
+  let base: string;
+  let ws: string;
+
+  beforeAll(async () => {
+    execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+    const port = await freePort();
+    const dataDir = mkdtempSync(join(tmpdir(), 'pushgate-workers-'));
+    base = `http://127.0.0.1:${port}`;
+    ws = `ws://127.0.0.1:${port}/`;
+    node = await startNode(
+      {
+        PUSHGATE_WORKERS: '2',
+        PUSHGATE_PORT: String(port),
+        PUSHGATE_HOST: '127.0.0.1',
+        PUSHGATE_PUBLIC_URL: base,
+        PUSHGATE_DATA_DIR: dataDir,
+        PUSHGATE_STORE: `sqlite:${dataDir}/db`,
+        PUSHGATE_CRYPTO_KEY: FernetKey.generate(),
+      },
+      'pushgate cluster listening',
+    );
+  }, 60_000);
+
+  afterAll(async () => {
+    await node?.kill('SIGTERM');
+  });
+
+  /** The sum of one metric's samples over all workers, as the aggregated /metrics reports it. */
+  async function metric(name: string, labels: string): Promise<number> {
+    const text = await (await fetch(`${base}/metrics`)).text();
+    const line = text.split('\n').find((l) => (l.startsWith(`${name}{`) || l.startsWith(`${name} `)) && l.includes(labels));
+    return line ? Number(line.split(' ').pop()) : 0;
+  }
+
+  async function subscriber(): Promise<{ client: PushClient; uaid: string; chid: string; token: string }> {
+    const client = await PushClient.connect(ws);
+    const uaid = await client.hello();
+    const chid = channelId();
+    const reg = await client.register(chid);
+    expect(reg['status']).toBe(200);
+    return { client, uaid, chid, token: (reg['pushEndpoint'] as string).split('/').pop()! };
+  }
+
+  it('delivers every push directly, whichever worker the POST and the websocket landed on', async () => {
+    const subs = await Promise.all(Array.from({ length: 8 }, () => subscriber()));
+    const before = await metric('pushgate_notifications_total', 'path="direct"');
+    for (const s of subs) {
+      const res = await post(`${base}/wpush/v1/${s.token}`, { TTL: '60' });
+      expect(res.status).toBe(201);
+      const n = await s.client.next();
+      expect(n).toMatchObject({ messageType: 'notification', channelID: s.chid });
+      s.client.ack(s.chid, n['version'] as string);
+    }
+    // No push took the store path: the other worker's clients were reached over IPC.
+    expect((await metric('pushgate_notifications_total', 'path="direct"')) - before).toBe(8);
+    expect(await metric('pushgate_notifications_total', 'path="stored"')).toBe(0);
+    // The aggregated gauge counts every worker's connections.
+    expect(await metric('pushgate_connections', '')).toBeGreaterThanOrEqual(8);
+    // Fresh connections (no keep-alive) are spread over both workers.
+    const answered = new Set<number>();
+    for (let i = 0; i < 6; i++) answered.add(((await (await fetch(`${base}/health`, { headers: { connection: 'close' } })).json()) as { worker: number }).worker);
+    expect([...answered].sort()).toEqual([1, 2]);
+    for (const s of subs) s.client.close();
+  });
+
+  it('stores for an offline client and delivers at its next hello on either worker', async () => {
+    const s = await subscriber();
+    s.client.close();
+    await s.client.closedWith;
+    expect((await post(`${base}/wpush/v1/${s.token}`, { TTL: '60' })).status).toBe(201);
+    for (let i = 0; i < 2; i++) {
+      const c = await PushClient.connect(ws);
+      expect(await c.hello(s.uaid)).toBe(s.uaid);
+      const n = await c.next();
+      expect(n).toMatchObject({ messageType: 'notification', channelID: s.chid });
+      if (i === 1) c.ack(s.chid, n['version'] as string);
+      c.close();
+      await c.closedWith;
+    }
+  });
+
+  it('a newer connection of a uaid on another worker takes over the older one', async () => {
+    const s = await subscriber();
+    // Consecutive connections alternate between the workers (node:cluster round robin); try both.
+    for (let i = 0; i < 2; i++) {
+      const newer = await PushClient.connect(ws);
+      expect(await newer.hello(s.uaid)).toBe(s.uaid);
+      const old = i === 0 ? s.client : undefined;
+      if (old) expect((await old.closedWith).code).toBe(1000);
+      // The push reaches the newest connection, wherever the POST lands.
+      expect((await post(`${base}/wpush/v1/${s.token}`, { TTL: '0' })).status).toBe(201);
+      const n = await newer.next();
+      expect(n).toMatchObject({ messageType: 'notification', channelID: s.chid });
+      newer.ack(s.chid, n['version'] as string);
+      s.client = newer;
+    }
+    s.client.close();
+  });
+
+  it('an unknown channel of a client held by the other worker is refused, not stored', async () => {
+    const a = await subscriber();
+    const b = await subscriber();
+    // Unsubscribe b's channel; pushes to it must be refused whichever worker answers.
+    b.client.send({ messageType: 'unregister', channelID: b.chid });
+    await expect.poll(async () => (await post(`${base}/wpush/v1/${b.token}`, { TTL: '60' })).status, { timeout: 5000 }).toBe(410);
+    expect((await post(`${base}/wpush/v1/${a.token}`, { TTL: '60' })).status).toBe(201);
+    expect(await a.client.next()).toMatchObject({ channelID: a.chid });
+    a.client.close();
+    b.client.close();
+  });
+
+  it('restarts a worker that dies; the other keeps serving', async () => {
+    const children = () =>
+      readFileSync(`/proc/${node.child.pid}/task/${node.child.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    const [victim] = children();
+    expect(victim).toBeGreaterThan(0);
+    process.kill(victim!, 'SIGKILL');
+    await expect.poll(() => node.output.join('').includes('worker exited; restarting'), { timeout: 5000 }).toBe(true);
+    await expect.poll(() => children().length === 2 && !children().includes(victim!), { timeout: 10_000 }).toBe(true);
+    // Every connection (whichever worker it lands on) is served again.
+    await expect
+      .poll(
+        async () => {
+          const c = await PushClient.connect(ws);
+          await c.hello();
+          c.close();
+          return true;
+        },
+        { timeout: 10_000 },
+      )
+      .toBe(true);
+    const s = await subscriber();
+    expect((await post(`${base}/wpush/v1/${s.token}`, { TTL: '60' })).status).toBe(201);
+    expect(await s.client.next()).toMatchObject({ channelID: s.chid });
+    s.client.close();
+  });
+
+  it('SIGTERM to the primary drains every worker and exits 0', async () => {
+    const clients = await Promise.all([subscriber(), subscriber()]);
+    const exited = new Promise<number | null>((resolve) => node.child.once('exit', (code) => resolve(code)));
+    node.child.kill('SIGTERM');
+    for (const c of clients) expect((await c.client.closedWith).code).toBe(1001);
+    expect(await exited).toBe(0);
+  });
+});
+
+/**
+ * A fleet whose connection node runs two workers: the endpoint node's peer hop lands on either worker's share
+ * of the internal port, and a worker that does not hold the client passes the push to the one that does.
+ */
+describe('a connection node with PUSHGATE_WORKERS=2 behind an endpoint node', () => {
+  let db: MongoServer;
+  const nodes: NodeProcess[] = [];
+  let endpointBase: string;
+  let connectionWs: string;
+
+  beforeAll(async () => {
+    execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+    db = await mongoServer();
+    const [ePort, cPort, rPort] = [await freePort(), await freePort(), await freePort()];
+    endpointBase = `http://127.0.0.1:${ePort}`;
+    connectionWs = `ws://127.0.0.1:${cPort}/`;
+    const common = { PUSHGATE_STORE: db.url('workersfleet'), PUSHGATE_CRYPTO_KEY: FernetKey.generate(), PUSHGATE_PUBLIC_URL: endpointBase, PUSHGATE_ROUTER_SECRET: 'fleet-secret-0123456789', PUSHGATE_HOST: '127.0.0.1' };
+    nodes.push(await startNode({ ...common, PUSHGATE_ROLE: 'endpoint', PUSHGATE_PORT: String(ePort) }));
+    nodes.push(await startNode({ ...common, PUSHGATE_ROLE: 'connection', PUSHGATE_PORT: String(cPort), PUSHGATE_ROUTER_PORT: String(rPort), PUSHGATE_WORKERS: '2' }, 'pushgate cluster listening'));
+  }, 120_000);
+
+  afterAll(async () => {
+    for (const n of nodes) await n.kill('SIGTERM');
+    await db?.stop();
+  });
+
+  it('delivers every push directly over the peer hop, whichever worker answers it', async () => {
+    const subs = [];
+    for (let i = 0; i < 6; i++) {
+      const client = await PushClient.connect(connectionWs);
+      await client.hello();
+      const chid = channelId();
+      const reg = await client.register(chid);
+      expect(reg['status']).toBe(200);
+      subs.push({ client, chid, token: (reg['pushEndpoint'] as string).split('/').pop()! });
+    }
+    for (const s of subs) {
+      expect((await post(`${endpointBase}/wpush/v1/${s.token}`, { TTL: '0' })).status).toBe(201);
+      // TTL 0 is never stored: it arrives only if the hop reached the worker holding the client.
+      const n = await s.client.next();
+      expect(n).toMatchObject({ messageType: 'notification', channelID: s.chid });
+      s.client.ack(s.chid, n['version'] as string);
+    }
+    for (const s of subs) s.client.close();
+  });
+});
