@@ -115,7 +115,7 @@ export function loadBridges(file: string, metrics: Metrics, policy: RetryPolicy 
     if (!isObj(s)) throw new BridgeConfigError(`${file}: "${type}" must map app ids to settings`);
     return Object.entries(s).map(([id, cfg]) => {
       if (!isObj(cfg)) throw new BridgeConfigError(`${where(`${type} app "${id}"`)}: settings must be an object`);
-      if (!/^[A-Za-z0-9_.\-]{1,128}$/.test(id)) throw new BridgeConfigError(`${file}: ${type} app id "${id}" must be letters, digits, . _ -`);
+      if (!/^[A-Za-z0-9_.-]{1,128}$/.test(id)) throw new BridgeConfigError(`${file}: ${type} app id "${id}" must be letters, digits, . _ -`);
       return [id, cfg];
     });
   };

@@ -105,7 +105,7 @@ export async function executeCommand(ctx: CommandContext, from: string | undefin
     token = value(form, 'endpoint') ?? '';
     const p256dh = value(form, 'p256dh');
     const auth = value(form, 'auth');
-    let url: URL | null = null;
+    let url: URL | null;
     try {
       url = new URL(token);
     } catch {
@@ -136,7 +136,7 @@ export async function executeCommand(ctx: CommandContext, from: string | undefin
       node: randomBytes(12).toString('base64url'),
       secretHash: hashSecret(secret),
       account,
-      deviceId: deviceId!,
+      deviceId: deviceId,
       kind,
       appId,
       token,

@@ -42,7 +42,7 @@ export class WebPushSender {
       vapidDetails: this.vapid,
     });
     const url = new URL(reg.token);
-    if (this.router && url.origin === this.publicUrl) return this.sendInProcess(url.pathname, details.body as Buffer);
+    if (this.router && url.origin === this.publicUrl) return this.sendInProcess(url.pathname, details.body);
     try {
       const res = await fetch(reg.token, {
         method: 'POST',

@@ -13,19 +13,19 @@ export async function startNode(env: Record<string, string>): Promise<NodeProces
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const output: string[] = [];
-  child.stderr!.on('data', (d: Buffer) => output.push(d.toString()));
+  child.stderr.on('data', (d: Buffer) => output.push(d.toString()));
   await new Promise<void>((resolve, reject) => {
     let seen = '';
     const onData = (d: Buffer) => {
       seen += d.toString();
       output.push(d.toString());
       if (seen.includes('pushgate listening')) {
-        child.stdout!.off('data', onData);
-        child.stdout!.on('data', (more: Buffer) => output.push(more.toString()));
+        child.stdout.off('data', onData);
+        child.stdout.on('data', (more: Buffer) => output.push(more.toString()));
         resolve();
       }
     };
-    child.stdout!.on('data', onData);
+    child.stdout.on('data', onData);
     child.once('exit', (code) => reject(new Error(`node exited with ${code}: ${output.join('')}`)));
   });
   return {

@@ -10,8 +10,8 @@ import { ApiError } from '../protocol/errors.js';
 /** RFC 8030 §5.2 allows any TTL; autopush caps it at 30 days (the longest it keeps a message). */
 export const MAX_TTL = 30 * 24 * 60 * 60;
 /** RFC 8030 §5.4: a Topic is at most 32 characters of the URL- and filename-safe base64 alphabet. */
-const TOPIC = /^[A-Za-z0-9_\-]{1,32}$/;
-const B64URL = /^[A-Za-z0-9_\-]+=*$/;
+const TOPIC = /^[A-Za-z0-9_-]{1,32}$/;
+const B64URL = /^[A-Za-z0-9_-]+=*$/;
 
 export interface NotificationHeaders {
   ttl: number;

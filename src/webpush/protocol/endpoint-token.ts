@@ -20,7 +20,7 @@ export type ApiVersion = 'v1' | 'v2';
 /** Decodes a VAPID public key as Firefox and applications send it: base64url, padding optional. */
 export function decodeVapidKey(key: string): Buffer | null {
   const trimmed = key.trim().replace(/=+$/, '');
-  if (!/^[A-Za-z0-9_\-]+$/.test(trimmed)) return null;
+  if (!/^[A-Za-z0-9_-]+$/.test(trimmed)) return null;
   const raw = Buffer.from(trimmed, 'base64url');
   // An uncompressed P-256 point (SEC1): 0x04 ‖ X ‖ Y.
   if (raw.length !== 65 || raw[0] !== 0x04) return null;
