@@ -33,7 +33,7 @@ if (!ok('python3 -c "import cryptography.fernet"')) {
 }
 // schemathesis, the property-based API fuzzer that test/ops/openapi.test.ts runs against /openapi.json.
 const SCHEMATHESIS_VERSION = '4.32.5';
-if (!ok(`python3 -m schemathesis --version | grep -q ${SCHEMATHESIS_VERSION}`)) {
+if (!ok(`python3 -m schemathesis.cli --version | grep -q ${SCHEMATHESIS_VERSION}`)) {
   sh(`python3 -m pip install --quiet schemathesis==${SCHEMATHESIS_VERSION}`);
 }
 

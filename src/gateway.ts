@@ -4,6 +4,7 @@ import type { Config } from './config.js';
 import { loggerOptions } from './log.js';
 import { Metrics } from './ops/metrics.js';
 import { opsRoutes } from './ops/routes.js';
+import { registerOpenApi } from './ops/openapi.js';
 import { openStore, type Store } from './store/index.js';
 import { ClientRegistry } from './webpush/connection/clients.js';
 import { ConnectionServer } from './webpush/connection/server.js';
@@ -124,6 +125,8 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     metrics.httpRequests.inc({ route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) });
   });
   app.setNotFoundHandler((_request, reply) => sendError(reply, new ApiError('invalidUrl', 'Not found')));
+  // Before the routes: the OpenAPI generator collects them as they are added.
+  await registerOpenApi(app, config.publicUrl);
   app.register(opsRoutes, { store, metrics, connections: () => connections?.size ?? 0 });
   if (serveEndpoints) {
     app.register(endpointRoutes, { fernet: config.fernet, router, vapid, store, metrics, publicUrl: config.publicUrl });

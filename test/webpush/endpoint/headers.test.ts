@@ -72,7 +72,7 @@ describe('parseNotificationHeaders', () => {
 
   it('refuses aesgcm without its keys, with bad keys, or with Encryption-Key', () => {
     const base = { ttl: '0', 'content-encoding': 'aesgcm' };
-    for (const extra of [
+    const cases: Record<string, string>[] = [
       {},
       { encryption: 'salt=abc' },
       { encryption: 'rs=1', 'crypto-key': 'dh=abc' },
@@ -80,7 +80,8 @@ describe('parseNotificationHeaders', () => {
       { encryption: 'salt=a b', 'crypto-key': 'dh=abc' },
       { encryption: 'salt', 'crypto-key': 'dh=abc' },
       { encryption: 'salt=abc', 'crypto-key': 'dh=abc', 'encryption-key': 'x' },
-    ]) {
+    ];
+    for (const extra of cases) {
       expect(fault({ ...base, ...extra }, true)).toEqual({ kind: 'invalidCryptoKeys', errno: 110 });
     }
   });
