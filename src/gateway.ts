@@ -1,7 +1,8 @@
-import Fastify, { type FastifyInstance, LogController } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, LogController } from 'fastify';
 import { readFileSync } from 'node:fs';
 import type { Config } from './config.js';
 import { loggerOptions } from './log.js';
+import { clientErrorHandler } from './util/client-error.js';
 import { Metrics } from './ops/metrics.js';
 import { opsRoutes } from './ops/routes.js';
 import { registerOpenApi } from './ops/openapi.js';
@@ -71,6 +72,14 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     routerOptions: { maxParamLength: 1024 },
     // Unknown fields are refused, not silently dropped.
     ajv: { customOptions: { allowUnionTypes: true, removeAdditional: false } },
+    // URLs the router refuses before any route sees them (a path parameter over maxParamLength, a malformed
+    // escape) get the error body of the door they were meant for, not fastify's own (found by schemathesis).
+    clientErrorHandler,
+    frameworkErrors: (err: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
+      if (err.code !== 'FST_ERR_MAX_PARAM_LENGTH' && err.code !== 'FST_ERR_BAD_URL') return sendError(reply, new ApiError('unknown', 'Internal error'));
+      if (request.url.startsWith('/v3/')) return reply.code(400).send({ reason: 'invalid_request' });
+      return sendError(reply, new ApiError('invalidUrl', 'Invalid URL'));
+    },
   };
   const app = (tls
     ? Fastify({ ...common, http2: true, https: { allowHTTP1: true, ...tls } } as Parameters<typeof Fastify>[0])
