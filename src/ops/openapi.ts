@@ -8,7 +8,7 @@ import swagger from '@fastify/swagger';
 import type { FastifyInstance } from 'fastify';
 import { versionInfo } from './version.js';
 
-export const OPENAPI_PATH = '/openapi.json';
+const OPENAPI_PATH = '/openapi.json';
 
 /** The doors, as OpenAPI tags; routes name theirs in `schema.tags`. */
 export const TAGS = {

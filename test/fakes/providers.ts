@@ -30,7 +30,7 @@ export interface Received {
   auth: 'token' | 'certificate' | 'bearer';
 }
 
-export const FCM_PROJECT = 'pushgate-test';
+const FCM_PROJECT = 'pushgate-test';
 export const APNS_TEAM = 'TEAM123456';
 export const APNS_KEY_ID = 'KEY1234567';
 export const APNS_TOPIC = 'org.example.pushgate';

@@ -38,10 +38,6 @@ export class ClientRegistry {
     if (this.clients.get(client.uaid) === client) this.clients.delete(client.uaid);
   }
 
-  get size(): number {
-    return this.clients.size;
-  }
-
   all(): IterableIterator<ConnectedClient> {
     return this.clients.values();
   }

@@ -5,7 +5,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { TAGS } from '../../ops/openapi.js';
 import type { Metrics } from '../../ops/metrics.js';
 import type { Store } from '../../store/index.js';
-import { ApiError, errorBody, errorBodySchema, storageCall } from '../protocol/errors.js';
+import { ApiError, errorBodySchema, storageCall } from '../protocol/errors.js';
 import { type ApiVersion, type EndpointTokenInfo, parseEndpointToken } from '../protocol/endpoint-token.js';
 import type { MultiFernet } from '../protocol/fernet.js';
 import { parseMessageId } from '../protocol/message-id.js';
@@ -15,7 +15,7 @@ import { BoundedMap } from '../../util/bounded-map.js';
 import { extractVapid, type VapidVerifier } from './vapid.js';
 
 /** RFC 8030 allows the push service to limit payloads; 4096 bytes is what every Web Push service accepts. */
-export const MAX_PAYLOAD_BYTES = 4096;
+const MAX_PAYLOAD_BYTES = 4096;
 
 export interface EndpointOptions {
   fernet: MultiFernet;
@@ -165,4 +165,3 @@ export function sendError(reply: FastifyReply, err: ApiError): void {
   reply.code(err.status).type('application/json').send(err.body());
 }
 
-export { errorBody };
