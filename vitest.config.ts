@@ -17,6 +17,7 @@ const UNIT = [
   'test/xmpp/forms.test.ts',
   'test/util/*.test.ts',
   'test/config.test.ts',
+  'test/cli-main.test.ts',
 ];
 const INTEROP = ['test/interop/**/*.test.ts'];
 
@@ -37,6 +38,7 @@ export default defineConfig({
       exclude: ['src/types/**', 'src/**/*.d.ts'],
       reporter: ['text-summary', ['text', { skipFull: true }], 'json-summary'],
       reportsDirectory: '.test-tmp/coverage',
+      reportOnFailure: true,
       thresholds: { lines: 90 },
     },
   },

@@ -26,7 +26,8 @@ export async function registerOpenApi(app: FastifyInstance, publicUrl: string): 
       info: {
         title: 'Pushgate',
         version: versionInfo().version,
-        description: 'Push gateway: autopush-compatible Web Push endpoints (RFC 8030), the autopush bridge registration API, a MongoosePush v3 API and operations endpoints.',
+        description:
+          'Push gateway: autopush-compatible Web Push endpoints (RFC 8030), the autopush bridge registration API, a MongoosePush v3 API and operations endpoints.',
       },
       servers: [{ url: publicUrl }],
       tags: [

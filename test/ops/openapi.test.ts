@@ -38,11 +38,20 @@ describe('OpenAPI document', () => {
   it('describes every public HTTP route with a summary, a door tag and the error body', async () => {
     const res = await fetch(`${world.gw.url}/openapi.json`);
     expect(res.status).toBe(200);
-    const doc = (await res.json()) as { openapi: string; paths: Record<string, Record<string, { summary?: string; tags?: string[]; responses: Record<string, unknown> }>> };
+    const doc = (await res.json()) as {
+      openapi: string;
+      paths: Record<string, Record<string, { summary?: string; tags?: string[]; responses: Record<string, unknown> }>>;
+    };
     expect(doc.openapi).toMatch(/^3\./);
     const operations = Object.entries(doc.paths).flatMap(([path, ops]) => Object.entries(ops).map(([method, op]) => ({ path, method, op })));
     expect(operations.map((o) => `${o.method.toUpperCase()} ${o.path}`)).toEqual(
-      expect.arrayContaining(['POST /wpush/{apiVersion}/{token}', 'DELETE /m/{messageId}', 'POST /v1/{type}/{appId}/registration', 'POST /v3/notification/{deviceId}', 'GET /__heartbeat__']),
+      expect.arrayContaining([
+        'POST /wpush/{apiVersion}/{token}',
+        'DELETE /m/{messageId}',
+        'POST /v1/{type}/{appId}/registration',
+        'POST /v3/notification/{deviceId}',
+        'GET /__heartbeat__',
+      ]),
     );
     for (const { op } of operations) {
       expect(op.summary).toBeTruthy();

@@ -4,7 +4,8 @@ import { describe, expect, it } from 'vitest';
 import { booleanValue, buildForm, readForm, value } from '../../src/xmpp/forms.js';
 import { NS } from '../../src/xmpp/namespaces.js';
 
-const field = (name: string | undefined, ...values: string[]) => xml('field', name === undefined ? {} : { var: name }, ...values.map((v) => xml('value', {}, v)));
+const field = (name: string | undefined, ...values: string[]) =>
+  xml('field', name === undefined ? {} : { var: name }, ...values.map((v) => xml('value', {}, v)));
 
 describe('readForm', () => {
   it('reads fields by var, whatever their order, with the FORM_TYPE', () => {

@@ -19,7 +19,12 @@ describe('readSummary', () => {
       field('last-message-sender', 'romeo@example.org/orchard'),
       field('pending-subscription-count', '0'),
     );
-    expect(readSummary(item(form))).toEqual({ messageCount: 3, lastMessageSender: 'romeo@example.org/orchard', lastMessageBody: 'hi', pendingSubscriptionCount: 0 });
+    expect(readSummary(item(form))).toEqual({
+      messageCount: 3,
+      lastMessageSender: 'romeo@example.org/orchard',
+      lastMessageBody: 'hi',
+      pendingSubscriptionCount: 0,
+    });
   });
 
   it("reads ejabberd's submit form and leaves missing fields null", () => {

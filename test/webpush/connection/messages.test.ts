@@ -26,11 +26,17 @@ describe('parseClientMessage', () => {
       ok: true,
       message: { messageType: 'hello', uaid: 'abc', useWebpush: true },
     });
-    expect(parseClientMessage('{"messageType":"hello","use_webpush":"yes"}')).toEqual({ ok: true, message: { messageType: 'hello', uaid: undefined, useWebpush: false } });
+    expect(parseClientMessage('{"messageType":"hello","use_webpush":"yes"}')).toEqual({
+      ok: true,
+      message: { messageType: 'hello', uaid: undefined, useWebpush: false },
+    });
   });
 
   it('passes register and unregister fields on for the handler to check', () => {
-    expect(parseClientMessage('{"messageType":"register","channelID":"c","key":"k"}')).toEqual({ ok: true, message: { messageType: 'register', channelID: 'c', key: 'k' } });
+    expect(parseClientMessage('{"messageType":"register","channelID":"c","key":"k"}')).toEqual({
+      ok: true,
+      message: { messageType: 'register', channelID: 'c', key: 'k' },
+    });
     expect(parseClientMessage('{"messageType":"unregister","channelID":"c","code":200}')).toEqual({
       ok: true,
       message: { messageType: 'unregister', channelID: 'c', code: 200 },
@@ -38,7 +44,13 @@ describe('parseClientMessage', () => {
   });
 
   it('reads ack updates, lower-casing channel ids and dropping a non-numeric code', () => {
-    const text = JSON.stringify({ messageType: 'ack', updates: [{ channelID: 'ABC', version: 'v1', code: 100 }, { channelID: 'def', version: 'v2', code: 'x' }] });
+    const text = JSON.stringify({
+      messageType: 'ack',
+      updates: [
+        { channelID: 'ABC', version: 'v1', code: 100 },
+        { channelID: 'def', version: 'v2', code: 'x' },
+      ],
+    });
     expect(parseClientMessage(text)).toEqual({
       ok: true,
       message: {
@@ -63,8 +75,14 @@ describe('parseClientMessage', () => {
   });
 
   it('reads nack with optional version and code', () => {
-    expect(parseClientMessage('{"messageType":"nack","version":"v","code":301}')).toEqual({ ok: true, message: { messageType: 'nack', version: 'v', code: 301 } });
-    expect(parseClientMessage('{"messageType":"nack","version":5,"code":"x"}')).toEqual({ ok: true, message: { messageType: 'nack', version: null, code: null } });
+    expect(parseClientMessage('{"messageType":"nack","version":"v","code":301}')).toEqual({
+      ok: true,
+      message: { messageType: 'nack', version: 'v', code: 301 },
+    });
+    expect(parseClientMessage('{"messageType":"nack","version":5,"code":"x"}')).toEqual({
+      ok: true,
+      message: { messageType: 'nack', version: null, code: null },
+    });
   });
 
   it('reads broadcast_subscribe', () => {

@@ -58,7 +58,8 @@ describe('bridgeError', () => {
     expect(bridgeError({ outcome: 'retry-later', reason: 'x', status: 503, retryAfter: null })).toMatchObject({ status: 503, retryAfter: 120 });
   });
   it('maps our own faults to 502 with errno 900–903', () => {
-    for (const errno of [900, 901, 902, 903] as const) expect(bridgeError({ outcome: 'misconfigured', reason: 'x', errno })).toMatchObject({ status: 502, errno });
+    for (const errno of [900, 901, 902, 903] as const)
+      expect(bridgeError({ outcome: 'misconfigured', reason: 'x', errno })).toMatchObject({ status: 502, errno });
   });
   it('maps a refused message to 413 when too large, else 502/900', () => {
     expect(bridgeError({ outcome: 'rejected', reason: 'x', tooLarge: true })).toMatchObject({ status: 413, errno: 104 });

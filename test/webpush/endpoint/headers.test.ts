@@ -58,7 +58,9 @@ describe('parseNotificationHeaders', () => {
 
   it('accepts aes128gcm (RFC 8291) with the keys in the body only', () => {
     expect(parseNotificationHeaders({ ttl: '0', 'content-encoding': 'AES128GCM' }, true).cryptoHeaders).toEqual({ encoding: 'aes128gcm' });
-    expect(parseNotificationHeaders({ ttl: '0', 'content-encoding': 'aes128gcm', encryption: 'rs=4096', 'crypto-key': 'p256ecdsa=abc' }, true).cryptoHeaders).toEqual({
+    expect(
+      parseNotificationHeaders({ ttl: '0', 'content-encoding': 'aes128gcm', encryption: 'rs=4096', 'crypto-key': 'p256ecdsa=abc' }, true).cryptoHeaders,
+    ).toEqual({
       encoding: 'aes128gcm',
     });
     expect(fault({ ttl: '0', 'content-encoding': 'aes128gcm', encryption: 'salt=abc' }, true)).toEqual({ kind: 'invalidCryptoKeys', errno: 110 });
