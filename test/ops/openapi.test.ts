@@ -13,9 +13,14 @@ import { bridgeWorld, type BridgeWorld } from '../fakes/setup.js';
 const MAX_EXAMPLES = 25;
 const CHECKS = ['not_a_server_error', 'status_code_conformance', 'content_type_conformance', 'response_schema_conformance'];
 
-function run(cmd: string, args: string[], timeoutMs: number): Promise<{ code: number | null; out: string }> {
+function run(cmd: string, args: string[], cwd: string, timeoutMs: number): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1', SCHEMATHESIS_TELEMETRY: 'false' } });
+    // cwd: schemathesis keeps a cache directory in its working directory, which must not land in the tree.
+    const child = spawn(cmd, args, {
+      cwd,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, NO_COLOR: '1', SCHEMATHESIS_TELEMETRY: 'false' },
+    });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));
@@ -78,6 +83,7 @@ describe('OpenAPI document', () => {
         '--report=junit',
         `--report-junit-path=${junit}`,
       ],
+      reportDir,
       90_000,
     );
     expect(out, out).toMatch(/passed/i);
