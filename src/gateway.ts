@@ -72,9 +72,10 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     routerOptions: { maxParamLength: 1024 },
     // Unknown fields are refused, not silently dropped.
     ajv: { customOptions: { allowUnionTypes: true, removeAdditional: false } },
+    // Requests Node's parser refuses (headers over the limit, a malformed request line): see util/client-error.ts.
+    clientErrorHandler,
     // URLs the router refuses before any route sees them (a path parameter over maxParamLength, a malformed
     // escape) get the error body of the door they were meant for, not fastify's own (found by schemathesis).
-    clientErrorHandler,
     frameworkErrors: (err: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
       if (err.code !== 'FST_ERR_MAX_PARAM_LENGTH' && err.code !== 'FST_ERR_BAD_URL') return sendError(reply, new ApiError('unknown', 'Internal error'));
       if (request.url.startsWith('/v3/')) return reply.code(400).send({ reason: 'invalid_request' });
