@@ -39,7 +39,7 @@ function openClient(url: string, localAddress: string, uaid: string | null, regi
     ws.once('error', reject);
     ws.on('open', () => ws.send(JSON.stringify({ messageType: 'hello', use_webpush: true, ...(uaid ? { uaid } : {}) })));
     ws.on('message', (data) => {
-      const text = data.toString();
+      const text = (data as Buffer).toString();
       if (stage === 0) {
         myUaid = (JSON.parse(text) as { uaid: string }).uaid;
         clients.push({ ws, uaid: myUaid });
@@ -79,6 +79,7 @@ async function pool<T>(count: number, concurrency: number, job: (i: number) => P
   return { results: results.filter((r) => r !== undefined), failures };
 }
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- each op declares the shape of the IPC args its caller sends
 const ops: Record<string, (args: any) => Promise<unknown>> = {
   async connect(a: { url: string; count: number; localAddresses: string[]; register: boolean; key?: string; concurrency: number; uaids?: string[]; keepTimes?: boolean }) {
     const started = now();

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// `npm test`: installs what the suite needs on a fresh machine (Debian packages, Python's cryptography),
-// builds and type-checks, runs every test with vitest, and ends with a plain "N passed, N failed" line.
+// `npm test`: installs what the suite needs on a fresh machine (Debian packages, Python's cryptography and
+// schemathesis), builds and type-checks, lints (eslint + prettier --check), runs every test tier with vitest and
+// coverage (the 90 % line floor is in vitest.config.ts), and ends with a plain "N passed, N failed" line.
 import { execSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
@@ -32,6 +33,11 @@ if (missing.length > 0) {
 if (!ok('python3 -c "import cryptography.fernet"')) {
   sh('python3 -m pip install --quiet cryptography');
 }
+// schemathesis, the property-based API fuzzer that test/ops/openapi.test.ts runs against /openapi.json.
+const SCHEMATHESIS_VERSION = '4.32.5';
+if (!ok(`python3 -m schemathesis.cli --version | grep -q ${SCHEMATHESIS_VERSION}`)) {
+  sh(`python3 -m pip install --quiet schemathesis==${SCHEMATHESIS_VERSION}`);
+}
 
 // A real MongoDB-wire server: MONGODB_URL or a mongod on PATH when there is one, else FerretDB v1 on its
 // SQLite backend, built once from the Go module proxy into ~/.cache/pushgate-test.
@@ -51,10 +57,12 @@ if (!process.env.MONGODB_URL && !ok('command -v mongod') && !existsSync(ferretdb
 
 sh('npx tsc -p tsconfig.json --noEmit');
 sh('npx tsc -p tsconfig.build.json');
+// Lint failures fail the run, but after the tests, so one run reports both.
+const lint = spawnSync('npm', ['run', '--silent', 'lint'], { stdio: 'inherit' });
 
 mkdirSync('.test-tmp', { recursive: true });
 const report = '.test-tmp/vitest.json';
-const args = ['vitest', 'run', '--reporter=default', '--reporter=json', `--outputFile=${report}`, ...process.argv.slice(2)];
+const args = ['vitest', 'run', '--coverage', '--reporter=default', '--reporter=json', `--outputFile=${report}`, ...process.argv.slice(2)];
 const result = spawnSync('npx', args, { stdio: 'inherit' });
 
 let passed = 0;
@@ -67,5 +75,6 @@ if (existsSync(report)) {
   skipped = json.numPendingTests + json.numTodoTests;
 }
 if (result.status !== 0 && failed === 0) failed = 1;
+if (lint.status !== 0) console.log('\nlint failed (npm run lint): see above; `npm run format` fixes formatting');
 console.log(`\n${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
-process.exit(result.status === 0 && failed === 0 && passed > 0 ? 0 : 1);
+process.exit(result.status === 0 && failed === 0 && passed > 0 && lint.status === 0 ? 0 : 1);

@@ -1,9 +1,11 @@
-import Fastify, { type FastifyInstance, LogController } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, LogController } from 'fastify';
 import { readFileSync } from 'node:fs';
 import type { Config } from './config.js';
 import { loggerOptions } from './log.js';
 import { Metrics, countStoreOperations } from './ops/metrics.js';
+import { clientErrorHandler } from './util/client-error.js';
 import { opsRoutes } from './ops/routes.js';
+import { registerOpenApi } from './ops/openapi.js';
 import { openStore, type Store } from './store/index.js';
 import { ClientRegistry } from './webpush/connection/clients.js';
 import { ConnectionServer } from './webpush/connection/server.js';
@@ -78,7 +80,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   // Per-machine singletons (the XMPP components: one link per server, not per worker; the expiry sweep) run in worker 1.
   const leader = !cluster || cluster.index === 1;
   const tls = config.tlsCert && config.tlsKey ? { key: readFileSync(config.tlsKey), cert: readFileSync(config.tlsCert) } : null;
-  const logger = (options.logger === false ? false : loggerOptions(config.logLevel)) as ReturnType<typeof loggerOptions>;
+  const logger = (options.logger === false ? false : loggerOptions(config.logLevel));
   // With TLS the listener speaks HTTP/2 to application servers and HTTP/1.1 (for websockets) to browsers.
   // Request lines are not logged: their URLs carry endpoint tokens and message ids.
   const common = {
@@ -88,6 +90,15 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     routerOptions: { maxParamLength: 1024 },
     // Unknown fields are refused, not silently dropped.
     ajv: { customOptions: { allowUnionTypes: true, removeAdditional: false } },
+    // Requests Node's parser refuses (headers over the limit, a malformed request line): see util/client-error.ts.
+    clientErrorHandler,
+    // URLs the router refuses before any route sees them (a path parameter over maxParamLength, a malformed
+    // escape) get the error body of the door they were meant for, not fastify's own (found by schemathesis).
+    frameworkErrors: (err: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
+      if (err.code !== 'FST_ERR_MAX_PARAM_LENGTH' && err.code !== 'FST_ERR_BAD_URL') return sendError(reply, new ApiError('unknown', 'Internal error'));
+      if (request.url.startsWith('/v3/')) return reply.code(400).send({ reason: 'invalid_request' });
+      return sendError(reply, new ApiError('invalidUrl', 'Invalid URL'));
+    },
   };
   const app = (tls
     ? Fastify({ ...common, http2: true, https: { allowHTTP1: true, ...tls } } as Parameters<typeof Fastify>[0])
@@ -166,6 +177,8 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     metrics.httpRequests.inc({ route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) });
   });
   app.setNotFoundHandler((_request, reply) => sendError(reply, new ApiError('invalidUrl', 'Not found')));
+  // Before the routes: the OpenAPI generator collects them as they are added.
+  await registerOpenApi(app, config.publicUrl);
   app.register(opsRoutes, { store, metrics, connections: () => connections?.size ?? 0, clusterMetrics: cluster ? () => cluster.link.metrics() : null, worker: cluster?.index ?? null });
   if (serveEndpoints) {
     app.register(endpointRoutes, { fernet: config.fernet, router, vapid, store, clients, metrics, publicUrl: config.publicUrl, maxDataBytes: config.maxDataBytes });

@@ -80,8 +80,8 @@ describe('the pushgate command line', () => {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const output: string[] = [];
-    child.stdout!.on('data', (d: Buffer) => output.push(d.toString()));
-    child.stderr!.on('data', (d: Buffer) => output.push(d.toString()));
+    child.stdout.on('data', (d: Buffer) => output.push(d.toString()));
+    child.stderr.on('data', (d: Buffer) => output.push(d.toString()));
     await waitForLine(child, /pushgate listening/, output);
 
     const c = await PushClient.connect(`ws://127.0.0.1:${port}/`);
@@ -102,7 +102,7 @@ describe('the pushgate command line', () => {
     const log = output.join('');
     expect(log).toContain('PUSHGATE_CRYPTO_KEY is not set');
     expect(log).toContain('shutting down');
-    for (const line of log.trim().split('\n')) expect(() => JSON.parse(line)).not.toThrow();
+    for (const line of log.trim().split('\n')) expect(() => JSON.parse(line) as unknown).not.toThrow();
     expect(log).not.toContain(token);
     expect(log).not.toContain(secret);
     expect(log).not.toContain('eyJ.secret.jwt');

@@ -34,7 +34,7 @@ describe('TLS on the public listener', () => {
     const inbox: Record<string, unknown>[] = [];
     let wake: () => void = () => {};
     ws.on('message', (d) => {
-      inbox.push(JSON.parse(d.toString()) as Record<string, unknown>);
+      inbox.push(JSON.parse((d as Buffer).toString()) as Record<string, unknown>);
       wake();
     });
     const next = async () => {

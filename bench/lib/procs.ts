@@ -111,7 +111,7 @@ export class Worker {
   call<T>(op: string, args: Record<string, unknown> = {}): Promise<T> {
     const id = ++this.seq;
     return new Promise<T>((resolve, reject) => {
-      this.waiting.set(id, (v) => Promise.resolve(v).then((x) => resolve(x as T), reject));
+      this.waiting.set(id, (v) => void Promise.resolve(v).then((x) => resolve(x as T), reject));
       this.child.send({ id, op, args });
     });
   }

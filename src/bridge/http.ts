@@ -75,11 +75,11 @@ export class Http2Origin {
       });
       stream.on('response', (h) => {
         status = Number(h[constants.HTTP2_HEADER_STATUS]);
-        responseHeaders = h as Record<string, string | string[] | undefined>;
+        responseHeaders = h;
       });
       stream.on('data', (c: Buffer) => chunks.push(c));
       stream.on('end', () => resolve({ status, headers: responseHeaders, body: Buffer.concat(chunks) }));
-      stream.on('error', (err) => reject(new TransportError(err.message, false)));
+      stream.on('error', (err: Error) => reject(new TransportError(err.message, false)));
       stream.end(body);
     });
   }

@@ -14,7 +14,7 @@ import { AppFiles } from './files.js';
 import { DEFAULT_RETRY, ReliableBridge, type RetryPolicy } from './reliable.js';
 import { type Bridge, BridgeConfigError, ROUTER_TYPES, type RouterType } from './types.js';
 
-export { BridgeConfigError, ROUTER_TYPES } from './types.js';
+export { BridgeConfigError } from './types.js';
 export type { Bridge, BridgeAlert, BridgeMessage, BridgeResult, RouterType } from './types.js';
 
 /**

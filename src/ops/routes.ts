@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Store } from '../store/index.js';
 import type { Metrics } from './metrics.js';
+import { TAGS } from './openapi.js';
 import { versionInfo } from './version.js';
 
 export interface OpsOptions {
@@ -19,18 +20,18 @@ const statusSchema = { type: 'object', additionalProperties: true } as const;
 export async function opsRoutes(app: FastifyInstance, opts: OpsOptions): Promise<void> {
   const { store, metrics } = opts;
 
-  app.get('/health', { schema: { response: { 200: statusSchema } } }, async () => ({
+  app.get('/health', { schema: { summary: 'Liveness, version and open websocket connections', tags: [TAGS.ops], response: { 200: statusSchema } } }, async () => ({
     status: 'OK',
     version: versionInfo().version,
     connections: opts.connections(),
     ...(opts.worker ? { worker: opts.worker } : {}),
   }));
 
-  app.get('/__lbheartbeat__', { schema: { response: { 200: statusSchema } } }, async () => ({}));
+  app.get('/__lbheartbeat__', { schema: { summary: 'Load balancer liveness (Dockerflow)', tags: [TAGS.ops], response: { 200: statusSchema } } }, async () => ({}));
 
-  app.get('/__version__', { schema: { response: { 200: statusSchema } } }, async () => versionInfo());
+  app.get('/__version__', { schema: { summary: 'Version, commit and source (Dockerflow)', tags: [TAGS.ops], response: { 200: statusSchema } } }, async () => versionInfo());
 
-  app.get('/__heartbeat__', { schema: { response: { 200: statusSchema, 503: statusSchema } } }, async (_req, reply) => {
+  app.get('/__heartbeat__', { schema: { summary: 'Readiness: the store answers (Dockerflow)', tags: [TAGS.ops], response: { 200: statusSchema, 503: statusSchema } } }, async (_req, reply) => {
     try {
       await store.health();
       return { status: 'OK', version: versionInfo().version, database: 'OK' };
@@ -40,7 +41,8 @@ export async function opsRoutes(app: FastifyInstance, opts: OpsOptions): Promise
     }
   });
 
-  app.get('/metrics', async (_req, reply) => {
+  const metricsSchema = { summary: 'Prometheus metrics', tags: [TAGS.ops], produces: ['text/plain'], response: { 200: { type: 'string' } } };
+  app.get('/metrics', { schema: metricsSchema }, async (_req, reply) => {
     reply.type(metrics.registry.contentType);
     return opts.clusterMetrics ? opts.clusterMetrics() : metrics.registry.metrics();
   });

@@ -67,9 +67,6 @@ function toMessage(d: MessageDoc): Notification {
 }
 
 export class MongoStore implements Store {
-  /** False when the server refused a TTL index (FerretDB v1): the gateway's periodic sweep does the work. */
-  ttlIndex = false;
-
   private constructor(
     private readonly client: MongoClient,
     private readonly users: Collection<UserDoc>,
@@ -95,8 +92,8 @@ export class MongoStore implements Store {
     await store.messages.createIndex({ uaid: 1, chid: 1 });
     try {
       await store.messages.createIndex({ expiry: 1 }, { expireAfterSeconds: 0, name: 'expiry_ttl' });
-      store.ttlIndex = true;
     } catch {
+      // The server refused a TTL index (FerretDB v1): the gateway's periodic sweep does the work.
       await store.messages.createIndex({ expiry: 1 }, { name: 'expiry' });
     }
     return store;

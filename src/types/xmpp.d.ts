@@ -28,7 +28,10 @@ declare module '@xmpp/xml' {
     constructor();
     write(data: string): void;
     end(data?: string): void;
-    on(event: 'element' | 'start' | 'end' | 'error', listener: (arg: any) => void): this;
+    on(event: 'element', listener: (el: Element) => void): this;
+    on(event: 'start', listener: (el: Element) => void): this;
+    on(event: 'end', listener: (el: Element) => void): this;
+    on(event: 'error', listener: (err: Error) => void): this;
   }
   type Attrs = Record<string, string | number | undefined> | null;
   type ChildArg = Element | string | null | undefined | false | ChildArg[];

@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import xml, { type Element } from '@xmpp/xml';
-import { type Bridge, type Bridges, ROUTER_TYPES, type RouterType } from '../bridge/index.js';
+import type { Bridge, Bridges, RouterType } from '../bridge/index.js';
+import { ROUTER_TYPES } from '../bridge/types.js';
 import { type PushRegistration, type Store, StoreUnavailableError } from '../store/index.js';
 import type { EndpointGuard } from './endpoint-guard.js';
 import { type FieldSpec, booleanValue, buildForm, readForm, value } from './forms.js';

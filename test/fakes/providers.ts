@@ -30,7 +30,7 @@ export interface Received {
   auth: 'token' | 'certificate' | 'bearer';
 }
 
-export const FCM_PROJECT = 'pushgate-test';
+const FCM_PROJECT = 'pushgate-test';
 export const APNS_TEAM = 'TEAM123456';
 export const APNS_KEY_ID = 'KEY1234567';
 export const APNS_TOPIC = 'org.example.pushgate';
@@ -152,7 +152,7 @@ export class ProviderFakes {
   private record(r: Received): void {
     this.received.push(r);
     for (const w of [...this.waiters]) {
-      if (w.provider === r.provider && w.token === r.token && this.for(w.provider as Received['provider'], w.token).length > w.after) {
+      if (w.provider === r.provider && w.token === r.token && this.for(w.provider, w.token).length > w.after) {
         this.waiters.splice(this.waiters.indexOf(w), 1);
         w.resolve(r);
       }
@@ -238,8 +238,8 @@ export class ProviderFakes {
     const data = (message['data'] ?? {}) as Record<string, unknown>;
     if (Object.values(data).some((v) => typeof v !== 'string')) return fcmError(400, 'INVALID_ARGUMENT', 'INVALID_ARGUMENT', 'data values must be strings');
     const android = (message['android'] ?? {}) as Record<string, unknown>;
-    if (android['ttl'] !== undefined && !/^\d+(\.\d{1,9})?s$/.test(String(android['ttl']))) return fcmError(400, 'INVALID_ARGUMENT', 'INVALID_ARGUMENT', 'Invalid ttl');
-    if (android['priority'] !== undefined && !['normal', 'high'].includes(String(android['priority']))) return fcmError(400, 'INVALID_ARGUMENT', 'INVALID_ARGUMENT', 'Invalid priority');
+    if (android['ttl'] !== undefined && (typeof android['ttl'] !== 'string' || !/^\d+(\.\d{1,9})?s$/.test(android['ttl']))) return fcmError(400, 'INVALID_ARGUMENT', 'INVALID_ARGUMENT', 'Invalid ttl');
+    if (android['priority'] !== undefined && (typeof android['priority'] !== 'string' || !['normal', 'high'].includes(android['priority']))) return fcmError(400, 'INVALID_ARGUMENT', 'INVALID_ARGUMENT', 'Invalid priority');
     if (Buffer.byteLength(JSON.stringify(message)) > 4096 + 64) return fcmError(400, 'INVALID_ARGUMENT', 'INVALID_ARGUMENT', 'Message is too big');
     const scripted = this.scripted(token);
     this.record({ provider: 'fcm', token, headers: req.headers, body: message, httpVersion: req.httpVersion, auth: 'bearer' });

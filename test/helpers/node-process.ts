@@ -20,7 +20,7 @@ export async function startNode(env: Record<string, string>, ready = 'pushgate l
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const output: string[] = [];
-  child.stderr!.on('data', (d: Buffer) => output.push(d.toString()));
+  child.stderr.on('data', (d: Buffer) => output.push(d.toString()));
   await new Promise<void>((resolve, reject) => {
     let seen = '';
     const onData = (d: Buffer) => {
@@ -32,7 +32,7 @@ export async function startNode(env: Record<string, string>, ready = 'pushgate l
         resolve();
       }
     };
-    child.stdout!.on('data', onData);
+    child.stdout.on('data', onData);
     child.once('exit', (code) => reject(new Error(`node exited with ${code}: ${output.join('')}`)));
   });
   return {

@@ -16,7 +16,7 @@ export class PushClient {
     });
     this.closedWith = new Promise((resolve) => this.ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
     this.ws.on('message', (data) => {
-      this.inbox.push(JSON.parse(data.toString()) as Record<string, unknown>);
+      this.inbox.push(JSON.parse((data as Buffer).toString()) as Record<string, unknown>);
       this.wake();
     });
     this.ws.on('close', () => this.wake());

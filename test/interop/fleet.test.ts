@@ -21,7 +21,7 @@ describe('scale-out: endpoint and connection nodes sharing MongoDB', () => {
 
   async function startConnection(i: number): Promise<void> {
     conn[i]!.proc = await startNode(conn[i]!.env);
-    nodes.push(conn[i]!.proc!);
+    nodes.push(conn[i]!.proc);
   }
 
   beforeAll(async () => {
@@ -103,7 +103,7 @@ describe('scale-out: endpoint and connection nodes sharing MongoDB', () => {
     /** Messages whose POST was still unanswered when the midway event began: in flight at that moment. */
     const inFlight = new Set<string>();
     const pending = new Set<string>();
-    let midwayDone: Promise<void> | null = null;
+    let midwayDone = null as Promise<void> | null; // assigned in a callback: no narrowing to null
     const receive = async (client: PushClient) => {
       for (;;) {
         const n = await client.next(30_000).catch(() => null);

@@ -36,7 +36,7 @@ export class AdmBridge implements Bridge {
   }
 
   validateToken(token: string): boolean {
-    return /^[A-Za-z0-9._:\-]{8,2048}$/.test(token);
+    return /^[A-Za-z0-9._:-]{8,2048}$/.test(token);
   }
 
   private async fetchToken(): Promise<FreshToken> {
@@ -52,7 +52,7 @@ export class AdmBridge implements Bridge {
       'content-length': String(Buffer.byteLength(form)),
     }, form);
     const body = jsonBody(res);
-    if (res.status !== 200 || typeof body['access_token'] !== 'string') throw new AdmTokenError(res.status, String(body['error'] ?? ''));
+    if (res.status !== 200 || typeof body['access_token'] !== 'string') throw new AdmTokenError(res.status, typeof body['error'] === 'string' ? body['error'] : '');
     const expiresIn = typeof body['expires_in'] === 'number' ? body['expires_in'] : 3600;
     return { value: body['access_token'], expiresIn };
   }

@@ -76,7 +76,7 @@ export class FcmBridge implements Bridge {
     }
     const body = jsonBody(res);
     if (res.status !== 200 || typeof body['access_token'] !== 'string') {
-      throw new TokenError(`token endpoint answered ${res.status} ${String(body['error'] ?? '')}`.trim(), res.status);
+      throw new TokenError(`token endpoint answered ${res.status} ${typeof body['error'] === 'string' ? body['error'] : ''}`.trim(), res.status);
     }
     const expiresIn = typeof body['expires_in'] === 'number' ? body['expires_in'] : 3600;
     return { value: body['access_token'], expiresIn };

@@ -67,7 +67,7 @@ export class Session implements ConnectedClient {
     this.helloTimer = setTimeout(() => this.close(CloseCode.policyViolation, 'no hello in time'), ctx.helloTimeoutMs);
     socket.on('message', (data, isBinary) => {
       if (isBinary) return this.close(CloseCode.unsupportedData, 'binary frames are not part of the protocol');
-      const text = data.toString();
+      const text = (data as Buffer).toString(); // binaryType is ws's default 'nodebuffer': one Buffer per message
       this.queue = this.queue.then(() => this.onFrame(text)).catch((err: unknown) => this.fail(err));
     });
     socket.on('close', () => void this.onClosed());

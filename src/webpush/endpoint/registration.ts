@@ -1,5 +1,9 @@
 import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
-import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
+import type { JsonSchemaToTsProvider } from '@fastify/type-provider-json-schema-to-ts';
+import type { FastifyBaseLogger, FastifyError, FastifyInstance } from 'fastify';
+import type { FromSchema } from 'json-schema-to-ts';
+import type { IncomingHttpHeaders } from 'node:http';
+import { TAGS } from '../../ops/openapi.js';
 import type { Bridge, Bridges } from '../../bridge/index.js';
 import { authFailed, type Metrics } from '../../ops/metrics.js';
 import type { Store } from '../../store/index.js';
@@ -47,16 +51,12 @@ export function registrationSecret(authKey: string, uaid: string): string {
   return createHmac('sha256', authKey).update(uaid).digest('hex');
 }
 
-const pathParams = {
-  type: 'object',
-  properties: {
-    type: { type: 'string', maxLength: 16 },
-    appId: { type: 'string', maxLength: 128 },
-    uaid: { type: 'string', pattern: '^[0-9a-f]{32}$' },
-    chid: { type: 'string', maxLength: 64 },
-  },
-  required: ['type', 'appId'],
-} as const;
+const typeSchema = { type: 'string', maxLength: 16, description: 'router type: fcm, apns or adm' } as const;
+const appIdSchema = { type: 'string', maxLength: 128, description: "the app's id in the bridges file" } as const;
+const uaidSchema = { type: 'string', pattern: '^[0-9a-f]{32}$' } as const;
+const appParams = { type: 'object', properties: { type: typeSchema, appId: appIdSchema }, required: ['type', 'appId'] } as const;
+const uaidParams = { type: 'object', properties: { type: typeSchema, appId: appIdSchema, uaid: uaidSchema }, required: ['type', 'appId', 'uaid'] } as const;
+const chidParams = { type: 'object', properties: { type: typeSchema, appId: appIdSchema, uaid: uaidSchema, chid: { type: 'string', maxLength: 64 } }, required: ['type', 'appId', 'uaid', 'chid'] } as const;
 
 const registerBody = {
   type: 'object',
@@ -74,18 +74,19 @@ const subscriptionBody = {
   properties: { channelID: { type: 'string' }, key: { type: 'string', maxLength: 256 } },
 } as const;
 
-const errors = { '4xx': errorBodySchema, '5xx': errorBodySchema };
+const errors = { '4xx': errorBodySchema, '5xx': errorBodySchema } as const;
+const endpoint = { type: 'string', description: 'the push endpoint URL to give the application server' } as const;
+const empty = { 200: { type: 'object', additionalProperties: false }, ...errors } as const;
+const tags = [TAGS.registration];
+const security = [{ registrationSecret: [] }];
 
-type Params = { type: string; appId: string; uaid?: string; chid?: string };
-interface RegisterBody {
-  token: string;
-  channelID?: string;
-  key?: string;
-  aps?: Record<string, unknown> | string;
-}
+type Params = FromSchema<typeof appParams>;
+type RegisterBody = FromSchema<typeof registerBody>;
 
 export async function registrationRoutes(app: FastifyInstance, opts: RegistrationOptions): Promise<void> {
   const { store, bridges, fernet, authKeys, publicUrl, maxChannels, metrics } = opts;
+  // Params and bodies are typed from their JSON schemas (one declaration validates, types and documents).
+  const typed = app.withTypeProvider<JsonSchemaToTsProvider>();
   const expected = (uaid: string) => authKeys.map((k) => Buffer.from(registrationSecret(k, uaid)));
 
   app.setErrorHandler((err: FastifyError, request, reply) => {
@@ -100,8 +101,8 @@ export async function registrationRoutes(app: FastifyInstance, opts: Registratio
   }
 
   /** The Bearer (or, for an old Android client, WebPush) secret of the uaid in the path. */
-  function authorize(request: FastifyRequest<{ Params: Params }>): string {
-    const uaid = request.params.uaid!;
+  function authorize(request: { params: { uaid: string }; headers: IncomingHttpHeaders; log: FastifyBaseLogger }): string {
+    const uaid = request.params.uaid;
     const header = request.headers.authorization ?? '';
     const [scheme, token] = header.split(' ', 2);
     if (!token || !['bearer', 'webpush'].includes((scheme ?? '').toLowerCase())) {
@@ -151,7 +152,13 @@ export async function registrationRoutes(app: FastifyInstance, opts: Registratio
     return user;
   }
 
-  app.post<{ Params: Params; Body: RegisterBody }>('/v1/:type/:appId/registration', { schema: { params: pathParams, body: registerBody, response: errors } }, async (request) => {
+  const registered = {
+    type: 'object',
+    properties: { uaid: uaidSchema, channelID: { type: 'string' }, endpoint, secret: { type: 'string', description: 'the Bearer secret for calls on this uaid' } },
+    required: ['uaid', 'channelID', 'endpoint', 'secret'],
+  } as const;
+  const registerSchema = { summary: 'Register a device token: a new uaid with one channel', tags, params: appParams, body: registerBody, response: { 200: registered, ...errors } } as const;
+  typed.post('/v1/:type/:appId/registration', { schema: registerSchema }, async (request) => {
     const bridge = bridgeFor(request.params);
     const data = routerData(bridge, request.params, request.body);
     const { channelID, keyHash } = channelData(request.body);
@@ -163,7 +170,7 @@ export async function registrationRoutes(app: FastifyInstance, opts: Registratio
     return { uaid, channelID, endpoint: makeEndpoint(publicUrl, fernet, uaid, channelID, keyHash), secret: registrationSecret(authKeys[0]!, uaid) };
   });
 
-  app.put<{ Params: Params; Body: RegisterBody }>('/v1/:type/:appId/registration/:uaid', { schema: { params: pathParams, body: registerBody, response: errors } }, async (request) => {
+  typed.put('/v1/:type/:appId/registration/:uaid', { schema: { summary: 'Replace the device token of a uaid', tags, security, params: uaidParams, body: registerBody, response: empty } }, async (request) => {
     const uaid = authorize(request);
     const bridge = bridgeFor(request.params);
     const user = await ownUser(request.params, uaid);
@@ -172,7 +179,9 @@ export async function registrationRoutes(app: FastifyInstance, opts: Registratio
     return {};
   });
 
-  app.get<{ Params: Params }>('/v1/:type/:appId/registration/:uaid', { schema: { params: pathParams, response: errors } }, async (request) => {
+  const channelList = { type: 'object', properties: { uaid: uaidSchema, channelIDs: { type: 'array', items: { type: 'string' } } }, required: ['uaid', 'channelIDs'] } as const;
+  const listSchema = { summary: 'List the channels of a uaid', tags, security, params: uaidParams, response: { 200: channelList, ...errors } } as const;
+  typed.get('/v1/:type/:appId/registration/:uaid', { schema: listSchema }, async (request) => {
     const uaid = authorize(request);
     bridgeFor(request.params);
     await ownUser(request.params, uaid);
@@ -180,7 +189,7 @@ export async function registrationRoutes(app: FastifyInstance, opts: Registratio
     return { uaid, channelIDs: channels.map((c) => c.channelID) };
   });
 
-  app.delete<{ Params: Params }>('/v1/:type/:appId/registration/:uaid', { schema: { params: pathParams, response: errors } }, async (request) => {
+  typed.delete('/v1/:type/:appId/registration/:uaid', { schema: { summary: 'Unregister a uaid and all its channels', tags, security, params: uaidParams, response: empty } }, async (request) => {
     const uaid = authorize(request);
     bridgeFor(request.params);
     await ownUser(request.params, uaid);
@@ -188,9 +197,10 @@ export async function registrationRoutes(app: FastifyInstance, opts: Registratio
     return {};
   });
 
-  app.post<{ Params: Params; Body: { channelID?: string; key?: string } | null }>(
+  const subscribed = { type: 'object', properties: { channelID: { type: 'string' }, endpoint }, required: ['channelID', 'endpoint'] } as const;
+  typed.post(
     '/v1/:type/:appId/registration/:uaid/subscription',
-    { schema: { params: pathParams, body: subscriptionBody, response: errors } },
+    { schema: { summary: 'Add a channel to a uaid', tags, security, params: uaidParams, body: subscriptionBody, response: { 200: subscribed, ...errors } } },
     async (request) => {
       const uaid = authorize(request);
       bridgeFor(request.params);
@@ -206,11 +216,11 @@ export async function registrationRoutes(app: FastifyInstance, opts: Registratio
     },
   );
 
-  app.delete<{ Params: Params }>('/v1/:type/:appId/registration/:uaid/subscription/:chid', { schema: { params: pathParams, response: errors } }, async (request) => {
+  typed.delete('/v1/:type/:appId/registration/:uaid/subscription/:chid', { schema: { summary: 'Remove a channel', tags, security, params: chidParams, response: empty } }, async (request) => {
     const uaid = authorize(request);
     bridgeFor(request.params);
     await ownUser(request.params, uaid);
-    const chid = request.params.chid!.toLowerCase();
+    const chid = request.params.chid.toLowerCase();
     if (!isChannelId(chid) || !(await storageCall(() => store.removeChannel(uaid, chid)))) throw new ApiError('invalidSubscription', 'No such subscription');
     return {};
   });

@@ -156,7 +156,7 @@ export class WebPushRouter {
    * why not. A token the provider reports dead removes the registration, so the endpoint answers 410 after.
    */
   private async routeBridged(uaid: string, routerType: string, routerData: Record<string, unknown>, n: Notification): Promise<RouteResult> {
-    const bridge = this.bridges?.get(routerType, String(routerData['app_id'] ?? ''));
+    const bridge = this.bridges?.get(routerType, typeof routerData['app_id'] === 'string' ? routerData['app_id'] : '');
     if (!bridge) throw new ApiError('bridgeMisconfigured', `No ${routerType} app "${String(routerData['app_id'])}" is configured`);
     const result = await bridge.send(bridgedMessage(routerType, n, routerData));
     if (result.outcome === 'delivered') {

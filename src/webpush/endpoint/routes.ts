@@ -1,8 +1,10 @@
 import { timingSafeEqual } from 'node:crypto';
+import type { JsonSchemaToTsProvider } from '@fastify/type-provider-json-schema-to-ts';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { TAGS } from '../../ops/openapi.js';
 import { authFailed, type Metrics } from '../../ops/metrics.js';
 import type { Store } from '../../store/index.js';
-import { ApiError, errorBody, errorBodySchema, storageCall } from '../protocol/errors.js';
+import { ApiError, errorBodySchema, storageCall } from '../protocol/errors.js';
 import { type ApiVersion, type EndpointTokenInfo, parseEndpointToken } from '../protocol/endpoint-token.js';
 import type { MultiFernet } from '../protocol/fernet.js';
 import { parseMessageId } from '../protocol/message-id.js';
@@ -33,7 +35,10 @@ const tokenParams = {
 } as const;
 
 const pushSchema = {
-
+  summary: 'Send a push message to a subscription (RFC 8030 §5)',
+  tags: [TAGS.webpush],
+  security: [{}, { vapid: [] }],
+  consumes: ['application/octet-stream'],
   params: tokenParams,
   headers: {
     type: 'object',
@@ -44,7 +49,7 @@ const pushSchema = {
       'content-encoding': { type: 'string', description: 'aes128gcm (RFC 8291) or legacy aesgcm' },
     },
   },
-  response: { 201: { type: 'null' }, '4xx': errorBodySchema, '5xx': errorBodySchema },
+  response: { 201: { description: 'Accepted; Location names the message', type: 'null' }, '4xx': errorBodySchema, '5xx': errorBodySchema },
 } as const;
 
 /** Decrypted endpoint tokens kept for senders that push to the same subscription again. */
@@ -67,6 +72,8 @@ interface Checked {
  */
 export async function endpointRoutes(app: FastifyInstance, opts: EndpointOptions): Promise<void> {
   const { fernet, router, vapid, metrics, publicUrl, store, clients, maxDataBytes } = opts;
+  // Params are typed from their JSON schemas (one declaration validates, types and documents).
+  const typed = app.withTypeProvider<JsonSchemaToTsProvider>();
   // Only tokens that decrypted are kept, so garbage tokens cannot fill the cache.
   const tokens = new BoundedMap<string, EndpointTokenInfo>(TOKEN_CACHE_LIMIT);
   const decodeToken = (token: string, version: ApiVersion): EndpointTokenInfo | null => {
@@ -179,13 +186,14 @@ export async function endpointRoutes(app: FastifyInstance, opts: EndpointOptions
     async (request, reply) => push(request, reply),
   );
 
-  app.delete<{ Params: { messageId: string } }>(
+  typed.delete(
     '/m/:messageId',
     {
       schema: {
-
+        summary: 'Delete a pending message by its Location (RFC 8030 §6.2)',
+        tags: [TAGS.webpush],
         params: { type: 'object', properties: { messageId: { type: 'string', maxLength: 1024 } }, required: ['messageId'] },
-        response: { 204: { type: 'null' }, '4xx': errorBodySchema, '5xx': errorBodySchema },
+        response: { 204: { description: 'Deleted, or already gone', type: 'null' }, '4xx': errorBodySchema, '5xx': errorBodySchema },
       },
     },
     async (request, reply) => {
@@ -195,7 +203,7 @@ export async function endpointRoutes(app: FastifyInstance, opts: EndpointOptions
       await storageCall(() =>
         key.topic !== undefined ? store.removeTopicMessage(key.uaid, key.channelID, key.topic) : store.removeMessage(key.uaid, key.seq),
       );
-      reply.code(204).send();
+      reply.code(204).send(null);
     },
   );
 }
@@ -220,4 +228,3 @@ export function sendError(reply: FastifyReply, err: ApiError): void {
   reply.code(err.status).type('application/json').send(err.body());
 }
 
-export { errorBody };

@@ -35,7 +35,7 @@ export class FernetKey {
   /** A key is 32 bytes in url-safe base64 (padding optional): signing key ‖ encryption key. */
   static parse(text: string): FernetKey {
     const raw = Buffer.from(text.trim(), 'base64url');
-    if (raw.length !== 32 || !/^[A-Za-z0-9_\-]+=*$/.test(text.trim())) {
+    if (raw.length !== 32 || !/^[A-Za-z0-9_-]+=*$/.test(text.trim())) {
       throw new Error('a Fernet key is 32 bytes in url-safe base64');
     }
     return new FernetKey(raw.subarray(0, 16), raw.subarray(16, 32));
@@ -125,7 +125,7 @@ export class MultiFernet {
 
   /** Accepts the token with or without its `=` padding. */
   decryptString(token: string): Buffer | null {
-    if (token.length === 0 || token.length > 4096 || !/^[A-Za-z0-9_\-]+=*$/.test(token)) return null;
+    if (token.length === 0 || token.length > 4096 || !/^[A-Za-z0-9_-]+=*$/.test(token)) return null;
     const bytes = Buffer.from(token, 'base64url');
     // Node's decoder ignores stray trailing characters; only the canonical spelling of a token is valid.
     if (bytes.toString('base64url') !== token.replace(/=+$/, '')) return null;
