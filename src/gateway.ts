@@ -20,6 +20,7 @@ import { PushComponent } from './xmpp/component.js';
 import type { HandlerContext } from './xmpp/handler.js';
 import { NodeRateLimiter } from './xmpp/rate-limit.js';
 import { WebPushSender } from './xmpp/webpush-sender.js';
+import { StaticBroadcastSource } from './webpush/broadcast/source.js';
 
 /** How often expired messages are swept from storage (they are never delivered either way). */
 const SWEEP_INTERVAL_MS = 60_000;
@@ -34,6 +35,8 @@ export interface Gateway {
   readonly bridges: Bridges;
   /** The websocket server; null on an endpoint-only node. */
   readonly connections: ConnectionServer | null;
+  /** Megaphone broadcast versions the websocket door serves (a StaticBroadcastSource until the poller is wired). */
+  readonly broadcasts: StaticBroadcastSource;
   /** One XEP-0114 component per configured XMPP server. */
   readonly xmpp: PushComponent[];
   /** The internal node-to-node listener; null unless PUSHGATE_ROUTER_PORT is set. */
@@ -80,7 +83,13 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   // Routes to other nodes only where routes can be recorded: a fleet shares one store.
   const peers = config.role !== 'all' || config.routerPort !== null ? new PeerClient(config.routerSecret) : null;
   const peerId = serveConnections ? config.peerUrl : null;
-  const router = new WebPushRouter(store, clients, config.fernet, metrics, config.msgLimit, peerId, peers, bridges);
+  const broadcasts = new StaticBroadcastSource();
+  const userMaxIdleMs = config.userMaxIdleDays * 86_400_000;
+  const router = new WebPushRouter(store, clients, config.fernet, metrics, config.msgLimit, peerId, peers, bridges, {
+    userMaxIdleMs,
+    storageBatch: config.storageBatch,
+    now: () => Date.now(),
+  });
   const vapid = new VapidVerifier(config.publicUrl, config.vapidClockSkew);
   const connections = serveConnections
     ? new ConnectionServer(
@@ -97,6 +106,14 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
           storageBatch: config.storageBatch,
           helloTimeoutMs: config.helloTimeout * 1000,
           minPingIntervalMs: config.minPingInterval * 1000,
+          maxUnacked: config.maxUnacked,
+          wsHighWater: config.wsHighWater,
+          maxChannels: config.maxChannels,
+          userMaxIdleMs,
+          // Megaphone: the poller / API (another part of src/webpush/broadcast) will supply the real source.
+          broadcasts,
+          nextSeq: () => router.nextSeq(),
+          now: () => Date.now(),
         },
         { maxFrameBytes: config.maxFrameBytes, wsPingIntervalMs: config.wsPingInterval * 1000 },
       )
@@ -150,6 +167,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     vapid,
     bridges,
     connections,
+    broadcasts,
     xmpp,
     peerServer,
     async listen() {

@@ -62,7 +62,10 @@ export function createPeerServer(opts: PeerServerOptions): FastifyInstance {
       return reply.code(404).send({ delivered: false });
     }
     const outcome = await new Promise<'written' | 'busy' | 'failed'>((resolve) => {
-      if (!client.deliverDirect(request.body, (err) => resolve(err ? 'failed' : 'written'))) resolve('busy');
+      // The endpoint peer writes every TTL > 0 message to the shared store before it answers 201, so the
+      // session need not store it again at disconnect; it deletes it on ack.
+      const saved = Promise.resolve(request.body.ttl > 0);
+      if (!client.deliverDirect(request.body, { saved, onWritten: (err) => resolve(err ? 'failed' : 'written') })) resolve('busy');
     });
     // 409: the client is here but draining storage, so the message must queue in storage behind the rest.
     return reply.code(outcome === 'written' ? 200 : outcome === 'busy' ? 409 : 404).send({ delivered: outcome === 'written' });

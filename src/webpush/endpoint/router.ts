@@ -4,6 +4,7 @@ import { ApiError, storageCall } from '../protocol/errors.js';
 import type { MultiFernet } from '../protocol/fernet.js';
 import type { ClientRegistry } from '../connection/clients.js';
 import { makeMessageId } from '../protocol/message-id.js';
+import { CloseCode } from '../protocol/websocket.js';
 import type { PeerClient } from './peer-client.js';
 import type { Bridges } from '../../bridge/index.js';
 import { bridgedMessage, bridgeError } from './bridged.js';
@@ -17,6 +18,14 @@ export interface PushRequest {
   urgency: Urgency;
   data: string | null;
   headers: Record<string, string> | null;
+}
+
+export interface RouterOptions {
+  /** A webpush uaid not connected for this long is removed when a message arrives (PUSHGATE_USER_MAX_IDLE_DAYS). */
+  userMaxIdleMs: number;
+  /** The session's storage batch: with msg_limit it sets the backlog past which a uaid is reset. */
+  storageBatch: number;
+  now: () => number;
 }
 
 export interface RouteResult {
@@ -42,17 +51,22 @@ export class WebPushRouter {
     private readonly peerId: string | null = null,
     private readonly peers: PeerClient | null = null,
     private readonly bridges: Bridges | null = null,
+    private readonly options: RouterOptions = { userMaxIdleMs: 60 * 86_400_000, storageBatch: 10, now: () => Date.now() },
   ) {}
+
+  private now(): number {
+    return this.options.now();
+  }
 
   /** Per-uaid ordering key: microseconds since the epoch, strictly increasing within this process. */
   nextSeq(): number {
-    const now = Date.now() * 1000;
+    const now = this.now() * 1000;
     this.lastSeq = now > this.lastSeq ? now : this.lastSeq + 1;
     return this.lastSeq;
   }
 
   async route(msg: PushRequest): Promise<RouteResult> {
-    const now = Date.now();
+    const now = this.now();
     const seq = this.nextSeq();
     const messageId = makeMessageId(
       this.fernet,
@@ -63,9 +77,18 @@ export class WebPushRouter {
     const client = this.clients.get(msg.uaid);
     if (client) {
       if (!client.channels.has(msg.channelID)) throw new ApiError('invalidSubscription', 'No such subscription');
-      if (client.deliverDirect(notification)) return this.done(messageId, 'direct');
-      if (msg.ttl === 0) return this.done(messageId, 'dropped');
-      await storageCall(() => this.store.saveMessage(notification));
+      // Durability (README "Durability"): every TTL > 0 message is written with the store's group commit in
+      // parallel with the direct send, and 201 waits for that commit; the session deletes it on ack.
+      const saving = msg.ttl > 0 ? this.store.saveMessage(notification) : null;
+      const saved = saving ? saving.then(() => true, () => false) : undefined;
+      if (client.deliverDirect(notification, saved ? { saved } : {})) {
+        // Written to the socket already: a failed write leaves the session to store it at disconnect, as before.
+        if (saved) await saved;
+        return this.done(messageId, 'direct');
+      }
+      if (!saving) return this.done(messageId, 'dropped');
+      await storageCall(() => saving);
+      await this.boundBacklog(msg.uaid);
       client.storageChanged();
       return this.done(messageId, 'stored');
     }
@@ -74,32 +97,51 @@ export class WebPushRouter {
       Promise.all([this.store.getUser(msg.uaid), this.store.getChannel(msg.uaid, msg.channelID)]),
     );
     if (!user) throw new ApiError('expiredEndpoint', 'UAID not found');
+    if (user.routerType === 'webpush' && user.connectedAt < now - this.options.userMaxIdleMs) {
+      // autopush lets a router record expire after MAX_ROUTER_TIME without a connection: the endpoint is gone.
+      await storageCall(() => this.store.removeUser(msg.uaid));
+      this.metrics.notifications.inc({ outcome: 'uaid_expired', path: 'stored' });
+      throw new ApiError('expiredEndpoint', 'UAID not found');
+    }
     if (!channel) throw new ApiError('invalidSubscription', 'No such subscription');
     if (user.routerType !== 'webpush') return this.routeBridged(user.uaid, user.routerType, user.routerData ?? {}, notification);
 
+    // Written in parallel with the hop to another node, so a 201 survives that node's death as well.
+    const saving = msg.ttl > 0 ? this.store.saveMessage(notification) : null;
+    saving?.catch(() => {});
     // The client is on another node: hand the message over (autopush's endpoint → connection node hop).
     const routedTo = user.peerId !== null && user.peerId !== this.peerId && this.peers ? user.peerId : null;
     let staleRoute: string | null = null;
     if (routedTo !== null) {
       const outcome = await this.peers!.push(routedTo, notification);
-      if (outcome === 'delivered') return this.done(messageId, 'direct');
+      if (outcome === 'delivered') {
+        if (saving) await storageCall(() => saving);
+        return this.done(messageId, 'direct');
+      }
       if (outcome === 'gone') staleRoute = routedTo;
     }
-    if (msg.ttl === 0) return this.done(messageId, 'dropped');
-
-    // autopush's msg_limit: a user agent that lets this many messages pile up is reset; it gets a new
-    // uaid at its next hello and re-subscribes, and senders learn the endpoint is gone.
-    const pending = await storageCall(() => this.store.countMessages(msg.uaid, this.msgLimit));
-    if (pending >= this.msgLimit) {
-      await storageCall(() => this.store.removeUser(msg.uaid));
-      this.metrics.notifications.inc({ outcome: 'uaid_reset', path: 'stored' });
-      throw new ApiError('unavailableEndpoint', 'Too many stored messages: the subscription was reset');
-    }
-    await storageCall(() => this.store.saveMessage(notification));
+    if (!saving) return this.done(messageId, 'dropped');
+    await storageCall(() => saving);
+    await this.boundBacklog(msg.uaid);
     // The client may have connected while we were reading storage: have it look again.
     this.clients.get(msg.uaid)?.storageChanged();
     if (this.peers) await this.afterStore(msg.uaid, user.connectedAt, staleRoute);
     return this.done(messageId, 'stored');
+  }
+
+  /**
+   * The stored backlog stays bounded whether the client is connected or not. The endpoint never refuses a
+   * message for backlog (autopush); but once more than msg_limit plus one batch is stored, the session's next
+   * read is certain to reset the uaid (autopush-rs's check_msg_limit), so the reset happens now: storage stops
+   * growing and senders get 410 from the next message on.
+   */
+  private async boundBacklog(uaid: string): Promise<void> {
+    const cap = this.msgLimit + this.options.storageBatch;
+    const pending = await storageCall(() => this.store.countMessages(uaid, cap + 1));
+    if (pending <= cap) return;
+    await storageCall(() => this.store.removeUser(uaid));
+    this.metrics.notifications.inc({ outcome: 'uaid_reset', path: 'stored' });
+    this.clients.get(uaid)?.close(CloseCode.normal, 'too many stored messages: the uaid was reset');
   }
 
   /**
