@@ -140,6 +140,16 @@ export class Session implements ConnectedClient {
     return this.closing;
   }
 
+  /** Messages sent and not acked yet (bounded by maxUnacked for direct sends; operators and tests read it). */
+  get inFlight(): number {
+    return this.unacked.size;
+  }
+
+  /** Bytes queued on the socket, as the adapter reports them. */
+  get bufferedBytes(): number {
+    return this.port.bufferedAmount();
+  }
+
   /** Resolves once every message received so far is handled (tests). */
   idle(): Promise<void> {
     return this.queue;
@@ -388,9 +398,13 @@ export class Session implements ConnectedClient {
     this.ctx.metrics.notifications.inc({ outcome: 'delivered', path: fromStorage ? 'stored' : 'direct' }, batch.length);
   }
 
-  /** autopush's flow control: the next batch is read only once every sent stored message is acked. */
+  /**
+   * autopush's flow control: the next batch is read only once every sent stored message is acked (and, in
+   * Pushgate, while fewer than maxUnacked messages are in flight).
+   */
   private async afterAcks(): Promise<void> {
     if (this.state !== 'identified' || !this.checkStorage) return;
+    if (this.unacked.size >= this.ctx.maxUnacked) return;
     for (const u of this.unacked.values()) if (u.fromStorage) return;
     await this.readStorage();
   }
@@ -407,9 +421,20 @@ export class Session implements ConnectedClient {
         const read = await this.ctx.store.fetchMessages(this.uaid, this.storageCursor, this.ctx.storageBatch, this.ctx.now());
         if (this.state !== 'identified') return;
         if (read.length > 0) {
-          this.storageCursor = read[read.length - 1]!.seq;
-          // Messages this session already sent directly (stored for durability) are not sent twice.
-          const batch = read.filter((n) => this.channels.has(n.channelID) && !this.sent.has(n.version));
+          // At most maxUnacked in flight, stored and direct together; the rest is read after acks.
+          const room = this.ctx.maxUnacked - this.unacked.size;
+          if (room <= 0) return;
+          const batch: Notification[] = [];
+          for (const n of read) {
+            // Messages this session already sent directly (stored for durability) are not sent twice.
+            if (!this.channels.has(n.channelID) || this.sent.has(n.version)) {
+              this.storageCursor = n.seq;
+              continue;
+            }
+            if (batch.length === room) break;
+            batch.push(n);
+            this.storageCursor = n.seq;
+          }
           if (batch.length === 0) continue;
           this.sentFromStorage += batch.length;
           if (this.sentFromStorage > this.ctx.msgLimit) return await this.resetUaid();
