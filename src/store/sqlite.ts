@@ -147,6 +147,9 @@ export class SqliteStore implements Store {
         'SELECT chid, key_hash FROM channels WHERE uaid = ?',
       ),
       deleteChannel: db.prepare('DELETE FROM channels WHERE uaid = ? AND chid = ?'),
+      getChannelsPage: db.prepare<[string, string, number], { chid: string; key_hash: Buffer | null }>(
+        'SELECT chid, key_hash FROM channels WHERE uaid = ? AND chid > ? ORDER BY chid LIMIT ?',
+      ),
       deleteChannelMessages: db.prepare('DELETE FROM messages WHERE uaid = ? AND chid = ?'),
       insertMessage: db.prepare(
         `INSERT INTO messages (uaid, seq, chid, version, ttl, expiry, topic, urgency, data, headers, timestamp)
@@ -329,5 +332,10 @@ export class SqliteStore implements Store {
   async close(): Promise<void> {
     this.flush();
     if (this.db.open) this.db.close();
+  }
+
+  // --- websocket door: bounded channel loading (issue 9 item 7) ---
+  async getChannelsPage(uaid: string, afterChannelID: string, limit: number): Promise<ChannelRecord[]> {
+    return this.stmt.getChannelsPage.all(uaid, afterChannelID, limit).map((row) => ({ channelID: row.chid, keyHash: row.key_hash }));
   }
 }

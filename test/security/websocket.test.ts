@@ -111,6 +111,32 @@ describe('security: the websocket door', () => {
     c.close();
   });
 
+  it('loading a uaid with very many channels (stored before the cap) yields to the event loop between pages', async () => {
+    const gw = await gateway();
+    const c = await PushClient.connect(gw.wsUrl);
+    const uaid = await c.hello();
+    await c.register(channelId());
+    c.close();
+    await c.closedWith;
+    await expect.poll(() => gw.clients.get(uaid)).toBeUndefined();
+    const count = 20_000;
+    await Promise.all(Array.from({ length: count }, () => gw.store.addChannel(uaid, { channelID: channelId(), keyHash: null })));
+    // Count turns of the event loop while the hello loads: each page ends with one.
+    let turns = 0;
+    let running = true;
+    const spin = () => {
+      turns++;
+      if (running) setImmediate(spin);
+    };
+    setImmediate(spin);
+    const again = await PushClient.connect(gw.wsUrl);
+    expect(await again.hello(uaid)).toBe(uaid);
+    running = false;
+    expect((gw.clients.get(uaid) as Session).channels.size).toBe(count + 1);
+    expect(turns).toBeGreaterThanOrEqual(count / 500);
+    again.close();
+  }, 60_000);
+
   it('a websocket that never says hello, and never answers the close, is gone at the hello timeout (plus a 2 s close grace)', async () => {
     const gw = await gateway({ helloTimeout: 1 });
     const port = Number(new URL(gw.url).port);

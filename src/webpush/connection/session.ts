@@ -67,6 +67,8 @@ interface Unacked {
 }
 
 const SAVED = Promise.resolve(true);
+/** Channels read per storage call at hello. */
+const CHANNEL_PAGE = 500;
 const NOT_SAVED = Promise.resolve(false);
 
 /**
@@ -198,7 +200,7 @@ export class Session implements ConnectedClient {
       } else if (user && user.routerType === 'webpush') {
         await store.updateUser({ ...user, connectedAt: now, peerId: this.ctx.peerId });
         if (user.peerId !== null && user.peerId !== this.ctx.peerId) previousPeer = user.peerId;
-        for (const ch of await store.getChannels(user.uaid)) this.channels.set(ch.channelID, ch.keyHash);
+        await this.loadChannels(user.uaid);
         this.checkStorage = true;
       } else {
         uaid = null;
@@ -220,6 +222,21 @@ export class Session implements ConnectedClient {
     if (previousPeer !== null) void this.ctx.peers?.dropOlder(previousPeer, uaid, now);
     this.port.send([{ messageType: 'hello', uaid, status: 200, use_webpush: true, broadcasts: this.subscribeBroadcasts(broadcasts, true) }]);
     await this.readStorage();
+  }
+
+  /**
+   * Channels are read a page at a time, yielding to the event loop between pages, so a uaid with very many
+   * channels (stored before the cap existed) never blocks other connections for long.
+   */
+  private async loadChannels(uaid: string): Promise<void> {
+    let after = '';
+    for (;;) {
+      const page = await this.ctx.store.getChannelsPage(uaid, after, CHANNEL_PAGE);
+      for (const ch of page) this.channels.set(ch.channelID, ch.keyHash);
+      if (page.length < CHANNEL_PAGE) return;
+      after = page[page.length - 1]!.channelID;
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
   }
 
   /**
