@@ -279,7 +279,7 @@ export class Session implements ConnectedClient {
     }
     if (existing === undefined && this.channels.size >= this.ctx.maxChannels) {
       // autopush has no cap; a register it cannot complete answers 500, which Firefox reports as a failed subscribe.
-      this.ctx.metrics.notifications.inc({ outcome: 'channel_limit', path: 'direct' });
+      this.ctx.metrics.clientMessages.inc({ type: 'register_over_channel_limit' });
       return this.port.send([{ messageType: 'register', channelID, status: 500 }]);
     }
     try {
