@@ -106,22 +106,18 @@ export class WebPushRouter {
     if (!channel) throw new ApiError('invalidSubscription', 'No such subscription');
     if (user.routerType !== 'webpush') return this.routeBridged(user.uaid, user.routerType, user.routerData ?? {}, notification);
 
-    // Written in parallel with the hop to another node, so a 201 survives that node's death as well.
-    const saving = msg.ttl > 0 ? this.store.saveMessage(notification) : null;
-    saving?.catch(() => {});
+    // Written before the hop to another node, so a 201 survives that node's death as well. Not in parallel
+    // here: the connection node deletes the message when the client acks, and that delete must find it.
+    if (msg.ttl > 0) await storageCall(() => this.store.saveMessage(notification));
     // The client is on another node: hand the message over (autopush's endpoint → connection node hop).
     const routedTo = user.peerId !== null && user.peerId !== this.peerId && this.peers ? user.peerId : null;
     let staleRoute: string | null = null;
     if (routedTo !== null) {
       const outcome = await this.peers!.push(routedTo, notification);
-      if (outcome === 'delivered') {
-        if (saving) await storageCall(() => saving);
-        return this.done(messageId, 'direct');
-      }
+      if (outcome === 'delivered') return this.done(messageId, 'direct');
       if (outcome === 'gone') staleRoute = routedTo;
     }
-    if (!saving) return this.done(messageId, 'dropped');
-    await storageCall(() => saving);
+    if (msg.ttl === 0) return this.done(messageId, 'dropped');
     await this.boundBacklog(msg.uaid);
     // The client may have connected while we were reading storage: have it look again.
     this.clients.get(msg.uaid)?.storageChanged();
