@@ -21,7 +21,7 @@ import { registrationRoutes } from './webpush/endpoint/registration.js';
 import { closeMongoosePushServer, createMongoosePushServer } from './mongoosepush/server.js';
 import { Broadcasts } from './webpush/broadcast/megaphone.js';
 import { broadcastRoutes } from './webpush/broadcast/routes.js';
-import type { BroadcastSource } from './webpush/broadcast/source.js';
+import type { BroadcastVersions } from './webpush/broadcast/source.js';
 import { PushComponent } from './xmpp/component.js';
 import type { HandlerContext } from './xmpp/handler.js';
 import { EndpointGuard } from './xmpp/endpoint-guard.js';
@@ -48,8 +48,8 @@ export interface Gateway {
   readonly peerServer: FastifyInstance | null;
   /** The MongoosePush API's own listener; null unless PUSHGATE_MONGOOSEPUSH_PORT is set. */
   readonly mongoosepush: FastifyInstance | null;
-  /** Megaphone broadcast versions for the websocket door (from a Megaphone service, the store, or none). */
-  readonly broadcasts: BroadcastSource;
+  /** Megaphone broadcast versions the websocket door serves (from a Megaphone service, the store, or none). */
+  readonly broadcasts: BroadcastVersions;
   listen(): Promise<string>;
   close(): Promise<void>;
 }
@@ -109,7 +109,20 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   // Routes to other nodes only where routes can be recorded: a fleet shares one store.
   const peers = config.role !== 'all' || config.routerPort !== null ? new PeerClient(config.routerSecret) : null;
   const peerId = serveConnections ? config.peerUrl : null;
-  const router = new WebPushRouter(store, clients, config.fernet, metrics, config.msgLimit, peerId, peers, bridges, cluster?.link ?? null);
+  const broadcastFeed = new Broadcasts({
+    store,
+    metrics,
+    log: app.log,
+    megaphoneUrl: config.megaphoneUrl,
+    megaphoneToken: config.megaphoneToken,
+    pollIntervalSeconds: config.megaphonePollInterval,
+  });
+  const userMaxIdleMs = config.userMaxIdleDays * 86_400_000;
+  const router = new WebPushRouter(store, clients, config.fernet, metrics, config.msgLimit, peerId, peers, bridges, cluster?.link ?? null, {
+    userMaxIdleMs,
+    storageBatch: config.storageBatch,
+    now: () => Date.now(),
+  });
   if (cluster) router.useSeqLane(cluster.index - 1, cluster.count);
   const vapid = new VapidVerifier(config.publicUrl, config.vapidClockSkew);
   const connections = serveConnections
@@ -127,18 +140,18 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
           storageBatch: config.storageBatch,
           helloTimeoutMs: config.helloTimeout * 1000,
           minPingIntervalMs: config.minPingInterval * 1000,
+          maxUnacked: config.maxUnacked,
+          wsHighWater: config.wsHighWater,
+          maxChannels: config.maxChannels,
+          userMaxIdleMs,
+          // Megaphone: the poller / API (another part of src/webpush/broadcast) will supply the real source.
+          broadcasts: broadcastFeed.source,
+          nextSeq: () => router.nextSeq(),
+          now: () => Date.now(),
         },
         { maxFrameBytes: config.maxFrameBytes, wsPingIntervalMs: config.wsPingInterval * 1000 },
       )
     : null;
-  const broadcastFeed = new Broadcasts({
-    store,
-    metrics,
-    log: app.log,
-    megaphoneUrl: config.megaphoneUrl,
-    megaphoneToken: config.megaphoneToken,
-    pollIntervalSeconds: config.megaphonePollInterval,
-  });
   const peerServer = serveConnections && config.routerPort !== null ? createPeerServer({ clients, secret: config.routerSecret, log: app.log, siblings: cluster?.link ?? null }) : null;
 
   // Every XMPP server's component shares one context; only the component JID differs.

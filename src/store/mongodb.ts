@@ -274,4 +274,11 @@ export class MongoStore implements Store {
     const docs = await this.broadcasts.find({}).toArray();
     return Object.fromEntries(docs.map((d) => [d._id, d.version]));
   }
+
+  // --- websocket door: bounded channel loading (issue 9 item 7) ---
+  async getChannelsPage(uaid: string, afterChannelID: string, limit: number): Promise<ChannelRecord[]> {
+    // _id is `${uaid}:${chid}`: with the uaid prefix fixed, _id order is channelID order and the _id index serves it.
+    const docs = await this.channels.find({ uaid, _id: { $gt: `${uaid}:${afterChannelID}` } }).sort({ _id: 1 }).limit(limit).toArray();
+    return docs.map((d) => this.toChannel(d));
+  }
 }

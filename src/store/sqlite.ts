@@ -147,6 +147,9 @@ export class SqliteStore implements Store {
         'SELECT chid, key_hash FROM channels WHERE uaid = ?',
       ),
       deleteChannel: db.prepare('DELETE FROM channels WHERE uaid = ? AND chid = ?'),
+      getChannelsPage: db.prepare<[string, string, number], { chid: string; key_hash: Buffer | null }>(
+        'SELECT chid, key_hash FROM channels WHERE uaid = ? AND chid > ? ORDER BY chid LIMIT ?',
+      ),
       deleteChannelMessages: db.prepare('DELETE FROM messages WHERE uaid = ? AND chid = ?'),
       insertMessage: db.prepare(
         `INSERT INTO messages (uaid, seq, chid, version, ttl, expiry, topic, urgency, data, headers, timestamp)
@@ -368,5 +371,10 @@ export class SqliteStore implements Store {
 
   async getBroadcasts(): Promise<Record<string, string>> {
     return Object.fromEntries(this.broadcasts().all.all().map((r) => [r.id, r.version]));
+  }
+
+  // --- websocket door: bounded channel loading (issue 9 item 7) ---
+  async getChannelsPage(uaid: string, afterChannelID: string, limit: number): Promise<ChannelRecord[]> {
+    return this.stmt.getChannelsPage.all(uaid, afterChannelID, limit).map((row) => ({ channelID: row.chid, keyHash: row.key_hash }));
   }
 }

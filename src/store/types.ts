@@ -130,6 +130,12 @@ export interface Store {
   putBroadcast(id: string, version: string): Promise<boolean>;
   /** Every broadcast id with its current version. */
   getBroadcasts(): Promise<Record<string, string>>;
+  // --- websocket door: bounded channel loading (issue 9 item 7) ---
+  /**
+   * At most `limit` of the uaid's channels with a channelID greater than `afterChannelID` ('' for the start), in
+   * channelID order: a hello loads a uaid's channels page by page, yielding to the event loop between pages.
+   */
+  getChannelsPage(uaid: string, afterChannelID: string, limit: number): Promise<ChannelRecord[]>;
 }
 
 /** Thrown by a backend when it cannot reach its storage: callers answer 503, never 404/410. */

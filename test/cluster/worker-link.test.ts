@@ -11,7 +11,7 @@ function fakeClient(uaid: string, connectedAt: number, channels: string[], opts:
     uaid,
     connectedAt,
     channels: new Map(channels.map((c) => [c, null])),
-    deliverDirect(n, onWritten) {
+    deliverDirect(n, { onWritten } = {}) {
       if (opts.ready === false) return false;
       events.push(`deliver ${n.version}`);
       onWritten?.();

@@ -230,6 +230,21 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       const all = await store.getBroadcasts();
       expect(all[a]).toBe('"1700000001"');
       expect(all[b]).toBe('v1');
+    });
+
+    // --- websocket door: bounded channel loading (issue 9 item 7) ---
+    it('pages a uaid\'s channels in channelID order, after a given channelID', async () => {
+      const store = await open();
+      const uaid = newUaid();
+      const chids = Array.from({ length: 7 }, () => channelId()).sort();
+      for (const chid of chids) await store.addChannel(uaid, { channelID: chid, keyHash: null });
+      await store.addChannel(newUaid(), { channelID: channelId(), keyHash: null });
+      const first = await store.getChannelsPage(uaid, '', 3);
+      expect(first.map((c) => c.channelID)).toEqual(chids.slice(0, 3));
+      const second = await store.getChannelsPage(uaid, first[2]!.channelID, 3);
+      expect(second.map((c) => c.channelID)).toEqual(chids.slice(3, 6));
+      const last = await store.getChannelsPage(uaid, second[2]!.channelID, 3);
+      expect(last).toEqual([{ channelID: chids[6], keyHash: null }]);
       await store.close();
     });
   });

@@ -8,7 +8,7 @@
  */
 import type { Metrics } from '../../ops/metrics.js';
 import type { Store } from '../../store/index.js';
-import type { BroadcastSource } from './source.js';
+import { BroadcastVersions } from './source.js';
 
 /** autoconnect's reqwest client timeout for Megaphone. */
 export const MEGAPHONE_TIMEOUT_MS = 1000;
@@ -20,7 +20,6 @@ export const MAX_VERSION_LENGTH = 200;
 const MAX_RESPONSE_BYTES = 1 << 20;
 const MAX_BROADCASTS = 10_000;
 
-type Listener = (changed: ReadonlyMap<string, string>) => void;
 type Log = { warn(obj: object, msg: string): void };
 
 /** `broadcaster/channel` with Megaphone's id rules. */
@@ -49,40 +48,6 @@ export function parseMegaphoneResponse(json: unknown): Record<string, string> | 
 }
 
 /** The current versions and who wants to hear about changes: the BroadcastSource the session reads. */
-export class BroadcastVersions implements BroadcastSource {
-  private readonly current = new Map<string, string>();
-  private readonly listeners = new Set<Listener>();
-
-  versions(): ReadonlyMap<string, string> {
-    return this.current;
-  }
-
-  subscribe(listener: Listener): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
-  }
-
-  /** Adds or changes versions; listeners hear about those that changed. Returns how many changed. */
-  update(record: Record<string, string>): number {
-    const changed = new Map<string, string>();
-    for (const [id, version] of Object.entries(record)) {
-      if (this.current.get(id) !== version) {
-        this.current.set(id, version);
-        changed.set(id, version);
-      }
-    }
-    if (changed.size > 0) {
-      for (const l of this.listeners) {
-        try {
-          l(changed);
-        } catch {
-          // One listener's fault must not keep the others from hearing about the change.
-        }
-      }
-    }
-    return changed.size;
-  }
-}
 
 /** Reads a response body up to a bound; null when it is larger. */
 async function boundedText(res: Response, limit: number): Promise<string | null> {

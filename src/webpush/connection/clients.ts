@@ -1,5 +1,10 @@
 import type { Notification } from '../../store/index.js';
 
+export interface DirectOptions {
+  saved?: Promise<boolean>;
+  onWritten?: (err?: Error) => void;
+}
+
 /** What the router needs of a client connected to this process. */
 export interface ConnectedClient {
   readonly uaid: string;
@@ -8,10 +13,13 @@ export interface ConnectedClient {
   /** channelID → key hash (null when unrestricted) of every channel of this uaid. */
   readonly channels: ReadonlyMap<string, Buffer | null>;
   /**
-   * Sends the message now when the client is ready for direct delivery; false when it must be stored.
+   * Sends the message now when the client is ready for direct delivery; false when it must be stored
+   * (draining storage, too many unacked messages, or the socket's send buffer is over its high-water mark).
+   * `saved` settles true once the message is durably stored (the router writes every TTL > 0 message in
+   * parallel with the send); when it is absent or settles false the session stores it itself at disconnect.
    * `onWritten` is called once the frame has been handed to the socket (or failed to be).
    */
-  deliverDirect(notification: Notification, onWritten?: (err?: Error) => void): boolean;
+  deliverDirect(notification: Notification, options?: DirectOptions): boolean;
   /** Storage holds a new message for this client: read it when the current batch is acked. */
   storageChanged(): void;
   /** Ends the connection (a newer connection took over, or the server shuts down). */
@@ -63,6 +71,9 @@ export function offerToClient(clients: ClientRegistry, n: Notification): Promise
   if (!client) return Promise.resolve('absent');
   if (!client.channels.has(n.channelID)) return Promise.resolve('no-channel');
   return new Promise((resolve) => {
-    if (!client.deliverDirect(n, (err) => resolve(err ? 'absent' : 'delivered'))) resolve('busy');
+    // The router writes every TTL > 0 message to the shared store before it hands it to another process, so the
+    // session need not store it again at disconnect; it deletes it on ack.
+    const saved = Promise.resolve(n.ttl > 0);
+    if (!client.deliverDirect(n, { saved, onWritten: (err) => resolve(err ? 'absent' : 'delivered') })) resolve('busy');
   });
 }

@@ -1,22 +1,32 @@
 import { ClientMessageType } from '../protocol/websocket.js';
+import { normaliseUaid } from '../protocol/ids.js';
 
 /**
- * Parsing of client frames into typed messages: everything a handler receives is already checked
- * for shape, so the session's handlers never look at raw JSON.
+ * Parsing of client frames into typed messages (autopush-rs: autoconnect-common's protocol.rs, a tagged enum):
+ * every field a handler receives is already checked and typed, so the session never looks at raw JSON and no
+ * `unknown` reaches a handler. Fields a handler answers with a status (a malformed channelID, a bad key) keep
+ * the client's string so the reply can echo it.
  */
 
+/** Broadcast id → version, as the client sent it (non-string versions are dropped). */
+export type BroadcastVersions = ReadonlyMap<string, string>;
+
 export type ClientMessage =
-  | { messageType: 'hello'; uaid: unknown; useWebpush: boolean }
-  | { messageType: 'register'; channelID: unknown; key: unknown }
-  | { messageType: 'unregister'; channelID: unknown; code: unknown }
+  /** `uaid` is normalised to 32 lower-case hex digits, or null when absent or not a UUID (a fresh uaid is issued). */
+  | { messageType: 'hello'; uaid: string | null; useWebpush: boolean; broadcasts: BroadcastVersions }
+  /** `channelID` is '' when the client sent no string; `key` null when absent, '' when not a string (refused as bad key). */
+  | { messageType: 'register'; channelID: string; key: string | null }
+  | { messageType: 'unregister'; channelID: string; code: number | null }
   | { messageType: 'ack'; updates: { channelID: string; version: string; code: number | null }[] }
   | { messageType: 'nack'; version: string | null; code: number | null }
   | { messageType: 'ping' }
-  | { messageType: 'broadcast_subscribe' };
+  | { messageType: 'broadcast_subscribe'; broadcasts: BroadcastVersions };
 
 export type ParseResult = { ok: true; message: ClientMessage } | { ok: false; reason: string };
 
 const KNOWN = new Set<string>(ClientMessageType);
+/** At most this many broadcast ids are read from one frame (Firefox sends a handful). */
+const MAX_BROADCASTS = 100;
 
 export function parseClientMessage(text: string): ParseResult {
   let value: unknown;
@@ -32,12 +42,22 @@ export function parseClientMessage(text: string): ParseResult {
   if (type === undefined && Object.keys(obj).length === 0) return { ok: true, message: { messageType: 'ping' } };
   if (typeof type !== 'string' || !KNOWN.has(type)) return { ok: false, reason: 'unknown messageType' };
   switch (type as ClientMessageType) {
-    case 'hello':
-      return { ok: true, message: { messageType: 'hello', uaid: obj['uaid'], useWebpush: obj['use_webpush'] === true } };
-    case 'register':
-      return { ok: true, message: { messageType: 'register', channelID: obj['channelID'], key: obj['key'] } };
-    case 'unregister':
-      return { ok: true, message: { messageType: 'unregister', channelID: obj['channelID'], code: obj['code'] } };
+    case 'hello': {
+      const broadcasts = broadcastMap(obj['broadcasts']);
+      if (!broadcasts) return { ok: false, reason: 'malformed broadcasts' };
+      return { ok: true, message: { messageType: 'hello', uaid: normaliseUaid(obj['uaid']), useWebpush: obj['use_webpush'] === true, broadcasts } };
+    }
+    case 'register': {
+      const key = obj['key'];
+      return {
+        ok: true,
+        message: { messageType: 'register', channelID: str(obj['channelID']), key: key === undefined || key === null ? null : typeof key === 'string' ? key : '' },
+      };
+    }
+    case 'unregister': {
+      const code = obj['code'];
+      return { ok: true, message: { messageType: 'unregister', channelID: str(obj['channelID']), code: typeof code === 'number' ? code : null } };
+    }
     case 'ack': {
       const updates = obj['updates'];
       if (!Array.isArray(updates)) return { ok: false, reason: 'ack without updates' };
@@ -60,7 +80,26 @@ export function parseClientMessage(text: string): ParseResult {
     }
     case 'ping':
       return { ok: true, message: { messageType: 'ping' } };
-    case 'broadcast_subscribe':
-      return { ok: true, message: { messageType: 'broadcast_subscribe' } };
+    case 'broadcast_subscribe': {
+      const broadcasts = broadcastMap(obj['broadcasts']);
+      if (!broadcasts) return { ok: false, reason: 'malformed broadcasts' };
+      return { ok: true, message: { messageType: 'broadcast_subscribe', broadcasts } };
+    }
   }
+}
+
+function str(v: unknown): string {
+  return typeof v === 'string' ? v : '';
+}
+
+/** autopush reads `broadcasts` as a map of strings; absent is empty. Null when it is not an object. */
+function broadcastMap(v: unknown): Map<string, string> | null {
+  const out = new Map<string, string>();
+  if (v === undefined || v === null) return out;
+  if (typeof v !== 'object' || Array.isArray(v)) return null;
+  for (const [id, version] of Object.entries(v as Record<string, unknown>)) {
+    if (out.size >= MAX_BROADCASTS) break;
+    if (typeof version === 'string') out.set(id, version);
+  }
+  return out;
 }

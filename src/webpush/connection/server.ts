@@ -1,8 +1,9 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer, type WebSocket } from 'ws';
+import { WebSocketServer } from 'ws';
 import { CloseCode, SUBPROTOCOL } from '../protocol/websocket.js';
-import { type ConnectionContext, Session } from './session.js';
+import type { ConnectionContext } from './session.js';
+import { SocketSession } from './socket.js';
 
 export interface ConnectionServerOptions {
   maxFrameBytes: number;
@@ -17,9 +18,9 @@ export interface ConnectionServerOptions {
  */
 export class ConnectionServer {
   private readonly wss: WebSocketServer;
-  private readonly sessions = new Set<Session>();
-  private readonly alive = new WeakSet<WebSocket>();
+  private readonly sessions = new Set<SocketSession>();
   private readonly pingTimer: NodeJS.Timeout;
+  private readonly unsubscribe: () => void;
   private accepting = true;
 
   constructor(
@@ -35,6 +36,10 @@ export class ConnectionServer {
     });
     this.pingTimer = setInterval(() => this.pingAll(), options.wsPingIntervalMs);
     this.pingTimer.unref();
+    // Megaphone broadcasts: every connection hears of changed versions; each sends only those it subscribed to.
+    this.unsubscribe = ctx.broadcasts.subscribe((changed) => {
+      for (const s of this.sessions) s.session.broadcastChanged(changed);
+    });
   }
 
   /** Handles an HTTP upgrade request; answers 404 for any path but `/` and 503 while shutting down. */
@@ -42,26 +47,22 @@ export class ConnectionServer {
     const path = (req.url ?? '/').split('?')[0];
     if (path !== '/') return reject(socket, 404, 'Not Found');
     if (!this.accepting) return reject(socket, 503, 'Service Unavailable');
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws));
-  }
-
-  private accept(ws: WebSocket): void {
-    const session = new Session(ws, this.ctx);
-    this.sessions.add(session);
-    this.alive.add(ws);
-    ws.on('pong', () => this.alive.add(ws));
-    ws.on('close', () => this.sessions.delete(session));
+    const startedAt = Date.now();
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      const s = new SocketSession(ws, socket, this.ctx, startedAt);
+      this.sessions.add(s);
+      ws.on('close', () => this.sessions.delete(s));
+    });
   }
 
   private pingAll(): void {
-    for (const session of this.sessions) {
-      const ws = session.socket;
-      if (!this.alive.has(ws)) {
-        ws.terminate();
+    for (const s of this.sessions) {
+      if (!s.alive) {
+        s.ws.terminate();
         continue;
       }
-      this.alive.delete(ws);
-      ws.ping();
+      s.alive = false;
+      s.ws.ping();
     }
   }
 
@@ -73,7 +74,8 @@ export class ConnectionServer {
   async close(): Promise<void> {
     this.accepting = false;
     clearInterval(this.pingTimer);
-    const sessions = [...this.sessions];
+    this.unsubscribe();
+    const sessions = [...this.sessions].map((s) => s.session);
     for (const s of sessions) s.close(CloseCode.goingAway, 'server shutting down');
     await Promise.all(sessions.map((s) => s.closed()));
     this.wss.close();

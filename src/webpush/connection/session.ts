@@ -1,14 +1,22 @@
 import type { FastifyBaseLogger } from 'fastify';
-import { WebSocket } from 'ws';
 import type { Metrics } from '../../ops/metrics.js';
 import type { Notification, Store } from '../../store/index.js';
-import type { ClientRegistry, ConnectedClient } from './clients.js';
+import type { BroadcastSource } from '../broadcast/source.js';
+import type { ClientRegistry, ConnectedClient, DirectOptions } from './clients.js';
 import { decodeVapidKey, makeEndpoint, vapidKeyHash } from '../protocol/endpoint-token.js';
 import type { MultiFernet } from '../protocol/fernet.js';
 import type { PeerClient } from '../endpoint/peer-client.js';
-import { isChannelId, isUaid, newUaid } from '../protocol/ids.js';
+import { isChannelId, newUaid } from '../protocol/ids.js';
 import { CloseCode, NACK_CODES } from '../protocol/websocket.js';
-import { type ClientMessage, parseClientMessage } from './messages.js';
+import type { BroadcastVersions, ClientMessage } from './messages.js';
+
+/**
+ * The websocket session as a state machine (autopush-rs: autoconnect-ws-sm). It takes events (client messages
+ * already parsed, server notifications, storage results, the hello timer, the socket closing) and emits effects
+ * through a `SessionPort` (frames to send, a close decision); it never touches a socket, so it is tested with a
+ * recording port and an in-memory store (test/webpush/connection/session.test.ts). The socket adapter
+ * (socket.ts) is the only place that writes, corks, pings and watches backpressure.
+ */
 
 /** What every session of one gateway shares. */
 export interface ConnectionContext {
@@ -25,19 +33,49 @@ export interface ConnectionContext {
   storageBatch: number;
   helloTimeoutMs: number;
   minPingIntervalMs: number;
+  /** Unacked messages in flight per connection before new ones are stored instead of sent. */
+  maxUnacked: number;
+  /** Socket send-buffer bytes above which new messages are stored instead of sent. */
+  wsHighWater: number;
+  maxChannels: number;
+  /** A uaid not connected for this long is removed at its next hello (autopush's MAX_ROUTER_TIME). */
+  userMaxIdleMs: number;
+  broadcasts: BroadcastSource;
+  /** A fresh per-uaid ordering key (the router's): re-stamps messages saved at disconnect. */
+  nextSeq: () => number;
+  /** The clock (ms since the epoch); tests control it. */
+  now: () => number;
+}
+
+/** The effects a session emits; the socket adapter performs them, tests record them. */
+export interface SessionPort {
+  /** Sends the frames in order, as one write when there are several. */
+  send(frames: object[], onWritten?: (err?: Error) => void): void;
+  /** Closes the connection; the adapter then reports `onClosed`. */
+  close(code: number, reason: string): void;
+  /** Bytes queued on the socket and not yet written (ws's `bufferedAmount`). */
+  bufferedAmount(): number;
 }
 
 /** A sent notification the client has not acked yet. */
 interface Unacked {
   notification: Notification;
-  stored: boolean;
+  /** Read from storage by this session. */
+  fromStorage: boolean;
+  /** Settles true once the message is durably stored (always true for messages read from storage). */
+  saved: Promise<boolean>;
 }
 
+const SAVED = Promise.resolve(true);
+/** Channels read per storage call at hello. */
+const CHANNEL_PAGE = 500;
+const NOT_SAVED = Promise.resolve(false);
+
 /**
- * One websocket client, as a state machine (autopush-rs: unidentified → identified):
+ * One websocket client (autopush-rs: unidentified → identified):
  * - `unidentified`: only `hello` is legal, within the hello timeout;
  * - `identified`: register, unregister, ack, nack, ping, broadcast_subscribe; notifications flow;
- * - `closed`: nothing more is sent; unacked direct messages have been stored.
+ * - `closed`: nothing more is sent; unacked direct messages that were not durable yet have been stored.
  * Client messages are handled one at a time, in arrival order.
  */
 export class Session implements ConnectedClient {
@@ -48,49 +86,84 @@ export class Session implements ConnectedClient {
   /** A new uaid is written to storage only at its first register, as autopush does. */
   private deferredUser = false;
   private readonly unacked = new Map<string, Unacked>();
+  /**
+   * Versions this session sent that may still be in storage (direct messages are stored too): a later storage
+   * read skips them, so no message is delivered twice in one session. An entry leaves once its delete commits.
+   */
+  private readonly sent = new Set<string>();
   /** Storage may hold messages not yet read by this session (autopush's check_storage flag). */
   private checkStorage = false;
   /** Set when a message is stored for this client while a storage read is in flight. */
   private storageDirty = false;
   private reading = false;
   private storageCursor = 0;
+  /** Messages sent from storage in this run of reads (autopush's sent_from_storage): past msg_limit, reset. */
+  private sentFromStorage = 0;
   private lastPing = 0;
+  /** Broadcast ids this connection subscribed to. */
+  private readonly broadcastSubs = new Set<string>();
   private queue: Promise<void> = Promise.resolve();
-  private readonly helloTimer: NodeJS.Timeout;
   private closing: Promise<void> | null = null;
 
   constructor(
-    readonly socket: WebSocket,
+    private readonly port: SessionPort,
     private readonly ctx: ConnectionContext,
   ) {
     ctx.metrics.connections.inc();
-    this.helloTimer = setTimeout(() => this.close(CloseCode.policyViolation, 'no hello in time'), ctx.helloTimeoutMs);
-    socket.on('message', (data, isBinary) => {
-      if (isBinary) return this.close(CloseCode.unsupportedData, 'binary frames are not part of the protocol');
-      const text = (data as Buffer).toString(); // binaryType is ws's default 'nodebuffer': one Buffer per message
-      this.queue = this.queue.then(() => this.onFrame(text)).catch((err: unknown) => this.fail(err));
-    });
-    socket.on('close', () => void this.onClosed());
-    socket.on('error', () => void this.onClosed());
   }
 
-  private async onFrame(text: string): Promise<void> {
+  // --- events -------------------------------------------------------------------------------------
+
+  /** A parsed client message; handled after every earlier one. Resolves once it is handled. */
+  onMessage(msg: ClientMessage): Promise<void> {
+    this.queue = this.queue.then(() => this.handle(msg)).catch((err: unknown) => this.fail(err));
+    return this.queue;
+  }
+
+  /** A frame that is not a valid client message (the adapter's parser said why). */
+  onInvalid(reason: string): void {
+    this.ctx.metrics.clientMessages.inc({ type: 'invalid' });
+    this.close(CloseCode.invalidPayload, reason);
+  }
+
+  /** A binary frame: the protocol is JSON text only. */
+  onBinary(): void {
+    this.close(CloseCode.unsupportedData, 'binary frames are not part of the protocol');
+  }
+
+  /** The hello timer fired (the adapter starts it when the upgrade begins). */
+  onHelloTimeout(): void {
+    if (this.state === 'unidentified') this.close(CloseCode.policyViolation, 'no hello in time');
+  }
+
+  /** The socket is gone (closed by either side or failed). */
+  onClosed(): Promise<void> {
+    this.closing ??= this.finish();
+    return this.closing;
+  }
+
+  /** Messages sent and not acked yet (bounded by maxUnacked for direct sends; operators and tests read it). */
+  get inFlight(): number {
+    return this.unacked.size;
+  }
+
+  /** Bytes queued on the socket, as the adapter reports them. */
+  get bufferedBytes(): number {
+    return this.port.bufferedAmount();
+  }
+
+  /** Resolves once every message received so far is handled (tests). */
+  idle(): Promise<void> {
+    return this.queue;
+  }
+
+  private async handle(msg: ClientMessage): Promise<void> {
     if (this.state === 'closed') return;
-    const parsed = parseClientMessage(text);
-    if (!parsed.ok) {
-      this.ctx.metrics.clientMessages.inc({ type: 'invalid' });
-      return this.close(CloseCode.invalidPayload, parsed.reason);
-    }
-    const msg = parsed.message;
     this.ctx.metrics.clientMessages.inc({ type: msg.messageType });
     if (this.state === 'unidentified') {
       if (msg.messageType !== 'hello') return this.close(CloseCode.policyViolation, 'hello must come first');
-      return this.hello(msg.uaid);
+      return this.hello(msg.uaid, msg.broadcasts);
     }
-    return this.onIdentifiedMessage(msg);
-  }
-
-  private async onIdentifiedMessage(msg: ClientMessage): Promise<void> {
     switch (msg.messageType) {
       case 'hello':
         return this.close(CloseCode.policyViolation, 'already said hello');
@@ -105,34 +178,30 @@ export class Session implements ConnectedClient {
       case 'ping':
         return this.ping();
       case 'broadcast_subscribe':
-        // Megaphone broadcasts are not served; Firefox only needs the message tolerated.
-        return;
+        return this.broadcastSubscribe(msg.broadcasts);
     }
   }
 
   // --- unidentified -------------------------------------------------------------------------------
 
-  private async hello(requested: unknown): Promise<void> {
-    clearTimeout(this.helloTimer);
+  private async hello(requested: string | null, broadcasts: BroadcastVersions): Promise<void> {
     const { store } = this.ctx;
-    const now = Date.now();
+    const now = this.ctx.now();
     this.connectedAt = now;
     let previousPeer: string | null = null;
-    let uaid = isUaid(requested) ? requested : null;
+    let uaid = requested;
     try {
       const user = uaid ? await store.getUser(uaid) : null;
-      if (user && user.routerType === 'webpush') {
-        if ((await store.countMessages(user.uaid, this.ctx.msgLimit + 1)) > this.ctx.msgLimit) {
-          // autopush's msg_limit reset: drop everything; the client re-subscribes under a new uaid.
-          await store.removeUser(user.uaid);
-          this.ctx.metrics.notifications.inc({ outcome: 'uaid_reset', path: 'stored' });
-          uaid = null;
-        } else {
-          await store.updateUser({ ...user, connectedAt: now, peerId: this.ctx.peerId });
-          if (user.peerId !== null && user.peerId !== this.ctx.peerId) previousPeer = user.peerId;
-          for (const ch of await store.getChannels(user.uaid)) this.channels.set(ch.channelID, ch.keyHash);
-          this.checkStorage = true;
-        }
+      if (user && user.routerType === 'webpush' && user.connectedAt < now - this.ctx.userMaxIdleMs) {
+        // autopush drops a user agent idle for longer than MAX_ROUTER_TIME: it re-subscribes under a new uaid.
+        await store.removeUser(user.uaid);
+        this.ctx.metrics.notifications.inc({ outcome: 'uaid_expired', path: 'stored' });
+        uaid = null;
+      } else if (user && user.routerType === 'webpush') {
+        await store.updateUser({ ...user, connectedAt: now, peerId: this.ctx.peerId });
+        if (user.peerId !== null && user.peerId !== this.ctx.peerId) previousPeer = user.peerId;
+        await this.loadChannels(user.uaid);
+        this.checkStorage = true;
       } else {
         uaid = null;
       }
@@ -140,7 +209,7 @@ export class Session implements ConnectedClient {
       this.ctx.log.warn({ err: (err as Error).message }, 'storage unavailable during hello');
       return this.close(CloseCode.tryAgainLater, 'storage unavailable');
     }
-    if (this.isClosed()) return;
+    if (this.state === 'closed') return;
     if (!uaid) {
       uaid = newUaid();
       this.deferredUser = true;
@@ -151,26 +220,67 @@ export class Session implements ConnectedClient {
     previous?.close(CloseCode.normal, 'a newer connection of this uaid took over');
     // The client moved here from another node: that node drops its older connection.
     if (previousPeer !== null) void this.ctx.peers?.dropOlder(previousPeer, uaid, now);
-    this.send({ messageType: 'hello', uaid, status: 200, use_webpush: true, broadcasts: {} });
+    this.port.send([{ messageType: 'hello', uaid, status: 200, use_webpush: true, broadcasts: this.subscribeBroadcasts(broadcasts, true) }]);
     await this.readStorage();
+  }
+
+  /**
+   * Channels are read a page at a time, yielding to the event loop between pages, so a uaid with very many
+   * channels (stored before the cap existed) never blocks other connections for long.
+   */
+  private async loadChannels(uaid: string): Promise<void> {
+    let after = '';
+    for (;;) {
+      const page = await this.ctx.store.getChannelsPage(uaid, after, CHANNEL_PAGE);
+      for (const ch of page) this.channels.set(ch.channelID, ch.keyHash);
+      if (page.length < CHANNEL_PAGE) return;
+      after = page[page.length - 1]!.channelID;
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+  }
+
+  /**
+   * autopush-rs's broadcast_delta / subscribe_to_broadcasts: known ids are subscribed and answered with the
+   * current version where the client's differs; unknown ids are answered under `errors` with "Broadcast not found".
+   * In hello the answer is always present (possibly `{}`); in broadcast_subscribe only already-subscribed ids are skipped.
+   */
+  private subscribeBroadcasts(requested: BroadcastVersions, all: boolean): Record<string, unknown> {
+    const current = this.ctx.broadcasts.versions();
+    const answer: Record<string, unknown> = {};
+    const errors: Record<string, string> = {};
+    for (const [id, version] of requested) {
+      const now = current.get(id);
+      if (now === undefined) {
+        errors[id] = 'Broadcast not found';
+        continue;
+      }
+      if (!all && this.broadcastSubs.has(id)) continue;
+      this.broadcastSubs.add(id);
+      if (now !== version) answer[id] = now;
+    }
+    if (Object.keys(errors).length > 0) answer['errors'] = errors;
+    return answer;
   }
 
   // --- identified: client messages ----------------------------------------------------------------
 
-  private async register(channelID: unknown, key: unknown): Promise<void> {
-    if (!isChannelId(channelID)) {
-      return this.send({ messageType: 'register', channelID: typeof channelID === 'string' ? channelID : '', status: 400 });
-    }
+  private async register(channelID: string, key: string | null): Promise<void> {
+    if (!isChannelId(channelID)) return this.port.send([{ messageType: 'register', channelID, status: 400 }]);
     let keyHash: Buffer | null = null;
-    if (key !== undefined && key !== null) {
-      const raw = typeof key === 'string' ? decodeVapidKey(key) : null;
-      if (!raw) return this.send({ messageType: 'register', channelID, status: 400 });
+    if (key !== null) {
+      const raw = decodeVapidKey(key);
+      if (!raw) return this.port.send([{ messageType: 'register', channelID, status: 400 }]);
       keyHash = vapidKeyHash(raw);
     }
     const existing = this.channels.get(channelID);
     if (existing !== undefined && !sameKey(existing, keyHash)) {
       // The channel exists with another (or no) application server key: RFC 8292 §4.2.
-      return this.send({ messageType: 'register', channelID, status: 409 });
+      return this.port.send([{ messageType: 'register', channelID, status: 409 }]);
+    }
+    if (existing === undefined && this.channels.size >= this.ctx.maxChannels) {
+      // autopush has no cap; a register it cannot complete answers 500, which Firefox reports as a failed subscribe.
+      this.ctx.metrics.clientMessages.inc({ type: 'register_over_channel_limit' });
+      return this.port.send([{ messageType: 'register', channelID, status: 500 }]);
     }
     try {
       if (this.deferredUser) {
@@ -180,76 +290,95 @@ export class Session implements ConnectedClient {
       if (existing === undefined) await this.ctx.store.addChannel(this.uaid, { channelID, keyHash });
     } catch (err) {
       this.ctx.log.warn({ err: (err as Error).message }, 'register failed');
-      return this.send({ messageType: 'register', channelID, status: 500 });
+      return this.port.send([{ messageType: 'register', channelID, status: 500 }]);
     }
     this.channels.set(channelID, keyHash);
     const pushEndpoint = makeEndpoint(this.ctx.publicUrl, this.ctx.fernet, this.uaid, channelID, keyHash);
-    this.send({ messageType: 'register', channelID, status: 200, pushEndpoint });
+    this.port.send([{ messageType: 'register', channelID, status: 200, pushEndpoint }]);
   }
 
-  private async unregister(channelID: unknown): Promise<void> {
-    if (!isChannelId(channelID)) {
-      return this.send({ messageType: 'unregister', channelID: typeof channelID === 'string' ? channelID : '', status: 400 });
-    }
+  private async unregister(channelID: string): Promise<void> {
+    if (!isChannelId(channelID)) return this.port.send([{ messageType: 'unregister', channelID, status: 400 }]);
     try {
       if (!this.deferredUser) await this.ctx.store.removeChannel(this.uaid, channelID);
     } catch (err) {
       this.ctx.log.warn({ err: (err as Error).message }, 'unregister failed');
-      return this.send({ messageType: 'unregister', channelID, status: 500 });
+      return this.port.send([{ messageType: 'unregister', channelID, status: 500 }]);
     }
     this.channels.delete(channelID);
+    // removeChannel deleted the channel's stored messages too.
     for (const [version, u] of this.unacked) if (u.notification.channelID === channelID) this.unacked.delete(version);
-    this.send({ messageType: 'unregister', channelID, status: 200 });
+    this.port.send([{ messageType: 'unregister', channelID, status: 200 }]);
     await this.afterAcks();
   }
 
   private async ack(updates: { channelID: string; version: string }[]): Promise<void> {
-    const now = Date.now();
+    const now = this.ctx.now();
+    const deletes: Promise<void>[] = [];
     for (const update of updates) {
+      // autopush matches an ack by version alone (the version names the message; the channelID is informative).
       const entry = this.unacked.get(update.version);
-      // Only an ack naming the right channel counts: an older or foreign ack must not delete anything.
-      if (!entry || entry.notification.channelID !== update.channelID) continue;
+      if (!entry) continue;
       this.unacked.delete(update.version);
-      const path = entry.stored ? 'stored' : 'direct';
+      const path = entry.fromStorage ? 'stored' : 'direct';
       this.ctx.metrics.notifications.inc({ outcome: 'acked', path });
       this.ctx.metrics.deliveryLatency.observe({ path }, (now - entry.notification.timestamp) / 1000);
-      if (entry.stored) {
-        try {
-          await this.ctx.store.removeMessage(this.uaid, entry.notification.seq);
-        } catch (err) {
-          // Not lost: the message stays stored and is delivered again (Firefox de-duplicates on version).
-          this.ctx.log.warn({ err: (err as Error).message }, 'could not delete an acked message');
-        }
-      }
+      if (entry.notification.ttl > 0) deletes.push(this.deleteAcked(entry));
     }
+    await Promise.all(deletes);
     await this.afterAcks();
+  }
+
+  /** An acked message is deleted (autopush may redeliver acked non-topic messages; Pushgate never does). */
+  private async deleteAcked(entry: Unacked): Promise<void> {
+    const n = entry.notification;
+    // A direct message's write may still be in its group commit: delete after it, never before.
+    if (!(await entry.saved)) {
+      this.sent.delete(n.version);
+      return;
+    }
+    try {
+      await this.ctx.store.removeMessage(this.uaid, n.seq);
+      this.sent.delete(n.version);
+    } catch (err) {
+      // Not lost: the message stays stored and is delivered again next session (Firefox de-duplicates on version).
+      this.ctx.log.warn({ err: (err as Error).message }, 'could not delete an acked message');
+    }
   }
 
   private async nack(version: string | null, code: number | null): Promise<void> {
     const entry = version !== null ? this.unacked.get(version) : undefined;
     const known = code !== null && (NACK_CODES as readonly number[]).includes(code);
-    this.ctx.metrics.notifications.inc({ outcome: known ? `nacked_${code}` : 'nacked', path: entry?.stored ? 'stored' : 'direct' });
+    this.ctx.metrics.notifications.inc({ outcome: known ? `nacked_${code}` : 'nacked', path: entry?.fromStorage ? 'stored' : 'direct' });
     if (entry && version !== null) {
-      // A nacked stored message stays in storage until its TTL ends; flow control moves past it.
+      // A nacked message stays in storage until its TTL ends (for the next session); flow control moves past it.
       this.unacked.delete(version);
       await this.afterAcks();
     }
   }
 
   private ping(): void {
-    const now = Date.now();
+    const now = this.ctx.now();
     if (now - this.lastPing < this.ctx.minPingIntervalMs) return this.close(CloseCode.policyViolation, 'pings too often');
     this.lastPing = now;
-    this.send({});
+    this.port.send([{}]);
   }
 
-  // --- identified: notifications ------------------------------------------------------------------
+  private broadcastSubscribe(requested: BroadcastVersions): void {
+    const answer = this.subscribeBroadcasts(requested, false);
+    if (Object.keys(answer).length > 0) this.port.send([{ messageType: 'broadcast', broadcasts: answer }]);
+  }
 
-  deliverDirect(n: Notification, onWritten?: (err?: Error) => void): boolean {
-    if (this.state !== 'identified' || this.socket.readyState !== WebSocket.OPEN) return false;
+  // --- identified: server notifications -----------------------------------------------------------
+
+  deliverDirect(n: Notification, options: DirectOptions = {}): boolean {
+    if (this.state !== 'identified') return false;
     // While stored messages drain, new ones queue behind them in storage to keep their order.
     if (this.checkStorage && n.ttl > 0) return false;
-    this.sendNotification(n, false, onWritten);
+    // A client that stops acking or reading costs bounded memory: beyond these, messages wait in storage.
+    if (this.unacked.size >= this.ctx.maxUnacked || this.port.bufferedAmount() > this.ctx.wsHighWater) return false;
+    const saved = n.ttl > 0 && options.saved ? options.saved.catch(() => false) : NOT_SAVED;
+    this.sendNotifications([n], false, saved, options.onWritten);
     return true;
   }
 
@@ -262,21 +391,38 @@ export class Session implements ConnectedClient {
     }
   }
 
-  private sendNotification(n: Notification, stored: boolean, onWritten?: (err?: Error) => void): void {
-    this.unacked.set(n.version, { notification: n, stored });
-    const frame: Record<string, unknown> = { messageType: 'notification', channelID: n.channelID, version: n.version, ttl: n.ttl };
-    if (n.data !== null) {
-      frame['data'] = n.data;
-      if (n.headers) frame['headers'] = n.headers;
-    }
-    this.send(frame, onWritten);
-    this.ctx.metrics.notifications.inc({ outcome: 'delivered', path: stored ? 'stored' : 'direct' });
+  /** Broadcast versions changed: subscribed connections get one `broadcast` frame with theirs. */
+  broadcastChanged(changed: ReadonlyMap<string, string>): void {
+    if (this.state !== 'identified') return;
+    const mine: Record<string, string> = {};
+    for (const [id, version] of changed) if (this.broadcastSubs.has(id)) mine[id] = version;
+    if (Object.keys(mine).length > 0) this.port.send([{ messageType: 'broadcast', broadcasts: mine }]);
   }
 
-  /** autopush's flow control: the next batch is read only once every sent stored message is acked. */
+  private sendNotifications(batch: Notification[], fromStorage: boolean, saved: Promise<boolean>, onWritten?: (err?: Error) => void): void {
+    const frames = [];
+    for (const n of batch) {
+      this.unacked.set(n.version, { notification: n, fromStorage, saved });
+      if (n.ttl > 0) this.sent.add(n.version);
+      const frame: Record<string, unknown> = { messageType: 'notification', channelID: n.channelID, version: n.version, ttl: n.ttl };
+      if (n.data !== null) {
+        frame['data'] = n.data;
+        if (n.headers) frame['headers'] = n.headers;
+      }
+      frames.push(frame);
+    }
+    this.port.send(frames, onWritten);
+    this.ctx.metrics.notifications.inc({ outcome: 'delivered', path: fromStorage ? 'stored' : 'direct' }, batch.length);
+  }
+
+  /**
+   * autopush's flow control: the next batch is read only once every sent stored message is acked (and, in
+   * Pushgate, while fewer than maxUnacked messages are in flight).
+   */
   private async afterAcks(): Promise<void> {
     if (this.state !== 'identified' || !this.checkStorage) return;
-    for (const u of this.unacked.values()) if (u.stored) return;
+    if (this.unacked.size >= this.ctx.maxUnacked) return;
+    for (const u of this.unacked.values()) if (u.fromStorage) return;
     await this.readStorage();
   }
 
@@ -289,23 +435,32 @@ export class Session implements ConnectedClient {
     try {
       for (;;) {
         this.storageDirty = false;
-        const batch = await this.ctx.store.fetchMessages(this.uaid, this.storageCursor, this.ctx.storageBatch, Date.now());
+        const read = await this.ctx.store.fetchMessages(this.uaid, this.storageCursor, this.ctx.storageBatch, this.ctx.now());
         if (this.state !== 'identified') return;
-        if (batch.length > 0) {
-          // One write system call for the whole batch instead of one per frame: the underlying socket is
-          // corked while the frames are queued (ws corks per frame too; corks nest).
-          const raw = (this.socket as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
-          raw?.cork();
-          for (const n of batch) {
+        if (read.length > 0) {
+          // At most maxUnacked in flight, stored and direct together; the rest is read after acks.
+          const room = this.ctx.maxUnacked - this.unacked.size;
+          if (room <= 0) return;
+          const batch: Notification[] = [];
+          for (const n of read) {
+            // Messages this session already sent directly (stored for durability) are not sent twice.
+            if (!this.channels.has(n.channelID) || this.sent.has(n.version)) {
+              this.storageCursor = n.seq;
+              continue;
+            }
+            if (batch.length === room) break;
+            batch.push(n);
             this.storageCursor = n.seq;
-            if (this.channels.has(n.channelID)) this.sendNotification(n, true);
           }
-          raw?.uncork();
-          if ([...this.unacked.values()].some((u) => u.stored)) return;
-          continue;
+          if (batch.length === 0) continue;
+          this.sentFromStorage += batch.length;
+          if (this.sentFromStorage > this.ctx.msgLimit) return await this.resetUaid();
+          this.sendNotifications(batch, true, SAVED);
+          return;
         }
         if (!this.storageDirty) {
           this.checkStorage = false;
+          this.sentFromStorage = 0;
           return;
         }
       }
@@ -317,20 +472,28 @@ export class Session implements ConnectedClient {
     }
   }
 
-  // --- closing ------------------------------------------------------------------------------------
-
-  private send(frame: object, onWritten?: (err?: Error) => void): void {
-    if (this.state === 'closed' || this.socket.readyState !== WebSocket.OPEN) {
-      onWritten?.(new Error('connection closed'));
-      return;
+  /**
+   * autopush-rs's check_msg_limit: a session that has read more than msg_limit stored messages in one run drops
+   * the user agent (what was read before is delivered; this batch is not) and closes with 1000. Its next hello
+   * gets a new uaid, so it re-subscribes; senders get 410 from then on.
+   */
+  private async resetUaid(): Promise<void> {
+    try {
+      await this.ctx.store.removeUser(this.uaid);
+    } catch (err) {
+      this.ctx.log.warn({ err: (err as Error).message }, 'could not reset a uaid over msg_limit');
     }
-    this.socket.send(JSON.stringify(frame), onWritten);
+    this.ctx.metrics.notifications.inc({ outcome: 'uaid_reset', path: 'stored' });
+    this.unacked.clear();
+    this.close(CloseCode.normal, 'too many stored messages: the uaid was reset');
   }
 
+  // --- closing ------------------------------------------------------------------------------------
+
   close(code: number, reason: string): void {
-    if (this.isClosed()) return;
+    if (this.state === 'closed') return;
     this.ctx.metrics.closes.inc({ code: String(code) });
-    if (this.socket.readyState === WebSocket.OPEN || this.socket.readyState === WebSocket.CONNECTING) this.socket.close(code, reason);
+    this.port.close(code, reason);
     void this.onClosed();
   }
 
@@ -339,20 +502,10 @@ export class Session implements ConnectedClient {
     this.close(CloseCode.internalError, 'internal error');
   }
 
-  private isClosed(): boolean {
-    return this.state === 'closed';
-  }
-
-  private onClosed(): Promise<void> {
-    this.closing ??= this.finish();
-    return this.closing;
-  }
-
-  /** Direct messages the client never acked are stored, so nothing accepted is lost by a disconnect. */
+  /** Direct messages the client never acked and that are not durable yet are stored, so a disconnect loses nothing. */
   private async finish(): Promise<void> {
     const wasIdentified = this.state === 'identified';
     this.state = 'closed';
-    clearTimeout(this.helloTimer);
     this.ctx.metrics.connections.dec();
     if (!wasIdentified) return;
     this.ctx.clients.remove(this);
@@ -361,18 +514,20 @@ export class Session implements ConnectedClient {
       // Endpoint nodes stop routing here; a newer connection's route (another connectedAt) is left alone.
       this.ctx.store.clearNodeId(this.uaid, this.connectedAt, peerId).catch(() => {});
     }
-    const now = Date.now();
-    for (const { notification, stored } of this.unacked.values()) {
-      if (stored || notification.ttl === 0 || notification.expiry <= now) continue;
+    const now = this.ctx.now();
+    const entries = [...this.unacked.values()];
+    this.unacked.clear();
+    for (const { notification, saved } of entries) {
+      if (notification.ttl === 0 || notification.expiry <= now || (await saved)) continue;
       try {
-        await this.ctx.store.saveMessage(notification);
+        // A fresh ordering key (autopush re-stamps): a newer session that already read past the old one still reads it.
+        await this.ctx.store.saveMessage({ ...notification, seq: this.ctx.nextSeq() });
       } catch (err) {
         this.ctx.log.error({ err: (err as Error).message }, 'could not store an unacked message');
       }
     }
-    this.unacked.clear();
-    // A newer connection of this uaid (here or, with several workers, on another) may have read storage before these were saved.
-    this.ctx.clients.storageChanged(this.uaid);
+    // A newer connection of this uaid may have read storage before these were saved.
+    this.ctx.clients.get(this.uaid)?.storageChanged();
   }
 
   /** Resolves once the session is closed and its unacked messages are stored. */

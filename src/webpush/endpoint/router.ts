@@ -4,6 +4,7 @@ import { ApiError, storageCall } from '../protocol/errors.js';
 import type { MultiFernet } from '../protocol/fernet.js';
 import type { ClientRegistry } from '../connection/clients.js';
 import { makeMessageId } from '../protocol/message-id.js';
+import { CloseCode } from '../protocol/websocket.js';
 import type { PeerClient } from './peer-client.js';
 import type { Bridges } from '../../bridge/index.js';
 import { bridgedMessage, bridgeError } from './bridged.js';
@@ -22,6 +23,14 @@ export interface PushRequest {
   urgency: Urgency;
   data: string | null;
   headers: Record<string, string> | null;
+}
+
+export interface RouterOptions {
+  /** A webpush uaid not connected for this long is removed when a message arrives (PUSHGATE_USER_MAX_IDLE_DAYS). */
+  userMaxIdleMs: number;
+  /** The session's storage batch: with msg_limit it sets the backlog past which a uaid is reset. */
+  storageBatch: number;
+  now: () => number;
 }
 
 export interface RouteResult {
@@ -58,7 +67,12 @@ export class WebPushRouter {
     private readonly bridges: Bridges | null = null,
     /** The other workers of this machine (PUSHGATE_WORKERS > 1): a client they hold is reached over IPC, not the store. */
     private readonly siblings: Siblings | null = null,
+    private readonly options: RouterOptions = { userMaxIdleMs: 60 * 86_400_000, storageBatch: 10, now: () => Date.now() },
   ) {}
+
+  private now(): number {
+    return this.options.now();
+  }
 
   /** Gives this worker its own residue class of ordering keys (scale-out on one machine). */
   useSeqLane(lane: number, lanes: number): void {
@@ -68,7 +82,7 @@ export class WebPushRouter {
 
   /** Per-uaid ordering key: microseconds since the epoch, strictly increasing within this process. */
   nextSeq(): number {
-    const now = Date.now() * 1000;
+    const now = this.now() * 1000;
     let next = now > this.lastSeq ? now : this.lastSeq + 1;
     if (this.seqLanes > 1) next += (this.seqLane - (next % this.seqLanes) + this.seqLanes) % this.seqLanes;
     this.lastSeq = next;
@@ -76,7 +90,7 @@ export class WebPushRouter {
   }
 
   async route(msg: PushRequest): Promise<RouteResult> {
-    const now = Date.now();
+    const now = this.now();
     const seq = this.nextSeq();
     const messageId = makeMessageId(
       this.fernet,
@@ -87,27 +101,56 @@ export class WebPushRouter {
     const client = this.clients.get(msg.uaid);
     if (client) {
       if (!client.channels.has(msg.channelID)) throw new ApiError('invalidSubscription', 'No such subscription');
-      if (client.deliverDirect(notification)) return this.done(messageId, 'direct');
-      if (msg.ttl === 0) return this.done(messageId, 'dropped');
-      await storageCall(() => this.store.saveMessage(notification));
+      // Durability (README "Durability"): every TTL > 0 message is written with the store's group commit in
+      // parallel with the direct send, and 201 waits for that commit; the session deletes it on ack.
+      const saving = msg.ttl > 0 ? this.store.saveMessage(notification) : null;
+      const saved = saving ? saving.then(() => true, () => false) : undefined;
+      if (client.deliverDirect(notification, saved ? { saved } : {})) {
+        // Written to the socket already: a failed write leaves the session to store it at disconnect, as before.
+        if (saved) await saved;
+        return this.done(messageId, 'direct');
+      }
+      if (!saving) return this.done(messageId, 'dropped');
+      await storageCall(() => saving);
+      await this.boundBacklog(msg.uaid);
       client.storageChanged();
       return this.done(messageId, 'stored');
     }
+
+    // Another process may hold the client (a sibling worker over IPC, or the peer a recent push went to). The
+    // message is written before such a hop, so a 201 survives that process's death too; not in parallel: the
+    // other process deletes the message when the client acks, and that delete must find it. Should the push
+    // turn out to have no live subscription, the early copy is removed again.
+    let saved = false;
+    const persist = async (): Promise<void> => {
+      if (msg.ttl > 0 && !saved) {
+        await storageCall(() => this.store.saveMessage(notification));
+        saved = true;
+      }
+    };
+    const unsave = async (): Promise<void> => {
+      if (saved) await storageCall(() => this.store.removeMessage(msg.uaid, seq));
+      saved = false;
+    };
     if (this.siblings) {
-      // Another worker of this machine may hold the client: the primary's directory answers without the store.
+      // The primary's directory answers without the store.
+      await persist();
       const outcome = await this.siblings.push(notification);
       if (outcome === 'delivered') return this.done(messageId, 'direct');
-      if (outcome === 'no-channel') throw new ApiError('invalidSubscription', 'No such subscription');
+      if (outcome === 'no-channel') {
+        await unsave();
+        throw new ApiError('invalidSubscription', 'No such subscription');
+      }
       if (outcome === 'busy') {
         if (msg.ttl === 0) return this.done(messageId, 'dropped');
-        await storageCall(() => this.store.saveMessage(notification));
+        await this.boundBacklog(msg.uaid);
         this.clients.storageChanged(msg.uaid);
         return this.done(messageId, 'stored');
       }
     }
-
     const cached = this.peers ? this.routeCache.get(msg.uaid) : undefined;
     if (cached !== undefined) {
+      await persist();
       if (cached.until > now && (await this.peers!.push(cached.peerId, notification)) === 'delivered') return this.done(messageId, 'direct');
       this.routeCache.delete(msg.uaid);
     }
@@ -118,10 +161,27 @@ export class WebPushRouter {
     const [user, knownChannel] = this.peers
       ? [await storageCall(() => this.store.getUser(msg.uaid)), undefined]
       : await storageCall(() => Promise.all([this.store.getUser(msg.uaid), this.store.getChannel(msg.uaid, msg.channelID)]));
-    if (!user) throw new ApiError('invalidSubscription', 'No such subscription');
-
+    if (!user) {
+      await unsave();
+      throw new ApiError('invalidSubscription', 'No such subscription');
+    }
+    if (user.routerType === 'webpush' && user.connectedAt < now - this.options.userMaxIdleMs) {
+      // autopush lets a router record expire after MAX_ROUTER_TIME without a connection: the endpoint is gone.
+      await storageCall(() => this.store.removeUser(msg.uaid));
+      this.metrics.notifications.inc({ outcome: 'uaid_expired', path: 'stored' });
+      throw new ApiError('expiredEndpoint', 'UAID not found');
+    }
+    if (user.routerType !== 'webpush') {
+      await unsave();
+      return this.routeBridged(user.uaid, user.routerType, user.routerData ?? {}, notification);
+    }
+    if (knownChannel === null) {
+      await unsave();
+      throw new ApiError('invalidSubscription', 'No such subscription');
+    }
+    await persist();
     // The client is on another node: hand the message over (autopush's endpoint → connection node hop).
-    const routedTo = user.routerType === 'webpush' && user.peerId !== null && user.peerId !== this.peerId && this.peers ? user.peerId : null;
+    const routedTo = user.peerId !== null && user.peerId !== this.peerId && this.peers ? user.peerId : null;
     let staleRoute: string | null = null;
     if (routedTo !== null) {
       const outcome = await this.peers!.push(routedTo, notification);
@@ -132,23 +192,31 @@ export class WebPushRouter {
       if (outcome === 'gone') staleRoute = routedTo;
     }
     const channel = knownChannel !== undefined ? knownChannel : await storageCall(() => this.store.getChannel(msg.uaid, msg.channelID));
-    if (!channel) throw new ApiError('invalidSubscription', 'No such subscription');
-    if (user.routerType !== 'webpush') return this.routeBridged(user.uaid, user.routerType, user.routerData ?? {}, notification);
-    if (msg.ttl === 0) return this.done(messageId, 'dropped');
-
-    // autopush's msg_limit: a user agent that lets this many messages pile up is reset; it gets a new
-    // uaid at its next hello and re-subscribes, and senders learn the endpoint is gone.
-    const pending = await storageCall(() => this.store.countMessages(msg.uaid, this.msgLimit));
-    if (pending >= this.msgLimit) {
-      await storageCall(() => this.store.removeUser(msg.uaid));
-      this.metrics.notifications.inc({ outcome: 'uaid_reset', path: 'stored' });
-      throw new ApiError('unavailableEndpoint', 'Too many stored messages: the subscription was reset');
+    if (!channel) {
+      await unsave();
+      throw new ApiError('invalidSubscription', 'No such subscription');
     }
-    await storageCall(() => this.store.saveMessage(notification));
+    if (msg.ttl === 0) return this.done(messageId, 'dropped');
+    await this.boundBacklog(msg.uaid);
     // The client may have connected while we were reading storage: have it look again.
     this.clients.storageChanged(msg.uaid);
     if (this.peers) await this.afterStore(msg.uaid, user.connectedAt, staleRoute);
     return this.done(messageId, 'stored');
+  }
+
+  /**
+   * The stored backlog stays bounded whether the client is connected or not. The endpoint never refuses a
+   * message for backlog (autopush); but once more than msg_limit plus one batch is stored, the session's next
+   * read is certain to reset the uaid (autopush-rs's check_msg_limit), so the reset happens now: storage stops
+   * growing and senders get 410 from the next message on.
+   */
+  private async boundBacklog(uaid: string): Promise<void> {
+    const cap = this.msgLimit + this.options.storageBatch;
+    const pending = await storageCall(() => this.store.countMessages(uaid, cap + 1));
+    if (pending <= cap) return;
+    await storageCall(() => this.store.removeUser(uaid));
+    this.metrics.notifications.inc({ outcome: 'uaid_reset', path: 'stored' });
+    this.clients.get(uaid)?.close(CloseCode.normal, 'too many stored messages: the uaid was reset');
   }
 
   /**

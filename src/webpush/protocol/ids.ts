@@ -12,6 +12,19 @@ export function isUaid(value: unknown): value is string {
   return typeof value === 'string' && UAID.test(value);
 }
 
+/**
+ * A uaid as a client may spell it: autopush-rs parses it with `Uuid::try_parse`, so the simple, dashed,
+ * braced and `urn:uuid:` forms in any case all name the same uaid. Returns the simple lower-case form, or null.
+ */
+export function normaliseUaid(value: unknown): string | null {
+  if (typeof value !== 'string' || value.length > 45) return null;
+  let s = value.toLowerCase();
+  if (s.startsWith('urn:uuid:')) s = s.slice(9);
+  else if (s.startsWith('{') && s.endsWith('}')) s = s.slice(1, -1);
+  if (s.length === 36 && /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(s)) s = s.replaceAll('-', '');
+  return UAID.test(s) ? s : null;
+}
+
 /** autopush-rs accepts only the lower-case dashed form of a channelID. */
 export function isChannelId(value: unknown): value is string {
   return typeof value === 'string' && CHANNEL_ID.test(value);

@@ -97,10 +97,12 @@ describe('websocket door: the autopush protocol', () => {
     expect((await c.closedWith).code).toBe(CloseCode.policyViolation);
   });
 
-  it('tolerates broadcast_subscribe', async () => {
+  // Broadcasts are served now (issue 11): an unknown id is answered under `errors`, as autopush-rs does.
+  it('answers broadcast_subscribe for an unknown id with autopush\'s errors map, and goes on', async () => {
     const c = await PushClient.connect(gw.wsUrl);
     await c.hello();
     c.send({ messageType: 'broadcast_subscribe', broadcasts: { 'remote-settings/monitor_changes': '"0"' } });
+    expect(await c.next()).toEqual({ messageType: 'broadcast', broadcasts: { errors: { 'remote-settings/monitor_changes': 'Broadcast not found' } } });
     expect((await c.register(channelId()))['status']).toBe(200);
     c.close();
   });

@@ -176,18 +176,33 @@ describe('stored messages', () => {
     again.close();
   });
 
-  it('resets a uaid whose stored messages reach the limit', async () => {
-    const gw = await gateway({ msgLimit: 3 });
-    const { uaid, endpoints } = await offlineSubscriber(gw);
-    for (let i = 0; i < 3; i++) expect((await pushText(endpoints[0]!, `m${i}`)).status).toBe(201);
-    const res = await pushText(endpoints[0]!, 'one too many');
-    expect(res.status).toBe(410);
-    expect(await res.json()).toMatchObject({ errno: 105 });
+  // Documented behaviour changed (issue 11): the endpoint never refuses for backlog; the session resets at read.
+  it('resets a uaid when its session reads more than msg_limit stored messages: earlier batches delivered, then 1000', async () => {
+    const gw = await gateway({ msgLimit: 3, storageBatch: 2 });
+    const { uaid, chids, endpoints } = await offlineSubscriber(gw);
+    for (let i = 0; i < 5; i++) expect((await pushText(endpoints[0]!, `m${i}`)).status).toBe(201);
     const c = await PushClient.connect(gw.wsUrl);
-    const fresh = await c.hello(uaid);
-    expect(fresh).not.toBe(uaid);
-    expect((await post(endpoints[0]!, { TTL: '60' })).status).toBe(410);
-    c.close();
+    expect(await c.hello(uaid)).toBe(uaid);
+    const first = [await c.next(), await c.next()];
+    expect(first.map(textOf)).toEqual(['m0', 'm1']);
+    for (const n of first) c.ack(chids[0]!, n['version'] as string);
+    // The second batch would bring the count to 4 > 3: the uaid is dropped and the socket closed with 1000.
+    expect((await c.closedWith).code).toBe(CloseCode.normal);
+    expect(c.idle).toBe(true);
+    expect((await pushText(endpoints[0]!, 'after reset')).status).toBe(410);
+    const again = await PushClient.connect(gw.wsUrl);
+    expect(await again.hello(uaid)).not.toBe(uaid);
+    again.close();
+  });
+
+  it('never refuses a message for backlog, and resets at once when the backlog passes msg_limit plus one batch', async () => {
+    const gw = await gateway({ msgLimit: 3, storageBatch: 2 });
+    const { uaid, endpoints } = await offlineSubscriber(gw);
+    // 5 = msg_limit + batch stored messages are kept; the 6th is accepted too, then the uaid is reset.
+    for (let i = 0; i < 6; i++) expect((await pushText(endpoints[0]!, `m${i}`)).status).toBe(201);
+    expect(await gw.store.getUser(uaid)).toBeNull();
+    expect(await gw.store.countMessages(uaid, 100)).toBe(0);
+    expect((await pushText(endpoints[0]!, 'after reset')).status).toBe(410);
   });
 
   it('cancels a stored message with DELETE /m/{id}', async () => {

@@ -38,7 +38,7 @@ describe('PeerClient and the peer API', () => {
       uaid: uaid(i),
       connectedAt: 1,
       channels: new Map([['ch', null]]),
-      deliverDirect(n, onWritten) {
+      deliverDirect(n, { onWritten } = {}) {
         if (!ready) return false;
         delivered.push(n.version);
         setImmediate(() => onWritten?.());

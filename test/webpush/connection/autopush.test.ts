@@ -1,0 +1,95 @@
+/**
+ * autopush exactness of the websocket door end to end (issue 11), with real `ws` clients: uaid spellings,
+ * Megaphone broadcasts (hello delta and errors, broadcast_subscribe, a `broadcast` frame to subscribers when a
+ * version changes), ack by version alone, and idle uaids expiring at the endpoint.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startGateway, type TestGateway } from '../../helpers/gateway.js';
+import { channelId, post } from '../../helpers/push.js';
+import { PushClient } from '../../helpers/ws-client.js';
+
+describe('websocket door: autopush exactness', () => {
+  let gw: TestGateway;
+  beforeAll(async () => {
+    gw = await startGateway();
+  });
+  afterAll(async () => {
+    await gw.close();
+  });
+
+  it('resumes a uaid the client spells dashed and upper case, answering it normalised', async () => {
+    const c = await PushClient.connect(gw.wsUrl);
+    const uaid = await c.hello();
+    await c.register(channelId());
+    c.close();
+    await c.closedWith;
+    const dashed = `${uaid.slice(0, 8)}-${uaid.slice(8, 12)}-${uaid.slice(12, 16)}-${uaid.slice(16, 20)}-${uaid.slice(20)}`.toUpperCase();
+    const again = await PushClient.connect(gw.wsUrl);
+    expect(await again.hello(dashed)).toBe(uaid);
+    again.close();
+  });
+
+  it('serves Megaphone broadcasts as autopush-rs encodes them, and pushes changes to subscribers only', async () => {
+    gw.broadcasts.update({ 'remote-settings/monitor_changes': '"100"', 'test/other': 'a' });
+    const sub = await PushClient.connect(gw.wsUrl);
+    sub.send({ messageType: 'hello', use_webpush: true, broadcasts: { 'remote-settings/monitor_changes': '"0"', 'nobody/knows': 'v' } });
+    const reply = await sub.next();
+    expect(reply['broadcasts']).toEqual({ 'remote-settings/monitor_changes': '"100"', errors: { 'nobody/knows': 'Broadcast not found' } });
+    // Up to date already: subscribing answers nothing.
+    sub.send({ messageType: 'broadcast_subscribe', broadcasts: { 'test/other': 'a' } });
+    const bystander = await PushClient.connect(gw.wsUrl);
+    await bystander.hello();
+    gw.broadcasts.update({ 'test/other': 'b' });
+    expect(await sub.next()).toEqual({ messageType: 'broadcast', broadcasts: { 'test/other': 'b' } });
+    gw.broadcasts.update({ 'remote-settings/monitor_changes': '"101"' });
+    expect(await sub.next()).toEqual({ messageType: 'broadcast', broadcasts: { 'remote-settings/monitor_changes': '"101"' } });
+    // The bystander subscribed to nothing: a ping round trip shows nothing was queued before it.
+    bystander.send({});
+    expect(await bystander.next()).toEqual({});
+    sub.close();
+    bystander.close();
+  });
+
+  it('a broadcast_subscribe with an older version is answered with the current one', async () => {
+    gw.broadcasts.update({ 'test/late': '2' });
+    const c = await PushClient.connect(gw.wsUrl);
+    await c.hello();
+    c.send({ messageType: 'broadcast_subscribe', broadcasts: { 'test/late': '1' } });
+    expect(await c.next()).toEqual({ messageType: 'broadcast', broadcasts: { 'test/late': '2' } });
+    c.close();
+  });
+
+  it('matches an ack by version alone and deletes the acked message', async () => {
+    const c = await PushClient.connect(gw.wsUrl);
+    const uaid = await c.hello();
+    const chid = channelId();
+    const endpoint = (await c.register(chid))['pushEndpoint'] as string;
+    expect((await post(endpoint, { TTL: '600', 'Content-Encoding': 'aes128gcm' }, Buffer.from('hi'))).status).toBe(201);
+    const n = await c.next();
+    expect(await gw.store.countMessages(uaid, 10)).toBe(1);
+    c.send({ messageType: 'ack', updates: [{ channelID: channelId(), version: n['version'], code: 100 }] });
+    c.send({});
+    expect(await c.next()).toEqual({});
+    expect(await gw.store.countMessages(uaid, 10)).toBe(0);
+    c.close();
+  });
+
+  it('a uaid not connected for PUSHGATE_USER_MAX_IDLE_DAYS is removed when a message arrives: 410', async () => {
+    const c = await PushClient.connect(gw.wsUrl);
+    const uaid = await c.hello();
+    const chid = channelId();
+    const endpoint = (await c.register(chid))['pushEndpoint'] as string;
+    c.close();
+    await c.closedWith;
+    await expect.poll(() => gw.clients.get(uaid)).toBeUndefined();
+    // Age the record past the limit (60 days by default).
+    const user = (await gw.store.getUser(uaid))!;
+    await gw.store.removeUser(uaid);
+    await gw.store.addUser({ ...user, connectedAt: Date.now() - 61 * 86_400_000 });
+    await gw.store.addChannel(uaid, { channelID: chid, keyHash: null });
+    const res = await post(endpoint, { TTL: '600', 'Content-Encoding': 'aes128gcm' }, Buffer.from('late'));
+    expect(res.status).toBe(410);
+    expect(await res.json()).toMatchObject({ errno: 103 });
+    expect(await gw.store.getUser(uaid)).toBeNull();
+  });
+});

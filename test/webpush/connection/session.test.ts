@@ -1,0 +1,313 @@
+/**
+ * The session state machine without a socket (issue 10 §2): events in, effects out through a recording port,
+ * against an in-memory SQLite store and a controllable clock. Covers hello, uaid spellings, idle expiry, flow
+ * control, the msg_limit reset, ack/nack, takeover, in-flight and backpressure bounds, the channel cap,
+ * durable direct messages and Megaphone broadcasts.
+ */
+import type { FastifyBaseLogger } from 'fastify';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Metrics } from '../../../src/ops/metrics.js';
+import { SqliteStore } from '../../../src/store/sqlite.js';
+import type { Notification } from '../../../src/store/index.js';
+import { BroadcastVersions } from '../../../src/webpush/broadcast/source.js';
+import { ClientRegistry } from '../../../src/webpush/connection/clients.js';
+import { type ClientMessage, parseClientMessage } from '../../../src/webpush/connection/messages.js';
+import { type ConnectionContext, Session, type SessionPort } from '../../../src/webpush/connection/session.js';
+import { FernetKey, MultiFernet } from '../../../src/webpush/protocol/fernet.js';
+import { CloseCode } from '../../../src/webpush/protocol/websocket.js';
+import { channelId } from '../../helpers/push.js';
+
+const silent = { warn() {}, error() {}, info() {}, debug() {} } as unknown as FastifyBaseLogger;
+const DAY = 86_400_000;
+
+class RecordingPort implements SessionPort {
+  frames: Record<string, unknown>[] = [];
+  closedWith: { code: number; reason: string } | null = null;
+  buffered = 0;
+  writes = 0;
+  send(frames: object[], onWritten?: (err?: Error) => void): void {
+    this.writes++;
+    this.frames.push(...(frames as Record<string, unknown>[]));
+    onWritten?.();
+  }
+  close(code: number, reason: string): void {
+    this.closedWith ??= { code, reason };
+  }
+  bufferedAmount(): number {
+    return this.buffered;
+  }
+  take(): Record<string, unknown>[] {
+    const f = this.frames;
+    this.frames = [];
+    return f;
+  }
+}
+
+const stores: SqliteStore[] = [];
+afterEach(async () => {
+  await Promise.all(stores.splice(0).map((s) => s.close()));
+});
+
+function world(overrides: Partial<ConnectionContext> = {}) {
+  const store = new SqliteStore(':memory:');
+  stores.push(store);
+  let clock = Date.now();
+  let seq = 0;
+  const broadcasts = new BroadcastVersions();
+  const ctx: ConnectionContext = {
+    store,
+    clients: new ClientRegistry(),
+    fernet: new MultiFernet([FernetKey.generate()]),
+    metrics: new Metrics(),
+    log: silent,
+    publicUrl: 'https://push.example',
+    peerId: null,
+    peers: null,
+    msgLimit: 150,
+    storageBatch: 10,
+    helloTimeoutMs: 10_000,
+    minPingIntervalMs: 45_000,
+    maxUnacked: 100,
+    wsHighWater: 1 << 20,
+    maxChannels: 1000,
+    userMaxIdleMs: 60 * DAY,
+    broadcasts,
+    nextSeq: () => (seq = Math.max(seq + 1, clock * 1000)),
+    now: () => clock,
+    ...overrides,
+  };
+  const open = () => {
+    const port = new RecordingPort();
+    const session = new Session(port, ctx);
+    return { port, session, say: async (m: ClientMessage | string) => session.onMessage(typeof m === 'string' ? parse(m) : m) };
+  };
+  const message = (uaid: string, channelID: string, text: string, ttl = 600): Notification => {
+    const s = ctx.nextSeq();
+    return { uaid, channelID, seq: s, version: `v-${text}`, ttl, expiry: clock + ttl * 1000, topic: null, urgency: 'normal', data: text, headers: { encoding: 'aes128gcm' }, timestamp: clock };
+  };
+  return { ctx, store, broadcasts, open, message, tick: (ms: number) => (clock += ms) };
+}
+
+function parse(text: string): ClientMessage {
+  const r = parseClientMessage(text);
+  if (!r.ok) throw new Error(r.reason);
+  return r.message;
+}
+const hello = (uaid?: string, broadcasts: Record<string, string> = {}) => JSON.stringify({ messageType: 'hello', use_webpush: true, broadcasts, ...(uaid ? { uaid } : {}) });
+const register = (chid: string) => JSON.stringify({ messageType: 'register', channelID: chid });
+const ack = (...versions: [string, string][]) => JSON.stringify({ messageType: 'ack', updates: versions.map(([channelID, version]) => ({ channelID, version, code: 100 })) });
+
+/** A known user agent with one channel, disconnected. */
+async function known(w: ReturnType<typeof world>): Promise<{ uaid: string; chid: string }> {
+  const { port, session, say } = w.open();
+  await say(hello());
+  const uaid = port.take()[0]!['uaid'] as string;
+  const chid = channelId();
+  await say(register(chid));
+  expect(port.take()[0]).toMatchObject({ status: 200 });
+  await session.onClosed();
+  return { uaid, chid };
+}
+
+describe('session state machine (no socket)', () => {
+  it('answers hello with a fresh uaid and use_webpush, and writes the user only at the first register', async () => {
+    const w = world();
+    const { port, say } = w.open();
+    await say(hello());
+    const [reply] = port.take();
+    expect(reply).toMatchObject({ messageType: 'hello', status: 200, use_webpush: true, broadcasts: {} });
+    const uaid = reply!['uaid'] as string;
+    expect(uaid).toMatch(/^[0-9a-f]{32}$/);
+    expect(await w.store.getUser(uaid)).toBeNull();
+    await say(register(channelId()));
+    expect(await w.store.getUser(uaid)).not.toBeNull();
+  });
+
+  it('only hello is legal first, and only once', async () => {
+    const w = world();
+    const a = w.open();
+    await a.say(register(channelId()));
+    expect(a.port.closedWith?.code).toBe(CloseCode.policyViolation);
+    const b = w.open();
+    await b.say(hello());
+    await b.say(hello());
+    expect(b.port.closedWith?.code).toBe(CloseCode.policyViolation);
+  });
+
+  it('closes at the hello timeout only while unidentified', async () => {
+    const w = world();
+    const a = w.open();
+    a.session.onHelloTimeout();
+    expect(a.port.closedWith?.code).toBe(CloseCode.policyViolation);
+    const b = w.open();
+    await b.say(hello());
+    b.session.onHelloTimeout();
+    expect(b.port.closedWith).toBeNull();
+  });
+
+  it('resumes a uaid spelled dashed, upper case, braced or as a URN, normalised', async () => {
+    const w = world();
+    const { uaid } = await known(w);
+    const dashed = `${uaid.slice(0, 8)}-${uaid.slice(8, 12)}-${uaid.slice(12, 16)}-${uaid.slice(16, 20)}-${uaid.slice(20)}`;
+    for (const spelling of [dashed.toUpperCase(), uaid.toUpperCase(), `{${dashed}}`, `urn:uuid:${dashed}`]) {
+      const { port, session, say } = w.open();
+      await say(hello(spelling));
+      expect(port.take()[0]!['uaid']).toBe(uaid);
+      await session.onClosed();
+    }
+  });
+
+  it('removes a uaid idle longer than the limit at its hello (controllable clock)', async () => {
+    const w = world();
+    const { uaid } = await known(w);
+    w.tick(59 * DAY);
+    const a = w.open();
+    await a.say(hello(uaid));
+    expect(a.port.take()[0]!['uaid']).toBe(uaid);
+    await a.session.onClosed();
+    w.tick(61 * DAY);
+    const b = w.open();
+    await b.say(hello(uaid));
+    expect(b.port.take()[0]!['uaid']).not.toBe(uaid);
+    expect(await w.store.getUser(uaid)).toBeNull();
+  });
+
+  it('delivers stored messages in batches, the next only once the previous is acked, and deletes acked ones', async () => {
+    const w = world({ storageBatch: 2 });
+    const { uaid, chid } = await known(w);
+    for (const t of ['a', 'b', 'c']) await w.store.saveMessage(w.message(uaid, chid, t));
+    // hello answered, then the first batch in one write
+    const c = w.open();
+    await c.say(hello(uaid));
+    const frames = c.port.take();
+    expect(frames.map((f) => f['messageType'])).toEqual(['hello', 'notification', 'notification']);
+    expect(c.port.writes).toBe(2);
+    await c.say(ack([chid, 'v-a']));
+    expect(c.port.take()).toEqual([]);
+    await c.say(ack([chid, 'v-b']));
+    expect(c.port.take().map((f) => f['data'])).toEqual(['c']);
+    expect(await w.store.countMessages(uaid, 10)).toBe(1);
+  });
+
+  it('matches an ack by version alone, as autopush does', async () => {
+    const w = world();
+    const { uaid, chid } = await known(w);
+    await w.store.saveMessage(w.message(uaid, chid, 'x'));
+    const { port, say } = w.open();
+    await say(hello(uaid));
+    port.take();
+    await say(ack([channelId(), 'v-x']));
+    expect(await w.store.countMessages(uaid, 10)).toBe(0);
+  });
+
+  it('a nack moves flow control on and keeps the message stored for the next session', async () => {
+    const w = world({ storageBatch: 1 });
+    const { uaid, chid } = await known(w);
+    for (const t of ['a', 'b']) await w.store.saveMessage(w.message(uaid, chid, t));
+    const { port, say } = w.open();
+    await say(hello(uaid));
+    expect(port.take().map((f) => f['data'])).toEqual([undefined, 'a']);
+    await say(JSON.stringify({ messageType: 'nack', version: 'v-a', code: 302 }));
+    expect(port.take().map((f) => f['data'])).toEqual(['b']);
+    expect(await w.store.countMessages(uaid, 10)).toBe(2);
+  });
+
+  it('resets the uaid when a run of reads passes msg_limit: earlier batches delivered, then close 1000', async () => {
+    const w = world({ msgLimit: 3, storageBatch: 2 });
+    const { uaid, chid } = await known(w);
+    for (const t of ['a', 'b', 'c', 'd', 'e']) await w.store.saveMessage(w.message(uaid, chid, t));
+    const { port, say } = w.open();
+    await say(hello(uaid));
+    expect(port.take().map((f) => f['data'])).toEqual([undefined, 'a', 'b']);
+    await say(ack([chid, 'v-a'], [chid, 'v-b']));
+    expect(port.take()).toEqual([]);
+    expect(port.closedWith?.code).toBe(CloseCode.normal);
+    expect(await w.store.getUser(uaid)).toBeNull();
+  });
+
+  it('a newer connection of the same uaid takes over: the older one is closed with 1000', async () => {
+    const w = world();
+    const { uaid } = await known(w);
+    const a = w.open();
+    await a.say(hello(uaid));
+    const b = w.open();
+    await b.say(hello(uaid));
+    expect(a.port.closedWith?.code).toBe(CloseCode.normal);
+    expect(w.ctx.clients.get(uaid)).toBe(b.session);
+  });
+
+  it('sends directly until maxUnacked are in flight or the socket buffer is over its high-water mark', async () => {
+    const w = world({ maxUnacked: 2, wsHighWater: 1000 });
+    const { uaid, chid } = await known(w);
+    const { port, session, say } = w.open();
+    await say(hello(uaid));
+    port.take();
+    expect(session.deliverDirect(w.message(uaid, chid, '1'))).toBe(true);
+    expect(session.deliverDirect(w.message(uaid, chid, '2'))).toBe(true);
+    expect(session.deliverDirect(w.message(uaid, chid, '3'))).toBe(false);
+    await say(ack([chid, 'v-1'], [chid, 'v-2']));
+    port.buffered = 5000;
+    expect(session.deliverDirect(w.message(uaid, chid, '4'))).toBe(false);
+    port.buffered = 0;
+    expect(session.deliverDirect(w.message(uaid, chid, '5'))).toBe(true);
+  });
+
+  it('deletes a durable direct message on ack, and never sends it twice when it later reads storage', async () => {
+    const w = world();
+    const { uaid, chid } = await known(w);
+    const { port, session, say } = w.open();
+    await say(hello(uaid));
+    port.take();
+    const direct = w.message(uaid, chid, 'direct');
+    const saved = w.store.saveMessage(direct).then(() => true);
+    expect(session.deliverDirect(direct, { saved })).toBe(true);
+    await saved;
+    // A stored message arrives: the session reads storage, which also holds the unacked direct one.
+    await w.store.saveMessage(w.message(uaid, chid, 'stored'));
+    session.storageChanged();
+    await session.idle();
+    expect(port.take().map((f) => f['data'])).toEqual(['direct', 'stored']);
+    await say(ack([chid, 'v-direct'], [chid, 'v-stored']));
+    expect(await w.store.countMessages(uaid, 10)).toBe(0);
+  });
+
+  it('stores an unacked direct message that was not durable at disconnect, re-stamped so a newer session reads it', async () => {
+    const w = world();
+    const { uaid, chid } = await known(w);
+    const a = w.open();
+    await a.say(hello(uaid));
+    a.session.deliverDirect(w.message(uaid, chid, 'volatile'));
+    await a.session.onClosed();
+    const b = w.open();
+    await b.say(hello(uaid));
+    expect(b.port.take().map((f) => f['data'])).toEqual([undefined, 'volatile']);
+  });
+
+  it('refuses a register beyond maxChannels with status 500', async () => {
+    const w = world({ maxChannels: 2 });
+    const { port, say } = w.open();
+    await say(hello());
+    port.take();
+    await say(register(channelId()));
+    await say(register(channelId()));
+    await say(register(channelId()));
+    expect(port.take().map((f) => f['status'])).toEqual([200, 200, 500]);
+  });
+
+  it('serves Megaphone broadcasts: hello delta and errors, broadcast_subscribe, and changes to subscribers only', async () => {
+    const w = world();
+    w.broadcasts.update({ 'remote-settings/monitor_changes': '"10"', 'other/id': 'v1' });
+    const { port, session, say } = w.open();
+    await say(hello(undefined, { 'remote-settings/monitor_changes': '"9"', 'missing/id': 'x' }));
+    expect(port.take()[0]!['broadcasts']).toEqual({ 'remote-settings/monitor_changes': '"10"', errors: { 'missing/id': 'Broadcast not found' } });
+    await say(JSON.stringify({ messageType: 'broadcast_subscribe', broadcasts: { 'other/id': 'v1' } }));
+    expect(port.take()).toEqual([]);
+    session.broadcastChanged(new Map([['other/id', 'v2'], ['not/mine', 'z']]));
+    expect(port.take()).toEqual([{ messageType: 'broadcast', broadcasts: { 'other/id': 'v2' } }]);
+    const other = w.open();
+    await other.say(hello());
+    other.port.take();
+    other.session.broadcastChanged(new Map([['other/id', 'v3']]));
+    expect(other.port.take()).toEqual([]);
+  });
+});
