@@ -173,6 +173,8 @@ export class WebPushRouter {
     }
     if (user.routerType !== 'webpush') {
       await unsave();
+      const channel = knownChannel !== undefined ? knownChannel : await storageCall(() => this.store.getChannel(msg.uaid, msg.channelID));
+      if (!channel) throw new ApiError('invalidSubscription', 'No such subscription');
       return this.routeBridged(user.uaid, user.routerType, user.routerData ?? {}, notification);
     }
     if (knownChannel === null) {

@@ -22,13 +22,13 @@ describe('parseClientMessage', () => {
   });
 
   it('reads hello, with use_webpush only when it is literally true', () => {
-    expect(parseClientMessage('{"messageType":"hello","uaid":"abc","use_webpush":true}')).toEqual({
+    expect(parseClientMessage('{"messageType":"hello","uaid":"0123456789ABCDEF0123456789abcdef","use_webpush":true}')).toEqual({
       ok: true,
-      message: { messageType: 'hello', uaid: 'abc', useWebpush: true },
+      message: { messageType: 'hello', uaid: '0123456789abcdef0123456789abcdef', useWebpush: true, broadcasts: new Map() },
     });
-    expect(parseClientMessage('{"messageType":"hello","use_webpush":"yes"}')).toEqual({
+    expect(parseClientMessage('{"messageType":"hello","uaid":"abc","use_webpush":"yes"}')).toEqual({
       ok: true,
-      message: { messageType: 'hello', uaid: undefined, useWebpush: false },
+      message: { messageType: 'hello', uaid: null, useWebpush: false, broadcasts: new Map() },
     });
   });
 
@@ -86,6 +86,9 @@ describe('parseClientMessage', () => {
   });
 
   it('reads broadcast_subscribe', () => {
-    expect(parseClientMessage('{"messageType":"broadcast_subscribe","broadcasts":{}}')).toEqual({ ok: true, message: { messageType: 'broadcast_subscribe' } });
+    expect(parseClientMessage('{"messageType":"broadcast_subscribe","broadcasts":{"remote-settings/monitor_changes":"v1"}}')).toEqual({
+      ok: true,
+      message: { messageType: 'broadcast_subscribe', broadcasts: new Map([['remote-settings/monitor_changes', 'v1']]) },
+    });
   });
 });
