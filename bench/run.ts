@@ -226,7 +226,7 @@ async function direct(opts: { fleet?: boolean } = {}): Promise<void> {
     const store = ferret.url;
     const ePort = nextPort();
     endpointOrigin = `http://127.0.0.1:${ePort}`;
-    const common = { PUSHGATE_STORE: store, PUSHGATE_PUBLIC_URL: endpointOrigin };
+    const common = { PUSHGATE_STORE: store, PUSHGATE_PUBLIC_URL: endpointOrigin, PUSHGATE_ROUTER_SECRET: 'bench-router-secret-0123456789' };
     gw.push(await startGateway({ ...baseEnv(ePort), ...common, PUSHGATE_ROLE: 'endpoint' }, ePort));
     wsUrls = [];
     for (let i = 0; i < 2; i++) {

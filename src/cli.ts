@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig, settingsHelp } from './config.js';
+import { ConfigError, ensureGeneratedKeys, loadConfig, settingsHelp } from './config.js';
 import { createGateway } from './gateway.js';
 import { endpointDiagnostic } from './ops/diagnostic.js';
 import { openStore } from './store/index.js';
@@ -92,21 +92,30 @@ async function serve(): Promise<number> {
   const config = configOrExit();
   if (!config) return 2;
   let gateway;
+  let created;
   try {
+    // The one place keys are written: loading the configuration never does.
+    created = ensureGeneratedKeys(config);
     gateway = await createGateway(config);
   } catch (err) {
-    if (err instanceof BridgeConfigError) {
+    if (err instanceof BridgeConfigError || err instanceof ConfigError) {
       process.stderr.write(`pushgate: ${err.message}\n`);
       return 2;
     }
     throw err;
   }
-  if (config.generatedCryptoKey) {
-    gateway.app.log.warn(
-      { dataDir: config.dataDir },
-      'PUSHGATE_CRYPTO_KEY is not set: using the key kept in the data directory; set it explicitly in production and back it up, or every endpoint becomes invalid',
-    );
+  for (const k of config.keptKeys.filter((k) => k.name === 'crypto_key')) {
+    if (created.includes(k)) {
+      // Loud: a new crypto key means every endpoint issued before under another key no longer decrypts.
+      gateway.app.log.error(
+        { file: k.file },
+        'PUSHGATE_CRYPTO_KEY is not set: CREATED a new crypto key in the data directory. Every endpoint issued before under any other key is now INVALID. Set PUSHGATE_CRYPTO_KEY explicitly in production and back it up',
+      );
+    } else {
+      gateway.app.log.warn({ file: k.file }, 'PUSHGATE_CRYPTO_KEY is not set: LOADED the crypto key kept in the data directory; set it explicitly in production and back it up, or losing the file invalidates every endpoint');
+    }
   }
+  for (const k of created.filter((k) => k.name !== 'crypto_key')) gateway.app.log.warn({ file: k.file }, `${k.setting} is not set: created ${k.name} in the data directory`);
   const url = await gateway.listen();
   gateway.app.log.info({ url, publicUrl: config.publicUrl, version: versionInfo().version }, 'pushgate listening');
   await new Promise<void>((resolve) => {

@@ -7,6 +7,8 @@ export interface OpsOptions {
   store: Store;
   metrics: Metrics;
   connections: () => number;
+  /** False when /metrics has its own listener (PUSHGATE_METRICS_PORT): the public port must not expose it. */
+  serveMetrics: boolean;
 }
 
 const statusSchema = { type: 'object', additionalProperties: true } as const;
@@ -35,8 +37,13 @@ export async function opsRoutes(app: FastifyInstance, opts: OpsOptions): Promise
     }
   });
 
+  if (opts.serveMetrics) await metricsRoute(app, { metrics });
+}
+
+/** Prometheus `GET /metrics`, on the public listener or on the private PUSHGATE_METRICS_PORT. */
+export async function metricsRoute(app: FastifyInstance, opts: { metrics: Metrics }): Promise<void> {
   app.get('/metrics', async (_req, reply) => {
-    reply.type(metrics.registry.contentType);
-    return metrics.registry.metrics();
+    reply.type(opts.metrics.registry.contentType);
+    return opts.metrics.registry.metrics();
   });
 }

@@ -2,7 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type ConfigValues, loadConfig } from '../../src/config.js';
+import { type ConfigValues, ensureGeneratedKeys, loadConfig } from '../../src/config.js';
 import { createGateway, type Gateway } from '../../src/gateway.js';
 import { FernetKey } from '../../src/webpush/protocol/fernet.js';
 
@@ -41,6 +41,7 @@ export async function startGateway(overrides: Partial<ConfigValues> = {}): Promi
       ...overrides,
     },
   });
+  ensureGeneratedKeys(config);
   const gateway = await createGateway(config);
   const url = await gateway.listen();
   return Object.assign(gateway, { url, wsUrl: url.replace(/^http/, 'ws') + '/' });

@@ -3,6 +3,7 @@ import { type Notification, URGENCIES } from '../../store/index.js';
 import type { ClientRegistry } from './clients.js';
 import { CloseCode } from '../protocol/websocket.js';
 import { secretMatches } from '../protocol/peer-auth.js';
+import { authFailed, type Metrics } from '../../ops/metrics.js';
 
 /**
  * The internal node-to-node API of a connection node (autopush's "router" port), on its own listener that
@@ -16,8 +17,12 @@ import { secretMatches } from '../protocol/peer-auth.js';
  */
 export interface PeerServerOptions {
   clients: ClientRegistry;
-  secret: string | null;
+  /** Required: the internal port accepts nothing without it (config refuses PUSHGATE_ROUTER_PORT alone). */
+  secret: string;
   log: FastifyBaseLogger;
+  metrics: Metrics;
+  /** PEM key and certificate: serve the internal port over https (PUSHGATE_ROUTER_TLS_CERT/KEY). */
+  tls: { key: Buffer; cert: Buffer } | null;
 }
 
 const uaidParams = { type: 'object', properties: { uaid: { type: 'string', pattern: '^[0-9a-f]{32}$' } }, required: ['uaid'] } as const;
@@ -47,14 +52,18 @@ export function createPeerServer(opts: PeerServerOptions): FastifyInstance {
     bodyLimit: 64 * 1024,
     ajv: { customOptions: { allowUnionTypes: true } },
     forceCloseConnections: 'idle',
+    ...(opts.tls ? { https: opts.tls } : {}),
   }) as unknown as FastifyInstance;
   const { clients, secret } = opts;
 
-  if (secret !== null) {
-    app.addHook('onRequest', async (request, reply) => {
-      if (!secretMatches(request.headers.authorization, secret)) reply.code(401).send({ error: 'unauthorized' });
-    });
-  }
+  app.addHook('onRequest', async (request, reply) => {
+    const presented = request.headers.authorization;
+    if (!secretMatches(presented, secret)) {
+      // Issue 9 §17: counted and logged, never with what was presented.
+      authFailed(opts.metrics, opts.log, 'router', presented === undefined ? 'missing' : 'mismatch', { remote: request.ip });
+      return reply.code(401).send({ error: 'unauthorized' });
+    }
+  });
 
   app.put<{ Params: { uaid: string }; Body: Notification }>('/push/:uaid', { schema: { params: uaidParams, body: notificationBody } }, async (request, reply) => {
     const client = clients.get(request.params.uaid);

@@ -1,14 +1,24 @@
+import { Agent as HttpAgent, request as httpRequest } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { rootCertificates } from 'node:tls';
 import type { Notification } from '../../store/index.js';
 
-/** Calls to other nodes' internal API. Every call is bounded in time; a failure is an answer, not a throw. */
+/**
+ * Calls to other nodes' internal API. Every call is bounded in time; a failure is an answer, not a throw.
+ * Peers reached over https are verified against the system CAs plus PUSHGATE_ROUTER_CA (a fleet's own CA).
+ */
 export class PeerClient {
   private readonly headers: Record<string, string>;
+  private readonly http = new HttpAgent({ keepAlive: true });
+  private readonly https: HttpsAgent;
 
   constructor(
     secret: string | null,
     private readonly timeoutMs = 3000,
+    ca: string | Buffer | null = null,
   ) {
     this.headers = secret ? { authorization: `Bearer ${secret}` } : {};
+    this.https = new HttpsAgent({ keepAlive: true, ...(ca ? { ca: [...rootCertificates, ca.toString()] } : {}) });
   }
 
   /**
@@ -32,18 +42,24 @@ export class PeerClient {
   }
 
   /** The response status, or 0 when the node could not be reached in time. */
-  private async call(method: string, url: string, body?: string): Promise<number> {
-    try {
-      const res = await fetch(url, {
-        method,
-        headers: body ? { ...this.headers, 'content-type': 'application/json' } : this.headers,
-        body: body ?? null,
-        signal: AbortSignal.timeout(this.timeoutMs),
+  private call(method: string, url: string, body?: string): Promise<number> {
+    return new Promise((resolve) => {
+      const tls = url.startsWith('https:');
+      const headers = body ? { ...this.headers, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) } : this.headers;
+      const options = { method, headers, agent: tls ? this.https : this.http, signal: AbortSignal.timeout(this.timeoutMs) };
+      const req = (tls ? httpsRequest : httpRequest)(url, options, (res) => {
+        res.resume();
+        res.once('end', () => resolve(res.statusCode ?? 0));
+        res.once('error', () => resolve(0));
       });
-      await res.arrayBuffer();
-      return res.status;
-    } catch {
-      return 0;
-    }
+      req.once('error', () => resolve(0));
+      req.end(body);
+    });
+  }
+
+  /** Closes kept-alive connections to peers. */
+  close(): void {
+    this.http.destroy();
+    this.https.destroy();
   }
 }
