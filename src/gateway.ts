@@ -54,6 +54,8 @@ export interface GatewayOptions {
   store?: Store;
   /** Replace the JSON logger (tests pass false). */
   logger?: boolean;
+  /** Where the JSON log lines go instead of stdout (tests read them). */
+  logStream?: { write(line: string): unknown };
 }
 
 /**
@@ -71,7 +73,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   const store = options.store ?? (await openStore(config.store));
   const clients = new ClientRegistry();
   const tls = config.tlsCert && config.tlsKey ? { key: readFileSync(config.tlsKey), cert: readFileSync(config.tlsCert) } : null;
-  const logger = (options.logger === false ? false : loggerOptions(config.logLevel)) as ReturnType<typeof loggerOptions>;
+  const logger = (options.logger === false ? false : { ...(loggerOptions(config.logLevel) as object), ...(options.logStream ? { stream: options.logStream } : {}) }) as ReturnType<typeof loggerOptions>;
   // With TLS the listener speaks HTTP/2 to application servers and HTTP/1.1 (for websockets) to browsers.
   // Request lines are not logged: their URLs carry endpoint tokens and message ids.
   const common = {

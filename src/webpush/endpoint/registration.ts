@@ -3,7 +3,7 @@ import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
 import type { Bridge, Bridges } from '../../bridge/index.js';
 import type { Store } from '../../store/index.js';
 import { decodeVapidKey, makeEndpoint, vapidKeyHash } from '../protocol/endpoint-token.js';
-import { ApiError, errorBodySchema, storageCall } from '../protocol/errors.js';
+import { ApiError, errorBodySchema, StorageOutageLog, storageCall } from '../protocol/errors.js';
 import type { MultiFernet } from '../protocol/fernet.js';
 import { isChannelId, newUaid } from '../protocol/ids.js';
 import { sendError, toApiError } from './routes.js';
@@ -74,9 +74,10 @@ export async function registrationRoutes(app: FastifyInstance, opts: Registratio
   const { store, bridges, fernet, authKeys, publicUrl } = opts;
   const expected = (uaid: string) => authKeys.map((k) => Buffer.from(registrationSecret(k, uaid)));
 
+  const outages = new StorageOutageLog(app.log);
   app.setErrorHandler((err: FastifyError, request, reply) => {
     if (err.validation) return sendError(reply, new ApiError('invalidRequest', err.message));
-    return sendError(reply, toApiError(err, request.log));
+    return sendError(reply, toApiError(err, request.log, outages));
   });
 
   function bridgeFor(params: Params): Bridge {

@@ -2,7 +2,8 @@ import { timingSafeEqual } from 'node:crypto';
 import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 import type { Metrics } from '../../ops/metrics.js';
 import type { Store } from '../../store/index.js';
-import { ApiError, errorBody, errorBodySchema, storageCall } from '../protocol/errors.js';
+import { ApiError, errorBody, errorBodySchema, StorageOutageLog, storageCall } from '../protocol/errors.js';
+import { StoreUnavailableError } from '../../store/types.js';
 import { type ApiVersion, type EndpointTokenInfo, parseEndpointToken } from '../protocol/endpoint-token.js';
 import type { MultiFernet } from '../protocol/fernet.js';
 import { parseMessageId } from '../protocol/message-id.js';
@@ -67,7 +68,8 @@ export async function endpointRoutes(app: FastifyInstance, opts: EndpointOptions
   // Push bodies are opaque encrypted bytes whatever Content-Type a sender claims.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: MAX_PAYLOAD_BYTES }, (_req, body, done) => done(null, body));
-  app.setErrorHandler((err: FastifyError, request, reply) => sendError(reply, toApiError(err, request.log)));
+  const outages = new StorageOutageLog(app.log);
+  app.setErrorHandler((err: FastifyError, request, reply) => sendError(reply, toApiError(err, request.log, outages)));
 
   async function push(apiVersion: ApiVersion, token: string, request: { headers: import('node:http').IncomingHttpHeaders; body: unknown }, reply: FastifyReply) {
     const started = process.hrtime.bigint();
@@ -136,8 +138,15 @@ export async function endpointRoutes(app: FastifyInstance, opts: EndpointOptions
   );
 }
 
-export function toApiError(err: FastifyError | Error, log?: { error: (o: object, m: string) => void }): ApiError {
-  if (err instanceof ApiError) return err;
+export function toApiError(err: FastifyError | Error, log?: { error: (o: object, m: string) => void }, outages?: StorageOutageLog): ApiError {
+  if (err instanceof ApiError) {
+    if (err.cause instanceof StoreUnavailableError) outages?.report(err.cause);
+    return err;
+  }
+  if (err instanceof StoreUnavailableError) {
+    outages?.report(err);
+    return new ApiError('backOff', 'Storage temporarily unavailable', undefined, { cause: err });
+  }
   const code = (err as FastifyError).code;
   if (code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new ApiError('payloadTooLarge', `Body must be at most ${MAX_PAYLOAD_BYTES} bytes`);
   if ((err as FastifyError).validation) return new ApiError('invalidUrl', 'Invalid request');
@@ -145,7 +154,8 @@ export function toApiError(err: FastifyError | Error, log?: { error: (o: object,
   if (status === 413) return new ApiError('payloadTooLarge', err.message);
   // Never 404 for a request we could not read: senders drop subscriptions on 404.
   if (status !== undefined && status >= 400 && status < 500) return new ApiError('invalidRequest', err.message);
-  log?.error({ err: err.message }, 'unexpected error');
+  // A bug, not an outage: the whole error (pino logs its stack) so it can be found and fixed.
+  log?.error({ err }, 'unexpected error');
   return new ApiError('unknown', 'Internal error');
 }
 
