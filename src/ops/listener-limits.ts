@@ -60,6 +60,13 @@ export class ListenerGuard {
     return this.tracked.size;
   }
 
+  /** Requests in progress (headers received, response not finished). */
+  get inFlight(): number {
+    let n = 0;
+    for (const t of this.tracked.values()) n += t.active;
+    return n;
+  }
+
   /** Shutdown: closes connections with no request in progress. */
   closeIdle(): void {
     for (const t of [...this.tracked.values()]) if (t.active === 0) this.drop(t.socket);
