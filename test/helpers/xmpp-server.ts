@@ -37,6 +37,8 @@ export class FakeComponentServer {
     const id = randomBytes(8).toString('hex');
     const parser = new Parser();
     let authed = false;
+    // Requests are small and back to back: Nagle would hold each behind the previous one's ACK.
+    socket.setNoDelay(true);
     parser.on('start', () => {
       socket.write(`<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams' id='${id}' from='${this.domain}'>`);
     });
