@@ -37,8 +37,6 @@ export class FakeComponentServer {
     const id = randomBytes(8).toString('hex');
     const parser = new Parser();
     let authed = false;
-    // Requests are small and back to back: Nagle would hold each behind the previous one's ACK.
-    socket.setNoDelay(true);
     parser.on('start', () => {
       socket.write(`<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams' id='${id}' from='${this.domain}'>`);
     });
@@ -92,6 +90,15 @@ export class FakeComponentServer {
       });
       this.socket!.write(stanza.toString());
     });
+  }
+
+  /**
+   * Sends each request at once (TCP_NODELAY) instead of behind the previous one's ACK, for tests that send
+   * many. Only once the component is online: until then a request could reach it in the same read as the
+   * handshake reply, before it is ready to answer.
+   */
+  noDelay(): void {
+    this.socket?.setNoDelay(true);
   }
 
   /** Sends raw text (for malformed input). */

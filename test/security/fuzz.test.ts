@@ -275,6 +275,7 @@ describe('fuzzing XMPP stanzas (through the component)', () => {
       if (Date.now() > deadline) throw new Error('the component did not come online');
       await new Promise((r) => setTimeout(r, 10));
     }
+    server.noDelay();
   });
   afterAll(async () => {
     await gw.close();
