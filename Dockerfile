@@ -13,6 +13,11 @@ COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY package.json ./
 COPY config ./config
+# The image's own unprivileged user (uid 1000 in the node image) owns an owner-only data directory, so the
+# generated keys and the SQLite store can be written without root (issue 9 §15). Mount a volume here.
+RUN mkdir -p /app/data && chown node:node /app/data && chmod 0700 /app/data
+ENV PUSHGATE_DATA_DIR=/app/data PUSHGATE_STORE=sqlite:/app/data/pushgate.db
+VOLUME /app/data
 USER node
 EXPOSE 8080
 ENTRYPOINT ["node", "dist/cli.js"]

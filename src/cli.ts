@@ -2,7 +2,7 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig, settingsHelp } from './config.js';
+import { type Config, ConfigError, ensureGeneratedKeys, type KeptKey, loadConfig, settingsHelp } from './config.js';
 import { createGateway } from './gateway.js';
 import { endpointDiagnostic } from './ops/diagnostic.js';
 import { openStore } from './store/index.js';
@@ -111,9 +111,22 @@ async function serve(): Promise<number> {
   // any worker reads them (workers never race to create them).
   const config = configOrExit();
   if (!config) return 2;
+  // The one place keys are written: loading the configuration never does. The primary writes them before any
+  // worker starts, so workers only ever load them (and the primary alone says what it created).
+  let created: KeptKey[];
+  try {
+    created = ensureGeneratedKeys(config);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`pushgate: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
   const workers = workerCount(config.workers, config.store);
   if (cluster.isPrimary && workers > 1) {
     const log = pino(loggerOptions(config.logLevel) as Parameters<typeof pino>[0]);
+    reportKeys(log, config, created);
     log.info({ workers }, 'starting workers');
     return runPrimary({ workers, log });
   }
@@ -124,18 +137,13 @@ async function serve(): Promise<number> {
   try {
     gateway = await createGateway(config, clusterOption ? { cluster: clusterOption } : {});
   } catch (err) {
-    if (err instanceof BridgeConfigError) {
+    if (err instanceof BridgeConfigError || err instanceof ConfigError) {
       process.stderr.write(`pushgate: ${err.message}\n`);
       return 2;
     }
     throw err;
   }
-  if (config.generatedCryptoKey) {
-    gateway.app.log.warn(
-      { dataDir: config.dataDir },
-      'PUSHGATE_CRYPTO_KEY is not set: using the key kept in the data directory; set it explicitly in production and back it up, or every endpoint becomes invalid',
-    );
-  }
+  if (!cluster.isWorker) reportKeys(gateway.app.log, config, created);
   const url = await gateway.listen();
   gateway.app.log.info({ url, publicUrl: config.publicUrl, version: versionInfo().version, ...(clusterOption ? { worker: index } : {}) }, 'pushgate listening');
   if (gateway.mongoosepush) {
@@ -193,4 +201,20 @@ if (process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLTo
       process.exit(1);
     },
   );
+}
+
+/** Whether keys were created or loaded: a created crypto key invalidates every endpoint issued under another. */
+function reportKeys(log: { error(o: object, m: string): void; warn(o: object, m: string): void }, config: Config, created: KeptKey[]): void {
+  for (const k of config.keptKeys.filter((k) => k.name === 'crypto_key')) {
+    if (created.includes(k)) {
+      // Loud: a new crypto key means every endpoint issued before under another key no longer decrypts.
+      log.error(
+        { file: k.file },
+        'PUSHGATE_CRYPTO_KEY is not set: CREATED a new crypto key in the data directory. Every endpoint issued before under any other key is now INVALID. Set PUSHGATE_CRYPTO_KEY explicitly in production and back it up',
+      );
+    } else {
+      log.warn({ file: k.file }, 'PUSHGATE_CRYPTO_KEY is not set: LOADED the crypto key kept in the data directory; set it explicitly in production and back it up, or losing the file invalidates every endpoint');
+    }
+  }
+  for (const k of created.filter((k) => k.name !== 'crypto_key')) log.warn({ file: k.file }, `${k.setting} is not set: created ${k.name} in the data directory`);
 }

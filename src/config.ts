@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { bridgeSettings } from './bridge/settings.js';
 import { mongoosePushSettings } from './mongoosepush/settings.js';
 import { gatewaySettings } from './settings.js';
@@ -44,8 +44,21 @@ export interface Config extends ConfigValues {
   xmppServers: { service: string; domain: string; password: string }[];
   /** PUSHGATE_AUTH_KEYS as a list: the first signs registration secrets, all verify. */
   authKeyList: string[];
-  /** True when the crypto key was generated and kept in the data directory. */
-  generatedCryptoKey: boolean;
+  /**
+   * Secrets the operator did not set, kept in the data directory: `loaded` from an existing file, or `pending`
+   * (generated in memory by loadConfig, written by ensureGeneratedKeys, then `created`).
+   */
+  keptKeys: KeptKey[];
+}
+
+/** A secret kept in the data directory because the operator set none. */
+export interface KeptKey {
+  name: 'crypto_key' | 'vapid_key' | 'auth_key';
+  /** The setting that would replace it. */
+  setting: string;
+  file: string;
+  value: string;
+  state: 'loaded' | 'pending' | 'created';
 }
 
 export function settingsHelp(): string {
@@ -131,6 +144,19 @@ export function loadConfig(options: LoadOptions = {}): Config {
   if (v.role === 'connection' && v.routerPort === null) {
     throw new ConfigError('PUSHGATE_ROUTER_PORT is required with PUSHGATE_ROLE=connection: endpoint nodes deliver through it');
   }
+  // Issue 9 §13: an internal port without a secret would let anyone who reaches it inject pushes to any client.
+  if (v.routerPort !== null && v.routerSecret === null) {
+    throw new ConfigError('PUSHGATE_ROUTER_SECRET is required with PUSHGATE_ROUTER_PORT: the internal port must not accept pushes from anyone who reaches it');
+  }
+  if (v.role === 'endpoint' && v.routerSecret === null) {
+    throw new ConfigError('PUSHGATE_ROUTER_SECRET is required with PUSHGATE_ROLE=endpoint: connection nodes refuse deliveries without it');
+  }
+  if ((v.routerTlsCert === null) !== (v.routerTlsKey === null)) {
+    throw new ConfigError('PUSHGATE_ROUTER_TLS_CERT and PUSHGATE_ROUTER_TLS_KEY must be set together');
+  }
+  if (v.metricsPort !== null && (v.metricsPort === v.port || v.metricsPort === v.routerPort)) {
+    throw new ConfigError('PUSHGATE_METRICS_PORT is invalid: it must differ from PUSHGATE_PORT and PUSHGATE_ROUTER_PORT');
+  }
   if (v.role !== 'all' && v.store.startsWith('sqlite:')) {
     throw new ConfigError(`PUSHGATE_ROLE=${v.role} needs a shared store: set PUSHGATE_STORE to a mongodb:// URL`);
   }
@@ -143,33 +169,37 @@ export function loadConfig(options: LoadOptions = {}): Config {
     ['PUSHGATE_BRIDGES', v.bridges, 'JSON file'],
     ['PUSHGATE_MONGOOSEPUSH_TLS_CERT', v.mongoosepushTlsCert, 'PEM file'],
     ['PUSHGATE_MONGOOSEPUSH_TLS_KEY', v.mongoosepushTlsKey, 'PEM file'],
+    ['PUSHGATE_ROUTER_TLS_CERT', v.routerTlsCert, 'PEM file'],
+    ['PUSHGATE_ROUTER_TLS_KEY', v.routerTlsKey, 'PEM file'],
+    ['PUSHGATE_ROUTER_CA', v.routerCa, 'PEM file'],
   ] as const) {
     if (path !== null && !existsSync(path)) throw new ConfigError(`${setting} is invalid: ${path} does not exist, expected a readable ${what}`);
   }
 
-  let generatedCryptoKey = false;
+  // Loading has no side effects (issue 10 §4): a missing key is read from the data directory or generated in
+  // memory; ensureGeneratedKeys() writes the generated ones, explicitly, before the gateway serves with them.
+  const keptKeys: KeptKey[] = [];
   if (!v.cryptoKey) {
-    v.cryptoKey = keptSecret(v.dataDir, 'crypto_key', () => FernetKey.generate(), cryptoKeys, 'PUSHGATE_CRYPTO_KEY');
-    generatedCryptoKey = true;
+    v.cryptoKey = keptSecret(keptKeys, v.dataDir, 'crypto_key', () => FernetKey.generate(), cryptoKeys, 'PUSHGATE_CRYPTO_KEY');
   }
   const servers = xmppServers(v);
   if (Boolean(v.vapidPublicKey) !== Boolean(v.vapidPrivateKey)) throw new ConfigError('PUSHGATE_VAPID_PUBLIC_KEY and PUSHGATE_VAPID_PRIVATE_KEY must be set together');
   if (!v.vapidPublicKey) {
-    const pair = keptSecret(v.dataDir, 'vapid_key', () => {
+    const pair = keptSecret(keptKeys, v.dataDir, 'vapid_key', () => {
       const { publicKey, privateKey } = generateVapidKeys();
       return `${publicKey}.${privateKey}`;
     }, (k) => (/^[A-Za-z0-9_-]{87}\.[A-Za-z0-9_-]{43}$/.test(k) ? k : undefined), 'PUSHGATE_VAPID_PUBLIC_KEY');
     [v.vapidPublicKey, v.vapidPrivateKey] = pair.split('.') as [string, string];
   }
   if (!v.authKeys) {
-    v.authKeys = keptSecret(v.dataDir, 'auth_key', () => randomBytes(32).toString('base64url'), (k) => (k.length >= 16 ? k : undefined), 'PUSHGATE_AUTH_KEYS');
+    v.authKeys = keptSecret(keptKeys, v.dataDir, 'auth_key', () => randomBytes(32).toString('base64url'), (k) => (k.length >= 16 ? k : undefined), 'PUSHGATE_AUTH_KEYS');
   }
   return {
     ...v,
     fernet: MultiFernet.parseList(v.cryptoKey),
     authKeyList: splitKeyList(v.authKeys),
     xmppServers: servers,
-    generatedCryptoKey,
+    keptKeys,
   };
 }
 
@@ -197,16 +227,54 @@ function xmppServers(v: ConfigValues): Config['xmppServers'] {
   return services.map((service, i) => ({ service, domain: domains[i]!, password: passwords[i]! }));
 }
 
-/** A secret generated once and kept in the data directory (mode 0600), when the operator set none. */
-function keptSecret(dataDir: string, name: string, make: () => string, check: (v: string) => unknown, setting: string): string {
+/**
+ * A secret kept in the data directory when the operator set none: read when its file exists, else generated in
+ * memory and marked pending. Nothing is written here.
+ */
+function keptSecret(kept: KeptKey[], dataDir: string, name: KeptKey['name'], make: () => string, check: (v: string) => unknown, setting: string): string {
   const file = join(resolve(dataDir), name);
   if (existsSync(file)) {
     const value = readFileSync(file, 'utf8').trim();
     if (!check(value)) throw new ConfigError(`${file} does not hold a valid value; fix it or set ${setting}`);
+    kept.push({ name, setting, file, value, state: 'loaded' });
     return value;
   }
   const value = make();
-  mkdirSync(dirname(file), { recursive: true });
-  writeFileSync(file, value + '\n', { mode: 0o600 });
+  kept.push({ name, setting, file, value, state: 'pending' });
   return value;
+}
+
+/** Creates the data directory owner-only (0700; issue 9 §14); an existing one is left as the operator made it. */
+export function ensureDataDir(dir: string): void {
+  const path = resolve(dir);
+  if (existsSync(path)) {
+    if (!statSync(path).isDirectory()) throw new ConfigError(`PUSHGATE_DATA_DIR is invalid: ${path} is not a directory`);
+    return;
+  }
+  mkdirSync(path, { recursive: true, mode: 0o700 });
+  // mkdir's mode is masked by the umask; the directory holds secrets, so set it exactly.
+  chmodSync(path, 0o700);
+}
+
+/**
+ * The explicit step that writes the keys loadConfig generated (mode 0600, in a 0700 data directory) and returns
+ * the ones created now. `serve` calls it before creating the gateway; createGateway refuses a config with
+ * pending keys, so a gateway never serves endpoints under a key that would not survive a restart.
+ */
+export function ensureGeneratedKeys(config: Config): KeptKey[] {
+  const created: KeptKey[] = [];
+  for (const k of config.keptKeys) {
+    if (k.state !== 'pending') continue;
+    ensureDataDir(config.dataDir);
+    try {
+      // 'wx': never overwrite a key another process wrote meanwhile; endpoints issued under it would die.
+      writeFileSync(k.file, k.value + '\n', { mode: 0o600, flag: 'wx' });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new ConfigError(`${k.file} appeared while starting (another process?); start again to load it`);
+      throw new ConfigError(`cannot write ${k.file}: ${(err as Error).message}; set ${k.setting} or make PUSHGATE_DATA_DIR writable`);
+    }
+    k.state = 'created';
+    created.push(k);
+  }
+  return created;
 }

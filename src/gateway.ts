@@ -1,10 +1,13 @@
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, LogController } from 'fastify';
 import { readFileSync } from 'node:fs';
-import type { Config } from './config.js';
+import type { Http2Session } from 'node:http2';
+import type { Server } from 'node:net';
+import { type Config, ConfigError } from './config.js';
 import { loggerOptions } from './log.js';
 import { Metrics, countStoreOperations } from './ops/metrics.js';
 import { clientErrorHandler } from './util/client-error.js';
-import { opsRoutes } from './ops/routes.js';
+import { ListenerGuard } from './ops/listener-limits.js';
+import { metricsRoute, opsRoutes } from './ops/routes.js';
 import { registerOpenApi } from './ops/openapi.js';
 import { openStore, type Store } from './store/index.js';
 import { ClientRegistry } from './webpush/connection/clients.js';
@@ -50,6 +53,10 @@ export interface Gateway {
   readonly mongoosepush: FastifyInstance | null;
   /** Megaphone broadcast versions the websocket door serves (from a Megaphone service, the store, or none). */
   readonly broadcasts: BroadcastVersions;
+  /** The private /metrics listener; null unless PUSHGATE_METRICS_PORT is set. */
+  readonly metricsServer: FastifyInstance | null;
+  /** Timeouts and the connection cap of the public listener. */
+  readonly guard: ListenerGuard;
   listen(): Promise<string>;
   close(): Promise<void>;
 }
@@ -61,6 +68,8 @@ export interface GatewayOptions {
   logger?: boolean;
   /** This process is worker `index` of `count` under a cluster primary (PUSHGATE_WORKERS > 1). */
   cluster?: { link: WorkerLink; index: number; count: number };
+  /** Where the JSON log lines go instead of stdout (tests read them). */
+  logStream?: { write(line: string): unknown };
 }
 
 /**
@@ -68,6 +77,10 @@ export interface GatewayOptions {
  * Nothing is global. PUSHGATE_ROLE decides which doors this node opens.
  */
 export async function createGateway(config: Config, options: GatewayOptions = {}): Promise<Gateway> {
+  const pending = config.keptKeys.filter((k) => k.state === 'pending');
+  if (pending.length > 0) {
+    throw new ConfigError(`generated keys are not written yet (${pending.map((k) => k.name).join(', ')}): call ensureGeneratedKeys(config) before createGateway`);
+  }
   const metrics = new Metrics();
   // Bridges first: bad credentials stop the start before anything listens.
   const bridges = config.bridges
@@ -80,7 +93,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   // Per-machine singletons (the XMPP components: one link per server, not per worker; the expiry sweep) run in worker 1.
   const leader = !cluster || cluster.index === 1;
   const tls = config.tlsCert && config.tlsKey ? { key: readFileSync(config.tlsKey), cert: readFileSync(config.tlsCert) } : null;
-  const logger = (options.logger === false ? false : loggerOptions(config.logLevel));
+  const logger = (options.logger === false ? false : { ...(loggerOptions(config.logLevel) as object), ...(options.logStream ? { stream: options.logStream } : {}) }) as ReturnType<typeof loggerOptions>;
   // With TLS the listener speaks HTTP/2 to application servers and HTTP/1.1 (for websockets) to browsers.
   // Request lines are not logged: their URLs carry endpoint tokens and message ids.
   const common = {
@@ -103,11 +116,33 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   const app = (tls
     ? Fastify({ ...common, http2: true, https: { allowHTTP1: true, ...tls } } as Parameters<typeof Fastify>[0])
     : Fastify({ ...common, forceCloseConnections: 'idle' })) as unknown as FastifyInstance;
+  // Issue 9 §8: bounded time to send a request and a bounded number of connections (see ListenerGuard).
+  const server = app.server as unknown as Server & { keepAliveTimeout?: number; headersTimeout?: number; requestTimeout?: number };
+  server.keepAliveTimeout = config.keepAliveTimeout * 1000;
+  // Node's own checks as a second line on plain HTTP/1.1 (headersTimeout must not exceed requestTimeout).
+  server.requestTimeout = config.requestTimeout * 1000;
+  server.headersTimeout = Math.min(config.headersTimeout, config.requestTimeout) * 1000;
+  const guard = new ListenerGuard(server, {
+    headersMs: config.headersTimeout * 1000,
+    keepAliveMs: config.keepAliveTimeout * 1000,
+    requestMs: config.requestTimeout * 1000,
+    maxConnections: config.maxConnections,
+  });
+  // HTTP/2 sessions, so that shutdown can ask them to finish (GOAWAY) and cut them after the grace.
+  const h2sessions = new Set<Http2Session>();
+  if (tls) {
+    server.on('session', (session: Http2Session) => {
+      h2sessions.add(session);
+      // An idle HTTP/2 session lives as long as an idle HTTP/1.1 keep-alive connection.
+      session.setTimeout(config.keepAliveTimeout * 1000, () => session.close());
+      session.once('close', () => h2sessions.delete(session));
+    });
+  }
 
   const serveConnections = config.role !== 'endpoint';
   const serveEndpoints = config.role !== 'connection';
   // Routes to other nodes only where routes can be recorded: a fleet shares one store.
-  const peers = config.role !== 'all' || config.routerPort !== null ? new PeerClient(config.routerSecret) : null;
+  const peers = config.role !== 'all' || config.routerPort !== null ? new PeerClient(config.routerSecret, undefined, config.routerCa ? readFileSync(config.routerCa) : null) : null;
   const peerId = serveConnections ? config.peerUrl : null;
   const broadcastFeed = new Broadcasts({
     store,
@@ -152,7 +187,17 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
         { maxFrameBytes: config.maxFrameBytes, wsPingIntervalMs: config.wsPingInterval * 1000 },
       )
     : null;
-  const peerServer = serveConnections && config.routerPort !== null ? createPeerServer({ clients, secret: config.routerSecret, log: app.log, siblings: cluster?.link ?? null }) : null;
+  const peerTls = config.routerTlsCert && config.routerTlsKey ? { key: readFileSync(config.routerTlsKey), cert: readFileSync(config.routerTlsCert) } : null;
+  // loadConfig refuses PUSHGATE_ROUTER_PORT without PUSHGATE_ROUTER_SECRET; the check here keeps it so for embedders.
+  if (serveConnections && config.routerPort !== null && config.routerSecret === null) throw new ConfigError('PUSHGATE_ROUTER_SECRET is required with PUSHGATE_ROUTER_PORT');
+  const peerServer = serveConnections && config.routerPort !== null
+    ? createPeerServer({ clients, secret: config.routerSecret!, log: app.log, metrics, tls: peerTls, siblings: cluster?.link ?? null })
+    : null;
+  // Issue 9 §17: /metrics on a private listener when asked; the public port then no longer serves it.
+  const metricsServer = config.metricsPort !== null
+    ? (Fastify({ loggerInstance: app.log, logController: new LogController({ disableRequestLogging: true }), forceCloseConnections: true }) as unknown as FastifyInstance)
+    : null;
+  metricsServer?.register(metricsRoute, { metrics, clusterMetrics: cluster ? () => cluster.link.metrics() : null });
 
   // Every XMPP server's component shares one context; only the component JID differs.
   const webpushGuard = new EndpointGuard(new URL(config.publicUrl).origin, config.xmppWebpushAllow);
@@ -192,7 +237,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   app.setNotFoundHandler((_request, reply) => sendError(reply, new ApiError('invalidUrl', 'Not found')));
   // Before the routes: the OpenAPI generator collects them as they are added.
   await registerOpenApi(app, config.publicUrl);
-  app.register(opsRoutes, { store, metrics, connections: () => connections?.size ?? 0, clusterMetrics: cluster ? () => cluster.link.metrics() : null, worker: cluster?.index ?? null });
+  app.register(opsRoutes, { store, metrics, connections: () => connections?.size ?? 0, clusterMetrics: cluster ? () => cluster.link.metrics() : null, worker: cluster?.index ?? null, serveMetrics: metricsServer === null });
   if (serveEndpoints) {
     app.register(endpointRoutes, { fernet: config.fernet, router, vapid, store, clients, metrics, publicUrl: config.publicUrl, maxDataBytes: config.maxDataBytes });
     app.register(registrationRoutes, { store, bridges, fernet: config.fernet, authKeys: config.authKeyList, publicUrl: config.publicUrl, maxChannels: config.bridgeMaxChannels, metrics });
@@ -226,10 +271,13 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     peerServer,
     mongoosepush,
     broadcasts: broadcastFeed.source,
+    metricsServer,
+    guard,
     async listen() {
       await broadcastFeed.start();
       if (peerServer) await peerServer.listen({ port: config.routerPort!, host: config.routerHost });
       if (mongoosepush) await mongoosepush.listen({ port: config.mongoosepushPort!, host: config.mongoosepushHost });
+      if (metricsServer) await metricsServer.listen({ port: config.metricsPort!, host: config.metricsHost });
       await app.listen({ port: config.port, host: config.host });
       // The XMPP links come up (and back) by themselves; the gateway does not wait for them.
       for (const c of xmpp) c.start();
@@ -247,13 +295,19 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
         await connections?.close();
         await peerServer?.close();
         if (mongoosepush) await closeMongoosePushServer(mongoosepush, config.shutdownGrace * 1000);
-        // In-flight requests get PUSHGATE_SHUTDOWN_GRACE seconds; then remaining connections are cut.
+        await metricsServer?.close();
+        // In-flight requests get PUSHGATE_SHUTDOWN_GRACE seconds; then remaining connections are cut. Idle
+        // connections go at once, and HTTP/2 sessions are told GOAWAY so they finish their streams and open
+        // no new ones (fastify and node < 24 leave HTTP/2 sessions open, which held the close forever).
         const grace = setTimeout(() => {
-          const server = app.server as { closeAllConnections?: () => void };
-          server.closeAllConnections?.();
+          for (const s of h2sessions) s.destroy();
+          guard.destroyAll();
         }, config.shutdownGrace * 1000);
         grace.unref();
-        await app.close();
+        const stopped = app.close();
+        guard.closeIdle();
+        for (const s of h2sessions) s.close();
+        await stopped;
         clearTimeout(grace);
         peers?.close();
         await bridges.close();

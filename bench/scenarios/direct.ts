@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { BenchContext } from '../lib/context.js';
 import { connectClients, cpuFigures, e2e, receivedTimes, send, senderMaterial, withWorkers } from '../lib/load.js';
 import { type GatewayProcess, startGateway } from '../lib/procs.js';
@@ -29,7 +30,8 @@ export async function direct(ctx: BenchContext, shape: 'direct' | 'workers' | 'f
     if (!mongo) return void ctx.notes.push('fleet: skipped, no MongoDB-wire server (npm test builds FerretDB)');
     const ePort = await ctx.port();
     endpointOrigin = `http://127.0.0.1:${ePort}`;
-    const common = { PUSHGATE_STORE: mongo.url, PUSHGATE_PUBLIC_URL: endpointOrigin };
+    // Every peer of a fleet presents the same router secret (required with PUSHGATE_ROUTER_PORT and on endpoint nodes).
+    const common = { PUSHGATE_STORE: mongo.url, PUSHGATE_PUBLIC_URL: endpointOrigin, PUSHGATE_ROUTER_SECRET: randomBytes(24).toString('base64url') };
     gw.push(await startGateway({ ...ctx.baseEnv(ePort), ...common, PUSHGATE_ROLE: 'endpoint' }, ePort, ctx.gatewayArgs));
     for (let i = 0; i < 2; i++) {
       const p = await ctx.port();

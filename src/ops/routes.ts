@@ -12,6 +12,8 @@ export interface OpsOptions {
   clusterMetrics?: (() => Promise<string>) | null;
   /** This worker's index under PUSHGATE_WORKERS > 1 (reported by /health), or null for a single process. */
   worker?: number | null;
+  /** False when /metrics has its own listener (PUSHGATE_METRICS_PORT): the public port must not expose it. */
+  serveMetrics: boolean;
 }
 
 const statusSchema = { type: 'object', additionalProperties: true } as const;
@@ -41,9 +43,20 @@ export async function opsRoutes(app: FastifyInstance, opts: OpsOptions): Promise
     }
   });
 
+  if (opts.serveMetrics) await metricsRoute(app, { metrics, clusterMetrics: opts.clusterMetrics ?? null });
+}
+
+export interface MetricsRouteOptions {
+  metrics: Metrics;
+  /** Every worker's metrics in Prometheus text (PUSHGATE_WORKERS > 1); this process's registry otherwise. */
+  clusterMetrics: (() => Promise<string>) | null;
+}
+
+/** Prometheus `GET /metrics`, on the public listener or on the private PUSHGATE_METRICS_PORT. */
+export async function metricsRoute(app: FastifyInstance, opts: MetricsRouteOptions): Promise<void> {
   const metricsSchema = { summary: 'Prometheus metrics', tags: [TAGS.ops], produces: ['text/plain'], response: { 200: { type: 'string' } } };
   app.get('/metrics', { schema: metricsSchema }, async (_req, reply) => {
-    reply.type(metrics.registry.contentType);
-    return opts.clusterMetrics ? opts.clusterMetrics() : metrics.registry.metrics();
+    reply.type(opts.metrics.registry.contentType);
+    return opts.clusterMetrics ? opts.clusterMetrics() : opts.metrics.registry.metrics();
   });
 }

@@ -1,5 +1,9 @@
 import { Binary, type Collection, MongoClient, MongoServerError } from 'mongodb';
 import type { ChannelRecord, Notification, PushRegistration, Store, Urgency, UserRecord } from './types.js';
+import { classifyStoreErrors, mongoUnavailable } from './unavailable.js';
+
+/** Bound on waiting for a majority to acknowledge a write: past it the write is an outage (503), not a hang. */
+export const WRITE_TIMEOUT_MS = 5000;
 
 /**
  * The MongoDB backend (official driver). Collections and their keys:
@@ -77,11 +81,15 @@ export class MongoStore implements Store {
 
   /** Connects and creates the collections' indexes (idempotent). */
   static async connect(url: string): Promise<MongoStore> {
+    const params = new URL(url).searchParams;
     const client = new MongoClient(url, {
       // Fail fast during an outage so senders get 503 quickly; the driver reconnects by itself.
       serverSelectionTimeoutMS: 5000,
       connectTimeoutMS: 5000,
       maxPoolSize: 50,
+      // A 201 promises the message survives a failover: a write counts once a majority has it (issue 9 §12),
+      // bounded in time. `w` or `wtimeoutMS` in the store URL take precedence.
+      writeConcern: { w: (params.get('w') ?? 'majority') as 'majority', wtimeoutMS: Number(params.get('wtimeoutMS') ?? WRITE_TIMEOUT_MS) },
     });
     await client.connect();
     const db = client.db(new URL(url).pathname.slice(1) || 'pushgate');
@@ -132,9 +140,12 @@ export class MongoStore implements Store {
   }
 
   async removeUser(uaid: string): Promise<void> {
-    await this.users.deleteOne({ _id: uaid });
-    await this.channels.deleteMany({ uaid });
+    // Children before the root (issue 9 §12): a crash between these leaves a user with fewer channels or
+    // messages (a push to a removed channel answers 410; the next removal finishes the job), never messages
+    // or channels without the user record that would let anything find and remove them.
     await this.messages.deleteMany({ uaid });
+    await this.channels.deleteMany({ uaid });
+    await this.users.deleteOne({ _id: uaid });
   }
 
   async addChannel(uaid: string, channel: ChannelRecord): Promise<void> {
@@ -159,8 +170,10 @@ export class MongoStore implements Store {
   }
 
   async removeChannel(uaid: string, channelID: string): Promise<boolean> {
-    const r = await this.channels.deleteOne({ _id: `${uaid}:${channelID}` });
+    // Messages first: a crash in between leaves the channel without its messages, never messages of an
+    // unregistered channel that a later hello would deliver.
     await this.messages.deleteMany({ uaid, chid: channelID });
+    const r = await this.channels.deleteOne({ _id: `${uaid}:${channelID}` });
     return r.deletedCount > 0;
   }
 
@@ -282,3 +295,5 @@ export class MongoStore implements Store {
     return docs.map((d) => this.toChannel(d));
   }
 }
+
+classifyStoreErrors(MongoStore.prototype, mongoUnavailable, 'MongoDB');

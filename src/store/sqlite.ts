@@ -1,8 +1,9 @@
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { ChannelRecord, Notification, PushRegistration, Store, Urgency, UserRecord } from './types.js';
 import { StoreUnavailableError } from './types.js';
+import { classifyStoreErrors, sqliteUnavailable } from './unavailable.js';
 
 /**
  * The embedded store: SQLite through better-sqlite3 in WAL mode. Statements are prepared once; every
@@ -110,14 +111,16 @@ export class SqliteStore implements Store {
   private readonly txBatch;
 
   constructor(path: string) {
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     try {
+      if (path !== ':memory:') createPrivate(path);
       this.db = new Database(path);
     } catch (err) {
       throw new StoreUnavailableError(`cannot open SQLite database ${path}: ${(err as Error).message}`, { cause: err });
     }
     this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = NORMAL');
+    // FULL: in WAL mode every commit fsyncs the WAL, so a write whose promise resolved (a 201 to a sender)
+    // survives a power loss, not only a process crash. The group commit keeps that one fsync per batch.
+    this.db.pragma('synchronous = FULL');
     this.db.pragma('busy_timeout = 5000');
     this.db.exec(SCHEMA);
     const db = this.db;
@@ -377,4 +380,21 @@ export class SqliteStore implements Store {
   async getChannelsPage(uaid: string, afterChannelID: string, limit: number): Promise<ChannelRecord[]> {
     return this.stmt.getChannelsPage.all(uaid, afterChannelID, limit).map((row) => ({ channelID: row.chid, keyHash: row.key_hash }));
   }
+}
+
+classifyStoreErrors(SqliteStore.prototype, sqliteUnavailable, 'SQLite');
+
+/**
+ * Creates the database file owner-only (0600) before SQLite opens it, in an owner-only (0700) directory when
+ * it creates one (issue 9 §14). SQLite gives its -wal and -shm files the database file's permissions.
+ */
+function createPrivate(path: string): void {
+  const dir = dirname(path);
+  if (!existsSync(dir)) {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    chmodSync(dir, 0o700);
+  }
+  if (!existsSync(path)) closeSync(openSync(path, 'wx', 0o600));
+  // An existing file made by an older version (0644 under the usual umask) is tightened too.
+  chmodSync(path, 0o600);
 }

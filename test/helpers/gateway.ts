@@ -2,8 +2,8 @@ import { mkdtempSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type ConfigValues, loadConfig } from '../../src/config.js';
-import { createGateway, type Gateway } from '../../src/gateway.js';
+import { type ConfigValues, ensureGeneratedKeys, loadConfig } from '../../src/config.js';
+import { createGateway, type Gateway, type GatewayOptions } from '../../src/gateway.js';
 import { FernetKey } from '../../src/webpush/protocol/fernet.js';
 
 export async function freePort(): Promise<number> {
@@ -24,7 +24,7 @@ export interface TestGateway extends Gateway {
 }
 
 /** A gateway on a free loopback port with an in-memory store unless told otherwise. */
-export async function startGateway(overrides: Partial<ConfigValues> = {}): Promise<TestGateway> {
+export async function startGateway(overrides: Partial<ConfigValues> = {}, options: GatewayOptions = {}): Promise<TestGateway> {
   const port = overrides.port ?? (await freePort());
   const scheme = overrides.tlsCert ? 'https' : 'http';
   const config = loadConfig({
@@ -41,7 +41,19 @@ export async function startGateway(overrides: Partial<ConfigValues> = {}): Promi
       ...overrides,
     },
   });
-  const gateway = await createGateway(config);
+  ensureGeneratedKeys(config);
+  const gateway = await createGateway(config, options);
   const url = await gateway.listen();
   return Object.assign(gateway, { url, wsUrl: url.replace(/^http/, 'ws') + '/' });
+}
+
+/** A log stream for startGateway's options that keeps the parsed JSON lines (set logLevel to see them). */
+export function logCapture(): { lines: Record<string, unknown>[]; write(line: string): void } {
+  const lines: Record<string, unknown>[] = [];
+  return {
+    lines,
+    write(line: string) {
+      for (const l of line.split('\n')) if (l.trim()) lines.push(JSON.parse(l) as Record<string, unknown>);
+    },
+  };
 }

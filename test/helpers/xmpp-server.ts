@@ -51,9 +51,7 @@ export class FakeComponentServer {
           this.handshakes++;
           this.socket = socket;
           socket.write('<handshake/>');
-          const w = this.connectedWaiters;
-          this.connectedWaiters = [];
-          for (const f of w) f();
+          this.probeOnline(socket);
         } else {
           socket.end(`<stream:error><not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></stream:stream>`);
         }
@@ -63,6 +61,10 @@ export class FakeComponentServer {
         const condition = el.getChildElements()[0]?.name ?? '';
         this.streamErrors.push(condition);
         for (const f of this.streamErrorWaiters.splice(0)) f(condition);
+        return;
+      }
+      if (el.attrs['id']?.startsWith('online-probe-')) {
+        this.probeAnswered(socket);
         return;
       }
       this.received.push(el);
@@ -76,13 +78,44 @@ export class FakeComponentServer {
     socket.on('data', (d) => parser.write(d.toString()));
     socket.on('error', () => {});
     socket.on('close', () => {
-      if (this.socket === socket) this.socket = null;
+      if (this.socket !== socket) return;
+      this.socket = null;
+      this.online = false;
+      if (this.probing) clearInterval(this.probing);
+      this.probing = null;
     });
   }
 
-  /** Resolves once a component has completed its handshake (now or later). */
+  private probing: NodeJS.Timeout | null = null;
+  private online = false;
+
+  /**
+   * After the handshake the component needs to read our reply before it answers anything; a request sent at
+   * once could arrive in the same read and go unanswered. So `connected()` resolves only once the component
+   * has answered a disco#info probe (resent every 50 ms; its replies are not recorded in `received`).
+   */
+  private probeOnline(socket: Socket): void {
+    this.online = false;
+    let n = 0;
+    const probe = () => socket.write(`<iq type='get' id='online-probe-${n++}' from='probe.invalid' to='${this.domain}'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`);
+    if (this.probing) clearInterval(this.probing);
+    this.probing = setInterval(probe, 50);
+    probe();
+  }
+
+  private probeAnswered(socket: Socket): void {
+    if (this.socket !== socket || this.online) return;
+    this.online = true;
+    if (this.probing) clearInterval(this.probing);
+    this.probing = null;
+    const w = this.connectedWaiters;
+    this.connectedWaiters = [];
+    for (const f of w) f();
+  }
+
+  /** Resolves once a component has completed its handshake and answers stanzas (now or later). */
   connected(): Promise<void> {
-    if (this.socket) return Promise.resolve();
+    if (this.socket && this.online) return Promise.resolve();
     return new Promise((r) => this.connectedWaiters.push(r));
   }
 
@@ -139,6 +172,15 @@ export class FakeComponentServer {
     return written;
   }
 
+  /**
+   * Sends each request at once (TCP_NODELAY) instead of behind the previous one's ACK, for tests that send
+   * many. Only once the component is online: until then a request could reach it in the same read as the
+   * handshake reply, before it is ready to answer.
+   */
+  noDelay(): void {
+    this.socket?.setNoDelay(true);
+  }
+
   /** Sends raw text (for malformed input). */
   writeRaw(text: string): void {
     this.socket?.write(text);
@@ -148,6 +190,9 @@ export class FakeComponentServer {
   drop(): void {
     this.socket?.destroy();
     this.socket = null;
+    this.online = false;
+    if (this.probing) clearInterval(this.probing);
+    this.probing = null;
   }
 
   async close(): Promise<void> {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Store } from '../../src/store/index.js';
-import { startGateway, type TestGateway } from '../helpers/gateway.js';
+import { type Store, StoreUnavailableError } from '../../src/store/index.js';
+import { logCapture, startGateway, type TestGateway } from '../helpers/gateway.js';
 import { channelId, post } from '../helpers/push.js';
 import { PushClient } from '../helpers/ws-client.js';
 
@@ -38,17 +38,24 @@ describe('operations endpoints', () => {
     }
   });
 
-  it('answers 503 errno 201 with Retry-After, never 404/410, when storage fails under a push', async () => {
-    const c = await PushClient.connect(gw.wsUrl);
+  /** An endpoint of a client that has gone away, so a push reads the store. */
+  async function offlineEndpoint(g: TestGateway): Promise<string> {
+    const c = await PushClient.connect(g.wsUrl);
     const uaid = await c.hello();
     const endpoint = (await c.register(channelId()))['pushEndpoint'] as string;
     c.close();
     await c.closedWith;
-    while (gw.clients.get(uaid)) await new Promise((r) => setImmediate(r));
+    while (g.clients.get(uaid)) await new Promise((r) => setImmediate(r));
+    return endpoint;
+  }
+
+  // Issue 10 §3 changed this: only the backends' StoreUnavailableError is an outage (503); before, any exception was.
+  it('answers 503 errno 201 with Retry-After, never 404/410, when storage is unavailable under a push', async () => {
+    const endpoint = await offlineEndpoint(gw);
     const store = gw.store;
     const original = store.getUser.bind(store);
     store.getUser = async () => {
-      throw new Error('storage down');
+      throw new StoreUnavailableError('storage down');
     };
     try {
       const res = await post(endpoint, { TTL: '60' });
@@ -59,6 +66,34 @@ describe('operations endpoints', () => {
       store.getUser = original;
     }
     expect((await post(endpoint, { TTL: '60' })).status).toBe(201);
+  });
+
+  it('answers 500 errno 999 with the stack in the log for a storage bug, and logs an outage once per burst', async () => {
+    const log = logCapture();
+    const g = await startGateway({ logLevel: 'warn' }, { logStream: log });
+    try {
+      const endpoint = await offlineEndpoint(g);
+      const original = g.store.getUser.bind(g.store);
+      g.store.getUser = async () => {
+        throw new TypeError('a bug in the backend');
+      };
+      const res = await post(endpoint, { TTL: '60' });
+      expect(res.status).toBe(500);
+      expect(await res.json()).toMatchObject({ code: 500, errno: 999 });
+      const logged = log.lines.find((l) => l['msg'] === 'unexpected error') as { err: { message: string; stack: string } } | undefined;
+      expect(logged?.err.message).toBe('a bug in the backend');
+      expect(logged?.err.stack).toContain('TypeError: a bug in the backend');
+
+      g.store.getUser = async () => {
+        throw new StoreUnavailableError('disk I/O error');
+      };
+      for (let i = 0; i < 5; i++) expect((await post(endpoint, { TTL: '60' })).status).toBe(503);
+      expect(log.lines.filter((l) => String(l['msg']).startsWith('storage unavailable'))).toHaveLength(1);
+      g.store.getUser = original;
+      expect((await post(endpoint, { TTL: '60' })).status).toBe(201);
+    } finally {
+      await g.close();
+    }
   });
 
   it('exposes Prometheus metrics for connections, notifications and latency', async () => {

@@ -4,6 +4,7 @@ import { type ClientRegistry, offerToClient } from './clients.js';
 import type { Siblings } from '../../cluster/worker.js';
 import { CloseCode } from '../protocol/websocket.js';
 import { secretMatches } from '../protocol/peer-auth.js';
+import { authFailed, type Metrics } from '../../ops/metrics.js';
 
 /** The most pushes one `PUT /push` batch carries (the peer client's batches, refused beyond). */
 export const PEER_BATCH_MAX = 64;
@@ -27,10 +28,14 @@ function statusOf(outcome: 'delivered' | 'busy' | 'absent' | 'no-channel'): numb
  */
 export interface PeerServerOptions {
   clients: ClientRegistry;
-  secret: string | null;
+  /** Required: the internal port accepts nothing without it (config refuses PUSHGATE_ROUTER_PORT alone). */
+  secret: string;
   log: FastifyBaseLogger;
   /** With several workers the internal port is shared: a client held by a sibling worker is reached over IPC. */
   siblings?: Siblings | null;
+  metrics: Metrics;
+  /** PEM key and certificate: serve the internal port over https (PUSHGATE_ROUTER_TLS_CERT/KEY). */
+  tls: { key: Buffer; cert: Buffer } | null;
 }
 
 const uaidParams = { type: 'object', properties: { uaid: { type: 'string', pattern: '^[0-9a-f]{32}$' } }, required: ['uaid'] } as const;
@@ -60,6 +65,7 @@ export function createPeerServer(opts: PeerServerOptions): FastifyInstance {
     bodyLimit: 64 * 1024,
     ajv: { customOptions: { allowUnionTypes: true } },
     forceCloseConnections: 'idle',
+    ...(opts.tls ? { https: opts.tls } : {}),
   }) as unknown as FastifyInstance;
   const { clients, secret } = opts;
   const offer = async (n: Notification) => {
@@ -67,11 +73,14 @@ export function createPeerServer(opts: PeerServerOptions): FastifyInstance {
     return outcome === 'absent' && opts.siblings ? opts.siblings.push(n) : outcome;
   };
 
-  if (secret !== null) {
-    app.addHook('onRequest', async (request, reply) => {
-      if (!secretMatches(request.headers.authorization, secret)) reply.code(401).send({ error: 'unauthorized' });
-    });
-  }
+  app.addHook('onRequest', async (request, reply) => {
+    const presented = request.headers.authorization;
+    if (!secretMatches(presented, secret)) {
+      // Issue 9 §17: counted and logged, never with what was presented.
+      authFailed(opts.metrics, opts.log, 'router', presented === undefined ? 'missing' : 'mismatch', { remote: request.ip });
+      return reply.code(401).send({ error: 'unauthorized' });
+    }
+  });
 
   app.put<{ Params: { uaid: string }; Body: Notification }>('/push/:uaid', { schema: { params: uaidParams, body: notificationBody } }, async (request, reply) => {
     if (request.body.uaid !== request.params.uaid) return reply.code(404).send({ delivered: false });

@@ -1,5 +1,6 @@
 import http from 'node:http';
 import https from 'node:https';
+import { rootCertificates } from 'node:tls';
 import type { Notification } from '../../store/index.js';
 import { PEER_BATCH_MAX } from '../connection/peer-server.js';
 
@@ -23,13 +24,15 @@ export class PeerClient {
   constructor(
     secret: string | null,
     private readonly timeoutMs = 3000,
+    /** A PEM CA trusted beside the system CAs for peers reached over https (PUSHGATE_ROUTER_CA). */
+    ca: string | Buffer | null = null,
     /** Sockets kept open per peer; pushes beyond this many in flight are batched. */
     private readonly socketsPerPeer = 32,
   ) {
     this.headers = secret ? { authorization: `Bearer ${secret}` } : {};
     this.agents = {
       http: new http.Agent({ keepAlive: true, maxSockets: socketsPerPeer, scheduling: 'lifo' }),
-      https: new https.Agent({ keepAlive: true, maxSockets: socketsPerPeer, scheduling: 'lifo' }),
+      https: new https.Agent({ keepAlive: true, maxSockets: socketsPerPeer, scheduling: 'lifo', ...(ca ? { ca: [...rootCertificates, ca.toString()] } : {}) }),
     };
   }
 

@@ -8,7 +8,7 @@ import type { Bridge, Bridges } from '../../bridge/index.js';
 import { authFailed, type Metrics } from '../../ops/metrics.js';
 import type { Store } from '../../store/index.js';
 import { decodeVapidKey, makeEndpoint, vapidKeyHash } from '../protocol/endpoint-token.js';
-import { ApiError, errorBodySchema, storageCall } from '../protocol/errors.js';
+import { ApiError, errorBodySchema, StorageOutageLog, storageCall } from '../protocol/errors.js';
 import type { MultiFernet } from '../protocol/fernet.js';
 import { isChannelId, newUaid } from '../protocol/ids.js';
 import { sendError, toApiError } from './routes.js';
@@ -89,9 +89,10 @@ export async function registrationRoutes(app: FastifyInstance, opts: Registratio
   const typed = app.withTypeProvider<JsonSchemaToTsProvider>();
   const expected = (uaid: string) => authKeys.map((k) => Buffer.from(registrationSecret(k, uaid)));
 
+  const outages = new StorageOutageLog(app.log);
   app.setErrorHandler((err: FastifyError, request, reply) => {
     if (err.validation) return sendError(reply, new ApiError('invalidRequest', err.message));
-    return sendError(reply, toApiError(err, request.log));
+    return sendError(reply, toApiError(err, request.log, outages));
   });
 
   function bridgeFor(params: Params): Bridge {

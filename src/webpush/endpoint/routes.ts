@@ -4,7 +4,8 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { TAGS } from '../../ops/openapi.js';
 import { authFailed, type Metrics } from '../../ops/metrics.js';
 import type { Store } from '../../store/index.js';
-import { ApiError, errorBodySchema, storageCall } from '../protocol/errors.js';
+import { ApiError, errorBodySchema, StorageOutageLog, storageCall } from '../protocol/errors.js';
+import { StoreUnavailableError } from '../../store/types.js';
 import { type ApiVersion, type EndpointTokenInfo, parseEndpointToken } from '../protocol/endpoint-token.js';
 import type { MultiFernet } from '../protocol/fernet.js';
 import { parseMessageId } from '../protocol/message-id.js';
@@ -90,14 +91,15 @@ export async function endpointRoutes(app: FastifyInstance, opts: EndpointOptions
   // Push bodies are opaque encrypted bytes whatever Content-Type a sender claims.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: maxDataBytes }, (_req, body, done) => done(null, body));
+  const outages = new StorageOutageLog(app.log);
   app.setErrorHandler(async (err: FastifyError, request, reply) => {
-    let apiError = toApiError(err, request.log);
+    let apiError = toApiError(err, request.log, outages);
     // A body over the limit is only refused once the subscription is known to be live (autopush order).
     const pending = checked.get(request);
     if (apiError.kind === 'payloadTooLarge' && pending) {
       apiError = await checkSubscription(store, clients, pending.info.uaid, pending.info.channelID).then(
         () => new ApiError('payloadTooLarge', `Body must be at most ${maxDataBytes} bytes`),
-        (e: unknown) => toApiError(e as Error, request.log),
+        (e: unknown) => toApiError(e as Error, request.log, outages),
       );
     }
     sendError(reply, apiError);
@@ -208,8 +210,15 @@ export async function endpointRoutes(app: FastifyInstance, opts: EndpointOptions
   );
 }
 
-export function toApiError(err: FastifyError | Error, log?: { error: (o: object, m: string) => void }): ApiError {
-  if (err instanceof ApiError) return err;
+export function toApiError(err: FastifyError | Error, log?: { error: (o: object, m: string) => void }, outages?: StorageOutageLog): ApiError {
+  if (err instanceof ApiError) {
+    if (err.cause instanceof StoreUnavailableError) outages?.report(err.cause);
+    return err;
+  }
+  if (err instanceof StoreUnavailableError) {
+    outages?.report(err);
+    return new ApiError('backOff', 'Storage temporarily unavailable', undefined, { cause: err });
+  }
   const code = (err as FastifyError).code;
   if (code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new ApiError('payloadTooLarge', 'Body is larger than this push service accepts');
   if ((err as FastifyError).validation) return new ApiError('invalidUrl', 'Invalid request');
@@ -217,7 +226,8 @@ export function toApiError(err: FastifyError | Error, log?: { error: (o: object,
   if (status === 413) return new ApiError('payloadTooLarge', err.message);
   // Never 404 for a request we could not read: senders drop subscriptions on 404.
   if (status !== undefined && status >= 400 && status < 500) return new ApiError('invalidRequest', err.message);
-  log?.error({ err: err.message }, 'unexpected error');
+  // A bug, not an outage: the whole error (pino logs its stack) so it can be found and fixed.
+  log?.error({ err }, 'unexpected error');
   return new ApiError('unknown', 'Internal error');
 }
 

@@ -3,6 +3,7 @@
  * Senders act on these numbers (404/410 make them drop a subscription), so each failure must map to
  * exactly the entry autopush documents ("autopush Documentation", HTTP API, Error Codes).
  */
+import { StoreUnavailableError } from '../../store/types.js';
 
 export const ERROR_DOC_URL = 'http://autopush.readthedocs.io/en/latest/http.html#error-codes';
 
@@ -59,8 +60,8 @@ export class ApiError extends Error {
   readonly errno: number;
   readonly retryAfter: number | undefined;
 
-  constructor(readonly kind: ErrnoKind, message: string, retryAfter?: number) {
-    super(message);
+  constructor(readonly kind: ErrnoKind, message: string, retryAfter?: number, options?: { cause?: unknown }) {
+    super(message, options);
     this.status = Errno[kind].status;
     this.errno = Errno[kind].errno;
     this.retryAfter = retryAfter ?? (this.status === 503 ? RETRY_AFTER_SECONDS : undefined);
@@ -71,13 +72,43 @@ export class ApiError extends Error {
   }
 }
 
-/** Runs a storage call; storage trouble is never a 404/410 to a sender but 503 with Retry-After. */
+/**
+ * Runs a storage call. An outage (the backend's StoreUnavailableError) is never a 404/410 to a sender but
+ * 503 errno 201 with Retry-After; any other failure is a bug and propagates as itself, so the route's error
+ * handler answers 500 errno 999 and logs its stack (issue 10 §3; autopush-common db/error.rs).
+ */
 export async function storageCall<T>(op: () => Promise<T>): Promise<T> {
   try {
     return await op();
   } catch (err) {
-    if (err instanceof ApiError) throw err;
-    throw new ApiError('backOff', 'Storage temporarily unavailable');
+    if (err instanceof StoreUnavailableError) throw new ApiError('backOff', 'Storage temporarily unavailable', undefined, { cause: err });
+    throw err;
+  }
+}
+
+/**
+ * Logs a storage outage once per burst instead of once per request: the first failure at error level, then
+ * nothing until the store has been quiet for `quietMs`, when one line says how many requests were answered 503.
+ */
+export class StorageOutageLog {
+  private burst: { started: number; last: number; count: number } | null = null;
+
+  constructor(
+    private readonly log: { error(obj: object, msg: string): void; warn(obj: object, msg: string): void },
+    private readonly quietMs = 10_000,
+  ) {}
+
+  report(err: StoreUnavailableError, now = Date.now()): void {
+    if (this.burst && now - this.burst.last < this.quietMs) {
+      this.burst.count++;
+      this.burst.last = now;
+      return;
+    }
+    if (this.burst && this.burst.count > 1) {
+      this.log.warn({ requests: this.burst.count, ms: this.burst.last - this.burst.started }, 'previous storage outage ended');
+    }
+    this.burst = { started: now, last: now, count: 1 };
+    this.log.error({ err: err.message }, 'storage unavailable: answering 503 with Retry-After until it recovers (logged once per burst)');
   }
 }
 

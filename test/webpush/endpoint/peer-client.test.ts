@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
+import { Metrics } from '../../../src/ops/metrics.js';
 import type { Notification } from '../../../src/store/index.js';
 import { ClientRegistry, type ConnectedClient } from '../../../src/webpush/connection/clients.js';
 import { createPeerServer } from '../../../src/webpush/connection/peer-server.js';
@@ -24,7 +25,7 @@ describe('PeerClient and the peer API', () => {
   });
 
   async function start(clients: ClientRegistry, requests: string[]) {
-    server = createPeerServer({ clients, secret: 'a-secret-of-16-chars', log: pino({ level: 'silent' }) });
+    server = createPeerServer({ clients, secret: 'a-secret-of-16-chars', log: pino({ level: 'silent' }), metrics: new Metrics(), tls: null });
     server.addHook('onRequest', async (req) => {
       requests.push(`${req.method} ${req.url}`);
     });
@@ -55,7 +56,7 @@ describe('PeerClient and the peer API', () => {
     for (let i = 1; i <= 20; i++) clients.add(held(i, delivered, i !== 7));
     const requests: string[] = [];
     const url = await start(clients, requests);
-    client = new PeerClient('a-secret-of-16-chars', 3000, 1);
+    client = new PeerClient('a-secret-of-16-chars', 3000, null, 1);
     const outcomes = await Promise.all([
       ...Array.from({ length: 20 }, (_, k) => client!.push(url, note(k + 1))),
       client.push(url, note(99)),
