@@ -5,6 +5,7 @@ import { type PushRegistration, type Store, StoreUnavailableError } from '../sto
 import type { EndpointGuard } from './endpoint-guard.js';
 import { type FieldSpec, booleanValue, buildForm, readForm, value } from './forms.js';
 import { NS, StanzaError } from './namespaces.js';
+import { KeyedLock } from '../util/keyed-lock.js';
 
 /**
  * XEP-0050 ad-hoc commands that register devices, as Conversations-style clients use them (the p2 app
@@ -15,6 +16,13 @@ import { NS, StanzaError } from './namespaces.js';
  * ejabberd would answer by disabling push for good). The secret is stored sealed with the gateway's crypto
  * key so it can be returned again; publishes are checked against its hash.
  */
+
+/**
+ * Registrations of one account (ad-hoc commands and MongooseIM node creation) check the cap and save under this
+ * lock, so a burst of pipelined registrations cannot slip past the count. Per process: in a fleet each node
+ * serialises its own, so a burst spread over N nodes at once can overshoot the cap by at most N - 1.
+ */
+export const accountLock = new KeyedLock();
 
 export interface XmppLog {
   warn(obj: object, msg: string): void;
@@ -236,6 +244,21 @@ export async function executeCommand(ctx: CommandContext, from: string | undefin
   }
 
   const key = deviceKey(deviceId, muc);
+  return accountLock.run(account, () => saveRegistration(ctx, reply, form, account, key, kind, appId, token, keys));
+}
+
+/** The cap check and the save, run under the account's lock. */
+async function saveRegistration(
+  ctx: CommandContext,
+  reply: (status: string, ...children: (Element | null)[]) => Element,
+  form: NonNullable<ReturnType<typeof readForm>>,
+  account: string,
+  key: string,
+  kind: RouterType | 'webpush',
+  appId: string | null,
+  token: string,
+  keys: PushRegistration['keys'],
+): Promise<Element> {
   const existing = await storage(ctx.log, () => ctx.store.findPushRegistration(account, key));
   if (!existing && (await storage(ctx.log, () => ctx.store.countPushRegistrations(account, ctx.maxRegistrations))) >= ctx.maxRegistrations) {
     throw new StanzaError('cancel', 'not-allowed', `at most ${ctx.maxRegistrations} devices per account; unregister one first`);
