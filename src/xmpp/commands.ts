@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, ECDH, randomBytes } from 'node:crypto';
 import xml, { type Element } from '@xmpp/xml';
 import { type Bridge, type Bridges, ROUTER_TYPES, type RouterType } from '../bridge/index.js';
 import { type PushRegistration, type Store, StoreUnavailableError } from '../store/index.js';
@@ -218,6 +218,8 @@ export async function executeCommand(ctx: CommandContext, from: string | undefin
     if (!p256dh || !auth || !b64url.test(p256dh) || !b64url.test(auth) || Buffer.from(p256dh, 'base64url').length !== 65 || auth.length > 64 || Buffer.from(auth, 'base64url').length < 16) {
       throw new StanzaError('modify', 'bad-request', 'p256dh and auth must be the subscription keys in base64url');
     }
+    // 65 bytes that are not a point on P-256 would be accepted, then fail every send (RFC 8291 §3.1 needs the point).
+    if (!isP256Point(Buffer.from(p256dh, 'base64url'))) throw new StanzaError('modify', 'bad-request', 'p256dh is not a P-256 public key');
     // One answer for every refused endpoint, whatever the reason: the command is no probe of internal networks.
     const verdict = await ctx.guard.check(token);
     if (!verdict.ok) throw new StanzaError('modify', 'not-acceptable', 'endpoint must be an https: URL of a public push service');
@@ -291,6 +293,16 @@ async function saveRegistration(
       { var: 'secret', type: 'text-private', value: secret },
     ]),
   );
+}
+
+/** Whether these bytes are an uncompressed point on P-256 (convertKey checks the curve equation). */
+function isP256Point(raw: Buffer): boolean {
+  try {
+    ECDH.convertKey(raw, 'prime256v1');
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** When storage trouble was last logged: an outage is logged once per burst, not once per stanza. */

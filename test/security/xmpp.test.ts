@@ -255,6 +255,8 @@ describe('attacks on the XEP-0357 push component (issue 9)', () => {
       ['a long application', 'register-push-fcm', { token: VICTIM, 'device-id': 'app', application: 'a'.repeat(300) }],
       ['a long Web Push endpoint', 'register-push-webpush', { endpoint: `https://public.attacker.test/${'p'.repeat(5000)}`, p256dh: KEY, auth: AUTH }],
       ['a long auth key', 'register-push-webpush', { endpoint: 'https://public.attacker.test/x', p256dh: KEY, auth: 'A'.repeat(5000) }],
+      // 65 bytes that are no P-256 point: accepted, it would fail every later send (answered wait for ever).
+      ['a p256dh off the curve', 'register-push-webpush', { endpoint: 'https://public.attacker.test/x', p256dh: Buffer.concat([Buffer.from([4]), Buffer.alloc(64, 7)]).toString('base64url'), auth: AUTH }],
       ['a long v1 node', 'v1-register-push', { type: 'fcm', node: 'n'.repeat(300), token: VICTIM }],
     ])('refuses %s with modify/bad-request, storing nothing', async (_name, command, fields) => {
       answers['public.attacker.test'] = ['93.184.215.14'];

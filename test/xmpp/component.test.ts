@@ -1,3 +1,4 @@
+import { createECDH } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Element } from '@xmpp/xml';
 import { NS } from '../../src/xmpp/namespaces.js';
@@ -10,8 +11,8 @@ import { FakeComponentServer, xml } from '../helpers/xmpp-server.js';
 const PUSH = 'push.example.org';
 const FCM_TOKEN = 'fcm-xmpp-device-0001';
 const APNS_TOKEN = '9a'.repeat(32);
-/** A syntactically valid Web Push subscription key pair (65-byte point, 16-byte auth). */
-const KEY = Buffer.concat([Buffer.from([4]), Buffer.alloc(64, 7)]).toString('base64url');
+/** A valid Web Push subscription key pair (a P-256 point, 16-byte auth). */
+const KEY = createECDH('prime256v1').generateKeys().toString('base64url');
 const AUTH = Buffer.alloc(16, 3).toString('base64url');
 
 function errorOf(reply: Element): { type: string; condition: string; app?: string } | null {
