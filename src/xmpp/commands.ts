@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, ECDH, randomBytes } from 'node:crypto';
 import xml, { type Element } from '@xmpp/xml';
 import type { Bridge, Bridges, RouterType } from '../bridge/index.js';
 import { ROUTER_TYPES } from '../bridge/types.js';
@@ -6,6 +6,7 @@ import { type PushRegistration, type Store, StoreUnavailableError } from '../sto
 import type { EndpointGuard } from './endpoint-guard.js';
 import { type FieldSpec, booleanValue, buildForm, readForm, value } from './forms.js';
 import { NS, StanzaError } from './namespaces.js';
+import { KeyedLock } from '../util/keyed-lock.js';
 
 /**
  * XEP-0050 ad-hoc commands that register devices, as Conversations-style clients use them (the p2 app
@@ -16,6 +17,13 @@ import { NS, StanzaError } from './namespaces.js';
  * ejabberd would answer by disabling push for good). The secret is stored sealed with the gateway's crypto
  * key so it can be returned again; publishes are checked against its hash.
  */
+
+/**
+ * Registrations of one account (ad-hoc commands and MongooseIM node creation) check the cap and save under this
+ * lock, so a burst of pipelined registrations cannot slip past the count. Per process: in a fleet each node
+ * serialises its own, so a burst spread over N nodes at once can overshoot the cap by at most N - 1.
+ */
+export const accountLock = new KeyedLock();
 
 export interface XmppLog {
   warn(obj: object, msg: string): void;
@@ -211,6 +219,8 @@ export async function executeCommand(ctx: CommandContext, from: string | undefin
     if (!p256dh || !auth || !b64url.test(p256dh) || !b64url.test(auth) || Buffer.from(p256dh, 'base64url').length !== 65 || auth.length > 64 || Buffer.from(auth, 'base64url').length < 16) {
       throw new StanzaError('modify', 'bad-request', 'p256dh and auth must be the subscription keys in base64url');
     }
+    // 65 bytes that are not a point on P-256 would be accepted, then fail every send (RFC 8291 §3.1 needs the point).
+    if (!isP256Point(Buffer.from(p256dh, 'base64url'))) throw new StanzaError('modify', 'bad-request', 'p256dh is not a P-256 public key');
     // One answer for every refused endpoint, whatever the reason: the command is no probe of internal networks.
     const verdict = await ctx.guard.check(token);
     if (!verdict.ok) throw new StanzaError('modify', 'not-acceptable', 'endpoint must be an https: URL of a public push service');
@@ -237,6 +247,21 @@ export async function executeCommand(ctx: CommandContext, from: string | undefin
   }
 
   const key = deviceKey(deviceId, muc);
+  return accountLock.run(account, () => saveRegistration(ctx, reply, form, account, key, kind, appId, token, keys));
+}
+
+/** The cap check and the save, run under the account's lock. */
+async function saveRegistration(
+  ctx: CommandContext,
+  reply: (status: string, ...children: (Element | null)[]) => Element,
+  form: NonNullable<ReturnType<typeof readForm>>,
+  account: string,
+  key: string,
+  kind: RouterType | 'webpush',
+  appId: string | null,
+  token: string,
+  keys: PushRegistration['keys'],
+): Promise<Element> {
   const existing = await storage(ctx.log, () => ctx.store.findPushRegistration(account, key));
   if (!existing && (await storage(ctx.log, () => ctx.store.countPushRegistrations(account, ctx.maxRegistrations))) >= ctx.maxRegistrations) {
     throw new StanzaError('cancel', 'not-allowed', `at most ${ctx.maxRegistrations} devices per account; unregister one first`);
@@ -269,6 +294,16 @@ export async function executeCommand(ctx: CommandContext, from: string | undefin
       { var: 'secret', type: 'text-private', value: secret },
     ]),
   );
+}
+
+/** Whether these bytes are an uncompressed point on P-256 (convertKey checks the curve equation). */
+function isP256Point(raw: Buffer): boolean {
+  try {
+    ECDH.convertKey(raw, 'prime256v1');
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** When storage trouble was last logged: an outage is logged once per burst, not once per stanza. */

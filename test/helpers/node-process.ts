@@ -46,3 +46,23 @@ export async function startNode(env: Record<string, string>, ready = 'pushgate l
     },
   };
 }
+
+/** Resolves once `done()` holds, re-checking on each chunk the process writes; rejects after `timeoutMs`. */
+export function outputUntil(node: NodeProcess, done: () => boolean, timeoutMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const check = () => {
+      if (!done()) return;
+      clearTimeout(t);
+      node.child.stdout!.off('data', onData);
+      resolve();
+    };
+    // Registered after node-process's own listener, so the chunk is already in `output` when this runs.
+    const onData = () => check();
+    const t = setTimeout(() => {
+      node.child.stdout!.off('data', onData);
+      reject(new Error('expected output did not arrive'));
+    }, timeoutMs);
+    node.child.stdout!.on('data', onData);
+    check();
+  });
+}

@@ -11,6 +11,7 @@ import { decodeVapidKey, makeEndpoint, vapidKeyHash } from '../protocol/endpoint
 import { ApiError, errorBodySchema, StorageOutageLog, storageCall } from '../protocol/errors.js';
 import type { MultiFernet } from '../protocol/fernet.js';
 import { isChannelId, newUaid } from '../protocol/ids.js';
+import { KeyedLock } from '../../util/keyed-lock.js';
 import { sendError, toApiError } from './routes.js';
 
 /**
@@ -87,6 +88,8 @@ export async function registrationRoutes(app: FastifyInstance, opts: Registratio
   const { store, bridges, fernet, authKeys, publicUrl, maxChannels, metrics } = opts;
   // Params and bodies are typed from their JSON schemas (one declaration validates, types and documents).
   const typed = app.withTypeProvider<JsonSchemaToTsProvider>();
+  // The channel cap's count and the insert run under the uaid's lock: pipelined subscriptions cannot slip past it.
+  const uaidLock = new KeyedLock();
   const expected = (uaid: string) => authKeys.map((k) => Buffer.from(registrationSecret(k, uaid)));
 
   const outages = new StorageOutageLog(app.log);
@@ -207,12 +210,14 @@ export async function registrationRoutes(app: FastifyInstance, opts: Registratio
       bridgeFor(request.params);
       await ownUser(request.params, uaid);
       const { channelID, keyHash } = channelData(request.body);
-      const channels = await storageCall(() => store.getChannels(uaid));
-      // Re-registering a channel the uaid already holds is not a new one.
-      if (channels.length >= maxChannels && !channels.some((c) => c.channelID === channelID)) {
-        throw new ApiError('invalidRequest', `This registration already holds ${channels.length} subscriptions (at most ${maxChannels})`);
-      }
-      await storageCall(() => store.addChannel(uaid, { channelID, keyHash }));
+      await uaidLock.run(uaid, async () => {
+        const channels = await storageCall(() => store.getChannels(uaid));
+        // Re-registering a channel the uaid already holds is not a new one.
+        if (channels.length >= maxChannels && !channels.some((c) => c.channelID === channelID)) {
+          throw new ApiError('invalidRequest', `This registration already holds ${channels.length} subscriptions (at most ${maxChannels})`);
+        }
+        await storageCall(() => store.addChannel(uaid, { channelID, keyHash }));
+      });
       return { channelID, endpoint: makeEndpoint(publicUrl, fernet, uaid, channelID, keyHash) };
     },
   );

@@ -101,11 +101,7 @@ describe('the autopush bridge registration API, end to end through the fakes', (
     }
     const webpushScheme = await fetch(`${base}${path}`, { headers: { authorization: `WebPush ${reg.secret}` } });
     expect(webpushScheme.status).toBe(200);
-    // Each refusal is counted (hardening issue, finding 17); the secret never reaches the metrics.
-    const metrics = await w.gw.metrics.registry.metrics();
-    expect(metrics).toMatch(/pushgate_auth_failures_total\{door="bridge",reason="missing"\} 1/);
-    expect(metrics).toMatch(/pushgate_auth_failures_total\{door="bridge",reason="wrong_secret"\} 3/);
-    expect(metrics).not.toContain(reg.secret);
+    // Counting and logging each refusal (issue 9 finding 17): test/security/bridge.test.ts.
   });
 
   it.each([
@@ -117,7 +113,6 @@ describe('the autopush bridge registration API, end to end through the fakes', (
     ['a non-UUID channelID', '/v1/fcm/org.example.app/registration', { token: FCM_TOKEN, channelID: 'nope' }, 400, 999],
     ['a bad VAPID key', '/v1/fcm/org.example.app/registration', { token: FCM_TOKEN, key: 'nope' }, 400, 110],
     ['a token over 4 KB', '/v1/adm/org.example.kindle/registration', { token: 'a'.repeat(4097) }, 400, 108],
-    ['router data over 8 KB (attack: 1 MB of aps)', '/v1/apns/org.example.app/registration', { token: APNS_TOKEN, aps: { alert: 'x'.repeat(1_000_000) } }, 400, 999],
     ['router data over 8 KB (aps as a string)', '/v1/apns/org.example.app/registration', { token: APNS_TOKEN, aps: JSON.stringify({ alert: 'x'.repeat(8200) }) }, 400, 999],
   ])('refuses %s', async (_name, path, body, status, errno) => {
     const res = await api(path, 'POST', body);
@@ -310,27 +305,6 @@ describe('bridge registrations are bounded and provider failures are told apart'
       headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...(secret ? { authorization: `Bearer ${secret}` } : {}) },
       body: body === undefined ? null : JSON.stringify(body),
     });
-
-  it('attack: one uaid cannot hold more than PUSHGATE_BRIDGE_MAX_CHANNELS channels', async () => {
-    const res = await api('/v1/fcm/org.example.app/registration', 'POST', { token: FCM_TOKEN });
-    const reg = (await res.json()) as { uaid: string; channelID: string; secret: string };
-    const sub = `/v1/fcm/org.example.app/registration/${reg.uaid}/subscription`;
-    const added: string[] = [];
-    for (let i = 0; i < 2; i++) {
-      const r = await api(sub, 'POST', {}, reg.secret);
-      expect(r.status).toBe(200);
-      added.push(((await r.json()) as { channelID: string }).channelID);
-    }
-    const refused = await api(sub, 'POST', {}, reg.secret);
-    expect(refused.status).toBe(400);
-    expect(await refused.json()).toMatchObject({ code: 400, errno: 999 });
-    // Re-registering a channel it holds is no new channel; freeing one makes room.
-    expect((await api(sub, 'POST', { channelID: added[0] }, reg.secret)).status).toBe(200);
-    expect((await api(`${sub}/${added[1]}`, 'DELETE', undefined, reg.secret)).status).toBe(200);
-    expect((await api(sub, 'POST', {}, reg.secret)).status).toBe(200);
-    const list = await api(`/v1/fcm/org.example.app/registration/${reg.uaid}`, 'GET', undefined, reg.secret);
-    expect(((await list.json()) as { channelIDs: string[] }).channelIDs).toHaveLength(3);
-  });
 
   it('answers 502 errno 903 when the provider does not answer within PUSHGATE_BRIDGE_TIMEOUT', async () => {
     const token = 'fcm-device-token-slow';
