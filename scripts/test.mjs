@@ -12,9 +12,10 @@ const asRoot = process.getuid?.() === 0 ? '' : 'sudo ';
 
 /**
  * Debian packages the interop tests drive: the real Firefox ESR, a real Prosody with mod_cloud_notify
- * (prosody-modules), and openssl for test certificates.
+ * (prosody-modules), openssl for test certificates, and Chromium for the dashboard's browser test.
  */
 const DEBIAN = {
+  '/usr/bin/chromium': 'chromium',
   '/usr/bin/firefox-esr': 'firefox-esr',
   '/usr/bin/openssl': 'openssl',
   '/usr/bin/prosody': 'prosody',
@@ -49,6 +50,7 @@ if (!process.env.MONGODB_URL && !ok('command -v mongod') && !existsSync(ferretdb
 
 sh('npx tsc -p tsconfig.json --noEmit');
 sh('npx tsc -p tsconfig.build.json');
+sh('npx tsc -p tsconfig.web.json');
 
 mkdirSync('.test-tmp', { recursive: true });
 const report = '.test-tmp/vitest.json';

@@ -8,6 +8,8 @@ import { BridgeConfigError } from './bridge/index.js';
 import { versionInfo } from './ops/version.js';
 import { FernetKey } from './webpush/protocol/fernet.js';
 import { generateVapidKeys } from './webpush/protocol/endpoint-token.js';
+import { readFileSync } from 'node:fs';
+import { dashboardToken, readVapidKey, TOKEN_HOURS } from './dashboard/token.js';
 
 /** The `pushgate` command line. */
 
@@ -66,6 +68,27 @@ const COMMANDS: Record<string, Command> = {
       const { publicKey, privateKey } = generateVapidKeys();
       process.stdout.write(`public key:  ${publicKey}\nprivate key: ${privateKey}\n`);
       return 0;
+    },
+  },
+  'vapid-token': {
+    summary: 'print a developer-dashboard token (Authorization value) for a VAPID key file',
+    usage: 'pushgate vapid-token <key file> [<server URL>]',
+    details: () =>
+      `The key file is a PEM private key (PKCS#8 or SEC1), the JSON of \`web-push generate-vapid-keys --json\`, or\n<public>.<private> in base64url. The token is an ES256 JWT (RFC 8292) for the server URL (default:\nPUSHGATE_PUBLIC_URL, else http://localhost:8080), valid ${TOKEN_HOURS} hours. Paste it into the dashboard, or send it as\nthe Authorization header of /dashboard/api/* requests.`,
+    run: async (args) => {
+      const [file, url] = args.filter((a) => !a.startsWith('-'));
+      if (!file) {
+        process.stderr.write('pushgate vapid-token: give a key file\n');
+        return 2;
+      }
+      try {
+        const key = readVapidKey(readFileSync(file, 'utf8'));
+        process.stdout.write((await dashboardToken(key, url ?? process.env['PUSHGATE_PUBLIC_URL'] ?? 'http://localhost:8080')) + '\n');
+        return 0;
+      } catch (err) {
+        process.stderr.write(`pushgate vapid-token: ${(err as Error).message}\n`);
+        return 2;
+      }
     },
   },
 };

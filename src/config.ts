@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { bridgeSettings } from './bridge/settings.js';
+import { dashboardSettings } from './dashboard/settings.js';
 import { gatewaySettings } from './settings.js';
 import { redactStoreUrl } from './store/index.js';
 import { storeSettings } from './store/settings.js';
@@ -29,6 +30,7 @@ const SETTINGS = {
   ...endpointSettings,
   ...bridgeSettings,
   ...xmppSettings,
+  ...dashboardSettings,
 };
 
 type Settings = typeof SETTINGS;

@@ -1,4 +1,5 @@
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
+import { createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Config } from './config.js';
 import { loggerOptions } from './log.js';
@@ -20,6 +21,8 @@ import { PushComponent } from './xmpp/component.js';
 import type { HandlerContext } from './xmpp/handler.js';
 import { NodeRateLimiter } from './xmpp/rate-limit.js';
 import { WebPushSender } from './xmpp/webpush-sender.js';
+import { dashboardRoutes } from './dashboard/routes.js';
+import { DashboardTracker } from './dashboard/tracker.js';
 
 /** How often expired messages are swept from storage (they are never delivered either way). */
 const SWEEP_INTERVAL_MS = 60_000;
@@ -38,6 +41,8 @@ export interface Gateway {
   readonly xmpp: PushComponent[];
   /** The internal node-to-node listener; null unless PUSHGATE_ROUTER_PORT is set. */
   readonly peerServer: FastifyInstance | null;
+  /** Records the pushes of keys opted in to the developer dashboard. */
+  readonly dashboard: DashboardTracker;
   listen(): Promise<string>;
   close(): Promise<void>;
 }
@@ -82,6 +87,18 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   const peerId = serveConnections ? config.peerUrl : null;
   const router = new WebPushRouter(store, clients, config.fernet, metrics, config.msgLimit, peerId, peers, bridges);
   const vapid = new VapidVerifier(config.publicUrl, config.vapidClockSkew);
+  const dashboard = new DashboardTracker({
+    store,
+    fernet: config.fernet,
+    vapid,
+    // Derived from the crypto key, so every peer of a fleet hashes a subscription the same way.
+    secret: createHmac('sha256', config.cryptoKey).update('pushgate dashboard subscription hash').digest(),
+    maxMessages: config.dashboardMaxMessages,
+    maxHours: config.dashboardMaxHours,
+    flushMs: config.dashboardFlushMs,
+    log: app.log,
+  });
+  await dashboard.start();
   const connections = serveConnections
     ? new ConnectionServer(
         {
@@ -97,6 +114,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
           storageBatch: config.storageBatch,
           helloTimeoutMs: config.helloTimeout * 1000,
           minPingIntervalMs: config.minPingInterval * 1000,
+          dashboard,
         },
         { maxFrameBytes: config.maxFrameBytes, wsPingIntervalMs: config.wsPingInterval * 1000 },
       )
@@ -125,8 +143,18 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   });
   app.setNotFoundHandler((_request, reply) => sendError(reply, new ApiError('invalidUrl', 'Not found')));
   app.register(opsRoutes, { store, metrics, connections: () => connections?.size ?? 0 });
+  app.register(dashboardRoutes, {
+    store,
+    vapid,
+    metrics,
+    tracker: dashboard,
+    publicUrl: config.publicUrl,
+    maxMessages: config.dashboardMaxMessages,
+    maxHours: config.dashboardMaxHours,
+    xmppDomains: config.xmppServers.map((s) => s.domain),
+  });
   if (serveEndpoints) {
-    app.register(endpointRoutes, { fernet: config.fernet, router, vapid, store, metrics, publicUrl: config.publicUrl });
+    app.register(endpointRoutes, { fernet: config.fernet, router, vapid, store, metrics, publicUrl: config.publicUrl, dashboard });
     app.register(registrationRoutes, { store, bridges, fernet: config.fernet, authKeys: config.authKeyList, publicUrl: config.publicUrl });
     app.register(mongoosePushRoutes, { bridges });
   }
@@ -152,6 +180,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     connections,
     xmpp,
     peerServer,
+    dashboard,
     async listen() {
       if (peerServer) await peerServer.listen({ port: config.routerPort!, host: config.routerHost });
       await app.listen({ port: config.port, host: config.host });
@@ -178,6 +207,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
         await app.close();
         clearTimeout(grace);
         await bridges.close();
+        await dashboard.close();
         await store.close();
       })();
       return closed;

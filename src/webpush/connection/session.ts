@@ -9,6 +9,7 @@ import type { PeerClient } from '../endpoint/peer-client.js';
 import { isChannelId, isUaid, newUaid } from '../protocol/ids.js';
 import { CloseCode, NACK_CODES } from '../protocol/websocket.js';
 import { type ClientMessage, parseClientMessage } from './messages.js';
+import type { DashboardTracker } from '../../dashboard/tracker.js';
 
 /** What every session of one gateway shares. */
 export interface ConnectionContext {
@@ -25,6 +26,8 @@ export interface ConnectionContext {
   storageBatch: number;
   helloTimeoutMs: number;
   minPingIntervalMs: number;
+  /** The developer dashboard's recorder (src/dashboard/tracker.ts); null when nothing records. */
+  dashboard?: DashboardTracker | null;
 }
 
 /** A sent notification the client has not acked yet. */
@@ -210,6 +213,7 @@ export class Session implements ConnectedClient {
       // Only an ack naming the right channel counts: an older or foreign ack must not delete anything.
       if (!entry || entry.notification.channelID !== update.channelID) continue;
       this.unacked.delete(update.version);
+      this.ctx.dashboard?.acked(entry.notification, entry.stored, now);
       const path = entry.stored ? 'stored' : 'direct';
       this.ctx.metrics.notifications.inc({ outcome: 'acked', path });
       this.ctx.metrics.deliveryLatency.observe({ path }, (now - entry.notification.timestamp) / 1000);
@@ -366,6 +370,7 @@ export class Session implements ConnectedClient {
       if (stored || notification.ttl === 0 || notification.expiry <= now) continue;
       try {
         await this.ctx.store.saveMessage(notification);
+        this.ctx.dashboard?.storedUnacked(notification);
       } catch (err) {
         this.ctx.log.error({ err: (err as Error).message }, 'could not store an unacked message');
       }

@@ -10,6 +10,7 @@ import type { WebPushRouter } from './router.js';
 import { parseNotificationHeaders } from './headers.js';
 import { BoundedMap } from '../../util/bounded-map.js';
 import { extractVapid, type VapidVerifier } from './vapid.js';
+import type { DashboardTracker } from '../../dashboard/tracker.js';
 
 /** RFC 8030 allows the push service to limit payloads; 4096 bytes is what every Web Push service accepts. */
 export const MAX_PAYLOAD_BYTES = 4096;
@@ -21,6 +22,8 @@ export interface EndpointOptions {
   store: Store;
   metrics: Metrics;
   publicUrl: string;
+  /** The developer dashboard's recorder (src/dashboard/tracker.ts); null when nothing records. */
+  dashboard?: DashboardTracker | null;
 }
 
 const tokenParams = {
@@ -52,7 +55,7 @@ const TOKEN_CACHE_LIMIT = 100_000;
  * /wpush/{token}, which is v1) and DELETE /m/{message-id}.
  */
 export async function endpointRoutes(app: FastifyInstance, opts: EndpointOptions): Promise<void> {
-  const { fernet, router, vapid, metrics, publicUrl, store } = opts;
+  const { fernet, router, vapid, metrics, publicUrl, store, dashboard } = opts;
   // Only tokens that decrypted are kept, so garbage tokens cannot fill the cache.
   const tokens = new BoundedMap<string, EndpointTokenInfo>(TOKEN_CACHE_LIMIT);
   const decodeToken = (token: string, version: ApiVersion): EndpointTokenInfo | null => {
@@ -67,7 +70,11 @@ export async function endpointRoutes(app: FastifyInstance, opts: EndpointOptions
   // Push bodies are opaque encrypted bytes whatever Content-Type a sender claims.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: MAX_PAYLOAD_BYTES }, (_req, body, done) => done(null, body));
-  app.setErrorHandler((err: FastifyError, request, reply) => sendError(reply, toApiError(err, request.log)));
+  app.setErrorHandler((err: FastifyError, request, reply) => {
+    const apiError = toApiError(err, request.log);
+    if (request.routeOptions.url?.startsWith('/wpush/')) dashboard?.rejected(request.headers, request.params, apiError);
+    sendError(reply, apiError);
+  });
 
   async function push(apiVersion: ApiVersion, token: string, request: { headers: import('node:http').IncomingHttpHeaders; body: unknown }, reply: FastifyReply) {
     const started = process.hrtime.bigint();
@@ -98,6 +105,7 @@ export async function endpointRoutes(app: FastifyInstance, opts: EndpointOptions
       data: hasBody ? body.toString('base64url') : null,
       headers,
     });
+    dashboard?.accepted(verified?.keyHash, { uaid: info.uaid, channelID: info.channelID, ttl: h.ttl, topic: h.topic, urgency: h.urgency, size: hasBody ? body.length : 0 }, result);
     metrics.postDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
     reply
       .code(201)
@@ -128,9 +136,10 @@ export async function endpointRoutes(app: FastifyInstance, opts: EndpointOptions
     async (request, reply) => {
       const key = parseMessageId(fernet, request.params.messageId);
       if (!key) throw new ApiError('invalidUrl', 'Invalid message id');
-      await storageCall(() =>
+      const removed = await storageCall(() =>
         key.topic !== undefined ? store.removeTopicMessage(key.uaid, key.channelID, key.topic) : store.removeMessage(key.uaid, key.seq),
       );
+      if (removed) dashboard?.deleted(request.params.messageId);
       reply.code(204).send();
     },
   );
