@@ -40,7 +40,8 @@ const SECURITY_HEADERS = {
 };
 
 const PAGE_LIMIT = 1000;
-const CURSOR_MAX = 200;
+/** A cursor is a record ref (padded time and a message id, a Fernet token) in base64url. */
+const CURSOR_MAX = 1024;
 
 const messagesQuery = {
   type: 'object',

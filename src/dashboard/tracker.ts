@@ -55,6 +55,8 @@ export class DashboardTracker {
   private keys = new Set<string>();
   private pending = new Map<string, DashboardRecord>();
   private readonly inflight = new BoundedMap<string, DashboardRecord[]>(INFLIGHT_LIMIT);
+  /** The waiting message per subscription and Topic (each message id is a fresh Fernet token, so ids differ). */
+  private readonly topics = new BoundedMap<string, DashboardRecord>(INFLIGHT_LIMIT);
   private timer: NodeJS.Timeout | null = null;
   private flushing: Promise<void> | null = null;
   private flushes = 0;
@@ -106,10 +108,12 @@ export class DashboardTracker {
       deliveredAt: null,
     };
     const same = this.inflight.get(result.messageId) ?? [];
-    // RFC 8030 §5.4: a stored message with a Topic replaces the one waiting with the same Topic (same id).
+    // RFC 8030 §5.4: a stored message with a Topic replaces the one waiting on the same subscription with that Topic.
     if (result.path === 'stored' && push.topic !== null) {
-      const waiting = same.find((r) => r.outcome === 'stored' && r.keyHash === key);
-      if (waiting) this.update(waiting, { outcome: 'replaced' });
+      const topicKey = `${push.uaid}:${push.channelID}:${push.topic}`;
+      const waiting = this.topics.get(topicKey);
+      if (waiting?.outcome === 'stored') this.update(waiting, { outcome: 'replaced' });
+      this.topics.set(topicKey, record);
     }
     this.inflight.set(result.messageId, [record, ...same].slice(0, PER_ID));
     this.enqueue(record);
