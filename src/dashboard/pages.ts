@@ -24,6 +24,7 @@ function layout(title: string, body: string, script = false): string {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${escapeHtml(title)}</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="/dashboard/style.css">
 ${script ? '<script type="module" src="/dashboard/app.js"></script>\n' : ''}</head>
 <body>

@@ -192,6 +192,6 @@ export function frontLinks(p: PageContext): Record<string, string> {
     websocket: p.publicUrl.replace(/^http/, 'ws') + '/',
     dashboard: `${p.publicUrl}/dashboard`,
     api_docs: `${p.publicUrl}/openapi.json`,
-    health: `${p.publicUrl}/__heartbeat__`,
+    heartbeat: `${p.publicUrl}/__heartbeat__`,
   };
 }
