@@ -5,6 +5,7 @@ import { BrowserKeys } from '../helpers/browser-keys.js';
 import { channelId, sendWebPush } from '../helpers/push.js';
 import { PushClient } from '../helpers/ws-client.js';
 import { dashboardToken, readVapidKey } from '../../src/dashboard/token.js';
+import { bridgeWorld } from '../fakes/setup.js';
 
 /**
  * The dashboard API against a real gateway: the real `web-push` library sends, `ws` clients receive and ack, and
@@ -249,6 +250,28 @@ describe('dashboard bounds', () => {
       expect(kept.map((m) => m.id)).toEqual(ids.slice(2).reverse());
     } finally {
       await gw.close();
+    }
+  });
+});
+
+describe('dashboard with a bridged (FCM) subscription', () => {
+  it('records bridged when the provider (the FCM fake) accepted the message', async () => {
+    const w = await bridgeWorld({ dashboardFlushMs: 60_000 });
+    try {
+      const res = await fetch(`${w.gw.url}/v1/fcm/org.example.app/registration`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ token: 'fcm-device-token-dash' }),
+      });
+      const { endpoint } = (await res.json()) as { endpoint: string };
+      expect((await call(w.gw, 'POST', '/dashboard/api/keys', keyB)).status).toBe(201);
+      const sent = await sendWebPush(new BrowserKeys().subscription(endpoint), 'to a phone', { vapidDetails: { subject: 'mailto:dev@example.com', ...keyB } });
+      expect(sent.status).toBe(201);
+      expect(w.fakes.for('fcm', 'fcm-device-token-dash')).toHaveLength(1);
+      const [m] = await messages(w.gw, keyB);
+      expect(m).toMatchObject({ id: idOf(sent), outcome: 'bridged', detail: 'accepted by the push provider' });
+    } finally {
+      await w.close();
     }
   });
 });
