@@ -88,7 +88,10 @@ export async function dashboardRoutes(app: FastifyInstance, opts: DashboardOptio
     reply.headers(SECURITY_HEADERS);
     return payload;
   });
-  app.setErrorHandler((err: FastifyError, request, reply) => sendError(reply, toApiError(err, request.log)));
+  // A query that fails its schema is a 400 here (the push endpoint answers 404 for a bad URL, autopush's errno 102).
+  app.setErrorHandler((err: FastifyError, request, reply) =>
+    sendError(reply, err.validation ? new ApiError('invalidRequest', `Invalid request: ${err.message}`) : toApiError(err, request.log)),
+  );
 
   /** The caller's identity: the hex sha256 of a VAPID key whose token verifies for this server (aud, exp ≤ 24 h). */
   async function caller(request: FastifyRequest): Promise<string> {

@@ -207,7 +207,9 @@ describe('dashboard API', () => {
     const page2 = await call(gw, 'GET', `/dashboard/api/messages?limit=3&cursor=${String(page1.body['next_cursor'])}`, keyA);
     expect([...p1, ...(page2.body['messages'] as View[])].map((m) => m.id)).toEqual(all.slice(0, 6).map((m) => m.id));
     expect(await messages(gw, keyA, `?since=${Date.now() + 60_000}`)).toEqual([]);
-    expect((await call(gw, 'GET', '/dashboard/api/messages?outcome=bogus', keyA)).status).toBe(400);
+    for (const bad of ['outcome=bogus', 'limit=0', 'limit=5000', 'since=yesterday', 'extra=1', `cursor=${'x'.repeat(2000)}`]) {
+      expect((await call(gw, 'GET', `/dashboard/api/messages?${bad}`, keyA)).status).toBe(400);
+    }
     const stats = (await call(gw, 'GET', '/dashboard/api/stats', keyA)).body as { hours: unknown[]; totals: Record<string, number> };
     expect(stats.hours).toHaveLength(72);
     const counts: Record<string, number> = {};
