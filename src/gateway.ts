@@ -95,6 +95,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     secret: createHmac('sha256', config.cryptoKey).update('pushgate dashboard subscription hash').digest(),
     maxMessages: config.dashboardMaxMessages,
     maxHours: config.dashboardMaxHours,
+    maxKeys: config.dashboardMaxKeys,
     flushMs: config.dashboardFlushMs,
     log: app.log,
   });

@@ -117,7 +117,7 @@ export async function dashboardRoutes(app: FastifyInstance, opts: DashboardOptio
 
   app.post('/dashboard/api/keys', async (request, reply) => {
     const key = await caller(request);
-    await storageCall(() => tracker.optIn(key));
+    if (!(await storageCall(() => tracker.optIn(key)))) throw new ApiError('rateLimited', 'The dashboard holds as many keys as it may; try again later', 3600);
     reply.code(201);
     return { opted_in: true };
   });

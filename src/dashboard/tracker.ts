@@ -37,6 +37,8 @@ export interface TrackerOptions {
   secret: Buffer;
   maxMessages: number;
   maxHours: number;
+  /** Opted-in keys at most: anyone can make keys, so this is what bounds the storage (keys × maxMessages). */
+  maxKeys: number;
   flushMs: number;
   log: { warn(obj: object, msg: string): void };
 }
@@ -185,9 +187,15 @@ export class DashboardTracker {
 
   // The dashboard API (src/dashboard/routes.ts)
 
-  async optIn(keyHash: string): Promise<void> {
+  /** Opts a key in; false when the dashboard already holds PUSHGATE_DASHBOARD_MAX_KEYS other keys. */
+  async optIn(keyHash: string): Promise<boolean> {
+    if (!this.keys.has(keyHash)) {
+      await this.refresh();
+      if (!this.keys.has(keyHash) && this.keys.size >= this.opts.maxKeys) return false;
+    }
     await this.opts.store.addDashboardKey(keyHash, Date.now());
     this.keys.add(keyHash);
+    return true;
   }
 
   /** Opts out and erases: waiting records of the key are dropped first, then the store forgets the key and its records. */

@@ -233,6 +233,20 @@ describe('dashboard API', () => {
 });
 
 describe('dashboard bounds', () => {
+  it('opts in at most PUSHGATE_DASHBOARD_MAX_KEYS keys (keys are free to make), and an opted-in key may repeat', async () => {
+    const gw = await startGateway({ dashboardMaxKeys: 1 });
+    try {
+      expect((await call(gw, 'POST', '/dashboard/api/keys', keyA)).status).toBe(201);
+      expect((await call(gw, 'POST', '/dashboard/api/keys', keyA)).status).toBe(201);
+      const full = await call(gw, 'POST', '/dashboard/api/keys', keyB);
+      expect([full.status, full.body['errno']]).toEqual([429, 201]);
+      expect((await call(gw, 'DELETE', '/dashboard/api/keys', keyA)).status).toBe(200);
+      expect((await call(gw, 'POST', '/dashboard/api/keys', keyB)).status).toBe(201);
+    } finally {
+      await gw.close();
+    }
+  });
+
   it('keeps only the newest PUSHGATE_DASHBOARD_MAX_MESSAGES per key', async () => {
     const gw = await startGateway({ dashboardMaxMessages: 3, dashboardFlushMs: 60_000 });
     try {
