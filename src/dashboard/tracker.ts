@@ -67,8 +67,9 @@ export class DashboardTracker {
 
   constructor(private readonly opts: TrackerOptions) {}
 
+  /** Reads the opted-in keys once; a store that cannot answer yet does not stop the gateway (the next refresh retries). */
   async start(): Promise<void> {
-    await this.refresh();
+    await this.refresh().catch((err: unknown) => this.opts.log.warn({ err: (err as Error).message }, 'dashboard keys not read'));
     this.timer = setInterval(() => void this.flush(), this.opts.flushMs);
     this.timer.unref();
   }
@@ -233,11 +234,13 @@ export class DashboardTracker {
         const since = Date.now() - this.opts.maxHours * 3_600_000;
         for (const key of new Set(batch.map((r) => r.keyHash))) await this.opts.store.pruneDashboardRecords(key, this.opts.maxMessages, since);
       }
-      if (++this.flushes % REFRESH_EVERY === 0) await this.refresh();
     } catch (err) {
       // Metadata is best effort: a store outage costs dashboard rows, never a push.
       this.dropped += batch.length;
       this.opts.log.warn({ err: (err as Error).message, records: batch.length }, 'dashboard records not saved');
+    }
+    if (++this.flushes % REFRESH_EVERY === 0) {
+      await this.refresh().catch((err: unknown) => this.opts.log.warn({ err: (err as Error).message }, 'dashboard keys not refreshed'));
     }
   }
 

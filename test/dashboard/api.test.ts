@@ -270,6 +270,32 @@ describe('dashboard bounds', () => {
   });
 });
 
+describe('dashboard during a store outage', () => {
+  it('costs records, never a push: the push is accepted and the unsaved batch is dropped and counted', async () => {
+    const gw = await startGateway({ dashboardFlushMs: 60_000 });
+    try {
+      const client = await PushClient.connect(gw.wsUrl);
+      await client.hello();
+      const endpoint = (await client.register(channelId()))['pushEndpoint'] as string;
+      client.close();
+      await client.closedWith;
+      expect((await call(gw, 'POST', '/dashboard/api/keys', keyA)).status).toBe(201);
+      const save = gw.store.saveDashboardRecords.bind(gw.store);
+      gw.store.saveDashboardRecords = async () => {
+        throw new Error('store unreachable');
+      };
+      const res = await sendWebPush(new BrowserKeys().subscription(endpoint), 'still delivered', { vapidDetails: { subject: 'mailto:dev@example.com', ...keyA } });
+      expect(res.status).toBe(201);
+      await gw.dashboard.flush();
+      expect(gw.dashboard.dropped).toBe(1);
+      gw.store.saveDashboardRecords = save;
+      expect(await messages(gw, keyA)).toEqual([]);
+    } finally {
+      await gw.close();
+    }
+  });
+});
+
 describe('dashboard with a bridged (FCM) subscription', () => {
   it('records bridged when the provider (the FCM fake) accepted the message', async () => {
     const w = await bridgeWorld({ dashboardFlushMs: 60_000 });
