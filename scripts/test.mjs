@@ -13,10 +13,11 @@ const asRoot = process.getuid?.() === 0 ? '' : 'sudo ';
 
 /**
  * Debian packages the interop tests drive: the real Firefox ESR, a real Prosody with mod_cloud_notify
- * (prosody-modules), a real ejabberd (mod_push; test/helpers/ejabberd.ts runs a private instance), and openssl for
- * test certificates.
+ * (prosody-modules), a real ejabberd (mod_push; test/helpers/ejabberd.ts runs a private instance), openssl for
+ * test certificates, and Chromium for the dashboard's browser test.
  */
 const DEBIAN = {
+  '/usr/bin/chromium': 'chromium',
   '/usr/bin/firefox-esr': 'firefox-esr',
   '/usr/bin/openssl': 'openssl',
   '/usr/bin/prosody': 'prosody',
@@ -57,6 +58,7 @@ if (!process.env.MONGODB_URL && !ok('command -v mongod') && !existsSync(ferretdb
 
 sh('npx tsc -p tsconfig.json --noEmit');
 sh('npx tsc -p tsconfig.build.json');
+sh('npx tsc -p tsconfig.web.json');
 // Lint failures fail the run, but after the tests, so one run reports both.
 const lint = spawnSync('npm', ['run', '--silent', 'lint'], { stdio: 'inherit' });
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { realpathSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { type Config, ConfigError, ensureGeneratedKeys, type KeptKey, loadConfig, settingsHelp } from './config.js';
@@ -17,6 +17,7 @@ import { loggerOptions } from './log.js';
 import { runPrimary } from './cluster/primary.js';
 import { WorkerLink } from './cluster/worker.js';
 import { WORKER_COUNT_ENV, WORKER_INDEX_ENV } from './cluster/ipc.js';
+import { dashboardToken, readVapidKey, TOKEN_HOURS } from './dashboard/token.js';
 
 /** The `pushgate` command line. */
 
@@ -75,6 +76,27 @@ const COMMANDS: Record<string, Command> = {
       const { publicKey, privateKey } = generateVapidKeys();
       process.stdout.write(`public key:  ${publicKey}\nprivate key: ${privateKey}\n`);
       return 0;
+    },
+  },
+  'vapid-token': {
+    summary: 'print a developer-dashboard token (Authorization value) for a VAPID key file',
+    usage: 'pushgate vapid-token <key file> [<server URL>]',
+    details: () =>
+      `The key file is a PEM private key (PKCS#8 or SEC1), the JSON of \`web-push generate-vapid-keys --json\`, or\n<public>.<private> in base64url. The token is an ES256 JWT (RFC 8292) for the server URL (default:\nPUSHGATE_PUBLIC_URL, else http://localhost:8080), valid ${TOKEN_HOURS} hours. Paste it into the dashboard, or send it as\nthe Authorization header of /dashboard/api/* requests.`,
+    run: async (args) => {
+      const [file, url] = args.filter((a) => !a.startsWith('-'));
+      if (!file) {
+        process.stderr.write('pushgate vapid-token: give a key file\n');
+        return 2;
+      }
+      try {
+        const key = readVapidKey(readFileSync(file, 'utf8'));
+        process.stdout.write((await dashboardToken(key, url ?? process.env['PUSHGATE_PUBLIC_URL'] ?? 'http://localhost:8080')) + '\n');
+        return 0;
+      } catch (err) {
+        process.stderr.write(`pushgate vapid-token: ${(err as Error).message}\n`);
+        return 2;
+      }
     },
   },
 };

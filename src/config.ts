@@ -3,6 +3,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync
 import { join, resolve } from 'node:path';
 import { bridgeSettings } from './bridge/settings.js';
 import { mongoosePushSettings } from './mongoosepush/settings.js';
+import { dashboardSettings } from './dashboard/settings.js';
 import { gatewaySettings } from './settings.js';
 import { redactStoreUrl } from './store/index.js';
 import { storeSettings } from './store/settings.js';
@@ -33,6 +34,7 @@ const SETTINGS = {
   ...bridgeSettings,
   ...mongoosePushSettings,
   ...xmppSettings,
+  ...dashboardSettings,
 };
 
 type Settings = typeof SETTINGS;

@@ -1,4 +1,5 @@
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, LogController } from 'fastify';
+import { createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Http2Session } from 'node:http2';
 import type { Server } from 'node:net';
@@ -31,6 +32,8 @@ import { EndpointGuard } from './xmpp/endpoint-guard.js';
 import { NodeRateLimiter } from './xmpp/rate-limit.js';
 import { WebPushSender } from './xmpp/webpush-sender.js';
 import type { WorkerLink } from './cluster/worker.js';
+import { dashboardRoutes } from './dashboard/routes.js';
+import { DashboardTracker } from './dashboard/tracker.js';
 
 /** How often expired messages are swept from storage (they are never delivered either way). */
 const SWEEP_INTERVAL_MS = 60_000;
@@ -57,6 +60,8 @@ export interface Gateway {
   readonly metricsServer: FastifyInstance | null;
   /** Timeouts and the connection cap of the public listener. */
   readonly guard: ListenerGuard;
+  /** Records the pushes of keys opted in to the developer dashboard. */
+  readonly dashboard: DashboardTracker;
   listen(): Promise<string>;
   close(): Promise<void>;
 }
@@ -160,6 +165,19 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   });
   if (cluster) router.useSeqLane(cluster.index - 1, cluster.count);
   const vapid = new VapidVerifier(config.publicUrl, config.vapidClockSkew);
+  const dashboard = new DashboardTracker({
+    store,
+    fernet: config.fernet,
+    vapid,
+    // Derived from the crypto key, so every peer of a fleet hashes a subscription the same way.
+    secret: createHmac('sha256', config.cryptoKey).update('pushgate dashboard subscription hash').digest(),
+    maxMessages: config.dashboardMaxMessages,
+    maxHours: config.dashboardMaxHours,
+    maxKeys: config.dashboardMaxKeys,
+    flushMs: config.dashboardFlushMs,
+    log: app.log,
+  });
+  await dashboard.start();
   const connections = serveConnections
     ? new ConnectionServer(
         {
@@ -183,6 +201,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
           broadcasts: broadcastFeed.source,
           nextSeq: () => router.nextSeq(),
           now: () => Date.now(),
+          dashboard,
         },
         { maxFrameBytes: config.maxFrameBytes, wsPingIntervalMs: config.wsPingInterval * 1000 },
       )
@@ -238,8 +257,18 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   // Before the routes: the OpenAPI generator collects them as they are added.
   await registerOpenApi(app, config.publicUrl);
   app.register(opsRoutes, { store, metrics, connections: () => connections?.size ?? 0, clusterMetrics: cluster ? () => cluster.link.metrics() : null, worker: cluster?.index ?? null, serveMetrics: metricsServer === null });
+  app.register(dashboardRoutes, {
+    store,
+    vapid,
+    metrics,
+    tracker: dashboard,
+    publicUrl: config.publicUrl,
+    maxMessages: config.dashboardMaxMessages,
+    maxHours: config.dashboardMaxHours,
+    xmppDomains: config.xmppServers.map((s) => s.domain),
+  });
   if (serveEndpoints) {
-    app.register(endpointRoutes, { fernet: config.fernet, router, vapid, store, clients, metrics, publicUrl: config.publicUrl, maxDataBytes: config.maxDataBytes });
+    app.register(endpointRoutes, { fernet: config.fernet, router, vapid, store, clients, metrics, publicUrl: config.publicUrl, maxDataBytes: config.maxDataBytes, dashboard });
     app.register(registrationRoutes, { store, bridges, fernet: config.fernet, authKeys: config.authKeyList, publicUrl: config.publicUrl, maxChannels: config.bridgeMaxChannels, metrics });
   }
   // Never on the public port: it sends visible notifications through the operator's apps.
@@ -273,6 +302,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     broadcasts: broadcastFeed.source,
     metricsServer,
     guard,
+    dashboard,
     async listen() {
       await broadcastFeed.start();
       if (peerServer) await peerServer.listen({ port: config.routerPort!, host: config.routerHost });
@@ -311,6 +341,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
         clearTimeout(grace);
         peers?.close();
         await bridges.close();
+        await dashboard.close();
         await store.close();
       })();
       return closed;

@@ -1,5 +1,5 @@
 import { Binary, type Collection, MongoClient, MongoServerError } from 'mongodb';
-import type { ChannelRecord, Notification, PushRegistration, Store, Urgency, UserRecord } from './types.js';
+import type { ChannelRecord, DashboardQuery, DashboardRecord, Notification, PushRegistration, Store, Urgency, UserRecord } from './types.js';
 import { classifyStoreErrors, mongoUnavailable } from './unavailable.js';
 
 /** Bound on waiting for a majority to acknowledge a write: past it the write is an outage (503), not a hang. */
@@ -48,6 +48,13 @@ interface MessageDoc {
 
 type PushRegistrationDoc = Omit<PushRegistration, 'node'> & { _id: string };
 
+interface DashboardKeyDoc {
+  _id: string;
+  createdAt: number;
+}
+
+type DashboardRecordDoc = DashboardRecord & { _id: string };
+
 const DUPLICATE_KEY = 11000;
 
 function messageId(m: { uaid: string; seq: number; channelID: string; topic: string | null }): string {
@@ -77,6 +84,8 @@ export class MongoStore implements Store {
     private readonly channels: Collection<ChannelDoc>,
     private readonly messages: Collection<MessageDoc>,
     private readonly registrations: Collection<PushRegistrationDoc>,
+    private readonly dashboardKeys: Collection<DashboardKeyDoc>,
+    private readonly dashboardRecords: Collection<DashboardRecordDoc>,
   ) {}
 
   /** Connects and creates the collections' indexes (idempotent). */
@@ -93,9 +102,10 @@ export class MongoStore implements Store {
     });
     await client.connect();
     const db = client.db(new URL(url).pathname.slice(1) || 'pushgate');
-    const store = new MongoStore(client, db.collection('users'), db.collection('channels'), db.collection('messages'), db.collection('push_registrations'));
+    const store = new MongoStore(client, db.collection('users'), db.collection('channels'), db.collection('messages'), db.collection('push_registrations'), db.collection('dashboard_keys'), db.collection('dashboard_records'));
     await store.registrations.createIndex({ account: 1, deviceId: 1 }, { unique: true });
     await store.channels.createIndex({ uaid: 1 });
+    await store.dashboardRecords.createIndex({ keyHash: 1, ref: -1 });
     await store.messages.createIndex({ uaid: 1, seq: 1 });
     await store.messages.createIndex({ uaid: 1, chid: 1 });
     try {
@@ -293,6 +303,49 @@ export class MongoStore implements Store {
     // _id is `${uaid}:${chid}`: with the uaid prefix fixed, _id order is channelID order and the _id index serves it.
     const docs = await this.channels.find({ uaid, _id: { $gt: `${uaid}:${afterChannelID}` } }).sort({ _id: 1 }).limit(limit).toArray();
     return docs.map((d) => this.toChannel(d));
+  }
+
+  // Developer dashboard (src/dashboard)
+  async addDashboardKey(keyHash: string, now: number): Promise<void> {
+    await this.dashboardKeys.updateOne({ _id: keyHash }, { $setOnInsert: { createdAt: now } }, { upsert: true });
+  }
+
+  async removeDashboardKey(keyHash: string): Promise<boolean> {
+    const r = await this.dashboardKeys.deleteOne({ _id: keyHash });
+    await this.dashboardRecords.deleteMany({ keyHash });
+    return r.deletedCount > 0;
+  }
+
+  async listDashboardKeys(): Promise<string[]> {
+    return (await this.dashboardKeys.find({}, { projection: { _id: 1 } }).toArray()).map((d) => d._id);
+  }
+
+  async saveDashboardRecords(records: DashboardRecord[]): Promise<void> {
+    if (records.length === 0) return;
+    const keys = [...new Set(records.map((r) => r.keyHash))];
+    const optedIn = new Set((await this.dashboardKeys.find({ _id: { $in: keys } }, { projection: { _id: 1 } }).toArray()).map((d) => d._id));
+    const ops = records
+      .filter((r) => optedIn.has(r.keyHash))
+      .map((r) => ({ replaceOne: { filter: { _id: `${r.keyHash}:${r.ref}` }, replacement: { _id: `${r.keyHash}:${r.ref}`, ...r }, upsert: true } }));
+    if (ops.length > 0) await this.dashboardRecords.bulkWrite(ops, { ordered: false });
+  }
+
+  async listDashboardRecords(keyHash: string, q: DashboardQuery): Promise<DashboardRecord[]> {
+    const filter: Record<string, unknown> = { keyHash };
+    if (q.before !== undefined) filter['ref'] = { $lt: q.before };
+    if (q.outcome !== undefined) filter['outcome'] = q.outcome;
+    if (q.since !== undefined || q.until !== undefined) {
+      filter['receivedAt'] = { ...(q.since !== undefined ? { $gte: q.since } : {}), ...(q.until !== undefined ? { $lte: q.until } : {}) };
+    }
+    const docs = await this.dashboardRecords.find(filter).sort({ ref: -1 }).limit(q.limit).toArray();
+    return docs.map(({ _id, ...r }) => r);
+  }
+
+  async pruneDashboardRecords(keyHash: string, keep: number, since: number): Promise<number> {
+    let deleted = (await this.dashboardRecords.deleteMany({ keyHash, receivedAt: { $lt: since } })).deletedCount;
+    const [last] = await this.dashboardRecords.find({ keyHash }, { projection: { ref: 1 } }).sort({ ref: -1 }).skip(keep - 1).limit(1).toArray();
+    if (last) deleted += (await this.dashboardRecords.deleteMany({ keyHash, ref: { $lt: last.ref } })).deletedCount;
+    return deleted;
   }
 }
 

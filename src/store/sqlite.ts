@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { ChannelRecord, Notification, PushRegistration, Store, Urgency, UserRecord } from './types.js';
+import type { ChannelRecord, DashboardQuery, DashboardRecord, Notification, PushRegistration, Store, Urgency, UserRecord } from './types.js';
 import { StoreUnavailableError } from './types.js';
 import { classifyStoreErrors, sqliteUnavailable } from './unavailable.js';
 
@@ -50,6 +50,18 @@ CREATE TABLE IF NOT EXISTS push_registrations (
   doc TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS push_registrations_device ON push_registrations (account, device_id);
+CREATE TABLE IF NOT EXISTS dashboard_keys (
+  key_hash TEXT PRIMARY KEY,
+  created_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dashboard_records (
+  key_hash TEXT NOT NULL,
+  ref TEXT NOT NULL,
+  received_at INTEGER NOT NULL,
+  outcome TEXT NOT NULL,
+  doc TEXT NOT NULL,
+  PRIMARY KEY (key_hash, ref)
+) WITHOUT ROWID;
 `;
 
 interface UserRow {
@@ -172,6 +184,19 @@ export class SqliteStore implements Store {
       regUpsert: db.prepare('INSERT INTO push_registrations (node, account, device_id, doc) VALUES (?, ?, ?, ?) ON CONFLICT (node) DO UPDATE SET doc = excluded.doc'),
       regGet: db.prepare<[string], { doc: string }>('SELECT doc FROM push_registrations WHERE node = ?'),
       regDelete: db.prepare('DELETE FROM push_registrations WHERE node = ?'),
+      dashKeyAdd: db.prepare('INSERT INTO dashboard_keys (key_hash, created_at) VALUES (?, ?) ON CONFLICT (key_hash) DO NOTHING'),
+      dashKeyDelete: db.prepare('DELETE FROM dashboard_keys WHERE key_hash = ?'),
+      dashKeyRecordsDelete: db.prepare('DELETE FROM dashboard_records WHERE key_hash = ?'),
+      dashKeys: db.prepare<[], { key_hash: string }>('SELECT key_hash FROM dashboard_keys'),
+      dashSave: db.prepare(
+        `INSERT INTO dashboard_records (key_hash, ref, received_at, outcome, doc) SELECT @key_hash, @ref, @received_at, @outcome, @doc
+         WHERE EXISTS (SELECT 1 FROM dashboard_keys WHERE key_hash = @key_hash)
+         ON CONFLICT (key_hash, ref) DO UPDATE SET outcome = excluded.outcome, doc = excluded.doc`,
+      ),
+      dashPruneOld: db.prepare('DELETE FROM dashboard_records WHERE key_hash = ? AND received_at < ?'),
+      dashPruneOver: db.prepare(
+        'DELETE FROM dashboard_records WHERE key_hash = ? AND ref < (SELECT ref FROM dashboard_records WHERE key_hash = ? ORDER BY ref DESC LIMIT 1 OFFSET ?)',
+      ),
     };
     this.txBatch = db.transaction((batch: typeof this.pending) => {
       const outcomes: { ok: boolean; value: unknown }[] = [];
@@ -379,6 +404,46 @@ export class SqliteStore implements Store {
   // --- websocket door: bounded channel loading (issue 9 item 7) ---
   async getChannelsPage(uaid: string, afterChannelID: string, limit: number): Promise<ChannelRecord[]> {
     return this.stmt.getChannelsPage.all(uaid, afterChannelID, limit).map((row) => ({ channelID: row.chid, keyHash: row.key_hash }));
+  }
+
+  // Developer dashboard (src/dashboard)
+  async addDashboardKey(keyHash: string, now: number): Promise<void> {
+    await this.write(() => this.stmt.dashKeyAdd.run(keyHash, now));
+  }
+
+  async removeDashboardKey(keyHash: string): Promise<boolean> {
+    return this.write(() => {
+      this.stmt.dashKeyRecordsDelete.run(keyHash);
+      return this.stmt.dashKeyDelete.run(keyHash).changes > 0;
+    });
+  }
+
+  async listDashboardKeys(): Promise<string[]> {
+    return this.stmt.dashKeys.all().map((r) => r.key_hash);
+  }
+
+  async saveDashboardRecords(records: DashboardRecord[]): Promise<void> {
+    const rows = records.map((r) => ({ key_hash: r.keyHash, ref: r.ref, received_at: r.receivedAt, outcome: r.outcome, doc: JSON.stringify(r) }));
+    await this.write(() => {
+      for (const row of rows) this.stmt.dashSave.run(row);
+    });
+  }
+
+  async listDashboardRecords(keyHash: string, q: DashboardQuery): Promise<DashboardRecord[]> {
+    // Few enough shapes that building the statement is cheaper to read than one per combination.
+    let sql = 'SELECT doc FROM dashboard_records WHERE key_hash = ?';
+    const args: (string | number)[] = [keyHash];
+    if (q.before !== undefined) (sql += ' AND ref < ?'), args.push(q.before);
+    if (q.outcome !== undefined) (sql += ' AND outcome = ?'), args.push(q.outcome);
+    if (q.since !== undefined) (sql += ' AND received_at >= ?'), args.push(q.since);
+    if (q.until !== undefined) (sql += ' AND received_at <= ?'), args.push(q.until);
+    sql += ' ORDER BY ref DESC LIMIT ?';
+    args.push(q.limit);
+    return this.db.prepare<(string | number)[], { doc: string }>(sql).all(...args).map((r) => JSON.parse(r.doc) as DashboardRecord);
+  }
+
+  async pruneDashboardRecords(keyHash: string, keep: number, since: number): Promise<number> {
+    return this.write(() => this.stmt.dashPruneOld.run(keyHash, since).changes + this.stmt.dashPruneOver.run(keyHash, keyHash, keep - 1).changes);
   }
 }
 

@@ -136,6 +136,55 @@ export interface Store {
    * channelID order: a hello loads a uaid's channels page by page, yielding to the event loop between pages.
    */
   getChannelsPage(uaid: string, afterChannelID: string, limit: number): Promise<ChannelRecord[]>;
+  // Developer dashboard (src/dashboard): opted-in VAPID keys and the metadata kept for their messages.
+  /** Opts a key in (idempotent). `keyHash` is the hex sha256 of the raw VAPID public key. */
+  addDashboardKey(keyHash: string, now: number): Promise<void>;
+  /** Opts a key out and erases every record kept for it; false when it was not opted in. */
+  removeDashboardKey(keyHash: string): Promise<boolean>;
+  /** Every opted-in key hash (the trackers' in-memory set is refreshed from it). */
+  listDashboardKeys(): Promise<string[]>;
+  /**
+   * Inserts or replaces records by (keyHash, ref). Records of keys that are not opted in are ignored, so a
+   * late batch never brings back what an opt-out erased.
+   */
+  saveDashboardRecords(records: DashboardRecord[]): Promise<void>;
+  /** A key's records, newest first (by ref, descending), filtered; `before` is an exclusive ref cursor. */
+  listDashboardRecords(keyHash: string, query: DashboardQuery): Promise<DashboardRecord[]>;
+  /** Keeps a key's newest `keep` records received after `since` (ms); returns how many were deleted. */
+  pruneDashboardRecords(keyHash: string, keep: number, since: number): Promise<number>;
+}
+
+/** What the dashboard keeps about one message of an opted-in key: metadata only, never a payload or endpoint. */
+export interface DashboardRecord {
+  keyHash: string;
+  /** Unique per key and sortable by time: zero-padded received_at, then the message id or a random id. */
+  ref: string;
+  /** The message id of the push's Location, or null for a rejected push. */
+  id: string | null;
+  receivedAt: number;
+  ttl: number | null;
+  topic: string | null;
+  urgency: string | null;
+  /** Payload bytes. */
+  size: number;
+  /** An opaque per-key hash of the subscription, or null when the endpoint token did not decrypt. */
+  subscription: string | null;
+  outcome: string;
+  /** HTTP status and errno of a rejection. */
+  status: number | null;
+  errno: number | null;
+  /** The provider's answer (bridged) or the error message (rejected). */
+  detail: string | null;
+  deliveredAt: number | null;
+}
+
+export interface DashboardQuery {
+  limit: number;
+  before?: string | undefined;
+  outcome?: string | undefined;
+  /** received_at bounds, ms since the epoch, inclusive. */
+  since?: number | undefined;
+  until?: number | undefined;
 }
 
 /** Thrown by a backend when it cannot reach its storage: callers answer 503, never 404/410. */

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { Notification, Store } from '../../src/store/index.js';
+import { randomUUID } from 'node:crypto';
+import type { DashboardRecord, Notification, Store } from '../../src/store/index.js';
 import { newUaid } from '../../src/webpush/protocol/ids.js';
 import { channelId } from '../helpers/push.js';
 
@@ -245,6 +246,65 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       expect(second.map((c) => c.channelID)).toEqual(chids.slice(3, 6));
       const last = await store.getChannelsPage(uaid, second[2]!.channelID, 3);
       expect(last).toEqual([{ channelID: chids[6], keyHash: null }]);
+    });
+
+    // Developer dashboard (src/dashboard)
+    const record = (keyHash: string, receivedAt: number, over: Partial<DashboardRecord> = {}): DashboardRecord => ({
+      keyHash,
+      ref: `${String(receivedAt).padStart(15, '0')}:${randomUUID()}`,
+      id: `m${receivedAt}`,
+      receivedAt,
+      ttl: 60,
+      topic: null,
+      urgency: 'normal',
+      size: 10,
+      subscription: 'abc',
+      outcome: 'stored',
+      status: null,
+      errno: null,
+      detail: null,
+      deliveredAt: null,
+      ...over,
+    });
+
+    it('dashboard: keeps records only for opted-in keys, replaces them by ref, and erases them at opt-out', async () => {
+      const store = await open();
+      const key = randomUUID();
+      const other = randomUUID();
+      await store.addDashboardKey(key, 1);
+      await store.addDashboardKey(key, 2);
+      expect(await store.listDashboardKeys()).toContain(key);
+      const a = record(key, 1000);
+      await store.saveDashboardRecords([a, record(other, 1000)]);
+      expect(await store.listDashboardRecords(other, { limit: 10 })).toEqual([]);
+      await store.saveDashboardRecords([{ ...a, outcome: 'delivered', deliveredAt: 1500 }]);
+      expect(await store.listDashboardRecords(key, { limit: 10 })).toEqual([{ ...a, outcome: 'delivered', deliveredAt: 1500 }]);
+      expect(await store.removeDashboardKey(key)).toBe(true);
+      expect(await store.removeDashboardKey(key)).toBe(false);
+      expect(await store.listDashboardKeys()).not.toContain(key);
+      // A late batch after the opt-out brings nothing back.
+      await store.saveDashboardRecords([record(key, 2000)]);
+      await store.addDashboardKey(key, 3);
+      expect(await store.listDashboardRecords(key, { limit: 10 })).toEqual([]);
+      await store.close();
+    });
+
+    it('dashboard: lists newest first with cursor, outcome and time filters, and prunes by count and age', async () => {
+      const store = await open();
+      const key = randomUUID();
+      await store.addDashboardKey(key, 1);
+      const recs = [1000, 2000, 3000, 4000, 5000].map((t, i) => record(key, t, { outcome: i % 2 === 0 ? 'stored' : 'rejected' }));
+      await store.saveDashboardRecords(recs);
+      const page1 = await store.listDashboardRecords(key, { limit: 2 });
+      expect(page1.map((r) => r.receivedAt)).toEqual([5000, 4000]);
+      const page2 = await store.listDashboardRecords(key, { limit: 2, before: page1[1]!.ref });
+      expect(page2.map((r) => r.receivedAt)).toEqual([3000, 2000]);
+      expect((await store.listDashboardRecords(key, { limit: 10, outcome: 'rejected' })).map((r) => r.receivedAt)).toEqual([4000, 2000]);
+      expect((await store.listDashboardRecords(key, { limit: 10, since: 2000, until: 4000 })).map((r) => r.receivedAt)).toEqual([4000, 3000, 2000]);
+      // Older than 1500 goes (1000), then only the newest 3 stay.
+      expect(await store.pruneDashboardRecords(key, 3, 1500)).toBe(2);
+      expect((await store.listDashboardRecords(key, { limit: 10 })).map((r) => r.receivedAt)).toEqual([5000, 4000, 3000]);
+      await store.removeDashboardKey(key);
       await store.close();
     });
   });

@@ -10,6 +10,8 @@ import { isChannelId, newUaid } from '../protocol/ids.js';
 import { CloseCode, NACK_CODES } from '../protocol/websocket.js';
 import type { BroadcastVersions, ClientMessage } from './messages.js';
 
+import type { DashboardTracker } from '../../dashboard/tracker.js';
+
 /**
  * The websocket session as a state machine (autopush-rs: autoconnect-ws-sm). It takes events (client messages
  * already parsed, server notifications, storage results, the hello timer, the socket closing) and emits effects
@@ -45,6 +47,8 @@ export interface ConnectionContext {
   nextSeq: () => number;
   /** The clock (ms since the epoch); tests control it. */
   now: () => number;
+  /** The developer dashboard's recorder (src/dashboard/tracker.ts); null when nothing records. */
+  dashboard?: DashboardTracker | null;
 }
 
 /** The effects a session emits; the socket adapter performs them, tests record them. */
@@ -320,6 +324,7 @@ export class Session implements ConnectedClient {
       const entry = this.unacked.get(update.version);
       if (!entry) continue;
       this.unacked.delete(update.version);
+      this.ctx.dashboard?.acked(entry.notification, entry.fromStorage, now);
       const path = entry.fromStorage ? 'stored' : 'direct';
       this.ctx.metrics.notifications.inc({ outcome: 'acked', path });
       this.ctx.metrics.deliveryLatency.observe({ path }, (now - entry.notification.timestamp) / 1000);
@@ -521,7 +526,9 @@ export class Session implements ConnectedClient {
       if (notification.ttl === 0 || notification.expiry <= now || (await saved)) continue;
       try {
         // A fresh ordering key (autopush re-stamps): a newer session that already read past the old one still reads it.
-        await this.ctx.store.saveMessage({ ...notification, seq: this.ctx.nextSeq() });
+        const restamped = { ...notification, seq: this.ctx.nextSeq() };
+        await this.ctx.store.saveMessage(restamped);
+        this.ctx.dashboard?.storedUnacked(restamped);
       } catch (err) {
         this.ctx.log.error({ err: (err as Error).message }, 'could not store an unacked message');
       }

@@ -16,6 +16,7 @@ import { extractVapid, VapidFailure, type VapidVerifier } from './vapid.js';
 import type { ClientRegistry } from '../connection/clients.js';
 import { cors } from './cors.js';
 import { checkSubscription } from './subscription.js';
+import type { DashboardTracker } from '../../dashboard/tracker.js';
 
 export interface EndpointOptions {
   fernet: MultiFernet;
@@ -27,6 +28,8 @@ export interface EndpointOptions {
   publicUrl: string;
   /** Largest raw body accepted (autopush max_data_bytes, 5630 by default); larger is 413 errno 104. */
   maxDataBytes: number;
+  /** The developer dashboard's recorder (src/dashboard/tracker.ts); null when nothing records. */
+  dashboard?: DashboardTracker | null;
 }
 
 const tokenParams = {
@@ -59,6 +62,8 @@ const TOKEN_CACHE_LIMIT = 100_000;
 /** What the checks before the body established about a push request. */
 interface Checked {
   info: EndpointTokenInfo;
+  /** sha256 of the push's verified VAPID key, when it carried one (the dashboard's identity). */
+  keyHash: Buffer | undefined;
 }
 
 /**
@@ -72,7 +77,7 @@ interface Checked {
  * checks it on the way for every accepted message.
  */
 export async function endpointRoutes(app: FastifyInstance, opts: EndpointOptions): Promise<void> {
-  const { fernet, router, vapid, metrics, publicUrl, store, clients, maxDataBytes } = opts;
+  const { fernet, router, vapid, metrics, publicUrl, store, clients, maxDataBytes, dashboard } = opts;
   // Params are typed from their JSON schemas (one declaration validates, types and documents).
   const typed = app.withTypeProvider<JsonSchemaToTsProvider>();
   // Only tokens that decrypted are kept, so garbage tokens cannot fill the cache.
@@ -102,6 +107,8 @@ export async function endpointRoutes(app: FastifyInstance, opts: EndpointOptions
         (e: unknown) => toApiError(e as Error, request.log, outages),
       );
     }
+    // The developer dashboard records a rejection when the push's VAPID token was valid (it re-derives the key).
+    if (request.routeOptions.url?.startsWith('/wpush/')) dashboard?.rejected(request.headers, request.params, apiError);
     sendError(reply, apiError);
   });
 
@@ -120,16 +127,16 @@ export async function endpointRoutes(app: FastifyInstance, opts: EndpointOptions
         if (!verified) throw new VapidFailure('missing_key', 'Missing VAPID public key');
         if (!timingSafeEqual(verified.keyHash, info.keyHash)) throw new VapidFailure('key_mismatch', 'VAPID public key mismatch');
       }
+      checked.set(request, { info, keyHash: verified?.keyHash });
     } catch (err) {
       if (err instanceof VapidFailure) authFailed(metrics, request.log, 'vapid', err.reason);
       throw err;
     }
-    checked.set(request, { info });
   }
 
   async function push(request: FastifyRequest, reply: FastifyReply) {
     const started = process.hrtime.bigint();
-    const { info } = checked.get(request)!;
+    const { info, keyHash } = checked.get(request)!;
     const body = request.body instanceof Buffer ? request.body : null;
     const hasBody = body !== null && body.length > 0;
     let h;
@@ -154,6 +161,7 @@ export async function endpointRoutes(app: FastifyInstance, opts: EndpointOptions
       data: hasBody ? body.toString('base64url') : null,
       headers,
     });
+    dashboard?.accepted(keyHash, { uaid: info.uaid, channelID: info.channelID, ttl: h.ttl, topic: h.topic, urgency: h.urgency, size: hasBody ? body.length : 0 }, result);
     metrics.postDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
     reply
       .code(201)
@@ -202,9 +210,10 @@ export async function endpointRoutes(app: FastifyInstance, opts: EndpointOptions
       const key = parseMessageId(fernet, request.params.messageId);
       // autopush answers 400 "Invalid message ID" (with errno null; Pushgate's table has no null errno: 999).
       if (!key) throw new ApiError('invalidRequest', 'Invalid message ID');
-      await storageCall(() =>
+      const removed = await storageCall(() =>
         key.topic !== undefined ? store.removeTopicMessage(key.uaid, key.channelID, key.topic) : store.removeMessage(key.uaid, key.seq),
       );
+      if (removed) dashboard?.deleted(request.params.messageId);
       reply.code(204).send(null);
     },
   );

@@ -1,0 +1,60 @@
+import { createHash } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import webpush from 'web-push';
+import { FernetKey } from '../../src/webpush/protocol/fernet.js';
+import { BrowserKeys } from '../helpers/browser-keys.js';
+import { startGateway, type TestGateway } from '../helpers/gateway.js';
+import { mongoServer, type MongoServer } from '../helpers/mongo.js';
+import { channelId, sendWebPush } from '../helpers/push.js';
+import { PushClient } from '../helpers/ws-client.js';
+
+/**
+ * Two gateways on one MongoDB-wire store (FerretDB or MongoDB): a key opted in on one is recorded by the other
+ * once its key set refreshes, and either answers with the same records and subscription hashes.
+ */
+describe('dashboard across peers sharing a MongoDB store', () => {
+  let server: MongoServer;
+  let a: TestGateway;
+  let b: TestGateway;
+  const keys = webpush.generateVAPIDKeys();
+  const auth = (gw: TestGateway) =>
+    webpush.getVapidHeaders(gw.config.publicUrl, 'mailto:dev@example.com', keys.publicKey, keys.privateKey, 'aes128gcm') as Record<string, string>;
+
+  beforeAll(async () => {
+    server = await mongoServer();
+    const cryptoKey = FernetKey.generate();
+    a = await startGateway({ store: server.url('dashfleet'), cryptoKey, dashboardFlushMs: 20 });
+    b = await startGateway({ store: server.url('dashfleet'), cryptoKey, dashboardFlushMs: 20 });
+  }, 60_000);
+  afterAll(async () => {
+    await a?.close();
+    await b?.close();
+    await server?.stop();
+  });
+
+  it('records on the peer that accepted the push and answers on any peer', async () => {
+    const client = await PushClient.connect(a.wsUrl);
+    await client.hello();
+    const endpointA = (await client.register(channelId(), keys.publicKey))['pushEndpoint'] as string;
+    client.close();
+    await client.closedWith;
+    // The same subscription through peer B's public URL (both peers share the crypto key and the store).
+    const endpointB = endpointA.replace(a.config.publicUrl, b.config.publicUrl);
+
+    expect((await fetch(`${a.url}/dashboard/api/keys`, { method: 'POST', headers: auth(a) })).status).toBe(201);
+    const hash = createHash('sha256').update(Buffer.from(keys.publicKey, 'base64url')).digest('hex');
+    await vi.waitFor(() => expect(b.dashboard.isOptedIn(hash)).toBe(true), { timeout: 5000, interval: 20 });
+
+    const opts = { TTL: 300, vapidDetails: { subject: 'mailto:dev@example.com', ...keys } };
+    expect((await sendWebPush(new BrowserKeys().subscription(endpointB), 'via b', opts)).status).toBe(201);
+    expect((await sendWebPush(new BrowserKeys().subscription(endpointA), 'via a', opts)).status).toBe(201);
+    await a.dashboard.flush();
+    await b.dashboard.flush();
+
+    const fromA = (await (await fetch(`${a.url}/dashboard/api/messages`, { headers: auth(a) })).json()) as { messages: { outcome: string; subscription: string }[] };
+    const fromB = (await (await fetch(`${b.url}/dashboard/api/messages`, { headers: auth(b) })).json()) as { messages: unknown[] };
+    expect(fromA.messages.map((m) => m.outcome)).toEqual(['stored', 'stored']);
+    expect(fromB.messages).toEqual(fromA.messages);
+    expect(new Set(fromA.messages.map((m) => m.subscription)).size).toBe(1);
+  });
+});
