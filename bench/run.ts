@@ -24,10 +24,13 @@ const SCENARIOS: [string, (ctx: BenchContext) => Promise<void>][] = [
   ['connections', connections],
   ['direct', (ctx) => direct(ctx)],
   ['workers', workers],
-  ['stored', async (ctx) => {
-    await stored(ctx, 'sqlite');
-    await stored(ctx, 'mongodb');
-  }],
+  [
+    'stored',
+    async (ctx) => {
+      await stored(ctx, 'sqlite');
+      await stored(ctx, 'mongodb');
+    },
+  ],
   ['bridge', bridge],
   ['xmpp', xmpp],
   ['fleet', (ctx) => direct(ctx, 'fleet')],
@@ -40,7 +43,10 @@ function fmt(l?: Latency): string {
 
 async function main(argv: string[]): Promise<void> {
   const quick = argv.includes('--quick');
-  const only = argv.find((a) => a.startsWith('--only='))?.slice(7).split(',');
+  const only = argv
+    .find((a) => a.startsWith('--only='))
+    ?.slice(7)
+    .split(',');
   const soakMinutes = Number(argv.find((a) => a.startsWith('--soak-minutes='))?.slice(15) ?? (quick ? 0 : 10));
   const ctx = createContext({ quick, profile: argv.includes('--profile') });
   const started = Date.now();
@@ -77,7 +83,19 @@ async function main(argv: string[]): Promise<void> {
   };
   const table = [
     ['scenario', 'case', 'throughput', 'unit', 'POST ms p50/p99/p99.9', 'POST→receive ms p50/p99/p99.9', 'other'],
-    ...ctx.rows.map((r) => [r.scenario, r.case, String(r.throughput ?? ''), r.unit, fmt(r.latency), fmt(r.e2e), r.extra ? Object.entries(r.extra).map(([k, v]) => `${k}=${v}`).join(' ') : '']),
+    ...ctx.rows.map((r) => [
+      r.scenario,
+      r.case,
+      String(r.throughput ?? ''),
+      r.unit,
+      fmt(r.latency),
+      fmt(r.e2e),
+      r.extra
+        ? Object.entries(r.extra)
+            .map(([k, v]) => `${k}=${v}`)
+            .join(' ')
+        : '',
+    ]),
   ];
   const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
   const lines = table.map((row) => row.map((c, i) => c.padEnd(widths[i]!)).join('  '));

@@ -31,7 +31,14 @@ function onNotification(ws: WebSocket, text: string, keepTimes: boolean): void {
 }
 
 /** Opens one client: hello (with a uaid to resume), then register when asked. */
-function openClient(url: string, localAddress: string, uaid: string | null, register: boolean, key: string | null, keepTimes: boolean): Promise<{ uaid: string; endpoint: string | null }> {
+function openClient(
+  url: string,
+  localAddress: string,
+  uaid: string | null,
+  register: boolean,
+  key: string | null,
+  keepTimes: boolean,
+): Promise<{ uaid: string; endpoint: string | null }> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, ['push-notification'], { localAddress, perMessageDeflate: false });
     let stage = 0;
@@ -81,7 +88,16 @@ async function pool<T>(count: number, concurrency: number, job: (i: number) => P
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- each op declares the shape of the IPC args its caller sends
 const ops: Record<string, (args: any) => Promise<unknown>> = {
-  async connect(a: { url: string; count: number; localAddresses: string[]; register: boolean; key?: string; concurrency: number; uaids?: string[]; keepTimes?: boolean }) {
+  async connect(a: {
+    url: string;
+    count: number;
+    localAddresses: string[];
+    register: boolean;
+    key?: string;
+    concurrency: number;
+    uaids?: string[];
+    keepTimes?: boolean;
+  }) {
     const started = now();
     const { results, failures } = await pool(a.count, a.concurrency, (i) =>
       openClient(a.url, a.localAddresses[i % a.localAddresses.length]!, a.uaids?.[i] ?? null, a.register, a.key ?? null, a.keepTimes ?? false),
@@ -103,7 +119,15 @@ const ops: Record<string, (args: any) => Promise<unknown>> = {
     await Promise.all(clients.splice(0).map((c) => new Promise<void>((r) => (c.ws.once('close', () => r()), c.ws.close()))));
     return {};
   },
-  async send(a: { targets: { endpoint: string; body: string }[]; headers: Record<string, string>; mode: 'saturate' | 'rate'; concurrency: number; rps?: number; durationMs?: number; count?: number }) {
+  async send(a: {
+    targets: { endpoint: string; body: string }[];
+    headers: Record<string, string>;
+    mode: 'saturate' | 'rate';
+    concurrency: number;
+    rps?: number;
+    durationMs?: number;
+    count?: number;
+  }) {
     const agent = new Agent({ keepAlive: true, maxSockets: a.concurrency });
     const bodies = a.targets.map((t) => Buffer.from(t.body, 'base64'));
     const paths = a.targets.map((t) => new URL(t.endpoint));
@@ -192,10 +216,22 @@ const ops: Record<string, (args: any) => Promise<unknown>> = {
     for (let i = 0; i < a.count; i++) {
       const fields = { token: `fcm-bench-device-${i}`, 'device-id': `d${i}` };
       const reply = await xmppServer!.request(
-        xml('iq', { type: 'set', from: `user${i}@bench.example/r`, to: a.domain }, xml('command', { xmlns: 'http://jabber.org/protocol/commands', node: 'register-push-fcm', action: 'execute' }, xml('x', { xmlns: 'jabber:x:data', type: 'submit' }, ...Object.entries(fields).map(([k, v]) => xml('field', { var: k }, xml('value', {}, v)))))),
+        xml(
+          'iq',
+          { type: 'set', from: `user${i}@bench.example/r`, to: a.domain },
+          xml(
+            'command',
+            { xmlns: 'http://jabber.org/protocol/commands', node: 'register-push-fcm', action: 'execute' },
+            xml('x', { xmlns: 'jabber:x:data', type: 'submit' }, ...Object.entries(fields).map(([k, v]) => xml('field', { var: k }, xml('value', {}, v)))),
+          ),
+        ),
       );
       const x = reply.getChild('command', 'http://jabber.org/protocol/commands')!.getChild('x', 'jabber:x:data')!;
-      const field = (n: string) => x.getChildren('field').find((f) => f.attrs['var'] === n)!.getChildText('value')!;
+      const field = (n: string) =>
+        x
+          .getChildren('field')
+          .find((f) => f.attrs['var'] === n)!
+          .getChildText('value')!;
       out.push({ node: field('node'), secret: field('secret') });
     }
     return out;
@@ -213,7 +249,42 @@ const ops: Record<string, (args: any) => Promise<unknown>> = {
           const n = a.nodes[i++ % a.nodes.length]!;
           const t0 = now();
           const reply = await xmppServer!.request(
-            xml('iq', { type: 'set', from: 'bench.example', to: a.domain }, xml('pubsub', { xmlns: 'http://jabber.org/protocol/pubsub' }, xml('publish', { node: n.node }, xml('item', {}, xml('notification', { xmlns: 'urn:xmpp:push:0' }, xml('x', { xmlns: 'jabber:x:data', type: 'form' }, xml('field', { var: 'FORM_TYPE' }, xml('value', {}, 'urn:xmpp:push:summary')), xml('field', { var: 'message-count' }, xml('value', {}, '1')))))), xml('publish-options', {}, xml('x', { xmlns: 'jabber:x:data', type: 'submit' }, xml('field', { var: 'FORM_TYPE' }, xml('value', {}, 'http://jabber.org/protocol/pubsub#publish-options')), xml('field', { var: 'secret' }, xml('value', {}, n.secret)))))),
+            xml(
+              'iq',
+              { type: 'set', from: 'bench.example', to: a.domain },
+              xml(
+                'pubsub',
+                { xmlns: 'http://jabber.org/protocol/pubsub' },
+                xml(
+                  'publish',
+                  { node: n.node },
+                  xml(
+                    'item',
+                    {},
+                    xml(
+                      'notification',
+                      { xmlns: 'urn:xmpp:push:0' },
+                      xml(
+                        'x',
+                        { xmlns: 'jabber:x:data', type: 'form' },
+                        xml('field', { var: 'FORM_TYPE' }, xml('value', {}, 'urn:xmpp:push:summary')),
+                        xml('field', { var: 'message-count' }, xml('value', {}, '1')),
+                      ),
+                    ),
+                  ),
+                ),
+                xml(
+                  'publish-options',
+                  {},
+                  xml(
+                    'x',
+                    { xmlns: 'jabber:x:data', type: 'submit' },
+                    xml('field', { var: 'FORM_TYPE' }, xml('value', {}, 'http://jabber.org/protocol/pubsub#publish-options')),
+                    xml('field', { var: 'secret' }, xml('value', {}, n.secret)),
+                  ),
+                ),
+              ),
+            ),
             30_000,
           );
           latencies.push(now() - t0);

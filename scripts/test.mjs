@@ -24,7 +24,9 @@ const DEBIAN = {
   '/usr/lib/prosody/modules/mod_cloud_notify/mod_cloud_notify.lua': 'prosody-modules',
   '/usr/sbin/ejabberdctl': 'ejabberd',
 };
-const missing = Object.entries(DEBIAN).filter(([bin]) => !existsSync(bin)).map(([, pkg]) => pkg);
+const missing = Object.entries(DEBIAN)
+  .filter(([bin]) => !existsSync(bin))
+  .map(([, pkg]) => pkg);
 if (missing.length > 0) {
   console.log(`installing Debian packages: ${missing.join(' ')}`);
   sh(`${asRoot}apt-get update -qq`);

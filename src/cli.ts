@@ -33,8 +33,7 @@ const COMMANDS: Record<string, Command> = {
     summary: 'run the gateway',
     usage: 'pushgate serve',
     details: () =>
-      'Configuration comes from config/pushgate.json (or the file PUSHGATE_CONFIG names), overridden by\nthese environment variables:\n' +
-      settingsHelp(),
+      'Configuration comes from config/pushgate.json (or the file PUSHGATE_CONFIG names), overridden by\nthese environment variables:\n' + settingsHelp(),
     run: serve,
   },
   genkey: {
@@ -169,7 +168,10 @@ async function serve(): Promise<number> {
   const url = await gateway.listen();
   gateway.app.log.info({ url, publicUrl: config.publicUrl, version: versionInfo().version, ...(clusterOption ? { worker: index } : {}) }, 'pushgate listening');
   if (gateway.mongoosepush) {
-    gateway.app.log.info({ host: config.mongoosepushHost, port: config.mongoosepushPort, tls: config.mongoosepushTlsCert !== null, basicAuth: config.mongoosepushUser !== null }, 'MongoosePush API listening');
+    gateway.app.log.info(
+      { host: config.mongoosepushHost, port: config.mongoosepushPort, tls: config.mongoosepushTlsCert !== null, basicAuth: config.mongoosepushUser !== null },
+      'MongoosePush API listening',
+    );
   }
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
@@ -235,8 +237,12 @@ function reportKeys(log: { error(o: object, m: string): void; warn(o: object, m:
         'PUSHGATE_CRYPTO_KEY is not set: CREATED a new crypto key in the data directory. Every endpoint issued before under any other key is now INVALID. Set PUSHGATE_CRYPTO_KEY explicitly in production and back it up',
       );
     } else {
-      log.warn({ file: k.file }, 'PUSHGATE_CRYPTO_KEY is not set: LOADED the crypto key kept in the data directory; set it explicitly in production and back it up, or losing the file invalidates every endpoint');
+      log.warn(
+        { file: k.file },
+        'PUSHGATE_CRYPTO_KEY is not set: LOADED the crypto key kept in the data directory; set it explicitly in production and back it up, or losing the file invalidates every endpoint',
+      );
     }
   }
-  for (const k of created.filter((k) => k.name !== 'crypto_key')) log.warn({ file: k.file }, `${k.setting} is not set: created ${k.name} in the data directory`);
+  for (const k of created.filter((k) => k.name !== 'crypto_key'))
+    log.warn({ file: k.file }, `${k.setting} is not set: created ${k.name} in the data directory`);
 }

@@ -141,7 +141,9 @@ export function loadConfig(options: LoadOptions = {}): Config {
   // The MongoosePush API sends visible notifications through the operator's apps: reachable beyond this
   // machine only when it demands a password (hardening issue, finding 1).
   if (v.mongoosepushPort !== null && v.mongoosepushUser === null && !isLoopback(v.mongoosepushHost)) {
-    throw new ConfigError(`PUSHGATE_MONGOOSEPUSH_HOST=${v.mongoosepushHost} is not a loopback address: set PUSHGATE_MONGOOSEPUSH_USER and PUSHGATE_MONGOOSEPUSH_PASSWORD (HTTP basic auth) to serve the MongoosePush API beyond this machine`);
+    throw new ConfigError(
+      `PUSHGATE_MONGOOSEPUSH_HOST=${v.mongoosepushHost} is not a loopback address: set PUSHGATE_MONGOOSEPUSH_USER and PUSHGATE_MONGOOSEPUSH_PASSWORD (HTTP basic auth) to serve the MongoosePush API beyond this machine`,
+    );
   }
   if (v.role === 'connection' && v.routerPort === null) {
     throw new ConfigError('PUSHGATE_ROUTER_PORT is required with PUSHGATE_ROLE=connection: endpoint nodes deliver through it');
@@ -185,16 +187,31 @@ export function loadConfig(options: LoadOptions = {}): Config {
     v.cryptoKey = keptSecret(keptKeys, v.dataDir, 'crypto_key', () => FernetKey.generate(), cryptoKeys, 'PUSHGATE_CRYPTO_KEY');
   }
   const servers = xmppServers(v);
-  if (Boolean(v.vapidPublicKey) !== Boolean(v.vapidPrivateKey)) throw new ConfigError('PUSHGATE_VAPID_PUBLIC_KEY and PUSHGATE_VAPID_PRIVATE_KEY must be set together');
+  if (Boolean(v.vapidPublicKey) !== Boolean(v.vapidPrivateKey))
+    throw new ConfigError('PUSHGATE_VAPID_PUBLIC_KEY and PUSHGATE_VAPID_PRIVATE_KEY must be set together');
   if (!v.vapidPublicKey) {
-    const pair = keptSecret(keptKeys, v.dataDir, 'vapid_key', () => {
-      const { publicKey, privateKey } = generateVapidKeys();
-      return `${publicKey}.${privateKey}`;
-    }, (k) => (/^[A-Za-z0-9_-]{87}\.[A-Za-z0-9_-]{43}$/.test(k) ? k : undefined), 'PUSHGATE_VAPID_PUBLIC_KEY');
+    const pair = keptSecret(
+      keptKeys,
+      v.dataDir,
+      'vapid_key',
+      () => {
+        const { publicKey, privateKey } = generateVapidKeys();
+        return `${publicKey}.${privateKey}`;
+      },
+      (k) => (/^[A-Za-z0-9_-]{87}\.[A-Za-z0-9_-]{43}$/.test(k) ? k : undefined),
+      'PUSHGATE_VAPID_PUBLIC_KEY',
+    );
     [v.vapidPublicKey, v.vapidPrivateKey] = pair.split('.') as [string, string];
   }
   if (!v.authKeys) {
-    v.authKeys = keptSecret(keptKeys, v.dataDir, 'auth_key', () => randomBytes(32).toString('base64url'), (k) => (k.length >= 16 ? k : undefined), 'PUSHGATE_AUTH_KEYS');
+    v.authKeys = keptSecret(
+      keptKeys,
+      v.dataDir,
+      'auth_key',
+      () => randomBytes(32).toString('base64url'),
+      (k) => (k.length >= 16 ? k : undefined),
+      'PUSHGATE_AUTH_KEYS',
+    );
   }
   return {
     ...v,
@@ -272,7 +289,8 @@ export function ensureGeneratedKeys(config: Config): KeptKey[] {
       // 'wx': never overwrite a key another process wrote meanwhile; endpoints issued under it would die.
       writeFileSync(k.file, k.value + '\n', { mode: 0o600, flag: 'wx' });
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new ConfigError(`${k.file} appeared while starting (another process?); start again to load it`);
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST')
+        throw new ConfigError(`${k.file} appeared while starting (another process?); start again to load it`);
       throw new ConfigError(`cannot write ${k.file}: ${(err as Error).message}; set ${k.setting} or make PUSHGATE_DATA_DIR writable`);
     }
     k.state = 'created';

@@ -84,12 +84,19 @@ export interface GatewayOptions {
 export async function createGateway(config: Config, options: GatewayOptions = {}): Promise<Gateway> {
   const pending = config.keptKeys.filter((k) => k.state === 'pending');
   if (pending.length > 0) {
-    throw new ConfigError(`generated keys are not written yet (${pending.map((k) => k.name).join(', ')}): call ensureGeneratedKeys(config) before createGateway`);
+    throw new ConfigError(
+      `generated keys are not written yet (${pending.map((k) => k.name).join(', ')}): call ensureGeneratedKeys(config) before createGateway`,
+    );
   }
   const metrics = new Metrics();
   // Bridges first: bad credentials stop the start before anything listens.
   const bridges = config.bridges
-    ? loadBridges(config.bridges, metrics, { ...DEFAULT_RETRY, maxQueued: config.bridgeQueue, queueFullRetryAfter: config.bridgeTimeout }, { timeoutMs: config.bridgeTimeout * 1000 })
+    ? loadBridges(
+        config.bridges,
+        metrics,
+        { ...DEFAULT_RETRY, maxQueued: config.bridgeQueue, queueFullRetryAfter: config.bridgeTimeout },
+        { timeoutMs: config.bridgeTimeout * 1000 },
+      )
     : Bridges.empty();
   const store = countStoreOperations(options.store ?? (await openStore(config.store)), metrics);
   const cluster = options.cluster ?? null;
@@ -98,7 +105,9 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   // Per-machine singletons (the XMPP components: one link per server, not per worker; the expiry sweep) run in worker 1.
   const leader = !cluster || cluster.index === 1;
   const tls = config.tlsCert && config.tlsKey ? { key: readFileSync(config.tlsKey), cert: readFileSync(config.tlsCert) } : null;
-  const logger = (options.logger === false ? false : { ...(loggerOptions(config.logLevel) as object), ...(options.logStream ? { stream: options.logStream } : {}) }) as ReturnType<typeof loggerOptions>;
+  const logger = (
+    options.logger === false ? false : { ...(loggerOptions(config.logLevel) as object), ...(options.logStream ? { stream: options.logStream } : {}) }
+  ) as ReturnType<typeof loggerOptions>;
   // With TLS the listener speaks HTTP/2 to application servers and HTTP/1.1 (for websockets) to browsers.
   // Request lines are not logged: their URLs carry endpoint tokens and message ids.
   const common = {
@@ -147,7 +156,10 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   const serveConnections = config.role !== 'endpoint';
   const serveEndpoints = config.role !== 'connection';
   // Routes to other nodes only where routes can be recorded: a fleet shares one store.
-  const peers = config.role !== 'all' || config.routerPort !== null ? new PeerClient(config.routerSecret, undefined, config.routerCa ? readFileSync(config.routerCa) : null) : null;
+  const peers =
+    config.role !== 'all' || config.routerPort !== null
+      ? new PeerClient(config.routerSecret, undefined, config.routerCa ? readFileSync(config.routerCa) : null)
+      : null;
   const peerId = serveConnections ? config.peerUrl : null;
   const broadcastFeed = new Broadcasts({
     store,
@@ -208,42 +220,69 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     : null;
   const peerTls = config.routerTlsCert && config.routerTlsKey ? { key: readFileSync(config.routerTlsKey), cert: readFileSync(config.routerTlsCert) } : null;
   // loadConfig refuses PUSHGATE_ROUTER_PORT without PUSHGATE_ROUTER_SECRET; the check here keeps it so for embedders.
-  if (serveConnections && config.routerPort !== null && config.routerSecret === null) throw new ConfigError('PUSHGATE_ROUTER_SECRET is required with PUSHGATE_ROUTER_PORT');
-  const peerServer = serveConnections && config.routerPort !== null
-    ? createPeerServer({ clients, secret: config.routerSecret!, log: app.log, metrics, tls: peerTls, siblings: cluster?.link ?? null })
-    : null;
+  if (serveConnections && config.routerPort !== null && config.routerSecret === null)
+    throw new ConfigError('PUSHGATE_ROUTER_SECRET is required with PUSHGATE_ROUTER_PORT');
+  const peerServer =
+    serveConnections && config.routerPort !== null
+      ? createPeerServer({ clients, secret: config.routerSecret!, log: app.log, metrics, tls: peerTls, siblings: cluster?.link ?? null })
+      : null;
   // Issue 9 §17: /metrics on a private listener when asked; the public port then no longer serves it.
-  const metricsServer = config.metricsPort !== null
-    ? (Fastify({ loggerInstance: app.log, logController: new LogController({ disableRequestLogging: true }), forceCloseConnections: true }) as unknown as FastifyInstance)
-    : null;
+  const metricsServer =
+    config.metricsPort !== null
+      ? (Fastify({
+          loggerInstance: app.log,
+          logController: new LogController({ disableRequestLogging: true }),
+          forceCloseConnections: true,
+        }) as unknown as FastifyInstance)
+      : null;
   metricsServer?.register(metricsRoute, { metrics, clusterMetrics: cluster ? () => cluster.link.metrics() : null });
 
   // Every XMPP server's component shares one context; only the component JID differs.
   const webpushGuard = new EndpointGuard(new URL(config.publicUrl).origin, config.xmppWebpushAllow);
   const xmppServers = leader ? config.xmppServers : [];
-  const xmppShared: Omit<HandlerContext, 'jid'> | null = xmppServers.length === 0 ? null : {
-    store,
-    bridges,
-    metrics,
-    limiter: new NodeRateLimiter(config.xmppRateLimit, config.xmppRateBurst),
-    rateLimitReply: config.xmppRateLimitReply,
-    webpush: new WebPushSender(config.publicUrl, config.fernet, serveEndpoints ? router : null, {
-      publicKey: config.vapidPublicKey,
-      privateKey: config.vapidPrivateKey,
-      subject: config.vapidSubject,
-    }, webpushGuard),
-    guard: webpushGuard,
-    // Secrets are sealed with the crypto key (CRYPTO_KEY rotation keeps them: every listed key opens).
-    sealer: {
-      seal: (secret) => config.fernet.encryptToString(Buffer.from(secret)),
-      open: (sealed) => config.fernet.decryptString(sealed)?.toString() ?? null,
-    },
-    maxRegistrations: config.xmppMaxRegistrations,
-    defaultApps: new Map(config.xmppDefaultApps.split(',').map((e) => e.trim()).filter(Boolean).map((e) => e.split(':') as [string, string])),
-    publishOptionsDomains: new Set(config.xmppPublishOptionsDomains.split(',').map((d) => d.trim().toLowerCase()).filter(Boolean)),
-    maxStanzaBytes: config.xmppMaxStanza,
-    log: app.log,
-  };
+  const xmppShared: Omit<HandlerContext, 'jid'> | null =
+    xmppServers.length === 0
+      ? null
+      : {
+          store,
+          bridges,
+          metrics,
+          limiter: new NodeRateLimiter(config.xmppRateLimit, config.xmppRateBurst),
+          rateLimitReply: config.xmppRateLimitReply,
+          webpush: new WebPushSender(
+            config.publicUrl,
+            config.fernet,
+            serveEndpoints ? router : null,
+            {
+              publicKey: config.vapidPublicKey,
+              privateKey: config.vapidPrivateKey,
+              subject: config.vapidSubject,
+            },
+            webpushGuard,
+          ),
+          guard: webpushGuard,
+          // Secrets are sealed with the crypto key (CRYPTO_KEY rotation keeps them: every listed key opens).
+          sealer: {
+            seal: (secret) => config.fernet.encryptToString(Buffer.from(secret)),
+            open: (sealed) => config.fernet.decryptString(sealed)?.toString() ?? null,
+          },
+          maxRegistrations: config.xmppMaxRegistrations,
+          defaultApps: new Map(
+            config.xmppDefaultApps
+              .split(',')
+              .map((e) => e.trim())
+              .filter(Boolean)
+              .map((e) => e.split(':') as [string, string]),
+          ),
+          publishOptionsDomains: new Set(
+            config.xmppPublishOptionsDomains
+              .split(',')
+              .map((d) => d.trim().toLowerCase())
+              .filter(Boolean),
+          ),
+          maxStanzaBytes: config.xmppMaxStanza,
+          log: app.log,
+        };
   // A default app that is not configured would send every registration naming none into a bad-request: refuse to start.
   for (const [type, appId] of xmppShared?.defaultApps ?? []) {
     if (!bridges.get(type, appId)) throw new BridgeConfigError(`PUSHGATE_XMPP_DEFAULT_APPS names ${type}:${appId}, which the bridges file does not configure`);
@@ -256,7 +295,14 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   app.setNotFoundHandler((_request, reply) => sendError(reply, new ApiError('invalidUrl', 'Not found')));
   // Before the routes: the OpenAPI generator collects them as they are added.
   await registerOpenApi(app, config.publicUrl);
-  app.register(opsRoutes, { store, metrics, connections: () => connections?.size ?? 0, clusterMetrics: cluster ? () => cluster.link.metrics() : null, worker: cluster?.index ?? null, serveMetrics: metricsServer === null });
+  app.register(opsRoutes, {
+    store,
+    metrics,
+    connections: () => connections?.size ?? 0,
+    clusterMetrics: cluster ? () => cluster.link.metrics() : null,
+    worker: cluster?.index ?? null,
+    serveMetrics: metricsServer === null,
+  });
   app.register(dashboardRoutes, {
     store,
     vapid,
@@ -268,8 +314,26 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     xmppDomains: config.xmppServers.map((s) => s.domain),
   });
   if (serveEndpoints) {
-    app.register(endpointRoutes, { fernet: config.fernet, router, vapid, store, clients, metrics, publicUrl: config.publicUrl, maxDataBytes: config.maxDataBytes, dashboard });
-    app.register(registrationRoutes, { store, bridges, fernet: config.fernet, authKeys: config.authKeyList, publicUrl: config.publicUrl, maxChannels: config.bridgeMaxChannels, metrics });
+    app.register(endpointRoutes, {
+      fernet: config.fernet,
+      router,
+      vapid,
+      store,
+      clients,
+      metrics,
+      publicUrl: config.publicUrl,
+      maxDataBytes: config.maxDataBytes,
+      dashboard,
+    });
+    app.register(registrationRoutes, {
+      store,
+      bridges,
+      fernet: config.fernet,
+      authKeys: config.authKeyList,
+      publicUrl: config.publicUrl,
+      maxChannels: config.bridgeMaxChannels,
+      metrics,
+    });
   }
   // Never on the public port: it sends visible notifications through the operator's apps.
   const mongoosepush = serveEndpoints && config.mongoosepushPort !== null ? createMongoosePushServer({ config, bridges, metrics, logger }) : null;

@@ -18,7 +18,12 @@ function run(args: string[], env: Record<string, string> = {}) {
 function waitForLine(child: ChildProcess, pattern: RegExp, output: string[]): Promise<void> {
   return new Promise((resolve, reject) => {
     const check = () => {
-      if (output.join('').split('\n').some((l) => pattern.test(l))) {
+      if (
+        output
+          .join('')
+          .split('\n')
+          .some((l) => pattern.test(l))
+      ) {
         child.stdout!.off('data', check);
         resolve();
       }
@@ -76,7 +81,14 @@ describe('the pushgate command line', () => {
     const port = await freePort();
     const dataDir = mkdtempSync(join(tmpdir(), 'pushgate-cli-'));
     const child = spawn(process.execPath, [CLI, 'serve'], {
-      env: { PATH: process.env['PATH'] ?? '', PUSHGATE_PORT: String(port), PUSHGATE_HOST: '127.0.0.1', PUSHGATE_DATA_DIR: dataDir, PUSHGATE_STORE: `sqlite:${dataDir}/db`, PUSHGATE_LOG_LEVEL: 'debug' },
+      env: {
+        PATH: process.env['PATH'] ?? '',
+        PUSHGATE_PORT: String(port),
+        PUSHGATE_HOST: '127.0.0.1',
+        PUSHGATE_DATA_DIR: dataDir,
+        PUSHGATE_STORE: `sqlite:${dataDir}/db`,
+        PUSHGATE_LOG_LEVEL: 'debug',
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const output: string[] = [];
@@ -125,7 +137,15 @@ describe('the pushgate command line', () => {
     await gw.close();
     const live = run(['endpoint-diagnostic', endpoint], env);
     expect(live.status).toBe(0);
-    expect(JSON.parse(live.stdout)).toMatchObject({ valid: true, apiVersion: 'v1', uaid, channelID: chid, user: { routerType: 'webpush' }, channel: { registered: true }, verdict: 'live' });
+    expect(JSON.parse(live.stdout)).toMatchObject({
+      valid: true,
+      apiVersion: 'v1',
+      uaid,
+      channelID: chid,
+      user: { routerType: 'webpush' },
+      channel: { registered: true },
+      verdict: 'live',
+    });
     const bad = run(['endpoint-diagnostic', endpoint.slice(0, -6) + 'AAAAAA'], env);
     expect(bad.status).toBe(1);
     expect(JSON.parse(bad.stdout)).toMatchObject({ valid: false });

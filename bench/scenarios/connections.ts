@@ -45,5 +45,8 @@ export async function connections(ctx: BenchContext): Promise<void> {
       await gw.stop();
     }
   }
-  if (!ctx.quick) ctx.notes.push(`connections: one process may hold at most ${fdLimit} descriptors on this machine (RLIMIT_NOFILE, not raisable here); the idle scenario spreads 100k connections over workers.`);
+  if (!ctx.quick)
+    ctx.notes.push(
+      `connections: one process may hold at most ${fdLimit} descriptors on this machine (RLIMIT_NOFILE, not raisable here); the idle scenario spreads 100k connections over workers.`,
+    );
 }

@@ -83,7 +83,15 @@ export async function direct(ctx: BenchContext, shape: 'direct' | 'workers' | 'f
           const r = await send(senders, endpoints, material, { mode: 'rate', concurrency: 256, rps, durationMs: ctx.phaseMs });
           await Promise.all(clientsW.map((w) => w.call('waitReceived', { count: r.ok / clientsW.length, timeoutMs: 5000 })));
           const g = await receivedTimes(clientsW);
-          ctx.rows.push({ scenario: name, case: `${rps}/s`, throughput: round(g.count / (r.elapsedMs / 1000), 0), unit: 'delivered msg/s', latency: latency(r.latencies), e2e: e2e(r.ids, g.times), extra: { accepted: r.ok, errors: r.sent - r.ok } });
+          ctx.rows.push({
+            scenario: name,
+            case: `${rps}/s`,
+            throughput: round(g.count / (r.elapsedMs / 1000), 0),
+            unit: 'delivered msg/s',
+            latency: latency(r.latencies),
+            e2e: e2e(r.ids, g.times),
+            extra: { accepted: r.ok, errors: r.sent - r.ok },
+          });
         }
         await Promise.all(clientsW.map((w) => w.call('closeClients')));
       }),

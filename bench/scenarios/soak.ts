@@ -20,7 +20,9 @@ export async function soak(ctx: BenchContext, minutes: number): Promise<void> {
         // RSS and V8 heap every 30 s: a plateau is warm-up, a steady climb is a leak.
         const series: string[] = [];
         const sampler = setInterval(() => {
-          void gw.metrics().then((m) => series.push(`${round(gw.rssBytes() / 2 ** 20, 0)}/${round(metricValue(m, 'pushgate_nodejs_heap_size_used_bytes') / 2 ** 20, 0)}`));
+          void gw
+            .metrics()
+            .then((m) => series.push(`${round(gw.rssBytes() / 2 ** 20, 0)}/${round(metricValue(m, 'pushgate_nodejs_heap_size_used_bytes') / 2 ** 20, 0)}`));
         }, 30_000);
         const r = await send(senders, reg.endpoints, material, { mode: 'rate', concurrency: 256, rps, durationMs: minutes * 60_000 });
         clearInterval(sampler);
@@ -31,7 +33,21 @@ export async function soak(ctx: BenchContext, minutes: number): Promise<void> {
         const third = Math.max(1, Math.floor(rss.length / 3));
         const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
         const trendPct = round(((mean(rss.slice(-third)) - mean(rss.slice(0, third))) / mean(rss.slice(0, third))) * 100, 1);
-        ctx.rows.push({ scenario: 'soak', case: `${minutes} min at ${rps}/s`, throughput: round(r.ok / (r.elapsedMs / 1000), 0), unit: 'accepted msg/s', latency: latency(r.latencies), extra: { rssStartMiB: round(start / 2 ** 20, 1), rssEndMiB: round(end / 2 ** 20, 1), rssGrowthPct: round(((end - start) / start) * 100, 1), rssTrendPct: trendPct, errors: r.sent - r.ok, rssHeapMiBEvery30s: series.join(' ') } });
+        ctx.rows.push({
+          scenario: 'soak',
+          case: `${minutes} min at ${rps}/s`,
+          throughput: round(r.ok / (r.elapsedMs / 1000), 0),
+          unit: 'accepted msg/s',
+          latency: latency(r.latencies),
+          extra: {
+            rssStartMiB: round(start / 2 ** 20, 1),
+            rssEndMiB: round(end / 2 ** 20, 1),
+            rssGrowthPct: round(((end - start) / start) * 100, 1),
+            rssTrendPct: trendPct,
+            errors: r.sent - r.ok,
+            rssHeapMiBEvery30s: series.join(' '),
+          },
+        });
       }),
     );
   } finally {

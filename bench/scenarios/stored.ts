@@ -27,12 +27,25 @@ export async function stored(ctx: BenchContext, backend: 'sqlite' | 'mongodb'): 
         const targets = Array.from({ length: perUser }, () => reg.endpoints).flat();
         const c0 = gw.cpuSeconds();
         const s = await send(senders, targets, material, { mode: 'saturate', concurrency: 32, durationMs: 600_000, once: true });
-        ctx.rows.push({ scenario: `stored-${backend}`, case: 'store', throughput: round(s.ok / (s.elapsedMs / 1000), 0), unit: 'stored msg/s', latency: latency(s.latencies), extra: { accepted: s.ok, errors: s.sent - s.ok, ...cpuFigures(gw.cpuSeconds() - c0, s.elapsedMs, s.ok) } });
+        ctx.rows.push({
+          scenario: `stored-${backend}`,
+          case: 'store',
+          throughput: round(s.ok / (s.elapsedMs / 1000), 0),
+          unit: 'stored msg/s',
+          latency: latency(s.latencies),
+          extra: { accepted: s.ok, errors: s.sent - s.ok, ...cpuFigures(gw.cpuSeconds() - c0, s.elapsedMs, s.ok) },
+        });
         const drainStart = Date.now();
         const c1 = gw.cpuSeconds();
         await connectClients(clientsW, `ws://127.0.0.1:${port}/`, users, { register: false, uaids: reg.uaids });
         const w = await clientsW[0]!.call<{ count: number; elapsedMs: number }>('waitReceived', { count: s.ok, timeoutMs: 300_000 });
-        ctx.rows.push({ scenario: `stored-${backend}`, case: 'drain', throughput: round(w.count / ((Date.now() - drainStart) / 1000), 0), unit: 'drained msg/s', extra: { drained: w.count, expected: s.ok, ...cpuFigures(gw.cpuSeconds() - c1, Date.now() - drainStart, w.count) } });
+        ctx.rows.push({
+          scenario: `stored-${backend}`,
+          case: 'drain',
+          throughput: round(w.count / ((Date.now() - drainStart) / 1000), 0),
+          unit: 'drained msg/s',
+          extra: { drained: w.count, expected: s.ok, ...cpuFigures(gw.cpuSeconds() - c1, Date.now() - drainStart, w.count) },
+        });
         await clientsW[0]!.call('closeClients');
       }),
     );

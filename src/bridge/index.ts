@@ -93,18 +93,23 @@ const validateFile = new Ajv({ allErrors: false, verbose: true, strict: true, st
 
 /** An ajv error as a sentence naming the app and the field, e.g. `apns app "x": "token.keyId" must be Apple's 10-character key id`. */
 function explain(file: string, e: ErrorObject): string {
-  const path = e.instancePath.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+  const path = e.instancePath
+    .split('/')
+    .slice(1)
+    .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
   const [section, appId, ...field] = path;
   if (section === undefined) {
     if (e.keyword === 'additionalProperties') return `${file}: unknown key "${String(e.params['additionalProperty'])}"; expected fcm, apns, adm, mongoosepush`;
     return `${file}: expected a JSON object with "fcm", "apns", "adm", "mongoosepush"`;
   }
   if (section === 'mongoosepush') {
-    if (e.keyword === 'additionalProperties') return `${file}: mongoosepush service "${String(e.params['additionalProperty'])}" must be fcm, apns-prod or apns-dev`;
+    if (e.keyword === 'additionalProperties')
+      return `${file}: mongoosepush service "${String(e.params['additionalProperty'])}" must be fcm, apns-prod or apns-dev`;
     return `${file}: "mongoosepush" must map fcm, apns-prod, apns-dev to app ids`;
   }
   if (appId === undefined) {
-    if (e.keyword === 'propertyNames' || e.propertyName !== undefined) return `${file}: ${section} app id "${String(e.propertyName ?? e.params['propertyName'])}" must be letters, digits, . _ -`;
+    if (e.keyword === 'propertyNames' || e.propertyName !== undefined)
+      return `${file}: ${section} app id "${String(e.propertyName ?? e.params['propertyName'])}" must be letters, digits, . _ -`;
     return `${file}: "${section}" must map app ids to settings`;
   }
   const where = `${file}: ${section} app "${appId}"`;
@@ -155,7 +160,8 @@ export function loadBridges(file: string, metrics: Metrics, policy: RetryPolicy 
   try {
     for (const [appId, cfg] of Object.entries(doc.fcm ?? {})) add(new FcmBridge(fcmSettings(appId, cfg, files('fcm', appId), limits.timeoutMs)));
     for (const [appId, cfg] of Object.entries(doc.apns ?? {})) add(new ApnsBridge(apnsSettings(appId, cfg, files('apns', appId), limits.timeoutMs)));
-    for (const [appId, cfg] of Object.entries(doc.adm ?? {})) add(new AdmBridge(admSettings(appId, cfg, files('adm', appId), limits.timeoutMs, policy.maxConcurrent)));
+    for (const [appId, cfg] of Object.entries(doc.adm ?? {}))
+      add(new AdmBridge(admSettings(appId, cfg, files('adm', appId), limits.timeoutMs, policy.maxConcurrent)));
   } catch (err) {
     // The apps opened so far hold sockets and timers.
     for (const b of apps.values()) void b.close();

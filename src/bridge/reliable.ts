@@ -75,7 +75,12 @@ export class ReliableBridge implements Bridge {
     const labels = { type: this.type, app: this.appId };
     if (this.queued >= this.policy.maxQueued) {
       this.metrics.bridgeFailed.inc({ ...labels, reason: 'queue_full' });
-      return { outcome: 'retry-later', reason: `the ${this.type} app ${this.appId} has ${this.queued} sends queued`, status: 503, retryAfter: this.policy.queueFullRetryAfter };
+      return {
+        outcome: 'retry-later',
+        reason: `the ${this.type} app ${this.appId} has ${this.queued} sends queued`,
+        status: 503,
+        retryAfter: this.policy.queueFullRetryAfter,
+      };
     }
     await this.acquire();
     try {

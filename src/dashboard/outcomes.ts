@@ -15,7 +15,7 @@ export const OUTCOMES = {
   dropped: 'TTL 0 and no browser connected at that moment: RFC 8030 §5.2 says such a message is not kept. Use a TTL above 0 to queue it.',
   replaced: 'A newer message with the same Topic replaced it while it waited (RFC 8030 §5.4). Expected when you use Topic for "latest state" messages.',
   deleted: 'You deleted it with DELETE on its Location (RFC 8030 §7.3) before it was delivered.',
-  bridged: 'Sent on to the mobile push provider (FCM, APNs or ADM), which accepted it; delivery to the device is the provider\'s part.',
+  bridged: "Sent on to the mobile push provider (FCM, APNs or ADM), which accepted it; delivery to the device is the provider's part.",
   rejected: 'Refused with the HTTP status and errno shown; the errno table below says why and what to do.',
 } as const;
 
@@ -29,7 +29,7 @@ export function isOutcome(v: string): v is Outcome {
 const ERRNO_ADVICE: Record<number, string> = {
   101: 'The payload needs its encryption headers (Content-Encoding: aes128gcm, RFC 8291). Use a Web Push library.',
   102: 'The endpoint URL is not one this server issued (or it was mistyped). Check the subscription you saved.',
-  103: 'The browser\'s registration is gone: delete this subscription on your server.',
+  103: "The browser's registration is gone: delete this subscription on your server.",
   104: 'The payload is larger than 4096 bytes. Send less, or send a notice and fetch the content.',
   105: 'The subscription was reset (too many messages waiting, or the mobile token died): delete it; the browser subscribes again.',
   106: 'The subscription no longer exists (the user unsubscribed): delete it on your server.',
@@ -43,7 +43,7 @@ const ERRNO_ADVICE: Record<number, string> = {
   201: 'Slow down: retry after the Retry-After seconds.',
   202: 'A temporary problem: retry now.',
   900: 'The mobile bridge is not configured for this app, or the provider refused the message.',
-  901: 'The server\'s credentials for the push provider were refused: tell the operator.',
+  901: "The server's credentials for the push provider were refused: tell the operator.",
   902: 'The push provider could not be reached: retry later.',
   903: 'The push provider did not answer in time: retry later.',
   999: 'An unexpected error on the server: retry later and tell the operator if it persists.',

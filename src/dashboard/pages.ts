@@ -82,7 +82,9 @@ export function dashboardPage(p: PageContext): string {
   const errnos = errnoGlossary()
     .map((g) => `<tr><td>${g.errno}</td><td>${g.statuses.join(', ')}</td><td>${e(g.advice)}</td></tr>`)
     .join('\n');
-  const options = Object.keys(OUTCOMES).map((o) => `<option value="${e(o)}">${e(o)}</option>`).join('');
+  const options = Object.keys(OUTCOMES)
+    .map((o) => `<option value="${e(o)}">${e(o)}</option>`)
+    .join('');
   return layout(
     'Pushgate developer dashboard',
     `<header><h1>Developer dashboard</h1><p><a href="/">Pushgate</a> ${e(p.version)}: what happened to the pushes you sent.</p></header>

@@ -150,7 +150,13 @@ function cast(value: unknown, field: Field, pointer: string, errors: CastError[]
 }
 
 /** The fields of an object against a table: unknown ones refused, required ones demanded, nulls dropped. */
-function castObject(body: Record<string, unknown>, fields: Record<string, Field>, required: string[], prefix: string, errors: CastError[]): Record<string, unknown> {
+function castObject(
+  body: Record<string, unknown>,
+  fields: Record<string, Field>,
+  required: string[],
+  prefix: string,
+  errors: CastError[],
+): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const name of required) {
     if (body[name] === undefined) errors.push(error(`${prefix}/${name}`, `Missing field: ${name}`));

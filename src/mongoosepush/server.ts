@@ -39,7 +39,10 @@ export interface MongoosePushServerOptions {
 
 export function createMongoosePushServer(opts: MongoosePushServerOptions): FastifyInstance {
   const { config, bridges, metrics } = opts;
-  const tls = config.mongoosepushTlsCert && config.mongoosepushTlsKey ? { key: readFileSync(config.mongoosepushTlsKey), cert: readFileSync(config.mongoosepushTlsCert) } : null;
+  const tls =
+    config.mongoosepushTlsCert && config.mongoosepushTlsKey
+      ? { key: readFileSync(config.mongoosepushTlsKey), cert: readFileSync(config.mongoosepushTlsCert) }
+      : null;
   const common = {
     logger: opts.logger,
     logController: new LogController({ disableRequestLogging: true }),

@@ -31,9 +31,16 @@ export async function endpointDiagnostic(endpoint: string, fernet: MultiFernet, 
     channelID: info.channelID,
     vapidKeyHash: info.keyHash?.toString('hex') ?? null,
     user: user
-      ? { routerType: user.routerType, connectedAt: new Date(user.connectedAt).toISOString(), peerId: user.peerId, routerData: user.routerData ? Object.keys(user.routerData) : null }
+      ? {
+          routerType: user.routerType,
+          connectedAt: new Date(user.connectedAt).toISOString(),
+          peerId: user.peerId,
+          routerData: user.routerData ? Object.keys(user.routerData) : null,
+        }
       : null,
-    channel: channel ? { registered: true, boundToVapidKey: channel.keyHash !== null, keyMatchesToken: info.keyHash ? channel.keyHash?.equals(info.keyHash) ?? false : null } : { registered: false },
+    channel: channel
+      ? { registered: true, boundToVapidKey: channel.keyHash !== null, keyMatchesToken: info.keyHash ? (channel.keyHash?.equals(info.keyHash) ?? false) : null }
+      : { registered: false },
     pendingMessages: pending,
     verdict: !user ? 'gone: the uaid is unknown (senders get 410 errno 103)' : !channel ? 'gone: the channel is unregistered (410 errno 106)' : 'live',
   };

@@ -95,7 +95,7 @@ export class ListenerGuard {
   }
 
   private onRequest(req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse): void {
-    const t = this.tracked.get(rawSocket(req.socket as Socket));
+    const t = this.tracked.get(rawSocket(req.socket));
     if (t) {
       t.active++;
       t.served = true;

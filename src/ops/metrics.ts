@@ -46,7 +46,7 @@ export class Metrics {
   readonly authFailures = new Counter({ name: 'pushgate_auth_failures_total', help: 'Failed authentications by door and reason', labelNames: ['door', 'reason'] as const, registers: [this.registry] });
 
   // Push endpoint leniency (autopush-rs counts these instead of refusing the message).
-  readonly unknownUrgency = new Counter({ name: 'pushgate_endpoint_unknown_urgency_total', help: 'Push messages whose Urgency was not one of RFC 8030 §5.3\'s values (treated as normal)', registers: [this.registry] });
+  readonly unknownUrgency = new Counter({ name: 'pushgate_endpoint_unknown_urgency_total', help: "Push messages whose Urgency was not one of RFC 8030 §5.3's values (treated as normal)", registers: [this.registry] });
   readonly vapidSubProblems = new Counter({ name: 'pushgate_vapid_sub_problems_total', help: 'Accepted VAPID tokens whose sub was missing, empty or neither mailto: nor https:', labelNames: ['problem'] as const, registers: [this.registry] });
   // Megaphone broadcasts: version refreshes from the Megaphone service or the store.
   readonly megaphoneRefreshes = new Counter({ name: 'pushgate_megaphone_refreshes_total', help: 'Broadcast version refreshes, by source and outcome', labelNames: ['source', 'outcome'] as const, registers: [this.registry] });
@@ -65,11 +65,7 @@ export function authFailed(metrics: Metrics, log: { warn(obj: object, msg: strin
 }
 
 /** The store operations counted: the contract's data calls (a backend's private helpers are not round trips). */
-const STORE_OPERATIONS = [
-  'addUser', 'getUser', 'updateUser', 'clearNodeId', 'removeUser', 'addChannel', 'getChannel', 'getChannels', 'removeChannel',
-  'saveMessage', 'fetchMessages', 'countMessages', 'removeMessage', 'removeTopicMessage', 'sweepExpired',
-  'savePushRegistration', 'getPushRegistration', 'removePushRegistration',
-] as const satisfies readonly (keyof Store)[];
+const STORE_OPERATIONS = ['addUser', 'getUser', 'updateUser', 'clearNodeId', 'removeUser', 'addChannel', 'getChannel', 'getChannels', 'removeChannel', 'saveMessage', 'fetchMessages', 'countMessages', 'removeMessage', 'removeTopicMessage', 'sweepExpired', 'savePushRegistration', 'getPushRegistration', 'removePushRegistration'] as const satisfies readonly (keyof Store)[];
 
 /**
  * Counts every call of the store's operations in `storeOperations` by wrapping them on the instance (the store

@@ -22,26 +22,40 @@ const statusSchema = { type: 'object', additionalProperties: true } as const;
 export async function opsRoutes(app: FastifyInstance, opts: OpsOptions): Promise<void> {
   const { store, metrics } = opts;
 
-  app.get('/health', { schema: { summary: 'Liveness, version and open websocket connections', tags: [TAGS.ops], response: { 200: statusSchema } } }, async () => ({
-    status: 'OK',
-    version: versionInfo().version,
-    connections: opts.connections(),
-    ...(opts.worker ? { worker: opts.worker } : {}),
-  }));
+  app.get(
+    '/health',
+    { schema: { summary: 'Liveness, version and open websocket connections', tags: [TAGS.ops], response: { 200: statusSchema } } },
+    async () => ({
+      status: 'OK',
+      version: versionInfo().version,
+      connections: opts.connections(),
+      ...(opts.worker ? { worker: opts.worker } : {}),
+    }),
+  );
 
-  app.get('/__lbheartbeat__', { schema: { summary: 'Load balancer liveness (Dockerflow)', tags: [TAGS.ops], response: { 200: statusSchema } } }, async () => ({}));
+  app.get(
+    '/__lbheartbeat__',
+    { schema: { summary: 'Load balancer liveness (Dockerflow)', tags: [TAGS.ops], response: { 200: statusSchema } } },
+    async () => ({}),
+  );
 
-  app.get('/__version__', { schema: { summary: 'Version, commit and source (Dockerflow)', tags: [TAGS.ops], response: { 200: statusSchema } } }, async () => versionInfo());
+  app.get('/__version__', { schema: { summary: 'Version, commit and source (Dockerflow)', tags: [TAGS.ops], response: { 200: statusSchema } } }, async () =>
+    versionInfo(),
+  );
 
-  app.get('/__heartbeat__', { schema: { summary: 'Readiness: the store answers (Dockerflow)', tags: [TAGS.ops], response: { 200: statusSchema, 503: statusSchema } } }, async (_req, reply) => {
-    try {
-      await store.health();
-      return { status: 'OK', version: versionInfo().version, database: 'OK' };
-    } catch {
-      reply.code(503);
-      return { status: 'ERROR', version: versionInfo().version, database: 'ERROR' };
-    }
-  });
+  app.get(
+    '/__heartbeat__',
+    { schema: { summary: 'Readiness: the store answers (Dockerflow)', tags: [TAGS.ops], response: { 200: statusSchema, 503: statusSchema } } },
+    async (_req, reply) => {
+      try {
+        await store.health();
+        return { status: 'OK', version: versionInfo().version, database: 'OK' };
+      } catch {
+        reply.code(503);
+        return { status: 'ERROR', version: versionInfo().version, database: 'ERROR' };
+      }
+    },
+  );
 
   if (opts.serveMetrics) await metricsRoute(app, { metrics, clusterMetrics: opts.clusterMetrics ?? null });
 }

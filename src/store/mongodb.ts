@@ -102,7 +102,15 @@ export class MongoStore implements Store {
     });
     await client.connect();
     const db = client.db(new URL(url).pathname.slice(1) || 'pushgate');
-    const store = new MongoStore(client, db.collection('users'), db.collection('channels'), db.collection('messages'), db.collection('push_registrations'), db.collection('dashboard_keys'), db.collection('dashboard_records'));
+    const store = new MongoStore(
+      client,
+      db.collection('users'),
+      db.collection('channels'),
+      db.collection('messages'),
+      db.collection('push_registrations'),
+      db.collection('dashboard_keys'),
+      db.collection('dashboard_records'),
+    );
     await store.registrations.createIndex({ account: 1, deviceId: 1 }, { unique: true });
     await store.channels.createIndex({ uaid: 1 });
     await store.dashboardRecords.createIndex({ keyHash: 1, ref: -1 });
@@ -301,7 +309,11 @@ export class MongoStore implements Store {
   // --- websocket door: bounded channel loading (issue 9 item 7) ---
   async getChannelsPage(uaid: string, afterChannelID: string, limit: number): Promise<ChannelRecord[]> {
     // _id is `${uaid}:${chid}`: with the uaid prefix fixed, _id order is channelID order and the _id index serves it.
-    const docs = await this.channels.find({ uaid, _id: { $gt: `${uaid}:${afterChannelID}` } }).sort({ _id: 1 }).limit(limit).toArray();
+    const docs = await this.channels
+      .find({ uaid, _id: { $gt: `${uaid}:${afterChannelID}` } })
+      .sort({ _id: 1 })
+      .limit(limit)
+      .toArray();
     return docs.map((d) => this.toChannel(d));
   }
 
@@ -343,7 +355,12 @@ export class MongoStore implements Store {
 
   async pruneDashboardRecords(keyHash: string, keep: number, since: number): Promise<number> {
     let deleted = (await this.dashboardRecords.deleteMany({ keyHash, receivedAt: { $lt: since } })).deletedCount;
-    const [last] = await this.dashboardRecords.find({ keyHash }, { projection: { ref: 1 } }).sort({ ref: -1 }).skip(keep - 1).limit(1).toArray();
+    const [last] = await this.dashboardRecords
+      .find({ keyHash }, { projection: { ref: 1 } })
+      .sort({ ref: -1 })
+      .skip(keep - 1)
+      .limit(1)
+      .toArray();
     if (last) deleted += (await this.dashboardRecords.deleteMany({ keyHash, ref: { $lt: last.ref } })).deletedCount;
     return deleted;
   }

@@ -155,12 +155,8 @@ export class SqliteStore implements Store {
       insertChannel: db.prepare(
         'INSERT INTO channels (uaid, chid, key_hash) VALUES (?, ?, ?) ON CONFLICT (uaid, chid) DO UPDATE SET key_hash = excluded.key_hash',
       ),
-      getChannel: db.prepare<[string, string], { chid: string; key_hash: Buffer | null }>(
-        'SELECT chid, key_hash FROM channels WHERE uaid = ? AND chid = ?',
-      ),
-      getChannels: db.prepare<[string], { chid: string; key_hash: Buffer | null }>(
-        'SELECT chid, key_hash FROM channels WHERE uaid = ?',
-      ),
+      getChannel: db.prepare<[string, string], { chid: string; key_hash: Buffer | null }>('SELECT chid, key_hash FROM channels WHERE uaid = ? AND chid = ?'),
+      getChannels: db.prepare<[string], { chid: string; key_hash: Buffer | null }>('SELECT chid, key_hash FROM channels WHERE uaid = ?'),
       deleteChannel: db.prepare('DELETE FROM channels WHERE uaid = ? AND chid = ?'),
       getChannelsPage: db.prepare<[string, string, number], { chid: string; key_hash: Buffer | null }>(
         'SELECT chid, key_hash FROM channels WHERE uaid = ? AND chid > ? ORDER BY chid LIMIT ?',
@@ -171,17 +167,15 @@ export class SqliteStore implements Store {
          VALUES (@uaid, @seq, @chid, @version, @ttl, @expiry, @topic, @urgency, @data, @headers, @timestamp)`,
       ),
       deleteTopic: db.prepare('DELETE FROM messages WHERE uaid = ? AND chid = ? AND topic = ?'),
-      fetch: db.prepare<[string, number, number, number], MessageRow>(
-        'SELECT * FROM messages WHERE uaid = ? AND seq > ? AND expiry > ? ORDER BY seq LIMIT ?',
-      ),
-      count: db.prepare<[string, number, number], { n: number }>(
-        'SELECT count(*) AS n FROM (SELECT 1 FROM messages WHERE uaid = ? AND expiry > ? LIMIT ?)',
-      ),
+      fetch: db.prepare<[string, number, number, number], MessageRow>('SELECT * FROM messages WHERE uaid = ? AND seq > ? AND expiry > ? ORDER BY seq LIMIT ?'),
+      count: db.prepare<[string, number, number], { n: number }>('SELECT count(*) AS n FROM (SELECT 1 FROM messages WHERE uaid = ? AND expiry > ? LIMIT ?)'),
       deleteMessage: db.prepare('DELETE FROM messages WHERE uaid = ? AND seq = ?'),
       sweep: db.prepare('DELETE FROM messages WHERE expiry <= ?'),
       ping: db.prepare('SELECT 1'),
       regByDevice: db.prepare<[string, string], { node: string }>('SELECT node FROM push_registrations WHERE account = ? AND device_id = ?'),
-      regUpsert: db.prepare('INSERT INTO push_registrations (node, account, device_id, doc) VALUES (?, ?, ?, ?) ON CONFLICT (node) DO UPDATE SET doc = excluded.doc'),
+      regUpsert: db.prepare(
+        'INSERT INTO push_registrations (node, account, device_id, doc) VALUES (?, ?, ?, ?) ON CONFLICT (node) DO UPDATE SET doc = excluded.doc',
+      ),
       regGet: db.prepare<[string], { doc: string }>('SELECT doc FROM push_registrations WHERE node = ?'),
       regDelete: db.prepare('DELETE FROM push_registrations WHERE node = ?'),
       dashKeyAdd: db.prepare('INSERT INTO dashboard_keys (key_hash, created_at) VALUES (?, ?) ON CONFLICT (key_hash) DO NOTHING'),
@@ -364,17 +358,25 @@ export class SqliteStore implements Store {
 
   // XMPP registrations by device and per-account caps (issue 9 item 5, issue 12).
   async findPushRegistration(account: string, deviceId: string): Promise<PushRegistration | null> {
-    const row = this.db.prepare<[string, string], { doc: string }>('SELECT doc FROM push_registrations WHERE account = ? AND device_id = ?').get(account, deviceId);
+    const row = this.db
+      .prepare<[string, string], { doc: string }>('SELECT doc FROM push_registrations WHERE account = ? AND device_id = ?')
+      .get(account, deviceId);
     return row ? (JSON.parse(row.doc) as PushRegistration) : null;
   }
 
   async countPushRegistrations(account: string, cap: number): Promise<number> {
-    const row = this.db.prepare<[string, number], { n: number }>('SELECT count(*) AS n FROM (SELECT 1 FROM push_registrations WHERE account = ? LIMIT ?)').get(account, cap);
+    const row = this.db
+      .prepare<[string, number], { n: number }>('SELECT count(*) AS n FROM (SELECT 1 FROM push_registrations WHERE account = ? LIMIT ?)')
+      .get(account, cap);
     return row?.n ?? 0;
   }
 
   // Megaphone broadcasts: a table of its own, created on first use.
-  private broadcastStmt: { upsert: Database.Statement<[string, string]>; exists: Database.Statement<[string]>; all: Database.Statement<[], { id: string; version: string }> } | null = null;
+  private broadcastStmt: {
+    upsert: Database.Statement<[string, string]>;
+    exists: Database.Statement<[string]>;
+    all: Database.Statement<[], { id: string; version: string }>;
+  } | null = null;
 
   private broadcasts() {
     if (!this.broadcastStmt) {
@@ -398,7 +400,11 @@ export class SqliteStore implements Store {
   }
 
   async getBroadcasts(): Promise<Record<string, string>> {
-    return Object.fromEntries(this.broadcasts().all.all().map((r) => [r.id, r.version]));
+    return Object.fromEntries(
+      this.broadcasts()
+        .all.all()
+        .map((r) => [r.id, r.version]),
+    );
   }
 
   // --- websocket door: bounded channel loading (issue 9 item 7) ---
@@ -433,13 +439,16 @@ export class SqliteStore implements Store {
     // Few enough shapes that building the statement is cheaper to read than one per combination.
     let sql = 'SELECT doc FROM dashboard_records WHERE key_hash = ?';
     const args: (string | number)[] = [keyHash];
-    if (q.before !== undefined) (sql += ' AND ref < ?'), args.push(q.before);
-    if (q.outcome !== undefined) (sql += ' AND outcome = ?'), args.push(q.outcome);
-    if (q.since !== undefined) (sql += ' AND received_at >= ?'), args.push(q.since);
-    if (q.until !== undefined) (sql += ' AND received_at <= ?'), args.push(q.until);
+    if (q.before !== undefined) ((sql += ' AND ref < ?'), args.push(q.before));
+    if (q.outcome !== undefined) ((sql += ' AND outcome = ?'), args.push(q.outcome));
+    if (q.since !== undefined) ((sql += ' AND received_at >= ?'), args.push(q.since));
+    if (q.until !== undefined) ((sql += ' AND received_at <= ?'), args.push(q.until));
     sql += ' ORDER BY ref DESC LIMIT ?';
     args.push(q.limit);
-    return this.db.prepare<(string | number)[], { doc: string }>(sql).all(...args).map((r) => JSON.parse(r.doc) as DashboardRecord);
+    return this.db
+      .prepare<(string | number)[], { doc: string }>(sql)
+      .all(...args)
+      .map((r) => JSON.parse(r.doc) as DashboardRecord);
   }
 
   async pruneDashboardRecords(keyHash: string, keep: number, since: number): Promise<number> {

@@ -78,7 +78,11 @@ export const COMMANDS: Record<string, CommandSpec> = {
   'register-push-fcm': { name: 'Register an FCM device', fields: [...DEVICE, ...OPT_IN] },
   'register-push-apns': {
     name: 'Register an APNs device',
-    fields: [...DEVICE, { var: 'push-type', type: 'list-single', label: 'Alert or background pushes', options: ['alert', 'background'], value: 'alert' }, ...OPT_IN],
+    fields: [
+      ...DEVICE,
+      { var: 'push-type', type: 'list-single', label: 'Alert or background pushes', options: ['alert', 'background'], value: 'alert' },
+      ...OPT_IN,
+    ],
   },
   'register-push-adm': { name: 'Register an ADM device', fields: [...DEVICE, ...OPT_IN] },
   'register-push-webpush': {
@@ -168,13 +172,13 @@ export async function executeCommand(ctx: CommandContext, from: string | undefin
   if (!spec) throw new StanzaError('cancel', 'item-not-found', `unknown command ${node}`);
   const action = command.attrs['action'] ?? 'execute';
   const sessionid = command.attrs['sessionid'] ?? randomBytes(8).toString('hex');
-  const reply = (status: string, ...children: (Element | null)[]) =>
-    xml('command', { xmlns: NS.commands, node, sessionid, status }, ...children);
+  const reply = (status: string, ...children: (Element | null)[]) => xml('command', { xmlns: NS.commands, node, sessionid, status }, ...children);
 
   if (action === 'cancel') return reply('canceled');
   const form = readForm(command.getChild('x', NS.data));
   if (!form || form.type === 'form') {
-    if (action !== 'execute' && action !== 'next') throw new StanzaError('modify', 'bad-request', 'submit the form', { name: 'bad-action', xmlns: NS.commands });
+    if (action !== 'execute' && action !== 'next')
+      throw new StanzaError('modify', 'bad-request', 'submit the form', { name: 'bad-action', xmlns: NS.commands });
     return reply('executing', xml('actions', { execute: 'complete' }, xml('complete')), buildForm('form', spec.name, spec.fields));
   }
   if (form.type !== 'submit') throw new StanzaError('modify', 'bad-request', 'the form must be of type submit');
@@ -216,7 +220,15 @@ export async function executeCommand(ctx: CommandContext, from: string | undefin
     const p256dh = value(form, 'p256dh');
     const auth = value(form, 'auth');
     if (token.length > LIMITS.endpoint) throw new StanzaError('modify', 'bad-request', 'endpoint too long');
-    if (!p256dh || !auth || !b64url.test(p256dh) || !b64url.test(auth) || Buffer.from(p256dh, 'base64url').length !== 65 || auth.length > 64 || Buffer.from(auth, 'base64url').length < 16) {
+    if (
+      !p256dh ||
+      !auth ||
+      !b64url.test(p256dh) ||
+      !b64url.test(auth) ||
+      Buffer.from(p256dh, 'base64url').length !== 65 ||
+      auth.length > 64 ||
+      Buffer.from(auth, 'base64url').length < 16
+    ) {
       throw new StanzaError('modify', 'bad-request', 'p256dh and auth must be the subscription keys in base64url');
     }
     // 65 bytes that are not a point on P-256 would be accepted, then fail every send (RFC 8291 §3.1 needs the point).
@@ -233,7 +245,8 @@ export async function executeCommand(ctx: CommandContext, from: string | undefin
     if (token.length > LIMITS.token) throw new StanzaError('modify', 'bad-request', 'token too long');
     if (v1) {
       deviceId = value(form, 'node') ?? '';
-      if (!deviceId || deviceId.length > LIMITS.deviceId) throw new StanzaError('modify', 'bad-request', 'node (the device identifier) is required, at most 256 characters');
+      if (!deviceId || deviceId.length > LIMITS.deviceId)
+        throw new StanzaError('modify', 'bad-request', 'node (the device identifier) is required, at most 256 characters');
     } else {
       deviceId = deviceIdOf(form);
       muc = mucOf(form);

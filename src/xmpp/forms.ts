@@ -18,7 +18,10 @@ export function readForm(x: Element | undefined): Form | null {
   for (const field of x.getChildren('field')) {
     const name = field.attrs['var'];
     if (!name) continue;
-    fields.set(name, field.getChildren('value').map((v) => v.text()));
+    fields.set(
+      name,
+      field.getChildren('value').map((v) => v.text()),
+    );
   }
   const formType = fields.get('FORM_TYPE')?.[0] ?? null;
   return { type: x.attrs['type'] ?? 'form', formType, fields };

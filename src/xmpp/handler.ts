@@ -16,8 +16,19 @@ export interface HandlerContext extends CommandContext, PubsubContext {
 }
 
 const FEATURES = [
-  NS.discoInfo, NS.discoItems, NS.push, NS.pubsub, `${NS.pubsub}#publish`, `${NS.pubsub}#publish-options`, `${NS.pubsub}#create-nodes`, `${NS.pubsub}#delete-nodes`,
-  `${NS.pubsub}#modify-affiliations`, `${NS.pubsub}#config-node`, NS.commands, NS.data, NS.ping,
+  NS.discoInfo,
+  NS.discoItems,
+  NS.push,
+  NS.pubsub,
+  `${NS.pubsub}#publish`,
+  `${NS.pubsub}#publish-options`,
+  `${NS.pubsub}#create-nodes`,
+  `${NS.pubsub}#delete-nodes`,
+  `${NS.pubsub}#modify-affiliations`,
+  `${NS.pubsub}#config-node`,
+  NS.commands,
+  NS.data,
+  NS.ping,
 ];
 
 function discoInfo(node: string | undefined): Element {

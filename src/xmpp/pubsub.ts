@@ -4,7 +4,15 @@ import type { Bridges } from '../bridge/index.js';
 import { authFailed, type Metrics } from '../ops/metrics.js';
 import type { PushRegistration, Store } from '../store/index.js';
 import { accountLock, hashSecret, storage, type XmppLog } from './commands.js';
-import { boundedSummary, type DeliveryOutcome, type PublishOptions, publishOptionsMessage, registrationMessage, sendThroughBridge, summaryData } from './deliver.js';
+import {
+  boundedSummary,
+  type DeliveryOutcome,
+  type PublishOptions,
+  publishOptionsMessage,
+  registrationMessage,
+  sendThroughBridge,
+  summaryData,
+} from './deliver.js';
 import { readForm, value } from './forms.js';
 import { NS, StanzaError } from './namespaces.js';
 import type { NodeRateLimiter } from './rate-limit.js';
@@ -157,30 +165,32 @@ export async function handleCreate(ctx: PubsubContext, from: string | undefined,
   // The existence check and the save run under the node's lock (two accounts creating one name at once must not
   // both pass it: the second save would take the first one's node), the cap's count under the account's, as
   // registrations do (see accountLock). Always node, then account: no cycle.
-  return accountLock.run(`node:${node}`, () => accountLock.run(account, async () => {
-    const existing = await storage(ctx.log, () => ctx.store.getPushRegistration(node));
-    if (existing) throw new StanzaError('cancel', 'conflict', 'the node exists');
-    if ((await storage(ctx.log, () => ctx.store.countPushRegistrations(account, ctx.maxRegistrations))) >= ctx.maxRegistrations) {
-      throw new StanzaError('cancel', 'not-allowed', `at most ${ctx.maxRegistrations} nodes per account`);
-    }
-    await storage(ctx.log, () =>
-      ctx.store.savePushRegistration({
-        node,
-        secretHash: null,
-        account,
-        deviceId: `node:${node}`,
-        kind: 'mongoose',
-        appId: null,
-        token: '',
-        keys: null,
-        includeSender: true,
-        includeBody: true,
-        background: false,
-        createdAt: Date.now(),
-      }),
-    );
-    return create.attrs['node'] ? null : xml('pubsub', { xmlns: NS.pubsub }, xml('create', { node }));
-  }));
+  return accountLock.run(`node:${node}`, () =>
+    accountLock.run(account, async () => {
+      const existing = await storage(ctx.log, () => ctx.store.getPushRegistration(node));
+      if (existing) throw new StanzaError('cancel', 'conflict', 'the node exists');
+      if ((await storage(ctx.log, () => ctx.store.countPushRegistrations(account, ctx.maxRegistrations))) >= ctx.maxRegistrations) {
+        throw new StanzaError('cancel', 'not-allowed', `at most ${ctx.maxRegistrations} nodes per account`);
+      }
+      await storage(ctx.log, () =>
+        ctx.store.savePushRegistration({
+          node,
+          secretHash: null,
+          account,
+          deviceId: `node:${node}`,
+          kind: 'mongoose',
+          appId: null,
+          token: '',
+          keys: null,
+          includeSender: true,
+          includeBody: true,
+          background: false,
+          createdAt: Date.now(),
+        }),
+      );
+      return create.attrs['node'] ? null : xml('pubsub', { xmlns: NS.pubsub }, xml('create', { node }));
+    }),
+  );
 }
 
 /** The node, if the sender's account owns it; absent and foreign nodes look the same (no probing). */

@@ -47,10 +47,10 @@ export class WebPushSender {
       vapidDetails: this.vapid,
     });
     const url = new URL(reg.token);
-    if (this.router && url.origin === this.publicUrl) return this.sendInProcess(url.pathname, details.body as Buffer);
+    if (this.router && url.origin === this.publicUrl) return this.sendInProcess(url.pathname, details.body);
     // Our own origin without a local router (a connection-only peer of a fleet) goes over the network, to an
     // address the operator chose (it may well be internal): not subject to the guard.
-    const status = await this.post(url, details.headers as Record<string, string>, details.body as Buffer, url.origin !== this.publicUrl);
+    const status = await this.post(url, details.headers, details.body, url.origin !== this.publicUrl);
     if (status === 'refused') return { ok: false, kind: 'dead' };
     if (status === 'timeout') return { ok: false, kind: 'wait', condition: 'remote-server-timeout' };
     if (status === 'failed') return { ok: false, kind: 'wait', condition: 'internal-server-error' };
@@ -66,11 +66,20 @@ export class WebPushSender {
     return new Promise((resolve) => {
       const send = url.protocol === 'https:' ? httpsRequest : url.protocol === 'http:' ? httpRequest : null;
       if (!send || (guarded && !this.guard.urlAllowed(url))) return resolve('refused');
-      const req = send(url, { method: 'POST', headers: { ...headers, 'content-length': String(body.length) }, ...(guarded ? { lookup: this.guard.lookup } : {}), timeout: this.timeoutMs }, (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode ?? 0));
-        res.on('error', () => resolve('failed'));
-      });
+      const req = send(
+        url,
+        {
+          method: 'POST',
+          headers: { ...headers, 'content-length': String(body.length) },
+          ...(guarded ? { lookup: this.guard.lookup } : {}),
+          timeout: this.timeoutMs,
+        },
+        (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+          res.on('error', () => resolve('failed'));
+        },
+      );
       req.on('timeout', () => {
         req.destroy();
         resolve('timeout');

@@ -30,19 +30,59 @@ describe('the bridges file', () => {
     ['not JSON', '{', /cannot read .* as JSON/],
     ['an unknown provider', { gcm: {} }, /unknown key "gcm"/],
     ['a missing service account', { fcm: { a: { serviceAccount: '/nonexistent.json' } } }, /fcm app "a": cannot read serviceAccount/],
-    ['an APNs app without topic', () => ({ apns: { a: { token: { keyFile: fakes.apnsKeyFile, keyId: 'KEY1234567', teamId: 'TEAM123456' } } } }), /apns app "a": "topic" is required \(the app's bundle id\)/],
+    [
+      'an APNs app without topic',
+      () => ({ apns: { a: { token: { keyFile: fakes.apnsKeyFile, keyId: 'KEY1234567', teamId: 'TEAM123456' } } } }),
+      /apns app "a": "topic" is required \(the app's bundle id\)/,
+    ],
     ['an APNs app without credentials', { apns: { a: { topic: 't' } } }, /apns app "a": give either "token"/],
-    ['a bad APNs key id', () => ({ apns: { a: { topic: 't', token: { keyFile: fakes.apnsKeyFile, keyId: 'x', teamId: 'TEAM123456' } } } }), /apns app "a": "token.keyId" must be Apple's 10-character key id, got "x"/],
-    ['an RSA key as a .p8', () => ({ apns: { a: { topic: 't', token: { keyFile: pki.clientKeyFile, keyId: 'KEY1234567', teamId: 'TEAM123456' } } } }), /must be the \.p8 EC key/],
-    ['a certificate with the wrong key', () => ({ apns: { a: { topic: 't', cert: { certFile: pki.clientCertFile, keyFile: join(pki.dir, 'server.key') } } } }), /does not match/],
+    [
+      'a bad APNs key id',
+      () => ({ apns: { a: { topic: 't', token: { keyFile: fakes.apnsKeyFile, keyId: 'x', teamId: 'TEAM123456' } } } }),
+      /apns app "a": "token.keyId" must be Apple's 10-character key id, got "x"/,
+    ],
+    [
+      'an RSA key as a .p8',
+      () => ({ apns: { a: { topic: 't', token: { keyFile: pki.clientKeyFile, keyId: 'KEY1234567', teamId: 'TEAM123456' } } } }),
+      /must be the \.p8 EC key/,
+    ],
+    [
+      'a certificate with the wrong key',
+      () => ({ apns: { a: { topic: 't', cert: { certFile: pki.clientCertFile, keyFile: join(pki.dir, 'server.key') } } } }),
+      /does not match/,
+    ],
     ['an ADM app without secret', { adm: { a: { clientId: 'x' } } }, /adm app "a": "clientSecret" is required/],
-    ['a bad baseUrl', () => ({ adm: { a: { clientId: 'x', clientSecret: 'y', baseUrl: 'ftp://x' } } }), /adm app "a": "baseUrl" must be an http\(s\) URL, got "ftp:\/\/x"/],
+    [
+      'a bad baseUrl',
+      () => ({ adm: { a: { clientId: 'x', clientSecret: 'y', baseUrl: 'ftp://x' } } }),
+      /adm app "a": "baseUrl" must be an http\(s\) URL, got "ftp:\/\/x"/,
+    ],
     ['a mongoosepush app that does not exist', { mongoosepush: { fcm: 'nope' } }, /not a configured fcm app/],
     ['an unknown mongoosepush service', { mongoosepush: { wns: 'x' } }, /must be fcm, apns-prod or apns-dev/],
     ['an unknown field in an app', () => ({ fcm: { a: { serviceAccount: fakes.serviceAccountFile, colour: 'red' } } }), /fcm app "a": unknown field "colour"/],
-    ['an unknown field in the APNs token', () => ({ apns: { a: { topic: 't', token: { keyFile: fakes.apnsKeyFile, keyId: 'KEY1234567', teamId: 'TEAM123456', alg: 'x' } } } }), /apns app "a": unknown field "token.alg"/],
-    ['both token and cert', () => ({ apns: { a: { topic: 't', token: { keyFile: fakes.apnsKeyFile, keyId: 'KEY1234567', teamId: 'TEAM123456' }, cert: { certFile: pki.clientCertFile, keyFile: pki.clientKeyFile } } } }), /not both/],
-    ['a sandbox that is not a boolean', () => ({ apns: { a: { topic: 't', sandbox: 'yes', token: { keyFile: fakes.apnsKeyFile, keyId: 'KEY1234567', teamId: 'TEAM123456' } } } }), /apns app "a": "sandbox" must be true or false, got "yes"/],
+    [
+      'an unknown field in the APNs token',
+      () => ({ apns: { a: { topic: 't', token: { keyFile: fakes.apnsKeyFile, keyId: 'KEY1234567', teamId: 'TEAM123456', alg: 'x' } } } }),
+      /apns app "a": unknown field "token.alg"/,
+    ],
+    [
+      'both token and cert',
+      () => ({
+        apns: {
+          a: {
+            topic: 't',
+            token: { keyFile: fakes.apnsKeyFile, keyId: 'KEY1234567', teamId: 'TEAM123456' },
+            cert: { certFile: pki.clientCertFile, keyFile: pki.clientKeyFile },
+          },
+        },
+      }),
+      /not both/,
+    ],
+    [
+      'a sandbox that is not a boolean',
+      () => ({ apns: { a: { topic: 't', sandbox: 'yes', token: { keyFile: fakes.apnsKeyFile, keyId: 'KEY1234567', teamId: 'TEAM123456' } } } }),
+      /apns app "a": "sandbox" must be true or false, got "yes"/,
+    ],
     ['an app id with a slash', { adm: { 'a/b': { clientId: 'x', clientSecret: 'y' } } }, /adm app id "a\/b" must be letters, digits/],
     ['a provider section that is a list', { fcm: [] }, /"fcm" must map app ids to settings/],
   ])('stops the start for %s, naming the fault', (_name, doc, message) => {
@@ -61,7 +101,12 @@ describe('the bridges file', () => {
       fcm: { f: { serviceAccount: fakes.serviceAccountFile, baseUrl: fakes.origin, ca: pki.caFile } },
       adm: { a: { clientId: 'x', clientSecret: 'y', tokenUrl: `${fakes.origin}/auth/o2/token` } },
     })();
-    expect(bridges.list().map((b) => `${b.type}:${b.appId}`).sort()).toEqual(['adm:a', 'fcm:f']);
+    expect(
+      bridges
+        .list()
+        .map((b) => `${b.type}:${b.appId}`)
+        .sort(),
+    ).toEqual(['adm:a', 'fcm:f']);
     expect(bridges.only('fcm')?.appId).toBe('f');
     await bridges.close();
   });
@@ -74,7 +119,10 @@ describe('retries, backoff and the concurrency cap', () => {
     calls = 0;
     active = 0;
     maxActive = 0;
-    constructor(private readonly results: BridgeResult[], private readonly gate?: Promise<void>) {}
+    constructor(
+      private readonly results: BridgeResult[],
+      private readonly gate?: Promise<void>,
+    ) {}
     validateToken(): boolean {
       return true;
     }
@@ -97,9 +145,14 @@ describe('retries, backoff and the concurrency cap', () => {
       { outcome: 'unreachable', reason: 'connect' },
       { outcome: 'retry-later', reason: 'x', status: 503, retryAfter: 1 },
     ]);
-    const bridge = new ReliableBridge(inner, { maxConcurrent: 4, maxAttempts: 4, baseDelayMs: 100, maxDelayMs: 2000, maxQueued: 100, queueFullRetryAfter: 10 }, new Metrics(), async (ms) => {
-      waits.push(ms);
-    });
+    const bridge = new ReliableBridge(
+      inner,
+      { maxConcurrent: 4, maxAttempts: 4, baseDelayMs: 100, maxDelayMs: 2000, maxQueued: 100, queueFullRetryAfter: 10 },
+      new Metrics(),
+      async (ms) => {
+        waits.push(ms);
+      },
+    );
     expect(await bridge.send(msg)).toEqual({ outcome: 'delivered' });
     expect(inner.calls).toBe(4);
     expect(waits[0]).toBeLessThan(100);
@@ -109,9 +162,14 @@ describe('retries, backoff and the concurrency cap', () => {
 
   it('hands a long Retry-After back to the caller instead of waiting', async () => {
     const inner = new Scripted([{ outcome: 'retry-later', reason: 'x', status: 429, retryAfter: 60 }]);
-    const bridge = new ReliableBridge(inner, { maxConcurrent: 4, maxAttempts: 3, baseDelayMs: 100, maxDelayMs: 2000, maxQueued: 100, queueFullRetryAfter: 10 }, new Metrics(), async () => {
-      throw new Error('must not wait');
-    });
+    const bridge = new ReliableBridge(
+      inner,
+      { maxConcurrent: 4, maxAttempts: 3, baseDelayMs: 100, maxDelayMs: 2000, maxQueued: 100, queueFullRetryAfter: 10 },
+      new Metrics(),
+      async () => {
+        throw new Error('must not wait');
+      },
+    );
     expect(await bridge.send(msg)).toMatchObject({ outcome: 'retry-later', retryAfter: 60 });
     expect(inner.calls).toBe(1);
   });
@@ -123,7 +181,11 @@ describe('retries, backoff and the concurrency cap', () => {
       { outcome: 'misconfigured', reason: 'x', errno: 901 },
     ] as BridgeResult[]) {
       const inner = new Scripted([result]);
-      const bridge = new ReliableBridge(inner, { maxConcurrent: 1, maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 10, maxQueued: 100, queueFullRetryAfter: 10 }, new Metrics());
+      const bridge = new ReliableBridge(
+        inner,
+        { maxConcurrent: 1, maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 10, maxQueued: 100, queueFullRetryAfter: 10 },
+        new Metrics(),
+      );
       expect(await bridge.send(msg)).toEqual(result);
       expect(inner.calls).toBe(1);
     }
@@ -133,7 +195,11 @@ describe('retries, backoff and the concurrency cap', () => {
     let open: () => void = () => {};
     const gate = new Promise<void>((r) => (open = r));
     const inner = new Scripted([], gate);
-    const bridge = new ReliableBridge(inner, { maxConcurrent: 3, maxAttempts: 1, baseDelayMs: 1, maxDelayMs: 1, maxQueued: 100, queueFullRetryAfter: 10 }, new Metrics());
+    const bridge = new ReliableBridge(
+      inner,
+      { maxConcurrent: 3, maxAttempts: 1, baseDelayMs: 1, maxDelayMs: 1, maxQueued: 100, queueFullRetryAfter: 10 },
+      new Metrics(),
+    );
     const sends = Array.from({ length: 10 }, () => bridge.send(msg));
     await new Promise((r) => setImmediate(r));
     expect(inner.active).toBe(3);

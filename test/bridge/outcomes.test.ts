@@ -48,11 +48,19 @@ describe('unreachable and timeout outcomes per provider', () => {
     await fakes.stop();
   });
 
-  it.each([['fcm', 'f'], ['apns', 'a'], ['adm', 'k']] as const)('%s: a refused connection is unreachable', async (type, app) => {
+  it.each([
+    ['fcm', 'f'],
+    ['apns', 'a'],
+    ['adm', 'k'],
+  ] as const)('%s: a refused connection is unreachable', async (type, app) => {
     expect(await dead.get(type, app)!.send(msg(TOKENS[type]))).toMatchObject({ outcome: 'unreachable' });
   });
 
-  it.each([['fcm', 'f'], ['apns', 'a'], ['adm', 'k']] as const)('%s: no answer within the timeout is a timeout', async (type, app) => {
+  it.each([
+    ['fcm', 'f'],
+    ['apns', 'a'],
+    ['adm', 'k'],
+  ] as const)('%s: no answer within the timeout is a timeout', async (type, app) => {
     const bridge = live.get(type, app)!;
     // A first send fetches and caches the access token, so the slow reply is the send's own.
     expect(await bridge.send(msg(TOKENS[type]))).toEqual({ outcome: 'delivered' });

@@ -24,7 +24,17 @@ function fakeClient(uaid: string, connectedAt: number, channels: string[], opts:
 }
 
 const note = (uaid: string, channelID: string): Notification => ({
-  uaid, channelID, seq: 1, version: 'v1', ttl: 60, expiry: Date.now() + 60_000, topic: null, urgency: 'normal', data: null, headers: null, timestamp: Date.now(),
+  uaid,
+  channelID,
+  seq: 1,
+  version: 'v1',
+  ttl: 60,
+  expiry: Date.now() + 60_000,
+  topic: null,
+  urgency: 'normal',
+  data: null,
+  headers: null,
+  timestamp: Date.now(),
 });
 
 describe('WorkerLink', () => {

@@ -77,7 +77,8 @@ describe('PUSHGATE_WORKERS=2', () => {
     expect(await metric('pushgate_connections', '')).toBeGreaterThanOrEqual(8);
     // Fresh connections (no keep-alive) are spread over both workers.
     const answered = new Set<number>();
-    for (let i = 0; i < 6; i++) answered.add(((await (await fetch(`${base}/health`, { headers: { connection: 'close' } })).json()) as { worker: number }).worker);
+    for (let i = 0; i < 6; i++)
+      answered.add(((await (await fetch(`${base}/health`, { headers: { connection: 'close' } })).json()) as { worker: number }).worker);
     expect([...answered].sort()).toEqual([1, 2]);
     for (const s of subs) s.client.close();
   });
@@ -129,8 +130,7 @@ describe('PUSHGATE_WORKERS=2', () => {
   });
 
   it('restarts a worker that dies; the other keeps serving', async () => {
-    const children = () =>
-      readFileSync(`/proc/${node.child.pid}/task/${node.child.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    const children = () => readFileSync(`/proc/${node.child.pid}/task/${node.child.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
     const [victim] = children();
     expect(victim).toBeGreaterThan(0);
     process.kill(victim!, 'SIGKILL');
@@ -179,9 +179,20 @@ describe('a connection node with PUSHGATE_WORKERS=2 behind an endpoint node', ()
     const [ePort, cPort, rPort] = [await freePort(), await freePort(), await freePort()];
     endpointBase = `http://127.0.0.1:${ePort}`;
     connectionWs = `ws://127.0.0.1:${cPort}/`;
-    const common = { PUSHGATE_STORE: db.url('workersfleet'), PUSHGATE_CRYPTO_KEY: FernetKey.generate(), PUSHGATE_PUBLIC_URL: endpointBase, PUSHGATE_ROUTER_SECRET: 'fleet-secret-0123456789', PUSHGATE_HOST: '127.0.0.1' };
+    const common = {
+      PUSHGATE_STORE: db.url('workersfleet'),
+      PUSHGATE_CRYPTO_KEY: FernetKey.generate(),
+      PUSHGATE_PUBLIC_URL: endpointBase,
+      PUSHGATE_ROUTER_SECRET: 'fleet-secret-0123456789',
+      PUSHGATE_HOST: '127.0.0.1',
+    };
     nodes.push(await startNode({ ...common, PUSHGATE_ROLE: 'endpoint', PUSHGATE_PORT: String(ePort) }));
-    nodes.push(await startNode({ ...common, PUSHGATE_ROLE: 'connection', PUSHGATE_PORT: String(cPort), PUSHGATE_ROUTER_PORT: String(rPort), PUSHGATE_WORKERS: '2' }, 'pushgate cluster listening'));
+    nodes.push(
+      await startNode(
+        { ...common, PUSHGATE_ROLE: 'connection', PUSHGATE_PORT: String(cPort), PUSHGATE_ROUTER_PORT: String(rPort), PUSHGATE_WORKERS: '2' },
+        'pushgate cluster listening',
+      ),
+    );
   }, 120_000);
 
   afterAll(async () => {

@@ -17,10 +17,15 @@ const keyA = webpush.generateVAPIDKeys();
 const keyB = webpush.generateVAPIDKeys();
 
 function auth(gw: TestGateway, keys: Keys): Record<string, string> {
-  return webpush.getVapidHeaders(gw.config.publicUrl, 'mailto:dev@example.com', keys.publicKey, keys.privateKey, 'aes128gcm') as Record<string, string>;
+  return webpush.getVapidHeaders(gw.config.publicUrl, 'mailto:dev@example.com', keys.publicKey, keys.privateKey, 'aes128gcm');
 }
 
-async function call(gw: TestGateway, method: string, path: string, keys: Keys | null): Promise<{ status: number; body: Record<string, unknown>; text: string }> {
+async function call(
+  gw: TestGateway,
+  method: string,
+  path: string,
+  keys: Keys | null,
+): Promise<{ status: number; body: Record<string, unknown>; text: string }> {
   const res = await fetch(gw.url + path, { method, headers: keys ? auth(gw, keys) : {} });
   const text = await res.text();
   return { status: res.status, body: JSON.parse(text) as Record<string, unknown>, text };
@@ -88,7 +93,10 @@ describe('dashboard API', () => {
 
   it('refuses calls without a valid VAPID token for this server, and counts them', async () => {
     expect((await call(gw, 'GET', '/dashboard/api/messages', null)).status).toBe(401);
-    const wrongAud = webpush.getVapidHeaders('https://elsewhere.example', 'mailto:a@b.c', keyA.publicKey, keyA.privateKey, 'aes128gcm') as Record<string, string>;
+    const wrongAud = webpush.getVapidHeaders('https://elsewhere.example', 'mailto:a@b.c', keyA.publicKey, keyA.privateKey, 'aes128gcm') as Record<
+      string,
+      string
+    >;
     const r = await fetch(`${gw.url}/dashboard/api/keys`, { method: 'POST', headers: wrongAud });
     expect(r.status).toBe(401);
     expect(((await r.json()) as { errno: number }).errno).toBe(109);
@@ -284,7 +292,9 @@ describe('dashboard during a store outage', () => {
       gw.store.saveDashboardRecords = async () => {
         throw new Error('store unreachable');
       };
-      const res = await sendWebPush(new BrowserKeys().subscription(endpoint), 'still delivered', { vapidDetails: { subject: 'mailto:dev@example.com', ...keyA } });
+      const res = await sendWebPush(new BrowserKeys().subscription(endpoint), 'still delivered', {
+        vapidDetails: { subject: 'mailto:dev@example.com', ...keyA },
+      });
       expect(res.status).toBe(201);
       await gw.dashboard.flush();
       expect(gw.dashboard.dropped).toBe(1);

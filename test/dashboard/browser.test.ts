@@ -17,7 +17,16 @@ import { PushClient } from '../helpers/ws-client.js';
  */
 
 const CHROMIUM = '/usr/bin/chromium';
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 
 describe('dashboard in Chromium', () => {
   let gw: TestGateway;
@@ -50,7 +59,9 @@ describe('dashboard in Chromium', () => {
     expect(await page.evaluate('document.activeElement?.tagName')).toBe('A');
     await page.click('a[href="/dashboard"]');
     await page.waitForURL(`${gw.url}/dashboard`);
-    const unlabelled = await page.evaluate("[...document.querySelectorAll('input, textarea, select')].filter((el) => el.labels.length === 0).map((el) => el.id)");
+    const unlabelled = await page.evaluate(
+      "[...document.querySelectorAll('input, textarea, select')].filter((el) => el.labels.length === 0).map((el) => el.id)",
+    );
     expect(unlabelled).toEqual([]);
   });
 

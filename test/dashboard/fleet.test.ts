@@ -51,7 +51,9 @@ describe('dashboard across peers sharing a MongoDB store', () => {
     await a.dashboard.flush();
     await b.dashboard.flush();
 
-    const fromA = (await (await fetch(`${a.url}/dashboard/api/messages`, { headers: auth(a) })).json()) as { messages: { outcome: string; subscription: string }[] };
+    const fromA = (await (await fetch(`${a.url}/dashboard/api/messages`, { headers: auth(a) })).json()) as {
+      messages: { outcome: string; subscription: string }[];
+    };
     const fromB = (await (await fetch(`${b.url}/dashboard/api/messages`, { headers: auth(b) })).json()) as { messages: unknown[] };
     expect(fromA.messages.map((m) => m.outcome)).toEqual(['stored', 'stored']);
     expect(fromB.messages).toEqual(fromA.messages);

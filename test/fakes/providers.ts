@@ -204,11 +204,16 @@ export class ProviderFakes {
 
   private async fcmToken(req: Http2ServerRequest, raw: Buffer): Promise<Reply> {
     this.fcmTokenRequests++;
-    if (req.method !== 'POST' || !String(req.headers['content-type']).startsWith('application/x-www-form-urlencoded')) return { status: 400, body: { error: 'invalid_request' } };
+    if (req.method !== 'POST' || !String(req.headers['content-type']).startsWith('application/x-www-form-urlencoded'))
+      return { status: 400, body: { error: 'invalid_request' } };
     const form = new URLSearchParams(raw.toString());
     if (form.get('grant_type') !== 'urn:ietf:params:oauth:grant-type:jwt-bearer') return { status: 400, body: { error: 'unsupported_grant_type' } };
     try {
-      const { payload } = await jwtVerify(form.get('assertion') ?? '', this.saPublicKey, { algorithms: ['RS256'], audience: `${this.origin}/token`, issuer: `pushgate@${FCM_PROJECT}.iam.gserviceaccount.com` });
+      const { payload } = await jwtVerify(form.get('assertion') ?? '', this.saPublicKey, {
+        algorithms: ['RS256'],
+        audience: `${this.origin}/token`,
+        issuer: `pushgate@${FCM_PROJECT}.iam.gserviceaccount.com`,
+      });
       if (!String(payload['scope']).split(' ').includes('https://www.googleapis.com/auth/firebase.messaging')) throw new Error('scope');
       if ((payload.exp ?? 0) - (payload.iat ?? 0) > 3600) throw new Error('lifetime');
     } catch {
@@ -238,8 +243,10 @@ export class ProviderFakes {
     const data = (message['data'] ?? {}) as Record<string, unknown>;
     if (Object.values(data).some((v) => typeof v !== 'string')) return fcmError(400, 'INVALID_ARGUMENT', 'INVALID_ARGUMENT', 'data values must be strings');
     const android = (message['android'] ?? {}) as Record<string, unknown>;
-    if (android['ttl'] !== undefined && (typeof android['ttl'] !== 'string' || !/^\d+(\.\d{1,9})?s$/.test(android['ttl']))) return fcmError(400, 'INVALID_ARGUMENT', 'INVALID_ARGUMENT', 'Invalid ttl');
-    if (android['priority'] !== undefined && (typeof android['priority'] !== 'string' || !['normal', 'high'].includes(android['priority']))) return fcmError(400, 'INVALID_ARGUMENT', 'INVALID_ARGUMENT', 'Invalid priority');
+    if (android['ttl'] !== undefined && (typeof android['ttl'] !== 'string' || !/^\d+(\.\d{1,9})?s$/.test(android['ttl'])))
+      return fcmError(400, 'INVALID_ARGUMENT', 'INVALID_ARGUMENT', 'Invalid ttl');
+    if (android['priority'] !== undefined && (typeof android['priority'] !== 'string' || !['normal', 'high'].includes(android['priority'])))
+      return fcmError(400, 'INVALID_ARGUMENT', 'INVALID_ARGUMENT', 'Invalid priority');
     if (Buffer.byteLength(JSON.stringify(message)) > 4096 + 64) return fcmError(400, 'INVALID_ARGUMENT', 'INVALID_ARGUMENT', 'Message is too big');
     const scripted = this.scripted(token);
     this.record({ provider: 'fcm', token, headers: req.headers, body: message, httpVersion: req.httpVersion, auth: 'bearer' });
@@ -266,7 +273,8 @@ export class ProviderFakes {
     if (peer && peer.raw && socket.authorized) {
       const x = new X509Certificate(peer.raw);
       // Apple's development/production push extensions.
-      if (x.toString().includes('1.2.840.113635.100.6.3.1') || x.raw.includes(Buffer.from([0x2a, 0x86, 0x48, 0x86, 0xf7, 0x63, 0x64, 0x06, 0x03, 0x01]))) return 'certificate';
+      if (x.toString().includes('1.2.840.113635.100.6.3.1') || x.raw.includes(Buffer.from([0x2a, 0x86, 0x48, 0x86, 0xf7, 0x63, 0x64, 0x06, 0x03, 0x01])))
+        return 'certificate';
       return { status: 403, body: { reason: 'BadCertificate' } };
     }
     return { status: 403, body: { reason: 'MissingProviderToken' } };
@@ -283,7 +291,8 @@ export class ProviderFakes {
     if (!h['apns-topic']) return { status: 400, body: { reason: 'MissingTopic' } };
     if (h['apns-topic'] !== APNS_TOPIC && h['apns-topic'] !== `${APNS_TOPIC}.voip`) return { status: 400, body: { reason: 'DeviceTokenNotForTopic' } };
     const pushType = String(h['apns-push-type'] ?? 'alert');
-    if (!['alert', 'background', 'voip', 'complication', 'fileprovider', 'mdm', 'location', 'liveactivity', 'pushtotalk'].includes(pushType)) return { status: 400, body: { reason: 'InvalidPushType' } };
+    if (!['alert', 'background', 'voip', 'complication', 'fileprovider', 'mdm', 'location', 'liveactivity', 'pushtotalk'].includes(pushType))
+      return { status: 400, body: { reason: 'InvalidPushType' } };
     const priority = h['apns-priority'] === undefined ? 10 : Number(h['apns-priority']);
     if (![1, 5, 10].includes(priority)) return { status: 400, body: { reason: 'BadPriority' } };
     if (pushType === 'background' && priority !== 5) return { status: 400, body: { reason: 'BadPriority' } };
@@ -321,7 +330,10 @@ export class ProviderFakes {
   private admSend(req: Http2ServerRequest, url: URL, raw: Buffer): Reply {
     const h = req.headers;
     if (req.method !== 'POST') return { status: 405, body: { reason: 'MethodNotAllowed' } };
-    if (h['x-amzn-type-version'] !== 'com.amazon.device.messaging.ADMMessage@1.0' || h['x-amzn-accept-type'] !== 'com.amazon.device.messaging.ADMSendResult@1.0') {
+    if (
+      h['x-amzn-type-version'] !== 'com.amazon.device.messaging.ADMMessage@1.0' ||
+      h['x-amzn-accept-type'] !== 'com.amazon.device.messaging.ADMSendResult@1.0'
+    ) {
       return { status: 400, body: { reason: 'InvalidData' } };
     }
     const bearer = String(h['authorization'] ?? '').replace(/^Bearer /, '');
@@ -334,13 +346,15 @@ export class ProviderFakes {
       return { status: 400, body: { reason: 'InvalidData' } };
     }
     const data = body['data'];
-    if (typeof data !== 'object' || data === null || Object.values(data).some((v) => typeof v !== 'string')) return { status: 400, body: { reason: 'InvalidData' } };
+    if (typeof data !== 'object' || data === null || Object.values(data).some((v) => typeof v !== 'string'))
+      return { status: 400, body: { reason: 'InvalidData' } };
     if (Buffer.byteLength(JSON.stringify(data)) > 6144) return { status: 413, body: { reason: 'MessageTooLarge' } };
-    if (body['expiresAfter'] !== undefined && !(Number.isInteger(body['expiresAfter']) && (body['expiresAfter'] as number) >= 1)) return { status: 400, body: { reason: 'InvalidExpiration' } };
-    if (body['consolidationKey'] !== undefined && typeof body['consolidationKey'] !== 'string') return { status: 400, body: { reason: 'InvalidConsolidationKey' } };
+    if (body['expiresAfter'] !== undefined && !(Number.isInteger(body['expiresAfter']) && (body['expiresAfter'] as number) >= 1))
+      return { status: 400, body: { reason: 'InvalidExpiration' } };
+    if (body['consolidationKey'] !== undefined && typeof body['consolidationKey'] !== 'string')
+      return { status: 400, body: { reason: 'InvalidConsolidationKey' } };
     const scripted = this.scripted(token);
     this.record({ provider: 'adm', token, headers: h, body, httpVersion: req.httpVersion, auth: 'bearer' });
     return scripted ?? { status: 200, body: { registrationID: token } };
   }
 }
-

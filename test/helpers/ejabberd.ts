@@ -82,7 +82,23 @@ modules:
   const gid = Number(execFileSync('id', ['-g', 'ejabberd']).toString().trim());
   for (const p of ['', 'spool', 'logs', 'ejabberd.yml', 'ejabberdctl.cfg', 'inetrc']) if (existsSync(join(dir, p))) chownSync(join(dir, p), uid, gid);
   const ctl = (...args: string[]) =>
-    execFileSync(CTL, ['--config-dir', dir, '--ctl-config', join(dir, 'ejabberdctl.cfg'), '--config', join(dir, 'ejabberd.yml'), '--spool', join(dir, 'spool'), '--logs', join(dir, 'logs'), ...args], { stdio: 'pipe', timeout: 60_000 });
+    execFileSync(
+      CTL,
+      [
+        '--config-dir',
+        dir,
+        '--ctl-config',
+        join(dir, 'ejabberdctl.cfg'),
+        '--config',
+        join(dir, 'ejabberd.yml'),
+        '--spool',
+        join(dir, 'spool'),
+        '--logs',
+        join(dir, 'logs'),
+        ...args,
+      ],
+      { stdio: 'pipe', timeout: 60_000 },
+    );
   const logFile = join(dir, 'logs', 'ejabberd.log');
   ctl('start');
   const deadline = Date.now() + 60_000;

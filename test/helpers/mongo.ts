@@ -65,7 +65,15 @@ export async function mongoServer(): Promise<MongoServer> {
   const dir = mkdtempSync(join(tmpdir(), 'pushgate-mongo-'));
   const args = hasMongod
     ? ['--dbpath', dir, '--port', String(port), '--bind_ip', '127.0.0.1', '--quiet']
-    : ['--handler=sqlite', `--sqlite-url=file:${dir}/`, `--listen-addr=127.0.0.1:${port}`, `--state-dir=${dir}`, '--telemetry=disable', '--log-level=error', '--debug-addr=-'];
+    : [
+        '--handler=sqlite',
+        `--sqlite-url=file:${dir}/`,
+        `--listen-addr=127.0.0.1:${port}`,
+        `--state-dir=${dir}`,
+        '--telemetry=disable',
+        '--log-level=error',
+        '--debug-addr=-',
+      ];
   let child: ChildProcess | null = null;
   const start = async () => {
     child = spawn(hasMongod ? 'mongod' : FERRETDB_BIN, args, { stdio: 'ignore' });

@@ -27,8 +27,8 @@ export async function startNode(env: Record<string, string>, ready = 'pushgate l
       seen += d.toString();
       output.push(d.toString());
       if (seen.includes(ready)) {
-        child.stdout!.off('data', onData);
-        child.stdout!.on('data', (more: Buffer) => output.push(more.toString()));
+        child.stdout.off('data', onData);
+        child.stdout.on('data', (more: Buffer) => output.push(more.toString()));
         resolve();
       }
     };

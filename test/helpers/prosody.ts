@@ -63,7 +63,8 @@ Component "push.localhost"
   const child: ChildProcess = spawn('prosody', ['--config', config, '-F'], { stdio: 'ignore' });
   const deadline = Date.now() + 30_000;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`prosody exited with ${child.exitCode}: ${existsSync(logFile) ? readFileSync(logFile, 'utf8').slice(-2000) : ''}`);
+    if (child.exitCode !== null)
+      throw new Error(`prosody exited with ${child.exitCode}: ${existsSync(logFile) ? readFileSync(logFile, 'utf8').slice(-2000) : ''}`);
     const up = await new Promise<boolean>((resolve) => {
       const s = connect(c2sPort, '127.0.0.1');
       s.once('connect', () => (s.destroy(), resolve(true)));

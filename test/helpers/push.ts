@@ -12,11 +12,7 @@ export function channelId(): string {
 }
 
 /** POSTs with the real `web-push` library's request details (it only sends over https itself). */
-export async function sendWebPush(
-  sub: Subscription,
-  payload: string | Buffer | undefined,
-  options: webpush.RequestOptions = {},
-): Promise<Response> {
+export async function sendWebPush(sub: Subscription, payload: string | Buffer | undefined, options: webpush.RequestOptions = {}): Promise<Response> {
   const details = webpush.generateRequestDetails(sub, payload, { TTL: 60, ...options });
   return fetch(details.endpoint, { method: details.method, headers: details.headers as Record<string, string>, body: details.body ?? null });
 }

@@ -41,11 +41,15 @@ export class FakeComponentServer {
     const parser = new Parser();
     let authed = false;
     parser.on('start', () => {
-      socket.write(`<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams' id='${id}' from='${this.domain}'>`);
+      socket.write(
+        `<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams' id='${id}' from='${this.domain}'>`,
+      );
     });
     parser.on('element', (el: Element) => {
       if (!authed) {
-        const expected = createHash('sha1').update(id + this.secret).digest('hex');
+        const expected = createHash('sha1')
+          .update(id + this.secret)
+          .digest('hex');
         if (el.name === 'handshake' && el.text() === expected) {
           authed = true;
           this.handshakes++;
@@ -97,7 +101,10 @@ export class FakeComponentServer {
   private probeOnline(socket: Socket): void {
     this.online = false;
     let n = 0;
-    const probe = () => socket.write(`<iq type='get' id='online-probe-${n++}' from='probe.invalid' to='${this.domain}'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`);
+    const probe = () =>
+      socket.write(
+        `<iq type='get' id='online-probe-${n++}' from='probe.invalid' to='${this.domain}'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`,
+      );
     if (this.probing) clearInterval(this.probing);
     this.probing = setInterval(probe, 50);
     probe();
@@ -157,15 +164,16 @@ export class FakeComponentServer {
     let written = 0;
     const write = async (chunk: string) => {
       written += chunk.length;
-      if (!socket.write(chunk)) await new Promise<void>((r) => {
-        const done = () => {
-          socket.off('drain', done);
-          socket.off('close', done);
-          r();
-        };
-        socket.on('drain', done);
-        socket.on('close', done);
-      });
+      if (!socket.write(chunk))
+        await new Promise<void>((r) => {
+          const done = () => {
+            socket.off('drain', done);
+            socket.off('close', done);
+            r();
+          };
+          socket.on('drain', done);
+          socket.on('close', done);
+        });
     };
     await write(head);
     while (!closed && written < total) await write(filler);

@@ -47,11 +47,23 @@ describe('ejabberd with mod_push publishing to Pushgate', () => {
     return c;
   }
 
-  const field = (x: Element | undefined, name: string) => x?.getChildren('field').find((f) => f.attrs['var'] === name)?.getChildText('value') ?? undefined;
+  const field = (x: Element | undefined, name: string) =>
+    x
+      ?.getChildren('field')
+      .find((f) => f.attrs['var'] === name)
+      ?.getChildText('value') ?? undefined;
 
   async function register(c: Client, fields: Record<string, string>) {
     const reply = await c.iqCaller.request(
-      xml('iq', { type: 'set', to: ejabberd.pushDomain }, xml('command', { xmlns: NS.commands, node: 'register-push-fcm', action: 'execute' }, xml('x', { xmlns: NS.data, type: 'submit' }, ...Object.entries(fields).map(([k, v]) => xml('field', { var: k }, xml('value', {}, v)))))),
+      xml(
+        'iq',
+        { type: 'set', to: ejabberd.pushDomain },
+        xml(
+          'command',
+          { xmlns: NS.commands, node: 'register-push-fcm', action: 'execute' },
+          xml('x', { xmlns: NS.data, type: 'submit' }, ...Object.entries(fields).map(([k, v]) => xml('field', { var: k }, xml('value', {}, v)))),
+        ),
+      ),
     );
     const x = reply.getChild('command', NS.commands)!.getChild('x', NS.data);
     return { jid: field(x, 'jid')!, node: field(x, 'node')!, secret: field(x, 'secret')! };
@@ -63,7 +75,20 @@ describe('ejabberd with mod_push publishing to Pushgate', () => {
     const { jid, node, secret } = await register(c, fields);
     expect(jid).toBe(ejabberd.pushDomain);
     await c.iqCaller.request(
-      xml('iq', { type: 'set' }, xml('enable', { xmlns: NS.push, jid, node }, xml('x', { xmlns: NS.data, type: 'submit' }, xml('field', { var: 'FORM_TYPE' }, xml('value', {}, NS.publishOptions)), xml('field', { var: 'secret' }, xml('value', {}, secretOverride ?? secret))))),
+      xml(
+        'iq',
+        { type: 'set' },
+        xml(
+          'enable',
+          { xmlns: NS.push, jid, node },
+          xml(
+            'x',
+            { xmlns: NS.data, type: 'submit' },
+            xml('field', { var: 'FORM_TYPE' }, xml('value', {}, NS.publishOptions)),
+            xml('field', { var: 'secret' }, xml('value', {}, secretOverride ?? secret)),
+          ),
+        ),
+      ),
     );
     await c.stop();
     return { node, secret };
@@ -71,12 +96,16 @@ describe('ejabberd with mod_push publishing to Pushgate', () => {
 
   const write = (to: string, body: string) => romeo.send(xml('message', { to: `${to}@localhost`, type: 'chat', id: channelId() }, xml('body', {}, body)));
 
-  it('pushes an offline message through the fake FCM with p2\'s account hash', async () => {
+  it("pushes an offline message through the fake FCM with p2's account hash", async () => {
     const { node } = await subscribe('juliet', { token: 'fcm-ej-juliet', 'device-id': 'juliet-phone' });
     const pushed = w.fakes.next('fcm', 'fcm-ej-juliet');
     await write('juliet', 'Wherefore art thou Romeo?');
     const got = await pushed;
-    expect(got.body).toEqual({ token: 'fcm-ej-juliet', data: { node, account: p2Hash('juliet@localhost', 'juliet-phone') }, android: { priority: 'high', ttl: '86400s' } });
+    expect(got.body).toEqual({
+      token: 'fcm-ej-juliet',
+      data: { node, account: p2Hash('juliet@localhost', 'juliet-phone') },
+      android: { priority: 'high', ttl: '86400s' },
+    });
   });
 
   it('keeps node and secret when the device re-registers, so the enabled server goes on publishing', async () => {
@@ -105,15 +134,29 @@ describe('ejabberd with mod_push publishing to Pushgate', () => {
   it('accepts and drops beyond the rate: ejabberd keeps the registration', async () => {
     await subscribe('nurse', { token: 'fcm-ej-chatty', 'device-id': 'nurse-tablet' });
     for (let i = 0; i < 6; i++) await write('nurse', `chatty ${i}`);
-    await vi.waitFor(() => expect(w.gw.metrics.notifications.get().then((m) => m.values.find((v) => v.labels['outcome'] === 'rate_limited')?.value ?? 0)).resolves.toBeGreaterThan(0), { timeout: 10_000, interval: 100 });
-    expect(ejabberd.log().split('\n').filter((l) => /disabling push/.test(l))).toEqual([]);
+    await vi.waitFor(
+      () =>
+        expect(w.gw.metrics.notifications.get().then((m) => m.values.find((v) => v.labels['outcome'] === 'rate_limited')?.value ?? 0)).resolves.toBeGreaterThan(
+          0,
+        ),
+      { timeout: 10_000, interval: 100 },
+    );
+    expect(
+      ejabberd
+        .log()
+        .split('\n')
+        .filter((l) => /disabling push/.test(l)),
+    ).toEqual([]);
   });
 
   it('answers a wrong secret with auth: ejabberd disables that registration (its documented reaction)', async () => {
     await subscribe('tybalt', { token: 'fcm-ej-tybalt', 'device-id': 'tybalt-phone' }, 'not-the-secret');
     const before = (await w.gw.metrics.authFailures.get()).values.find((v) => v.labels['reason'] === 'wrong-secret')?.value ?? 0;
     await write('tybalt', 'a push with the wrong secret');
-    await vi.waitFor(async () => expect((await w.gw.metrics.authFailures.get()).values.find((v) => v.labels['reason'] === 'wrong-secret')?.value ?? 0).toBeGreaterThan(before), { timeout: 10_000, interval: 50 });
+    await vi.waitFor(
+      async () => expect((await w.gw.metrics.authFailures.get()).values.find((v) => v.labels['reason'] === 'wrong-secret')?.value ?? 0).toBeGreaterThan(before),
+      { timeout: 10_000, interval: 50 },
+    );
     expect(w.fakes.for('fcm', 'fcm-ej-tybalt')).toHaveLength(0);
     await vi.waitFor(() => expect(ejabberd.log()).toMatch(/rejected notification for tybalt@localhost.*disabling push/), { timeout: 10_000, interval: 50 });
   });

@@ -113,7 +113,12 @@ function writeProfile(dir: string, gatewayPort: number): void {
     'browser.safebrowsing.phishing.enabled': false,
     'extensions.update.enabled': false,
   };
-  writeFileSync(join(dir, 'user.js'), Object.entries(prefs).map(([k, v]) => `user_pref(${JSON.stringify(k)}, ${JSON.stringify(v)});`).join('\n') + '\n');
+  writeFileSync(
+    join(dir, 'user.js'),
+    Object.entries(prefs)
+      .map(([k, v]) => `user_pref(${JSON.stringify(k)}, ${JSON.stringify(v)});`)
+      .join('\n') + '\n',
+  );
 }
 
 describe('a real Firefox ESR against Pushgate', () => {

@@ -30,12 +30,23 @@ describe('scale-out: endpoint and connection nodes sharing MongoDB', () => {
     const store = db.url('fleet');
     const port = await freePort();
     endpointUrl = `http://127.0.0.1:${port}`;
-    const common = { PUSHGATE_STORE: store, PUSHGATE_CRYPTO_KEY: cryptoKey, PUSHGATE_PUBLIC_URL: endpointUrl, PUSHGATE_ROUTER_SECRET: secret, PUSHGATE_HOST: '127.0.0.1' };
+    const common = {
+      PUSHGATE_STORE: store,
+      PUSHGATE_CRYPTO_KEY: cryptoKey,
+      PUSHGATE_PUBLIC_URL: endpointUrl,
+      PUSHGATE_ROUTER_SECRET: secret,
+      PUSHGATE_HOST: '127.0.0.1',
+    };
     nodes.push(await startNode({ ...common, PUSHGATE_ROLE: 'endpoint', PUSHGATE_PORT: String(port) }));
     for (let i = 0; i < 2; i++) {
       const p = await freePort();
       const r = await freePort();
-      conn.push({ port: p, routerPort: r, proc: null, env: { ...common, PUSHGATE_ROLE: 'connection', PUSHGATE_PORT: String(p), PUSHGATE_ROUTER_PORT: String(r) } });
+      conn.push({
+        port: p,
+        routerPort: r,
+        proc: null,
+        env: { ...common, PUSHGATE_ROLE: 'connection', PUSHGATE_PORT: String(p), PUSHGATE_ROUTER_PORT: String(r) },
+      });
       await startConnection(i);
     }
   }, 180_000);
@@ -79,7 +90,8 @@ describe('scale-out: endpoint and connection nodes sharing MongoDB', () => {
     expect(text(moved)).toBe('now on node 2');
     c2.ack(chid, moved['version'] as string);
     // The route that just worked is cached: the next pushes to this client read nothing from the store.
-    const getUsers = async () => Number(/pushgate_store_operations_total\{op="getUser"\} (\d+)/.exec(await (await fetch(`${endpointUrl}/metrics`)).text())?.[1] ?? 0);
+    const getUsers = async () =>
+      Number(/pushgate_store_operations_total\{op="getUser"\} (\d+)/.exec(await (await fetch(`${endpointUrl}/metrics`)).text())?.[1] ?? 0);
     const before = await getUsers();
     for (const body of ['cached 1', 'cached 2']) {
       expect((await post(endpoint, { TTL: '60', 'Content-Encoding': 'aes128gcm' }, body)).status).toBe(201);

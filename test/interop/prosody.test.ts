@@ -50,13 +50,25 @@ describe('Prosody with mod_cloud_notify publishing to Pushgate', () => {
     return c;
   }
 
-  const field = (x: Element | undefined, name: string) => x?.getChildren('field').find((f) => f.attrs['var'] === name)?.getChildText('value') ?? undefined;
+  const field = (x: Element | undefined, name: string) =>
+    x
+      ?.getChildren('field')
+      .find((f) => f.attrs['var'] === name)
+      ?.getChildText('value') ?? undefined;
 
   /** Registers through Pushgate's ad-hoc command, enables push on Prosody with the result, goes offline. */
   async function subscribe(user: string, password: string, command: string, fields: Record<string, string>, secretOverride?: string) {
     const c = await login(user, password);
     const reply = await c.iqCaller.request(
-      xml('iq', { type: 'set', to: prosody.pushDomain }, xml('command', { xmlns: NS.commands, node: command, action: 'execute' }, xml('x', { xmlns: NS.data, type: 'submit' }, ...Object.entries(fields).map(([k, v]) => xml('field', { var: k }, xml('value', {}, v)))))),
+      xml(
+        'iq',
+        { type: 'set', to: prosody.pushDomain },
+        xml(
+          'command',
+          { xmlns: NS.commands, node: command, action: 'execute' },
+          xml('x', { xmlns: NS.data, type: 'submit' }, ...Object.entries(fields).map(([k, v]) => xml('field', { var: k }, xml('value', {}, v)))),
+        ),
+      ),
     );
     const x = reply.getChild('command', NS.commands)!.getChild('x', NS.data);
     const jid = field(x, 'jid')!;
@@ -64,7 +76,20 @@ describe('Prosody with mod_cloud_notify publishing to Pushgate', () => {
     const secret = field(x, 'secret')!;
     expect(jid).toBe(prosody.pushDomain);
     await c.iqCaller.request(
-      xml('iq', { type: 'set' }, xml('enable', { xmlns: NS.push, jid, node }, xml('x', { xmlns: NS.data, type: 'submit' }, xml('field', { var: 'FORM_TYPE' }, xml('value', {}, NS.publishOptions)), xml('field', { var: 'secret' }, xml('value', {}, secretOverride ?? secret))))),
+      xml(
+        'iq',
+        { type: 'set' },
+        xml(
+          'enable',
+          { xmlns: NS.push, jid, node },
+          xml(
+            'x',
+            { xmlns: NS.data, type: 'submit' },
+            xml('field', { var: 'FORM_TYPE' }, xml('value', {}, NS.publishOptions)),
+            xml('field', { var: 'secret' }, xml('value', {}, secretOverride ?? secret)),
+          ),
+        ),
+      ),
     );
     await c.stop();
     return { node, secret };
@@ -79,7 +104,11 @@ describe('Prosody with mod_cloud_notify publishing to Pushgate', () => {
     const got = await pushed;
     // Content stays private: Juliet did not opt in to sender or body.
     // p2's account hash; high priority because the publish carries a body.
-    expect(got.body).toEqual({ token: 'fcm-juliet-device', data: { node, 'message-count': '1', account: p2Hash('juliet@localhost', 'juliet-phone') }, android: { priority: 'high', ttl: '86400s' } });
+    expect(got.body).toEqual({
+      token: 'fcm-juliet-device',
+      data: { node, 'message-count': '1', account: p2Hash('juliet@localhost', 'juliet-phone') },
+      android: { priority: 'high', ttl: '86400s' },
+    });
   });
 
   it('keeps node and secret when the device re-registers: the enabled registration goes on working', async () => {
@@ -95,13 +124,20 @@ describe('Prosody with mod_cloud_notify publishing to Pushgate', () => {
     const before = (await w.gw.metrics.authFailures.get()).values.find((v) => v.labels['reason'] === 'wrong-secret')?.value ?? 0;
     await subscribe('tybalt', 'tybalt-pass', 'register-push-fcm', { token: 'fcm-tybalt-device', 'device-id': 'tybalt-phone' }, 'not-the-secret');
     await write('tybalt', 'wrong secret');
-    await vi.waitFor(() => expect(prosody.log()).toMatch(/Got error <auth:forbidden:[^>]*> for identifier '[^']*': error count for this identifier is now at 1/), { timeout: 10_000, interval: 50 });
+    await vi.waitFor(
+      () => expect(prosody.log()).toMatch(/Got error <auth:forbidden:[^>]*> for identifier '[^']*': error count for this identifier is now at 1/),
+      { timeout: 10_000, interval: 50 },
+    );
     expect((await w.gw.metrics.authFailures.get()).values.find((v) => v.labels['reason'] === 'wrong-secret')!.value).toBe(before + 1);
     expect(w.fakes.for('fcm', 'fcm-tybalt-device')).toHaveLength(0);
   });
 
   it('answers a dead token with cancel: Prosody counts the error and the registration is gone', async () => {
-    const { node } = await subscribe('nurse', 'nurse-pass', 'register-push-fcm', { token: 'fcm-nurse-device', 'device-id': 'nurse-phone', 'include-body': '1' });
+    const { node } = await subscribe('nurse', 'nurse-pass', 'register-push-fcm', {
+      token: 'fcm-nurse-device',
+      'device-id': 'nurse-phone',
+      'include-body': '1',
+    });
     w.fakes.script('fcm-nurse-device', Errors.fcm.unregistered);
     const pushed = w.fakes.next('fcm', 'fcm-nurse-device');
     await write('nurse', 'Is the nurse there?');
@@ -114,7 +150,10 @@ describe('Prosody with mod_cloud_notify publishing to Pushgate', () => {
     const { node } = await subscribe('juliet', 'juliet-pass', 'register-push-fcm', { token: 'fcm-juliet-device', 'device-id': 'juliet-phone' });
     w.fakes.script('fcm-juliet-device', Errors.fcm.unavailable, Errors.fcm.unavailable, Errors.fcm.unavailable);
     await write('juliet', 'during the outage');
-    await vi.waitFor(() => expect(prosody.log()).toMatch(/Got error <wait:resource-constraint:[^>]*> for identifier '[^']*': NOT increasing error count/), { timeout: 10_000, interval: 50 });
+    await vi.waitFor(() => expect(prosody.log()).toMatch(/Got error <wait:resource-constraint:[^>]*> for identifier '[^']*': NOT increasing error count/), {
+      timeout: 10_000,
+      interval: 50,
+    });
     expect(await w.gw.store.getPushRegistration(node)).not.toBeNull();
     // And the next message gets through again.
     const pushed = w.fakes.next('fcm', 'fcm-juliet-device');
@@ -122,13 +161,19 @@ describe('Prosody with mod_cloud_notify publishing to Pushgate', () => {
     await pushed;
   });
 
-  it('delivers to a Web Push subscription on Pushgate\'s own websocket door', async () => {
+  it("delivers to a Web Push subscription on Pushgate's own websocket door", async () => {
     const browser = new BrowserKeys();
     const ws = await PushClient.connect(w.gw.wsUrl);
     await ws.hello();
     const reg = await ws.register(channelId(), w.gw.config.vapidPublicKey);
     const sub = browser.subscription(reg['pushEndpoint'] as string);
-    await subscribe('juliet', 'juliet-pass', 'register-push-webpush', { endpoint: sub.endpoint, p256dh: sub.keys.p256dh, auth: sub.keys.auth, 'device-id': 'juliet-browser', 'include-sender': '1' });
+    await subscribe('juliet', 'juliet-pass', 'register-push-webpush', {
+      endpoint: sub.endpoint,
+      p256dh: sub.keys.p256dh,
+      auth: sub.keys.auth,
+      'device-id': 'juliet-browser',
+      'include-sender': '1',
+    });
     await write('juliet', 'to the browser');
     const n = await ws.next(20_000);
     expect(n['messageType']).toBe('notification');

@@ -38,7 +38,11 @@ describe('the MongoosePush listener', () => {
     ['10.0.0.5', {}, /PUSHGATE_MONGOOSEPUSH_USER and PUSHGATE_MONGOOSEPUSH_PASSWORD/],
     ['::', {}, /not a loopback address/],
     ['127.0.0.1', { PUSHGATE_MONGOOSEPUSH_USER: 'mim' }, /must be set together/],
-    ['127.0.0.1', { PUSHGATE_MONGOOSEPUSH_USER: 'mim', PUSHGATE_MONGOOSEPUSH_PASSWORD: 'short' }, /PUSHGATE_MONGOOSEPUSH_PASSWORD \(mongoosepushPassword\) is invalid: got \(not shown\)/],
+    [
+      '127.0.0.1',
+      { PUSHGATE_MONGOOSEPUSH_USER: 'mim', PUSHGATE_MONGOOSEPUSH_PASSWORD: 'short' },
+      /PUSHGATE_MONGOOSEPUSH_PASSWORD \(mongoosepushPassword\) is invalid: got \(not shown\)/,
+    ],
     ['127.0.0.1', { PUSHGATE_PORT: '8090' }, /PUSHGATE_MONGOOSEPUSH_PORT is invalid: it must differ from PUSHGATE_PORT/],
     ['127.0.0.1', { PUSHGATE_MONGOOSEPUSH_TLS_CERT: '/etc/hostname' }, /PUSHGATE_MONGOOSEPUSH_TLS_CERT and PUSHGATE_MONGOOSEPUSH_TLS_KEY must be set together/],
   ])('refuses to start on %s without proper basic auth', (host, extra, message) => {
@@ -68,7 +72,10 @@ describe('the MongoosePush listener with TLS and basic auth, on all interfaces',
       mongoosepushPort: port,
       mongoosepushHost: '0.0.0.0',
       mongoosepushTlsCert: join(pki.dir, 'server.pem'),
-      mongoosepushTlsKey: join(pki.dir, 'server.key'), mongoosepushUser: 'mongooseim', mongoosepushPassword: 'correct horse battery' });
+      mongoosepushTlsKey: join(pki.dir, 'server.key'),
+      mongoosepushUser: 'mongooseim',
+      mongoosepushPassword: 'correct horse battery',
+    });
   });
   afterAll(async () => {
     await w.close();
@@ -78,7 +85,14 @@ describe('the MongoosePush listener with TLS and basic auth, on all interfaces',
   const tlsPost = (body: unknown, authorization?: string) =>
     new Promise<{ status: number; body: string; headers: Record<string, unknown> }>((resolve, reject) => {
       const req = httpsRequest(
-        { host: '127.0.0.1', port, path: `/v3/notification/${FCM}`, method: 'POST', ca: pki.ca, headers: { 'content-type': 'application/json', ...(authorization ? { authorization } : {}) } },
+        {
+          host: '127.0.0.1',
+          port,
+          path: `/v3/notification/${FCM}`,
+          method: 'POST',
+          ca: pki.ca,
+          headers: { 'content-type': 'application/json', ...(authorization ? { authorization } : {}) },
+        },
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
@@ -111,7 +125,12 @@ describe('the MongoosePush listener with TLS and basic auth, on all interfaces',
     const session = http2Connect(`https://127.0.0.1:${port}`, { ca: pki.ca });
     try {
       const status = await new Promise<number>((resolve, reject) => {
-        const stream = session.request({ ':method': 'POST', ':path': `/v3/notification/${FCM}`, 'content-type': 'application/json', authorization: basic('mongooseim', 'correct horse battery') });
+        const stream = session.request({
+          ':method': 'POST',
+          ':path': `/v3/notification/${FCM}`,
+          'content-type': 'application/json',
+          authorization: basic('mongooseim', 'correct horse battery'),
+        });
         let got = 0;
         stream.on('response', (h) => (got = Number(h[':status'])));
         stream.on('end', () => resolve(got));
@@ -162,7 +181,13 @@ describe('the MongoosePush answers when a provider cannot be reached', () => {
     w = await bridgeWorld({ mongoosepushPort: port });
     // A second gateway whose FCM app points at a port nobody listens on.
     const file = join(w.pki.dir, 'dead-bridges.json');
-    writeFileSync(file, JSON.stringify({ fcm: { dead: { serviceAccount: w.fakes.serviceAccountFile, baseUrl: dead, tokenUrl: `${dead}/token`, ca: w.pki.caFile } }, mongoosepush: { fcm: 'dead' } }));
+    writeFileSync(
+      file,
+      JSON.stringify({
+        fcm: { dead: { serviceAccount: w.fakes.serviceAccountFile, baseUrl: dead, tokenUrl: `${dead}/token`, ca: w.pki.caFile } },
+        mongoosepush: { fcm: 'dead' },
+      }),
+    );
     await w.gw.close();
     const mp = await freePort();
     w.gw = await startGateway({ bridges: file, mongoosepushPort: mp });
@@ -195,7 +220,12 @@ describe('shutting the MongoosePush listener down', () => {
   it('cuts an HTTP/2 session left open after PUSHGATE_SHUTDOWN_GRACE instead of waiting for it forever', async () => {
     const pki = makePki();
     const port = await freePort();
-    const gw = await startGateway({ mongoosepushPort: port, mongoosepushTlsCert: join(pki.dir, 'server.pem'), mongoosepushTlsKey: join(pki.dir, 'server.key'), shutdownGrace: 1 });
+    const gw = await startGateway({
+      mongoosepushPort: port,
+      mongoosepushTlsCert: join(pki.dir, 'server.pem'),
+      mongoosepushTlsKey: join(pki.dir, 'server.key'),
+      shutdownGrace: 1,
+    });
     const session = http2Connect(`https://127.0.0.1:${port}`, { ca: pki.ca });
     session.on('error', () => {});
     const closed = new Promise<void>((resolve) => session.once('close', () => resolve()));

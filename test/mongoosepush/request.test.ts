@@ -8,8 +8,17 @@ import { parseDeep, parseFlat } from '../../src/mongoosepush/request.js';
 
 describe('parsing MongoosePush bodies', () => {
   it('casts string integers and booleans as OpenApiSpex does, and drops nulls', () => {
-    const r = parseDeep({ service: 'apns', time_to_live: '60', mutable_content: 'true', topic: null, alert: { title: 't', body: 'b', badge: '2', click_action: null } });
-    expect(r).toEqual({ ok: true, request: { service: 'apns', mode: 'prod', mutableContent: true, tags: [], timeToLive: 60, alert: { title: 't', body: 'b', badge: 2 } } });
+    const r = parseDeep({
+      service: 'apns',
+      time_to_live: '60',
+      mutable_content: 'true',
+      topic: null,
+      alert: { title: 't', body: 'b', badge: '2', click_action: null },
+    });
+    expect(r).toEqual({
+      ok: true,
+      request: { service: 'apns', mode: 'prod', mutableContent: true, tags: [], timeToLive: 60, alert: { title: 't', body: 'b', badge: 2 } },
+    });
   });
 
   it('checks a body with alert and data as mixed, with data only as silent', () => {
@@ -69,8 +78,14 @@ describe('MongoosePush answers per version', () => {
     expect(errorOf('apns', { outcome: 'misconfigured', reason: 'x', errno: 901, code: 'BadTopic' })).toEqual({ type: 'internal_config', reason: 'BadTopic' });
     expect(errorOf('fcm', { outcome: 'unreachable', reason: 'ECONNREFUSED' })).toEqual({ type: 'generic', reason: 'unable_to_connect' });
     expect(errorOf('fcm', { outcome: 'timeout', reason: 'late' })).toEqual({ type: 'generic', reason: 'connection_lost' });
-    expect(errorOf('fcm', { outcome: 'retry-later', reason: 'queue', status: 503, retryAfter: 10 })).toEqual({ type: 'service_internal', reason: 'UNAVAILABLE' });
+    expect(errorOf('fcm', { outcome: 'retry-later', reason: 'queue', status: 503, retryAfter: 10 })).toEqual({
+      type: 'service_internal',
+      reason: 'UNAVAILABLE',
+    });
     expect(errorOf('fcm', { outcome: 'rejected', reason: 'big', tooLarge: true })).toEqual({ type: 'payload_too_large', reason: 'PayloadTooLarge' });
-    expect(answerFor('v3', errorOf('apns', { outcome: 'rejected', reason: 'x', tooLarge: false, code: 'SomethingNew' }))).toEqual({ status: 500, body: { reason: 'unknown' } });
+    expect(answerFor('v3', errorOf('apns', { outcome: 'rejected', reason: 'x', tooLarge: false, code: 'SomethingNew' }))).toEqual({
+      status: 500,
+      body: { reason: 'unknown' },
+    });
   });
 });

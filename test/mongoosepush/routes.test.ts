@@ -35,7 +35,15 @@ const v2Alert = (service: 'fcm' | 'apns') => ({
   topic: null,
 });
 /** The flat v1 body (MongoosePush's FlatNotification), as the setup guide this project started from sends it. */
-const v1Flat = (service: 'fcm' | 'apns') => ({ service, title: 'alice@example.com', body: 'hello', badge: 1, tag: 'alice@example.com', click_action: '.Open', mode: 'prod' });
+const v1Flat = (service: 'fcm' | 'apns') => ({
+  service,
+  title: 'alice@example.com',
+  body: 'hello',
+  badge: 1,
+  tag: 'alice@example.com',
+  click_action: '.Open',
+  mode: 'prod',
+});
 
 describe('the MongoosePush API, as MongooseIM calls it', () => {
   let w: BridgeWorld;
@@ -51,7 +59,11 @@ describe('the MongoosePush API, as MongooseIM calls it', () => {
   beforeEach(() => w.fakes.reset());
 
   const push = (version: string, device: string, body: unknown) =>
-    fetch(`${base}/${version}/notification/${device}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+    fetch(`${base}/${version}/notification/${device}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: typeof body === 'string' ? body : JSON.stringify(body),
+    });
   const json = async (res: Response) => JSON.parse(await res.text()) as unknown;
 
   it('v3: delivers MongooseIM 3.6+ alerts (string options cast) to FCM and APNs', async () => {
@@ -67,34 +79,60 @@ describe('the MongoosePush API, as MongooseIM calls it', () => {
     expect((await push('v3', APNS, v3Alert('apns'))).status).toBe(200);
     const apns = w.fakes.for('apns', APNS)[0]!;
     expect(apns.headers).toMatchObject({ 'apns-topic': APNS_TOPIC, 'apns-push-type': 'alert', 'apns-priority': '10' });
-    expect(apns.body).toEqual({ aps: { alert: { title: 'alice@example.com', body: 'hello' }, badge: 3, sound: 'ding.caf', category: '.Open', 'thread-id': 'alice@example.com', 'mutable-content': 1 } });
+    expect(apns.body).toEqual({
+      aps: {
+        alert: { title: 'alice@example.com', body: 'hello' },
+        badge: 3,
+        sound: 'ding.caf',
+        category: '.Open',
+        'thread-id': 'alice@example.com',
+        'mutable-content': 1,
+      },
+    });
   });
 
   it('v3: a silent publish is an FCM data message and an APNs background push', async () => {
     expect((await push('v3', FCM, v3Silent('fcm'))).status).toBe(200);
-    expect(w.fakes.for('fcm', FCM)[0]!.body).toMatchObject({ data: { 'message-count': '2', 'last-message-sender': 'alice@example.com', 'last-message-body': 'hello' }, android: { priority: 'normal' } });
+    expect(w.fakes.for('fcm', FCM)[0]!.body).toMatchObject({
+      data: { 'message-count': '2', 'last-message-sender': 'alice@example.com', 'last-message-body': 'hello' },
+      android: { priority: 'normal' },
+    });
     expect(w.fakes.for('fcm', FCM)[0]!.body['notification']).toBeUndefined();
     expect((await push('v3', APNS, { ...v3Silent('apns'), mode: 'dev' })).status).toBe(200);
     const silent = w.fakes.for('apns', APNS)[0]!;
     expect(silent.auth).toBe('certificate');
     expect(silent.headers).toMatchObject({ 'apns-push-type': 'background', 'apns-priority': '5' });
-    expect(silent.body).toEqual({ aps: { 'content-available': 1 }, 'message-count': 2, 'last-message-sender': 'alice@example.com', 'last-message-body': 'hello' });
+    expect(silent.body).toEqual({
+      aps: { 'content-available': 1 },
+      'message-count': 2,
+      'last-message-sender': 'alice@example.com',
+      'last-message-body': 'hello',
+    });
   });
 
   it('v2: delivers MongooseIM 2.x bodies with their null fields', async () => {
     expect((await push('v2', FCM, v2Alert('fcm'))).status).toBe(200);
-    expect(w.fakes.for('fcm', FCM)[0]!.body).toMatchObject({ notification: { title: 'alice@example.com', body: 'hello' }, android: { notification: { tag: 'alice@example.com' } } });
+    expect(w.fakes.for('fcm', FCM)[0]!.body).toMatchObject({
+      notification: { title: 'alice@example.com', body: 'hello' },
+      android: { notification: { tag: 'alice@example.com' } },
+    });
     expect((await push('v2', APNS, v2Alert('apns'))).status).toBe(200);
     expect(w.fakes.for('apns', APNS)[0]!.headers).toMatchObject({ 'apns-topic': APNS_TOPIC });
     // MongooseIM 2.x with silent=true: mode, topic null and the summary as data.
-    expect((await push('v2', FCM, { service: 'fcm', mode: 'prod', topic: null, data: { 'message-count': 4, 'last-message-sender': 'bob@example.com' } })).status).toBe(200);
+    expect(
+      (await push('v2', FCM, { service: 'fcm', mode: 'prod', topic: null, data: { 'message-count': 4, 'last-message-sender': 'bob@example.com' } })).status,
+    ).toBe(200);
     expect(w.fakes.for('fcm', FCM)[1]!.body).toMatchObject({ data: { 'message-count': '4', 'last-message-sender': 'bob@example.com' } });
   });
 
   it('v1: delivers the flat body as an alert', async () => {
     const res = await push('v1', FCM, { ...v1Flat('fcm'), data: { nested: { a: 1 } } });
     expect(res.status).toBe(200);
-    expect(w.fakes.for('fcm', FCM)[0]!.body).toMatchObject({ notification: { title: 'alice@example.com', body: 'hello' }, data: { nested: '{"a":1}' }, android: { notification: { click_action: '.Open' } } });
+    expect(w.fakes.for('fcm', FCM)[0]!.body).toMatchObject({
+      notification: { title: 'alice@example.com', body: 'hello' },
+      data: { nested: '{"a":1}' },
+      android: { notification: { click_action: '.Open' } },
+    });
     expect((await push('v1', APNS, { ...v1Flat('apns'), topic: `${APNS_TOPIC}.voip` })).status).toBe(200);
     expect(w.fakes.for('apns', APNS)[0]!.headers).toMatchObject({ 'apns-topic': `${APNS_TOPIC}.voip`, 'apns-push-type': 'alert' });
     // Unset options as JSON null, as MongooseIM's early makers wrote them.
@@ -104,14 +142,60 @@ describe('the MongoosePush API, as MongooseIM calls it', () => {
   // MongoosePush's answers per version: v3 its own codes and `reason`, v1/v2 500 with the provider's reason in `details`.
   it.each([
     ['FCM UNREGISTERED', FCM, 'fcm', () => w.fakes.script(FCM, Errors.fcm.unregistered), [410, { reason: 'unregistered' }], [500, { details: 'UNREGISTERED' }]],
-    ['APNs Unregistered', APNS, 'apns', () => w.fakes.script(APNS, Errors.apns.unregistered), [410, { reason: 'unregistered' }], [500, { details: 'Unregistered' }]],
-    ['APNs BadDeviceToken (invalid_request in MongoosePush)', APNS, 'apns', () => w.fakes.script(APNS, Errors.apns.badDeviceToken), [400, { reason: 'invalid_request' }], [500, { details: 'BadDeviceToken' }]],
-    ['FCM QUOTA_EXCEEDED', FCM, 'fcm', () => w.fakes.script(FCM, Errors.fcm.quotaExceeded(20)), [429, { reason: 'too_many_requests' }], [500, { details: 'QUOTA_EXCEEDED' }]],
-    ['FCM staying UNAVAILABLE', FCM, 'fcm', () => w.fakes.script(FCM, ...Array(6).fill(Errors.fcm.unavailable)), [503, { reason: 'service_internal' }], [500, { details: 'UNAVAILABLE' }]],
-    ['FCM THIRD_PARTY_AUTH_ERROR (auth)', FCM, 'fcm', () => w.fakes.script(FCM, Errors.fcm.thirdPartyAuth), [503, { reason: 'service_internal' }], [500, { details: 'THIRD_PARTY_AUTH_ERROR' }]],
-    ['FCM INVALID_ARGUMENT', FCM, 'fcm', () => w.fakes.script(FCM, Errors.fcm.invalidArgument), [400, { reason: 'invalid_request' }], [500, { details: 'INVALID_ARGUMENT' }]],
+    [
+      'APNs Unregistered',
+      APNS,
+      'apns',
+      () => w.fakes.script(APNS, Errors.apns.unregistered),
+      [410, { reason: 'unregistered' }],
+      [500, { details: 'Unregistered' }],
+    ],
+    [
+      'APNs BadDeviceToken (invalid_request in MongoosePush)',
+      APNS,
+      'apns',
+      () => w.fakes.script(APNS, Errors.apns.badDeviceToken),
+      [400, { reason: 'invalid_request' }],
+      [500, { details: 'BadDeviceToken' }],
+    ],
+    [
+      'FCM QUOTA_EXCEEDED',
+      FCM,
+      'fcm',
+      () => w.fakes.script(FCM, Errors.fcm.quotaExceeded(20)),
+      [429, { reason: 'too_many_requests' }],
+      [500, { details: 'QUOTA_EXCEEDED' }],
+    ],
+    [
+      'FCM staying UNAVAILABLE',
+      FCM,
+      'fcm',
+      () => w.fakes.script(FCM, ...Array(6).fill(Errors.fcm.unavailable)),
+      [503, { reason: 'service_internal' }],
+      [500, { details: 'UNAVAILABLE' }],
+    ],
+    [
+      'FCM THIRD_PARTY_AUTH_ERROR (auth)',
+      FCM,
+      'fcm',
+      () => w.fakes.script(FCM, Errors.fcm.thirdPartyAuth),
+      [503, { reason: 'service_internal' }],
+      [500, { details: 'THIRD_PARTY_AUTH_ERROR' }],
+    ],
+    [
+      'FCM INVALID_ARGUMENT',
+      FCM,
+      'fcm',
+      () => w.fakes.script(FCM, Errors.fcm.invalidArgument),
+      [400, { reason: 'invalid_request' }],
+      [500, { details: 'INVALID_ARGUMENT' }],
+    ],
   ] as const)('answers %s as MongoosePush does in v3 and v2', async (_name, device, service, arrange, v3, v2) => {
-    for (const [version, [status, body]] of [['v3', v3], ['v2', v2], ['v1', v2]] as const) {
+    for (const [version, [status, body]] of [
+      ['v3', v3],
+      ['v2', v2],
+      ['v1', v2],
+    ] as const) {
       w.fakes.reset();
       arrange();
       const res = await push(version, device, version === 'v1' ? v1Flat(service) : v3Alert(service));
@@ -144,7 +228,15 @@ describe('the MongoosePush API, as MongooseIM calls it', () => {
   });
 
   it.each([
-    ['v3', 'an empty body', '', [['/service', 'Missing field: service'], ['/alert', 'Missing field: alert']]],
+    [
+      'v3',
+      'an empty body',
+      '',
+      [
+        ['/service', 'Missing field: service'],
+        ['/alert', 'Missing field: alert'],
+      ],
+    ],
     ['v3', 'an unknown field', { ...v3Silent('fcm'), color: 'red' }, [['/color', 'Unexpected field: color']]],
     ['v3', 'an unknown service', { service: 'wns', data: {} }, [['/service', 'Invalid value for enum']]],
     ['v3', 'a bad priority', { ...v3Alert('fcm'), priority: 'urgent' }, [['/priority', 'Invalid value for enum']]],
@@ -170,7 +262,11 @@ describe('the MongoosePush API, as MongooseIM calls it', () => {
 
   it('is not served on the public port: /v1, /v2 and /v3 are 404 there and nothing is sent', async () => {
     for (const version of ['v1', 'v2', 'v3']) {
-      const res = await fetch(`${w.gw.url}/${version}/notification/${FCM}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(v3Alert('fcm')) });
+      const res = await fetch(`${w.gw.url}/${version}/notification/${FCM}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(v3Alert('fcm')),
+      });
       expect([version, res.status]).toEqual([version, 404]);
     }
     expect(w.fakes.for('fcm', FCM)).toHaveLength(0);

@@ -17,7 +17,12 @@ describe('operations endpoints', () => {
     expect(await (await fetch(`${gw.url}/health`)).json()).toMatchObject({ status: 'OK', version: expect.any(String) });
     const lb = await fetch(`${gw.url}/__lbheartbeat__`);
     expect(lb.status).toBe(200);
-    expect(await (await fetch(`${gw.url}/__version__`)).json()).toEqual({ version: expect.any(String), commit: expect.any(String), source: expect.any(String), build: expect.any(String) });
+    expect(await (await fetch(`${gw.url}/__version__`)).json()).toEqual({
+      version: expect.any(String),
+      commit: expect.any(String),
+      source: expect.any(String),
+      build: expect.any(String),
+    });
   });
 
   it('checks the store in /__heartbeat__ and answers 503 when it fails', async () => {

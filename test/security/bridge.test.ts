@@ -54,12 +54,14 @@ const listening = (port: number) =>
 async function burst<T>(count: number, width: number, task: (i: number) => Promise<T>): Promise<T[]> {
   const out: T[] = new Array<T>(count);
   let next = 0;
-  await Promise.all(Array.from({ length: width }, async () => {
-    while (next < count) {
-      const i = next++;
-      out[i] = await task(i);
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: width }, async () => {
+      while (next < count) {
+        const i = next++;
+        out[i] = await task(i);
+      }
+    }),
+  );
   return out;
 }
 
@@ -71,7 +73,14 @@ describe('finding 1: the MongoosePush API is no open relay', () => {
   beforeAll(async () => {
     port = await freePort();
     pki = makePki();
-    w = await bridgeWorld({ mongoosepushPort: port, mongoosepushHost: '0.0.0.0', mongoosepushTlsCert: join(pki.dir, 'server.pem'), mongoosepushTlsKey: join(pki.dir, 'server.key'), mongoosepushUser: 'mongooseim', mongoosepushPassword: PASSWORD });
+    w = await bridgeWorld({
+      mongoosepushPort: port,
+      mongoosepushHost: '0.0.0.0',
+      mongoosepushTlsCert: join(pki.dir, 'server.pem'),
+      mongoosepushTlsKey: join(pki.dir, 'server.key'),
+      mongoosepushUser: 'mongooseim',
+      mongoosepushPassword: PASSWORD,
+    });
   });
   afterAll(async () => {
     await w.close();
@@ -82,7 +91,14 @@ describe('finding 1: the MongoosePush API is no open relay', () => {
   const tlsPost = (path: string, body: unknown, authorization?: string) =>
     new Promise<{ status: number; body: string; headers: Record<string, unknown> }>((resolve, reject) => {
       const req = httpsRequest(
-        { host: '127.0.0.1', port, path, method: 'POST', ca: pki.ca, headers: { 'content-type': 'application/json', ...(authorization ? { authorization } : {}) } },
+        {
+          host: '127.0.0.1',
+          port,
+          path,
+          method: 'POST',
+          ca: pki.ca,
+          headers: { 'content-type': 'application/json', ...(authorization ? { authorization } : {}) },
+        },
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
@@ -109,12 +125,17 @@ describe('finding 1: the MongoosePush API is no open relay', () => {
     expect(w.fakes.received).toHaveLength(0);
   });
 
-  it.each(['0.0.0.0', '::', '10.0.0.5', '192.168.1.10'])('a gateway told to serve it on %s without basic auth refuses to start; nothing listens', async (host) => {
-    const p = await freePort();
-    await expect(startGateway({ bridges: w.bridgesFile, mongoosepushPort: p, mongoosepushHost: host })).rejects.toThrow(ConfigError);
-    await expect(startGateway({ bridges: w.bridgesFile, mongoosepushPort: p, mongoosepushHost: host })).rejects.toThrow(/PUSHGATE_MONGOOSEPUSH_USER and PUSHGATE_MONGOOSEPUSH_PASSWORD/);
-    expect(await listening(p)).toBe(false);
-  });
+  it.each(['0.0.0.0', '::', '10.0.0.5', '192.168.1.10'])(
+    'a gateway told to serve it on %s without basic auth refuses to start; nothing listens',
+    async (host) => {
+      const p = await freePort();
+      await expect(startGateway({ bridges: w.bridgesFile, mongoosepushPort: p, mongoosepushHost: host })).rejects.toThrow(ConfigError);
+      await expect(startGateway({ bridges: w.bridgesFile, mongoosepushPort: p, mongoosepushHost: host })).rejects.toThrow(
+        /PUSHGATE_MONGOOSEPUSH_USER and PUSHGATE_MONGOOSEPUSH_PASSWORD/,
+      );
+      expect(await listening(p)).toBe(false);
+    },
+  );
 
   it('guessed credentials on the own listener: 401 each, counted, nothing sent, no token oracle', async () => {
     const before = (await w.gw.metrics.authFailures.get()).values.filter((v) => v.labels['door'] === 'mongoosepush').reduce((n, v) => n + v.value, 0);
@@ -193,7 +214,13 @@ describe('finding 5: bridge registrations are bounded', () => {
 
   it('refuses 1 MB of aps on an update; the stored router data stays as it was', async () => {
     const reg = await register('apns', 'org.example.app', { token: APNS, aps: { 'mutable-content': 1 } });
-    const res = await api(w.gw.url, `/v1/apns/org.example.app/registration/${reg.uaid}`, 'PUT', { token: APNS, aps: { alert: 'x'.repeat(1_000_000) } }, reg.secret);
+    const res = await api(
+      w.gw.url,
+      `/v1/apns/org.example.app/registration/${reg.uaid}`,
+      'PUT',
+      { token: APNS, aps: { alert: 'x'.repeat(1_000_000) } },
+      reg.secret,
+    );
     expect(res.status).toBe(400);
     expect(await res.json()).toMatchObject({ code: 400, errno: 999 });
     expect((await w.gw.store.getUser(reg.uaid))!.routerData).toEqual({ token: APNS, app_id: 'org.example.app', aps: { 'mutable-content': 1 } });
@@ -296,7 +323,7 @@ describe('finding 9: a provider that stops answering cannot make senders wait', 
   }, 20_000);
 });
 
-describe('finding 17: failed bridge and MongoosePush authentications, seen from the operator\'s side of a real process', () => {
+describe("finding 17: failed bridge and MongoosePush authentications, seen from the operator's side of a real process", () => {
   let w: BridgeWorld;
   let node: NodeProcess;
   let url: string;
@@ -335,7 +362,11 @@ describe('finding 17: failed bridge and MongoosePush authentications, seen from 
     // Missing, a guess, another uaid's real secret, a near miss, a malformed header: each is what an attacker would try.
     const tries: (string | undefined)[] = [undefined, guessed, other.secret, reg.secret.slice(0, -1)];
     for (const secret of tries) {
-      for (const [method, sub] of [['GET', ''], ['DELETE', ''], ['POST', '/subscription']] as const) {
+      for (const [method, sub] of [
+        ['GET', ''],
+        ['DELETE', ''],
+        ['POST', '/subscription'],
+      ] as const) {
         const res = await api(url, `${path}${sub}`, method, method === 'POST' ? {} : undefined, secret);
         expect(res.status).toBe(401);
         expect(await res.json()).toMatchObject({ code: 401, errno: 109 });
@@ -359,13 +390,25 @@ describe('finding 17: failed bridge and MongoosePush authentications, seen from 
     expect(metrics).toMatch(/pushgate_auth_failures_total\{door="mongoosepush",reason="wrong"\} 1/);
     expect(metrics).toMatch(/pushgate_auth_failures_total\{door="mongoosepush",reason="missing"\} 1/);
 
-    const lines = () => node.output.join('').split('\n').filter((l) => l.includes('authentication failed'));
+    const lines = () =>
+      node.output
+        .join('')
+        .split('\n')
+        .filter((l) => l.includes('authentication failed'));
     await outputUntil(node, () => lines().length >= 15, 5000);
     const failed = lines().map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(failed.filter((l) => l['door'] === 'bridge')).toHaveLength(13);
     expect(failed.filter((l) => l['door'] === 'mongoosepush').map((l) => l['reason'])).toEqual(['wrong', 'missing']);
     const all = node.output.join('') + metrics;
-    for (const secret of [guessed, other.secret, reg.secret, reg.secret.slice(0, -1), PASSWORD, 'guessed-mongoose-password', Buffer.from(`mongooseim:guessed-mongoose-password`).toString('base64')]) {
+    for (const secret of [
+      guessed,
+      other.secret,
+      reg.secret,
+      reg.secret.slice(0, -1),
+      PASSWORD,
+      'guessed-mongoose-password',
+      Buffer.from(`mongooseim:guessed-mongoose-password`).toString('base64'),
+    ]) {
       expect(all).not.toContain(secret);
     }
   });

@@ -112,47 +112,60 @@ describe('fuzzing websocket frames', () => {
         const msg = rng.json(2);
         const obj = typeof msg === 'object' && msg !== null && !Array.isArray(msg) ? (msg as Record<string, unknown>) : {};
         if (type === 'register' || type === 'unregister') obj['channelID'] = rng.bool(0.3) ? randomUUID() : rng.json(1);
-        if (type === 'ack') obj['updates'] = rng.bool(0.7) ? Array.from({ length: rng.int(0, 5) }, () => (rng.bool() ? { channelID: randomUUID(), version: rng.text(60), code: rng.json(0) } : rng.json(1))) : rng.json(1);
+        if (type === 'ack')
+          obj['updates'] = rng.bool(0.7)
+            ? Array.from({ length: rng.int(0, 5) }, () => (rng.bool() ? { channelID: randomUUID(), version: rng.text(60), code: rng.json(0) } : rng.json(1)))
+            : rng.json(1);
         return { data: JSON.stringify({ ...obj, messageType: type }), binary: false, expect: null };
       }
     }
   }
 
   // Documented close codes (src/webpush/protocol/websocket.ts); 1011 (internal error) would be a bug.
-  const DOCUMENTED = new Set<number>([CloseCode.normal, CloseCode.unsupportedData, CloseCode.invalidPayload, CloseCode.policyViolation, CloseCode.messageTooBig]);
+  const DOCUMENTED = new Set<number>([
+    CloseCode.normal,
+    CloseCode.unsupportedData,
+    CloseCode.invalidPayload,
+    CloseCode.policyViolation,
+    CloseCode.messageTooBig,
+  ]);
 
-  it(`answers ${FUZZ_COUNT} generated frames with documented close codes or replies, and leaks nothing`, async () => {
-    const rng = new Rng(SEED);
-    let conn: Conn | null = null;
-    const { growth } = await withLeakCheck(FUZZ_COUNT, async (i) => {
-      const identify = rng.bool(0.8);
-      if (!conn || conn.closed !== null || !identify) {
-        conn?.ws.terminate();
-        conn = await open(identify);
-      }
-      const c: Conn = conn;
-      const f = frame(rng);
-      c.frames.length = 0;
-      c.ws.send(f.data, { binary: f.binary });
-      if (identify) {
-        // A probe after the input: its reply proves the input was handled and the session still works.
-        const probe = randomUUID();
-        if (c.closed === null) c.ws.send(JSON.stringify({ messageType: 'unregister', channelID: probe }));
-        await until(c, () => c.frames.some((m) => m['channelID'] === probe));
-        if (c.closed === null) expect(c.frames.find((m) => m['channelID'] === probe)?.['status'], replay(i)).toBe(200);
-      } else {
-        await until(c, () => c.frames.length > 0);
-      }
-      if (f.expect !== null) expect(c.closed, `${replay(i)} ${String(f.data).slice(0, 80)}`).toBe(f.expect);
-      if (c.closed !== null) expect(DOCUMENTED.has(c.closed), `${replay(i)} closed with ${c.closed}`).toBe(true);
-      for (const m of c.frames) if ('status' in m) expect([200, 400, 409, 413], `${replay(i)} ${JSON.stringify(m)}`).toContain(m['status']);
-    });
-    (conn as Conn | null)?.ws.terminate();
-    expect(growth, `${replay(FUZZ_COUNT)} heap grew ${growth} bytes`).toBeLessThan(HEAP_TOLERANCE_BYTES);
-    // Still serving.
-    const last = await open(true);
-    last.ws.close();
-  }, TIMEOUT);
+  it(
+    `answers ${FUZZ_COUNT} generated frames with documented close codes or replies, and leaks nothing`,
+    async () => {
+      const rng = new Rng(SEED);
+      let conn: Conn | null = null;
+      const { growth } = await withLeakCheck(FUZZ_COUNT, async (i) => {
+        const identify = rng.bool(0.8);
+        if (!conn || conn.closed !== null || !identify) {
+          conn?.ws.terminate();
+          conn = await open(identify);
+        }
+        const c: Conn = conn;
+        const f = frame(rng);
+        c.frames.length = 0;
+        c.ws.send(f.data, { binary: f.binary });
+        if (identify) {
+          // A probe after the input: its reply proves the input was handled and the session still works.
+          const probe = randomUUID();
+          if (c.closed === null) c.ws.send(JSON.stringify({ messageType: 'unregister', channelID: probe }));
+          await until(c, () => c.frames.some((m) => m['channelID'] === probe));
+          if (c.closed === null) expect(c.frames.find((m) => m['channelID'] === probe)?.['status'], replay(i)).toBe(200);
+        } else {
+          await until(c, () => c.frames.length > 0);
+        }
+        if (f.expect !== null) expect(c.closed, `${replay(i)} ${String(f.data).slice(0, 80)}`).toBe(f.expect);
+        if (c.closed !== null) expect(DOCUMENTED.has(c.closed), `${replay(i)} closed with ${c.closed}`).toBe(true);
+        for (const m of c.frames) if ('status' in m) expect([200, 400, 409, 413], `${replay(i)} ${JSON.stringify(m)}`).toContain(m['status']);
+      });
+      (conn as Conn | null)?.ws.terminate();
+      expect(growth, `${replay(FUZZ_COUNT)} heap grew ${growth} bytes`).toBeLessThan(HEAP_TOLERANCE_BYTES);
+      // Still serving.
+      const last = await open(true);
+      last.ws.close();
+    },
+    TIMEOUT,
+  );
 });
 
 describe('fuzzing push requests (headers and bodies)', () => {
@@ -181,7 +194,11 @@ describe('fuzzing push requests (headers and bodies)', () => {
   }
 
   // Every (status, errno) the errno table documents, except the server-side failures a fuzzer must never cause.
-  const DOCUMENTED = new Set(Object.values(Errno).filter((e) => e.status < 500 || e.status === 503).map((e) => `${e.status}/${e.errno}`));
+  const DOCUMENTED = new Set(
+    Object.values(Errno)
+      .filter((e) => e.status < 500 || e.status === 503)
+      .map((e) => `${e.status}/${e.errno}`),
+  );
   DOCUMENTED.delete('503/201'); // storage is up: a 503 here would be a misclassified bug
   DOCUMENTED.delete('503/202');
 
@@ -226,37 +243,44 @@ describe('fuzzing push requests (headers and bodies)', () => {
     }
   }
 
-  it(`answers ${FUZZ_COUNT} generated push requests with a documented status and errno, and leaks nothing`, async () => {
-    const rng = new Rng(SEED ^ 0x9e3779b9);
-    const parallel = 8;
-    const one = async (i: number, url: string, headers: Record<string, string>, body: Buffer | null) => {
-      const res = await fetch(url, { method: 'POST', headers, body });
-      const text = await res.text();
-      if (res.status === 201) return;
-      let errno: unknown;
-      try {
-        errno = (JSON.parse(text) as { errno?: unknown }).errno;
-      } catch {
-        errno = `not JSON: ${text.slice(0, 80)}`;
-      }
-      expect(DOCUMENTED.has(`${res.status}/${String(errno)}`), `${replay(i)} ${res.status}/${String(errno)} for ${url} ${JSON.stringify(headers).slice(0, 300)}`).toBe(true);
-      // The uaid was reset (msg_limit) or the channel is gone: carry on with a fresh one.
-      if (res.status === 410 && url === endpoint) endpoint = await newEndpoint();
-    };
-    const batches = Math.ceil(FUZZ_COUNT / parallel);
-    const { growth } = await withLeakCheck(batches, async (b) => {
-      const jobs = [];
-      for (let k = 0; k < parallel && b * parallel + k < FUZZ_COUNT; k++) {
-        const headers: Record<string, string> = {};
-        for (const h of headerNames) if (rng.bool(0.5)) headers[h] = headerValue(rng, h);
-        const size = rng.pick([0, 0, 16, 100, 4096, 4097, rng.int(0, 6000)]);
-        jobs.push(one(b * parallel + k, target(rng), headers, size > 0 ? rng.bytes(size) : null));
-      }
-      await Promise.all(jobs);
-    });
-    expect(growth, `${replay(FUZZ_COUNT)} heap grew ${growth} bytes`).toBeLessThan(HEAP_TOLERANCE_BYTES);
-    expect((await fetch(`${gw.url}/__heartbeat__`)).status).toBe(200);
-  }, TIMEOUT);
+  it(
+    `answers ${FUZZ_COUNT} generated push requests with a documented status and errno, and leaks nothing`,
+    async () => {
+      const rng = new Rng(SEED ^ 0x9e3779b9);
+      const parallel = 8;
+      const one = async (i: number, url: string, headers: Record<string, string>, body: Buffer | null) => {
+        const res = await fetch(url, { method: 'POST', headers, body });
+        const text = await res.text();
+        if (res.status === 201) return;
+        let errno: unknown;
+        try {
+          errno = (JSON.parse(text) as { errno?: unknown }).errno;
+        } catch {
+          errno = `not JSON: ${text.slice(0, 80)}`;
+        }
+        expect(
+          DOCUMENTED.has(`${res.status}/${String(errno)}`),
+          `${replay(i)} ${res.status}/${String(errno)} for ${url} ${JSON.stringify(headers).slice(0, 300)}`,
+        ).toBe(true);
+        // The uaid was reset (msg_limit) or the channel is gone: carry on with a fresh one.
+        if (res.status === 410 && url === endpoint) endpoint = await newEndpoint();
+      };
+      const batches = Math.ceil(FUZZ_COUNT / parallel);
+      const { growth } = await withLeakCheck(batches, async (b) => {
+        const jobs = [];
+        for (let k = 0; k < parallel && b * parallel + k < FUZZ_COUNT; k++) {
+          const headers: Record<string, string> = {};
+          for (const h of headerNames) if (rng.bool(0.5)) headers[h] = headerValue(rng, h);
+          const size = rng.pick([0, 0, 16, 100, 4096, 4097, rng.int(0, 6000)]);
+          jobs.push(one(b * parallel + k, target(rng), headers, size > 0 ? rng.bytes(size) : null));
+        }
+        await Promise.all(jobs);
+      });
+      expect(growth, `${replay(FUZZ_COUNT)} heap grew ${growth} bytes`).toBeLessThan(HEAP_TOLERANCE_BYTES);
+      expect((await fetch(`${gw.url}/__heartbeat__`)).status).toBe(200);
+    },
+    TIMEOUT,
+  );
 });
 
 describe('fuzzing XMPP stanzas (through the component)', () => {
@@ -267,7 +291,14 @@ describe('fuzzing XMPP stanzas (through the component)', () => {
   beforeAll(async () => {
     server = new FakeComponentServer(PUSH, 'component-secret');
     await server.listen();
-    gw = await startGateway({ xmppService: server.service, xmppDomain: PUSH, xmppPassword: 'component-secret', xmppMaxStanza: MAX_STANZA, xmppRateLimit: 6000, xmppRateBurst: 1000 });
+    gw = await startGateway({
+      xmppService: server.service,
+      xmppDomain: PUSH,
+      xmppPassword: 'component-secret',
+      xmppMaxStanza: MAX_STANZA,
+      xmppRateLimit: 6000,
+      xmppRateBurst: 1000,
+    });
     await server.connected();
     // The component answers only once it has read the server's handshake reply (online).
     const deadline = Date.now() + 10_000;
@@ -284,9 +315,47 @@ describe('fuzzing XMPP stanzas (through the component)', () => {
 
   const TYPES = new Set(['auth', 'cancel', 'continue', 'modify', 'wait']);
   // RFC 6120 §8.3.3 defined conditions, except internal-server-error: a fuzzer must never cause one.
-  const CONDITIONS = new Set(['bad-request', 'conflict', 'feature-not-implemented', 'forbidden', 'gone', 'item-not-found', 'jid-malformed', 'not-acceptable', 'not-allowed', 'not-authorized', 'policy-violation', 'recipient-unavailable', 'redirect', 'registration-required', 'remote-server-not-found', 'remote-server-timeout', 'resource-constraint', 'service-unavailable', 'subscription-required', 'undefined-condition', 'unexpected-request']);
+  const CONDITIONS = new Set([
+    'bad-request',
+    'conflict',
+    'feature-not-implemented',
+    'forbidden',
+    'gone',
+    'item-not-found',
+    'jid-malformed',
+    'not-acceptable',
+    'not-allowed',
+    'not-authorized',
+    'policy-violation',
+    'recipient-unavailable',
+    'redirect',
+    'registration-required',
+    'remote-server-not-found',
+    'remote-server-timeout',
+    'resource-constraint',
+    'service-unavailable',
+    'subscription-required',
+    'undefined-condition',
+    'unexpected-request',
+  ]);
   const NAMESPACES = [NS.pubsub, NS.pubsubOwner, NS.commands, NS.discoInfo, NS.discoItems, NS.data, NS.push, NS.pushSummary, NS.publishOptions, 'urn:fuzz'];
-  const NAMES = ['pubsub', 'publish', 'item', 'notification', 'command', 'query', 'x', 'field', 'value', 'enable', 'disable', 'options', 'publish-options', 'create', 'fuzz'];
+  const NAMES = [
+    'pubsub',
+    'publish',
+    'item',
+    'notification',
+    'command',
+    'query',
+    'x',
+    'field',
+    'value',
+    'enable',
+    'disable',
+    'options',
+    'publish-options',
+    'create',
+    'fuzz',
+  ];
 
   /** XML 1.0 allows no control characters but tab, newline and carriage return (§2.2); @xmpp/xml escapes the rest. */
   const xmlText = (rng: Rng, n: number) => rng.text(n).replace(/[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]/g, '');
@@ -294,7 +363,11 @@ describe('fuzzing XMPP stanzas (through the component)', () => {
   function element(rng: Rng, depth: number): Element {
     const attrs: Record<string, string> = {};
     if (rng.bool(0.7)) attrs['xmlns'] = rng.pick(NAMESPACES);
-    for (const a of ['node', 'action', 'var', 'type', 'jid', 'sessionid']) if (rng.bool(0.25)) attrs[a] = rng.bool(0.5) ? rng.pick(['urn:xmpp:push:0', 'execute', 'submit', 'register-push-fcm', 'register-push-webpush', 'FORM_TYPE', 'n']) : xmlText(rng, 30);
+    for (const a of ['node', 'action', 'var', 'type', 'jid', 'sessionid'])
+      if (rng.bool(0.25))
+        attrs[a] = rng.bool(0.5)
+          ? rng.pick(['urn:xmpp:push:0', 'execute', 'submit', 'register-push-fcm', 'register-push-webpush', 'FORM_TYPE', 'n'])
+          : xmlText(rng, 30);
     const children: (Element | string)[] = [];
     if (depth > 0) for (let k = rng.int(0, 3); k > 0; k--) children.push(element(rng, depth - 1));
     if (rng.bool(0.3)) children.push(xmlText(rng, rng.bool(0.05) ? MAX_STANZA + 100 : 80));
@@ -310,47 +383,54 @@ describe('fuzzing XMPP stanzas (through the component)', () => {
     expect(CONDITIONS.has(condition ?? ''), `${replay(i)} condition ${String(condition)}: ${reply.toString().slice(0, 300)}`).toBe(true);
   }
 
-  it(`answers ${FUZZ_COUNT} generated stanzas with results or defined stanza errors, and leaks nothing`, async () => {
-    const rng = new Rng(SEED ^ 0x85ebca6b);
-    const froms = ['example.org', 'a@example.org/r', 'mallory@example.org/phone', 'mim.example.org', 'x'];
-    /** Generates input #i (sequentially, so the PRNG replays) and returns the check to run concurrently. */
-    const input = (i: number): (() => Promise<void>) => {
-      const from = rng.bool(0.9) ? rng.pick(froms) : xmlText(rng, 20) || 'y';
-      const kind = rng.int(0, 9);
-      if (kind <= 7) {
-        // iq get/set: always answered (RFC 6120 §8.2.3), with a result or a defined error.
-        const type = rng.bool(0.6) ? 'set' : 'get';
-        const payload = rng.bool(0.95) ? [element(rng, 3)] : Array.from({ length: rng.int(0, 2) }, () => element(rng, 1));
-        const stanza = xml('iq', { type, from, to: PUSH }, ...payload);
-        return async () => checkError(i, await server.request(stanza));
-      }
-      if (kind === 8) {
-        // A message to the component: an error (service-unavailable) is the only answer.
-        const stanza = xml('message', { from, to: PUSH, type: rng.pick(['chat', 'normal', 'headline']) }, element(rng, 1));
+  it(
+    `answers ${FUZZ_COUNT} generated stanzas with results or defined stanza errors, and leaks nothing`,
+    async () => {
+      const rng = new Rng(SEED ^ 0x85ebca6b);
+      const froms = ['example.org', 'a@example.org/r', 'mallory@example.org/phone', 'mim.example.org', 'x'];
+      /** Generates input #i (sequentially, so the PRNG replays) and returns the check to run concurrently. */
+      const input = (i: number): (() => Promise<void>) => {
+        const from = rng.bool(0.9) ? rng.pick(froms) : xmlText(rng, 20) || 'y';
+        const kind = rng.int(0, 9);
+        if (kind <= 7) {
+          // iq get/set: always answered (RFC 6120 §8.2.3), with a result or a defined error.
+          const type = rng.bool(0.6) ? 'set' : 'get';
+          const payload = rng.bool(0.95) ? [element(rng, 3)] : Array.from({ length: rng.int(0, 2) }, () => element(rng, 1));
+          const stanza = xml('iq', { type, from, to: PUSH }, ...payload);
+          return async () => checkError(i, await server.request(stanza));
+        }
+        if (kind === 8) {
+          // A message to the component: an error (service-unavailable) is the only answer.
+          const stanza = xml('message', { from, to: PUSH, type: rng.pick(['chat', 'normal', 'headline']) }, element(rng, 1));
+          return async () => {
+            const reply = await server.request(stanza);
+            checkError(i, reply);
+            expect(reply.attrs['type'], replay(i)).toBe('error');
+          };
+        }
+        // Results and errors are never answered (RFC 6120 §8.2.3): send one, then a probe must still get its reply.
+        const stanza = xml('iq', { type: rng.pick(['result', 'error']), id: `fz${i}`, from, to: PUSH }, element(rng, 1));
         return async () => {
-          const reply = await server.request(stanza);
-          checkError(i, reply);
-          expect(reply.attrs['type'], replay(i)).toBe('error');
+          server.writeRaw(stanza.toString());
+          checkError(i, await server.request(xml('iq', { type: 'get', from: 'a@example.org/r', to: PUSH }, xml('query', { xmlns: NS.discoInfo }))));
+          expect(
+            server.received.some((e) => e.attrs['id'] === `fz${i}`),
+            replay(i),
+          ).toBe(false);
         };
-      }
-      // Results and errors are never answered (RFC 6120 §8.2.3): send one, then a probe must still get its reply.
-      const stanza = xml('iq', { type: rng.pick(['result', 'error']), id: `fz${i}`, from, to: PUSH }, element(rng, 1));
-      return async () => {
-        server.writeRaw(stanza.toString());
-        checkError(i, await server.request(xml('iq', { type: 'get', from: 'a@example.org/r', to: PUSH }, xml('query', { xmlns: NS.discoInfo }))));
-        expect(server.received.some((e) => e.attrs['id'] === `fz${i}`), replay(i)).toBe(false);
       };
-    };
-    // One at a time: with several replies outstanding, the component's small writes wait on each other's
-    // ACKs (Nagle against delayed ACK, ~40 ms a round) because its socket does not set TCP_NODELAY.
-    const parallel = 1;
-    const { growth } = await withLeakCheck(Math.ceil(FUZZ_COUNT / parallel), async (b) => {
-      const checks = [];
-      for (let k = 0; k < parallel && b * parallel + k < FUZZ_COUNT; k++) checks.push(input(b * parallel + k));
-      await Promise.all(checks.map((c) => c()));
-      if (server.received.length > 1000) server.received.length = 0;
-    });
-    expect(growth, `${replay(FUZZ_COUNT)} heap grew ${growth} bytes`).toBeLessThan(HEAP_TOLERANCE_BYTES);
-    expect(server.handshakes, 'the component never had to reconnect').toBe(1);
-  }, TIMEOUT);
+      // One at a time: with several replies outstanding, the component's small writes wait on each other's
+      // ACKs (Nagle against delayed ACK, ~40 ms a round) because its socket does not set TCP_NODELAY.
+      const parallel = 1;
+      const { growth } = await withLeakCheck(Math.ceil(FUZZ_COUNT / parallel), async (b) => {
+        const checks = [];
+        for (let k = 0; k < parallel && b * parallel + k < FUZZ_COUNT; k++) checks.push(input(b * parallel + k));
+        await Promise.all(checks.map((c) => c()));
+        if (server.received.length > 1000) server.received.length = 0;
+      });
+      expect(growth, `${replay(FUZZ_COUNT)} heap grew ${growth} bytes`).toBeLessThan(HEAP_TOLERANCE_BYTES);
+      expect(server.handshakes, 'the component never had to reconnect').toBe(1);
+    },
+    TIMEOUT,
+  );
 });

@@ -78,7 +78,9 @@ export class Rng {
       case 5:
       case 6: {
         const o: Record<string, unknown> = {};
-        for (let i = this.int(0, 4); i > 0; i--) o[this.pick(['messageType', 'channelID', 'uaid', 'updates', 'version', 'code', 'key', 'use_webpush', '__proto__', 'constructor', this.text(8)])] = this.json(depth - 1);
+        for (let i = this.int(0, 4); i > 0; i--)
+          o[this.pick(['messageType', 'channelID', 'uaid', 'updates', 'version', 'code', 'key', 'use_webpush', '__proto__', 'constructor', this.text(8)])] =
+            this.json(depth - 1);
         return o;
       }
       default:

@@ -45,7 +45,29 @@ function makeCertificate(cn = '127.0.0.1'): { cert: string; key: string } {
   const dir = mkdtempSync(join(tmpdir(), 'pushgate-sec-tls-'));
   const cert = join(dir, 'cert.pem');
   const key = join(dir, 'key.pem');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2', '-subj', `/CN=${cn}`, '-addext', `subjectAltName=IP:${cn}`, '-keyout', key, '-out', cert], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-days',
+      '2',
+      '-subj',
+      `/CN=${cn}`,
+      '-addext',
+      `subjectAltName=IP:${cn}`,
+      '-keyout',
+      key,
+      '-out',
+      cert,
+    ],
+    { stdio: 'ignore' },
+  );
   return { cert, key };
 }
 
@@ -86,7 +108,9 @@ describe('public listener limits (issue 9 §8)', () => {
     const { client, endpoint } = await endpointOf(gw);
     const url = new URL(endpoint);
     const slowBody = await silentSocket(port);
-    slowBody.write(`POST ${url.pathname} HTTP/1.1\r\nHost: 127.0.0.1\r\nTTL: 60\r\nContent-Length: 4096\r\nContent-Encoding: aes128gcm\r\n\r\n` + 'x'.repeat(10));
+    slowBody.write(
+      `POST ${url.pathname} HTTP/1.1\r\nHost: 127.0.0.1\r\nTTL: 60\r\nContent-Length: 4096\r\nContent-Encoding: aes128gcm\r\n\r\n` + 'x'.repeat(10),
+    );
     const slowHeaders = await silentSocket(port);
     const trickle = setInterval(() => slowHeaders.closedAt === undefined && slowHeaders.write('X'), 100);
     const started = Date.now();
@@ -104,11 +128,13 @@ describe('public listener limits (issue 9 §8)', () => {
   it('lets websockets leave the HTTP connection count once upgraded', async () => {
     const g = await startGateway({ maxConnections: 3 });
     try {
-      const clients = await Promise.all(Array.from({ length: 6 }, async () => {
-        const c = await PushClient.connect(g.wsUrl);
-        await c.hello();
-        return c;
-      }));
+      const clients = await Promise.all(
+        Array.from({ length: 6 }, async () => {
+          const c = await PushClient.connect(g.wsUrl);
+          await c.hello();
+          return c;
+        }),
+      );
       expect(g.guard.size).toBe(0);
       const { client, endpoint } = await endpointOf(g);
       expect((await post(endpoint, { TTL: '0' })).status).toBe(201);
@@ -121,7 +147,8 @@ describe('public listener limits (issue 9 §8)', () => {
 
 describe('the internal (router) port (issue 9 §13, §17)', () => {
   it('refuses to start without PUSHGATE_ROUTER_SECRET, naming the setting', () => {
-    const load = (env: Record<string, string>) => () => loadConfig({ env: { PUSHGATE_DATA_DIR: mkdtempSync(join(tmpdir(), 'pg-sec-')), ...env }, file: 'config/pushgate.json' });
+    const load = (env: Record<string, string>) => () =>
+      loadConfig({ env: { PUSHGATE_DATA_DIR: mkdtempSync(join(tmpdir(), 'pg-sec-')), ...env }, file: 'config/pushgate.json' });
     expect(load({ PUSHGATE_ROUTER_PORT: '8999' })).toThrow(/PUSHGATE_ROUTER_SECRET is required with PUSHGATE_ROUTER_PORT/);
     expect(load({ PUSHGATE_ROLE: 'endpoint', PUSHGATE_STORE: 'mongodb://127.0.0.1/x' })).toThrow(/PUSHGATE_ROUTER_SECRET is required/);
     expect(load({ PUSHGATE_ROUTER_PORT: '8999', PUSHGATE_ROUTER_SECRET: 'a-secret-of-24-characters' })).not.toThrow();
@@ -149,7 +176,10 @@ describe('the internal (router) port (issue 9 §13, §17)', () => {
         client.close();
         expect(await untrusted.notify(peerUrl, uaid)).toBe(false);
         expect(await wrongSecret.notify(peerUrl, uaid)).toBe(false);
-        const plain = await fetch(`${peerUrl.replace('https', 'http')}/notif/${uaid}`, { method: 'PUT' }).then((r) => r.status, () => 0);
+        const plain = await fetch(`${peerUrl.replace('https', 'http')}/notif/${uaid}`, { method: 'PUT' }).then(
+          (r) => r.status,
+          () => 0,
+        );
         expect(plain).not.toBe(200);
       } finally {
         trusted.close();
@@ -204,17 +234,29 @@ describe('keys and the data directory (issue 9 §14, issue 10 §4)', () => {
 
   it('a gateway refuses a configuration whose generated keys were never written', async () => {
     const { createGateway } = await import('../../src/gateway.js');
-    const config = loadConfig({ env: { PUSHGATE_DATA_DIR: join(mkdtempSync(join(tmpdir(), 'pg-keys-')), 'd') }, file: 'config/pushgate.json', overrides: { store: 'sqlite::memory:', logLevel: 'silent' } });
+    const config = loadConfig({
+      env: { PUSHGATE_DATA_DIR: join(mkdtempSync(join(tmpdir(), 'pg-keys-')), 'd') },
+      file: 'config/pushgate.json',
+      overrides: { store: 'sqlite::memory:', logLevel: 'silent' },
+    });
     await expect(createGateway(config)).rejects.toThrow(ConfigError);
   });
 
   it('serve says loudly when it CREATED the crypto key, and that it LOADED it on the next start', async () => {
     execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
     const dataDir = join(mkdtempSync(join(tmpdir(), 'pg-serve-')), 'data');
-    const env = { PUSHGATE_DATA_DIR: dataDir, PUSHGATE_STORE: `sqlite:${join(dataDir, 'pushgate.db')}`, PUSHGATE_HOST: '127.0.0.1', PUSHGATE_PORT: String(await freePort()) };
+    const env = {
+      PUSHGATE_DATA_DIR: dataDir,
+      PUSHGATE_STORE: `sqlite:${join(dataDir, 'pushgate.db')}`,
+      PUSHGATE_HOST: '127.0.0.1',
+      PUSHGATE_PORT: String(await freePort()),
+    };
     const first = await startNode(env);
     await first.kill('SIGTERM');
-    const created = first.output.join('').split('\n').find((l) => l.includes('crypto key'));
+    const created = first.output
+      .join('')
+      .split('\n')
+      .find((l) => l.includes('crypto key'));
     expect(JSON.parse(created!)).toMatchObject({ level: 50 });
     expect(created).toContain('CREATED');
     expect(created).toContain('now INVALID');
@@ -222,7 +264,10 @@ describe('keys and the data directory (issue 9 §14, issue 10 §4)', () => {
     expect(statSync(join(dataDir, 'pushgate.db')).mode & 0o777).toBe(0o600);
     const second = await startNode(env);
     await second.kill('SIGTERM');
-    const loaded = second.output.join('').split('\n').find((l) => l.includes('crypto key'));
+    const loaded = second.output
+      .join('')
+      .split('\n')
+      .find((l) => l.includes('crypto key'));
     expect(loaded).toContain('LOADED');
     expect(loaded).not.toContain('CREATED');
   }, 120_000);
@@ -250,7 +295,13 @@ describe('shutdown with TLS (issue 9 §16)', () => {
     for (const s of [session, idle]) s.on('error', () => {});
     await Promise.all([session, idle].map((s) => new Promise((r) => s.once('connect', r))));
     const body = Buffer.alloc(64, 1);
-    const stream = session.request({ ':method': 'POST', ':path': endpoint.pathname, ttl: '60', 'content-encoding': 'aes128gcm', 'content-length': String(body.length) });
+    const stream = session.request({
+      ':method': 'POST',
+      ':path': endpoint.pathname,
+      ttl: '60',
+      'content-encoding': 'aes128gcm',
+      'content-length': String(body.length),
+    });
     stream.write(body.subarray(0, 10));
     const status = new Promise<number>((resolve, reject) => {
       stream.once('response', (h) => resolve(Number(h[':status'])));
@@ -283,11 +334,20 @@ describe('Docker image and compose fleet (issue 9 §15)', () => {
     expect(final.indexOf('chown node:node /app/data')).toBeLessThan(final.indexOf(`USER ${user}`));
   });
 
-  it("every compose node is unprivileged and shares one crypto key, auth key, VAPID key pair and router secret", () => {
-    const compose = parseYaml(readFileSync('docker-compose.yml', 'utf8'), { merge: true }) as { services: Record<string, { user?: string; image?: string; build?: unknown; environment?: Record<string, string> }> };
+  it('every compose node is unprivileged and shares one crypto key, auth key, VAPID key pair and router secret', () => {
+    const compose = parseYaml(readFileSync('docker-compose.yml', 'utf8'), { merge: true }) as {
+      services: Record<string, { user?: string; image?: string; build?: unknown; environment?: Record<string, string> }>;
+    };
     const nodes = Object.entries(compose.services).filter(([, s]) => s.build !== undefined);
     expect(nodes.length).toBeGreaterThanOrEqual(3);
-    const shared = ['PUSHGATE_CRYPTO_KEY', 'PUSHGATE_AUTH_KEYS', 'PUSHGATE_VAPID_PUBLIC_KEY', 'PUSHGATE_VAPID_PRIVATE_KEY', 'PUSHGATE_ROUTER_SECRET', 'PUSHGATE_STORE'];
+    const shared = [
+      'PUSHGATE_CRYPTO_KEY',
+      'PUSHGATE_AUTH_KEYS',
+      'PUSHGATE_VAPID_PUBLIC_KEY',
+      'PUSHGATE_VAPID_PRIVATE_KEY',
+      'PUSHGATE_ROUTER_SECRET',
+      'PUSHGATE_STORE',
+    ];
     for (const [name, s] of nodes) {
       expect(s.user, name).toBe('node');
       for (const k of shared) {

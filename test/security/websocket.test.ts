@@ -65,7 +65,12 @@ describe('security: the websocket door', () => {
     const session = gw.clients.get(uaid) as Session;
     let maxInFlight = 0;
     const total = 2000;
-    const statuses = await flood(endpoint, total, (i) => `m${i}`, () => (maxInFlight = Math.max(maxInFlight, session.inFlight)));
+    const statuses = await flood(
+      endpoint,
+      total,
+      (i) => `m${i}`,
+      () => (maxInFlight = Math.max(maxInFlight, session.inFlight)),
+    );
     expect(statuses.every((s) => s === 201)).toBe(true);
     expect(maxInFlight).toBe(50);
     // Every accepted message is durable: the 50 in flight and the 1,950 waiting are all in storage.
@@ -88,7 +93,12 @@ describe('security: the websocket door', () => {
     let maxBuffered = 0;
     const total = 4000;
     const pad = 'x'.repeat(3000);
-    const statuses = await flood(endpoint, total, (i) => `m${i}:${pad}`, () => (maxBuffered = Math.max(maxBuffered, session.bufferedBytes)));
+    const statuses = await flood(
+      endpoint,
+      total,
+      (i) => `m${i}:${pad}`,
+      () => (maxBuffered = Math.max(maxBuffered, session.bufferedBytes)),
+    );
     expect(statuses.every((s) => s === 201)).toBe(true);
     // Direct sends stop at the mark; at most one stored batch (10 frames of ~4.1 KB here) goes out past it.
     expect(maxBuffered).toBeLessThan(highWater + 11 * 4500);

@@ -46,14 +46,24 @@ function errorOf(reply: Element): { type: string; condition: string; text?: stri
   return { type: error.attrs['type']!, condition, ...(text ? { text } : {}) };
 }
 
-const field = (x: Element | undefined, name: string) => x?.getChildren('field').find((f) => f.attrs['var'] === name)?.getChildText('value') ?? undefined;
+const field = (x: Element | undefined, name: string) =>
+  x
+    ?.getChildren('field')
+    .find((f) => f.attrs['var'] === name)
+    ?.getChildText('value') ?? undefined;
 const form = (type: string, fields: Record<string, string>, formType?: string) =>
-  xml('x', { xmlns: NS.data, type }, formType ? xml('field', { var: 'FORM_TYPE', type: 'hidden' }, xml('value', {}, formType)) : null, ...Object.entries(fields).map(([k, v]) => xml('field', { var: k }, xml('value', {}, v))));
+  xml(
+    'x',
+    { xmlns: NS.data, type },
+    formType ? xml('field', { var: 'FORM_TYPE', type: 'hidden' }, xml('value', {}, formType)) : null,
+    ...Object.entries(fields).map(([k, v]) => xml('field', { var: k }, xml('value', {}, v))),
+  );
 
 /** What an XMPP server would relay to the component, as helpers bound to one fake XEP-0114 server. */
 function client(server: FakeComponentServer) {
   const iq = (type: 'get' | 'set', from: string, payload: Element) => server.request(xml('iq', { type, from, to: PUSH }, payload));
-  const command = (node: string, fields: Record<string, string>, from: string) => iq('set', from, xml('command', { xmlns: NS.commands, node, action: 'execute' }, form('submit', fields)));
+  const command = (node: string, fields: Record<string, string>, from: string) =>
+    iq('set', from, xml('command', { xmlns: NS.commands, node, action: 'execute' }, form('submit', fields)));
   async function register(node: string, fields: Record<string, string>, from: string) {
     const reply = await command(node, fields, from);
     expect(errorOf(reply)).toBeNull();
@@ -61,7 +71,16 @@ function client(server: FakeComponentServer) {
     return { node: field(x, 'node')!, secret: field(x, 'secret')! };
   }
   const publish = (node: string, options: Record<string, string> | null, from: string) =>
-    iq('set', from, xml('pubsub', { xmlns: NS.pubsub }, xml('publish', { node }, xml('item', {}, xml('notification', { xmlns: NS.push }))), options ? xml('publish-options', {}, form('submit', options, NS.publishOptions)) : null));
+    iq(
+      'set',
+      from,
+      xml(
+        'pubsub',
+        { xmlns: NS.pubsub },
+        xml('publish', { node }, xml('item', {}, xml('notification', { xmlns: NS.push }))),
+        options ? xml('publish-options', {}, form('submit', options, NS.publishOptions)) : null,
+      ),
+    );
   const create = (node: string, from: string) => iq('set', from, xml('pubsub', { xmlns: NS.pubsub }, xml('create', { node, type: 'push' }), xml('configure')));
   return { iq, command, register, publish, create };
 }
@@ -104,7 +123,14 @@ describe('attacks on the XEP-0357 push component (issue 9)', () => {
     await server.listen();
     const vapid = webpush.generateVAPIDKeys();
     // Shipped defaults for the stanza size and the registrations per account.
-    w = await bridgeWorld({ xmppService: server.service, xmppDomain: PUSH, xmppPassword: 'component-secret', xmppPublishOptionsDomains: 'allowed.example', vapidPublicKey: vapid.publicKey, vapidPrivateKey: vapid.privateKey });
+    w = await bridgeWorld({
+      xmppService: server.service,
+      xmppDomain: PUSH,
+      xmppPassword: 'component-secret',
+      xmppPublishOptionsDomains: 'allowed.example',
+      vapidPublicKey: vapid.publicKey,
+      vapidPrivateKey: vapid.privateKey,
+    });
     await server.connected();
     x = client(server);
   });
@@ -139,7 +165,10 @@ describe('attacks on the XEP-0357 push component (issue 9)', () => {
     expect(errorOf(await x.create('evil-node', 'evil.example'))).toMatchObject({ type: 'auth', condition: 'forbidden' });
     expect(await w.gw.store.getPushRegistration('eve-node')).toBeNull();
     // The allowed server's own publish with bad options is refused as a bad request, not relayed.
-    expect(errorOf(await x.publish('legit-node', { service: 'wns', device_id: VICTIM }, 'allowed.example'))).toMatchObject({ type: 'modify', condition: 'bad-request' });
+    expect(errorOf(await x.publish('legit-node', { service: 'wns', device_id: VICTIM }, 'allowed.example'))).toMatchObject({
+      type: 'modify',
+      condition: 'bad-request',
+    });
     expect(w.fakes.received).toHaveLength(0);
     // Control: the same publish from the allowed server itself is the path the attacker tried, and it does reach the provider.
     expect((await x.publish('legit-node', { service: 'fcm', device_id: VICTIM }, 'allowed.example')).attrs['type']).toBe('result');
@@ -150,7 +179,15 @@ describe('attacks on the XEP-0357 push component (issue 9)', () => {
     const reg = await x.register('register-push-fcm', { token: VICTIM, 'device-id': 'stolen' }, 'juliet@example.org/phone');
     const before = (await w.gw.metrics.authFailures.get()).values.reduce((n, v) => n + v.value, 0);
     // The node and secret leaked (a compromised server, a log): every sender but the account's own server is refused.
-    for (const from of ['evil.example', 'example.org.evil.example', 'mallory@example.org/phone', 'juliet@example.org', 'juliet@example.org/phone', 'example.org/res', 'allowed.example']) {
+    for (const from of [
+      'evil.example',
+      'example.org.evil.example',
+      'mallory@example.org/phone',
+      'juliet@example.org',
+      'juliet@example.org/phone',
+      'example.org/res',
+      'allowed.example',
+    ]) {
       expect(errorOf(await x.publish(reg.node, { secret: reg.secret }, from)), from).toMatchObject({ type: 'auth', condition: 'forbidden' });
     }
     // A wrong secret from the right server is refused the same way.
@@ -215,8 +252,16 @@ describe('attacks on the XEP-0357 push component (issue 9)', () => {
     it('a name that was public at registration and rebinds to loopback at send time: refused, nothing connects', async () => {
       answers['rebind.attacker.test'] = ['93.184.215.14'];
       answers['rebind2.attacker.test'] = ['93.184.215.14'];
-      const open = await x.register('register-push-webpush', { endpoint: `https://rebind.attacker.test:${wire.port}/push`, p256dh: KEY, auth: AUTH, 'device-id': 'rb1' }, 'mallory@example.org/rebind');
-      const closed = await x.register('register-push-webpush', { endpoint: `https://rebind2.attacker.test:${await freePort()}/push`, p256dh: KEY, auth: AUTH, 'device-id': 'rb2' }, 'mallory@example.org/rebind');
+      const open = await x.register(
+        'register-push-webpush',
+        { endpoint: `https://rebind.attacker.test:${wire.port}/push`, p256dh: KEY, auth: AUTH, 'device-id': 'rb1' },
+        'mallory@example.org/rebind',
+      );
+      const closed = await x.register(
+        'register-push-webpush',
+        { endpoint: `https://rebind2.attacker.test:${await freePort()}/push`, p256dh: KEY, auth: AUTH, 'device-id': 'rb2' },
+        'mallory@example.org/rebind',
+      );
       // The attacker's DNS now points both names inside: one at a listening port, one at a closed one.
       answers['rebind.attacker.test'] = ['127.0.0.1'];
       answers['rebind2.attacker.test'] = ['127.0.0.1'];
@@ -235,7 +280,9 @@ describe('attacks on the XEP-0357 push component (issue 9)', () => {
   describe('finding 5: registration abuse', () => {
     it('2,001 registrations of one account sent at once: the default cap (20) holds, the rest are refused', async () => {
       const from = 'hoarder@example.org/x';
-      const replies = await Promise.all(Array.from({ length: 2001 }, (_, i) => x.command('register-push-fcm', { token: `fcm-hoard-${i}`, 'device-id': `d${i}` }, from)));
+      const replies = await Promise.all(
+        Array.from({ length: 2001 }, (_, i) => x.command('register-push-fcm', { token: `fcm-hoard-${i}`, 'device-id': `d${i}` }, from)),
+      );
       const accepted = replies.filter((r) => r.attrs['type'] === 'result').length;
       const refused = replies.map(errorOf).filter((e) => e?.type === 'cancel' && e.condition === 'not-allowed').length;
       expect(accepted).toBe(w.gw.config.xmppMaxRegistrations);
@@ -256,7 +303,11 @@ describe('attacks on the XEP-0357 push component (issue 9)', () => {
       ['a long Web Push endpoint', 'register-push-webpush', { endpoint: `https://public.attacker.test/${'p'.repeat(5000)}`, p256dh: KEY, auth: AUTH }],
       ['a long auth key', 'register-push-webpush', { endpoint: 'https://public.attacker.test/x', p256dh: KEY, auth: 'A'.repeat(5000) }],
       // 65 bytes that are no P-256 point: accepted, it would fail every later send (answered wait for ever).
-      ['a p256dh off the curve', 'register-push-webpush', { endpoint: 'https://public.attacker.test/x', p256dh: Buffer.concat([Buffer.from([4]), Buffer.alloc(64, 7)]).toString('base64url'), auth: AUTH }],
+      [
+        'a p256dh off the curve',
+        'register-push-webpush',
+        { endpoint: 'https://public.attacker.test/x', p256dh: Buffer.concat([Buffer.from([4]), Buffer.alloc(64, 7)]).toString('base64url'), auth: AUTH },
+      ],
       ['a long v1 node', 'v1-register-push', { type: 'fcm', node: 'n'.repeat(300), token: VICTIM }],
     ])('refuses %s with modify/bad-request, storing nothing', async (_name, command, fields) => {
       answers['public.attacker.test'] = ['93.184.215.14'];
@@ -276,7 +327,11 @@ describe('attacks on the XEP-0357 push component (issue 9)', () => {
     let peak = process.memoryUsage().heapUsed;
     const base = peak;
     const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().heapUsed)), 5);
-    const written = await server.pump(`<iq type='set' id='big' from='example.org' to='${PUSH}'><pubsub xmlns='${NS.pubsub}'><publish node='n'><item>`, 'x'.repeat(65536), 32 * 1024 * 1024);
+    const written = await server.pump(
+      `<iq type='set' id='big' from='example.org' to='${PUSH}'><pubsub xmlns='${NS.pubsub}'><publish node='n'><item>`,
+      'x'.repeat(65536),
+      32 * 1024 * 1024,
+    );
     clearInterval(sampler);
     expect(await closed).toBe('policy-violation');
     // Closed before the 32 MB were through (what was written includes the kernel's socket buffers, so only the
@@ -289,7 +344,7 @@ describe('attacks on the XEP-0357 push component (issue 9)', () => {
   }, 30_000);
 });
 
-describe('finding 17: failed XMPP authentications, seen from the operator\'s side of a real process', () => {
+describe("finding 17: failed XMPP authentications, seen from the operator's side of a real process", () => {
   let server: FakeComponentServer;
   let w: BridgeWorld;
   let node: NodeProcess;
@@ -331,7 +386,10 @@ describe('finding 17: failed XMPP authentications, seen from the operator\'s sid
     expect(errorOf(await x.publish(reg.node, null, 'example.org'))).toMatchObject({ type: 'auth', condition: 'forbidden' });
     expect(errorOf(await x.publish(reg.node, { secret: reg.secret }, 'evil.example'))).toMatchObject({ type: 'auth', condition: 'forbidden' });
     expect(errorOf(await x.create('n1', 'eve@example.org/x'))).toMatchObject({ type: 'auth', condition: 'forbidden' });
-    expect(errorOf(await x.publish(reg.node, { service: 'fcm', device_id: VICTIM, secret: guessed }, 'mallory@allowed.example/x'))).toMatchObject({ type: 'auth', condition: 'forbidden' });
+    expect(errorOf(await x.publish(reg.node, { service: 'fcm', device_id: VICTIM, secret: guessed }, 'mallory@allowed.example/x'))).toMatchObject({
+      type: 'auth',
+      condition: 'forbidden',
+    });
     expect(w.fakes.received).toHaveLength(0);
 
     const metrics = await (await fetch(`${url}/metrics`)).text();
@@ -340,10 +398,20 @@ describe('finding 17: failed XMPP authentications, seen from the operator\'s sid
     expect(metrics).toMatch(/pushgate_auth_failures_total\{door="xmpp",reason="create-sender"\} 1/);
 
     // The log lines are written as the refusals happen; wait (bounded) for the last one to be read.
-    const lines = () => node.output.join('').split('\n').filter((l) => l.includes('authentication failed'));
+    const lines = () =>
+      node.output
+        .join('')
+        .split('\n')
+        .filter((l) => l.includes('authentication failed'));
     await outputUntil(node, () => lines().length >= 5, 5000);
     const failed = lines().map((l) => JSON.parse(l) as Record<string, unknown>);
-    expect(failed.map((l) => [l['door'], l['reason']])).toEqual([['xmpp', 'wrong-secret'], ['xmpp', 'wrong-secret'], ['xmpp', 'foreign-sender'], ['xmpp', 'create-sender'], ['xmpp', 'foreign-sender']]);
+    expect(failed.map((l) => [l['door'], l['reason']])).toEqual([
+      ['xmpp', 'wrong-secret'],
+      ['xmpp', 'wrong-secret'],
+      ['xmpp', 'foreign-sender'],
+      ['xmpp', 'create-sender'],
+      ['xmpp', 'foreign-sender'],
+    ]);
     const all = node.output.join('');
     for (const secret of [guessed, reg.secret, componentSecret]) expect(all).not.toContain(secret);
     expect(metrics).not.toContain(guessed);

@@ -234,7 +234,7 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
     });
 
     // --- websocket door: bounded channel loading (issue 9 item 7) ---
-    it('pages a uaid\'s channels in channelID order, after a given channelID', async () => {
+    it("pages a uaid's channels in channelID order, after a given channelID", async () => {
       const store = await open();
       const uaid = newUaid();
       const chids = Array.from({ length: 7 }, () => channelId()).sort();

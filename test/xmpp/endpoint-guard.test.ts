@@ -16,24 +16,50 @@ function fakeDns(answers: Record<string, string[]>): Resolver {
   return ((host: string, _opts: unknown, cb: (err: Error | null, addrs: { address: string; family: number }[]) => void) => {
     const a = answers[host];
     if (!a) return cb(Object.assign(new Error('ENOTFOUND'), { code: 'ENOTFOUND' }), []);
-    cb(null, a.map((address) => ({ address, family: address.includes(':') ? 6 : 4 })));
+    cb(
+      null,
+      a.map((address) => ({ address, family: address.includes(':') ? 6 : 4 })),
+    );
   }) as unknown as Resolver;
 }
 
 const ORIGIN = 'https://push.gateway.example';
 
 describe('EndpointGuard', () => {
-  it('accepts https on public addresses and Pushgate\'s own origin; refuses everything else alike', async () => {
-    const guard = new EndpointGuard(ORIGIN, '', fakeDns({ 'push.example': ['93.184.215.14'], 'mixed.example': ['93.184.215.14', '10.0.0.5'], 'v6.example': ['fd00::1'], 'mapped.example': ['::ffff:127.0.0.1'] }));
+  it("accepts https on public addresses and Pushgate's own origin; refuses everything else alike", async () => {
+    const guard = new EndpointGuard(
+      ORIGIN,
+      '',
+      fakeDns({
+        'push.example': ['93.184.215.14'],
+        'mixed.example': ['93.184.215.14', '10.0.0.5'],
+        'v6.example': ['fd00::1'],
+        'mapped.example': ['::ffff:127.0.0.1'],
+      }),
+    );
     expect(await guard.check('https://push.example/wpush/abc')).toMatchObject({ ok: true, own: false });
     expect(await guard.check(`${ORIGIN}/wpush/v2/abc`)).toMatchObject({ ok: true, own: true });
-    for (const bad of ['http://push.example/x', 'https://mixed.example/x', 'https://v6.example/x', 'https://mapped.example/x', 'https://nxdomain.example/x', 'https://user:pw@push.example/x', 'https://[fe80::1]/x', 'https://100.64.0.1/x', 'not a url']) {
+    for (const bad of [
+      'http://push.example/x',
+      'https://mixed.example/x',
+      'https://v6.example/x',
+      'https://mapped.example/x',
+      'https://nxdomain.example/x',
+      'https://user:pw@push.example/x',
+      'https://[fe80::1]/x',
+      'https://100.64.0.1/x',
+      'not a url',
+    ]) {
       expect(await guard.check(bad), bad).toEqual({ ok: false });
     }
   });
 
   it('lets the operator allow internal hosts and CIDRs, which may use http:', async () => {
-    const guard = new EndpointGuard(ORIGIN, 'push.internal, 10.20.0.0/16', fakeDns({ 'push.internal': ['192.168.1.9'], 'other.internal': ['10.20.3.4'], 'outside.internal': ['10.21.0.1'] }));
+    const guard = new EndpointGuard(
+      ORIGIN,
+      'push.internal, 10.20.0.0/16',
+      fakeDns({ 'push.internal': ['192.168.1.9'], 'other.internal': ['10.20.3.4'], 'outside.internal': ['10.21.0.1'] }),
+    );
     expect(await guard.check('http://push.internal/x')).toMatchObject({ ok: true });
     expect(await guard.check('https://other.internal/x')).toMatchObject({ ok: true });
     expect(await guard.check('https://outside.internal/x')).toEqual({ ok: false });
@@ -71,7 +97,20 @@ describe('WebPushSender through the guard', () => {
   const vapid = { ...webpush.generateVAPIDKeys(), subject: 'mailto:ops@gateway.example' };
   const fernet = new MultiFernet([FernetKey.generate()]);
   const keys = { p256dh: createECDH('prime256v1').generateKeys().toString('base64url'), auth: Buffer.alloc(16, 3).toString('base64url') };
-  const reg = (token: string): PushRegistration => ({ node: 'n', secretHash: null, account: 'a@example.org', deviceId: 'd', kind: 'webpush', appId: null, token, keys, includeSender: false, includeBody: false, background: false, createdAt: 0 });
+  const reg = (token: string): PushRegistration => ({
+    node: 'n',
+    secretHash: null,
+    account: 'a@example.org',
+    deviceId: 'd',
+    kind: 'webpush',
+    appId: null,
+    token,
+    keys,
+    includeSender: false,
+    includeBody: false,
+    background: false,
+    createdAt: 0,
+  });
 
   it('sends to its own origin over the network when it has no local router (a fleet peer), whatever the address', async () => {
     const own = `http://127.0.0.1:${port}`;

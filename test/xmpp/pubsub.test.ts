@@ -13,7 +13,16 @@ describe('handlePublish', () => {
   let store: SqliteStore;
   const sent: BridgeMessage[] = [];
   const bridges = {
-    get: (type: string, appId: string) => (type === 'fcm' && appId === 'app' ? { type: 'fcm', appId: 'app', validateToken: () => true, send: async (m: BridgeMessage) => (sent.push(m), { outcome: 'delivered' as const }), close: async () => {} } : undefined),
+    get: (type: string, appId: string) =>
+      type === 'fcm' && appId === 'app'
+        ? {
+            type: 'fcm',
+            appId: 'app',
+            validateToken: () => true,
+            send: async (m: BridgeMessage) => (sent.push(m), { outcome: 'delivered' as const }),
+            close: async () => {},
+          }
+        : undefined,
     mongoosepush: {},
   } as unknown as Bridges;
   const ctx = (rateLimitReply: 'drop' | 'wait'): PubsubContext => ({
@@ -28,11 +37,29 @@ describe('handlePublish', () => {
     publishOptionsDomains: new Set(['mim.example']),
   });
   const publish = (node: string, secret: string) =>
-    xml('pubsub', { xmlns: NS.pubsub }, xml('publish', { node }), xml('publish-options', {}, xml('x', { xmlns: NS.data, type: 'submit' }, xml('field', { var: 'secret' }, xml('value', {}, secret)))));
+    xml(
+      'pubsub',
+      { xmlns: NS.pubsub },
+      xml('publish', { node }),
+      xml('publish-options', {}, xml('x', { xmlns: NS.data, type: 'submit' }, xml('field', { var: 'secret' }, xml('value', {}, secret)))),
+    );
 
   beforeAll(async () => {
     store = new SqliteStore(':memory:');
-    await store.savePushRegistration({ node: 'n1', secretHash: hashSecret('s'), account: 'a@example.org', deviceId: 'd', kind: 'fcm', appId: 'app', token: 't', keys: null, includeSender: false, includeBody: false, background: false, createdAt: 0 });
+    await store.savePushRegistration({
+      node: 'n1',
+      secretHash: hashSecret('s'),
+      account: 'a@example.org',
+      deviceId: 'd',
+      kind: 'fcm',
+      appId: 'app',
+      token: 't',
+      keys: null,
+      includeSender: false,
+      includeBody: false,
+      background: false,
+      createdAt: 0,
+    });
   });
   afterAll(() => store.close());
 

@@ -47,12 +47,18 @@ export class AdmBridge implements Bridge {
       client_secret: this.settings.clientSecret,
     }).toString();
     // A transport failure here propagates as a TransportError: the send reports the token endpoint unreachable.
-    const res = await this.tokenHttp.request('POST', new URL(this.settings.tokenUrl).pathname, {
-      'content-type': 'application/x-www-form-urlencoded;charset=UTF-8',
-      'content-length': String(Buffer.byteLength(form)),
-    }, form);
+    const res = await this.tokenHttp.request(
+      'POST',
+      new URL(this.settings.tokenUrl).pathname,
+      {
+        'content-type': 'application/x-www-form-urlencoded;charset=UTF-8',
+        'content-length': String(Buffer.byteLength(form)),
+      },
+      form,
+    );
     const body = jsonBody(res);
-    if (res.status !== 200 || typeof body['access_token'] !== 'string') throw new AdmTokenError(res.status, typeof body['error'] === 'string' ? body['error'] : '');
+    if (res.status !== 200 || typeof body['access_token'] !== 'string')
+      throw new AdmTokenError(res.status, typeof body['error'] === 'string' ? body['error'] : '');
     const expiresIn = typeof body['expires_in'] === 'number' ? body['expires_in'] : 3600;
     return { value: body['access_token'], expiresIn };
   }
@@ -72,14 +78,19 @@ export class AdmBridge implements Bridge {
       let res: HttpResponse;
       try {
         const token = await this.tokens.get();
-        res = await this.http.request('POST', `/messaging/registrations/${encodeURIComponent(msg.token)}/messages`, {
-          authorization: `Bearer ${token}`,
-          'content-type': 'application/json',
-          accept: 'application/json',
-          'x-amzn-type-version': 'com.amazon.device.messaging.ADMMessage@1.0',
-          'x-amzn-accept-type': 'com.amazon.device.messaging.ADMSendResult@1.0',
-          'content-length': String(Buffer.byteLength(body)),
-        }, body);
+        res = await this.http.request(
+          'POST',
+          `/messaging/registrations/${encodeURIComponent(msg.token)}/messages`,
+          {
+            authorization: `Bearer ${token}`,
+            'content-type': 'application/json',
+            accept: 'application/json',
+            'x-amzn-type-version': 'com.amazon.device.messaging.ADMMessage@1.0',
+            'x-amzn-accept-type': 'com.amazon.device.messaging.ADMSendResult@1.0',
+            'content-length': String(Buffer.byteLength(body)),
+          },
+          body,
+        );
       } catch (err) {
         if (err instanceof AdmTokenError) {
           return err.status >= 500

@@ -1,5 +1,5 @@
 /** An ADM app's settings, from its checked bridges-file entry. */
-import { AppFiles, trimUrl } from '../files.js';
+import { type AppFiles, trimUrl } from '../files.js';
 import type { AdmSettings } from './client.js';
 import type { AdmAppConfig } from './schema.js';
 

@@ -1,6 +1,6 @@
 /** An APNs app's settings, from its checked bridges-file entry: the .p8 key or the certificate and its key are read and checked at start-up. */
 import { X509Certificate } from 'node:crypto';
-import { AppFiles, trimUrl } from '../files.js';
+import { type AppFiles, trimUrl } from '../files.js';
 import { BridgeConfigError } from '../types.js';
 import type { ApnsSettings } from './client.js';
 import type { ApnsAppConfig } from './schema.js';

@@ -67,10 +67,15 @@ export class FcmBridge implements Bridge {
     const form = new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:jwt-bearer', assertion }).toString();
     let res: HttpResponse;
     try {
-      res = await this.tokenHttp.request('POST', new URL(this.settings.tokenUrl).pathname, {
-        'content-type': 'application/x-www-form-urlencoded',
-        'content-length': String(Buffer.byteLength(form)),
-      }, form);
+      res = await this.tokenHttp.request(
+        'POST',
+        new URL(this.settings.tokenUrl).pathname,
+        {
+          'content-type': 'application/x-www-form-urlencoded',
+          'content-length': String(Buffer.byteLength(form)),
+        },
+        form,
+      );
     } catch (err) {
       throw new TokenError(`token endpoint: ${(err as Error).message}`, 0, err);
     }
@@ -105,10 +110,15 @@ export class FcmBridge implements Bridge {
       let res: HttpResponse;
       try {
         const token = await this.tokens.get();
-        res = await this.send2.request('POST', `${new URL(this.settings.baseUrl).pathname.replace(/\/$/, '')}/v1/projects/${this.settings.serviceAccount.project_id}/messages:send`, {
-          authorization: `Bearer ${token}`,
-          'content-type': 'application/json; charset=utf-8',
-        }, body);
+        res = await this.send2.request(
+          'POST',
+          `${new URL(this.settings.baseUrl).pathname.replace(/\/$/, '')}/v1/projects/${this.settings.serviceAccount.project_id}/messages:send`,
+          {
+            authorization: `Bearer ${token}`,
+            'content-type': 'application/json; charset=utf-8',
+          },
+          body,
+        );
       } catch (err) {
         if (err instanceof TokenError) {
           // A token endpoint that is down is an outage; one that refuses our assertion is our credentials.

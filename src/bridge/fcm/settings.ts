@@ -1,5 +1,5 @@
 /** An FCM app's settings, from its checked bridges-file entry: the service account is read and its key checked at start-up. */
-import { AppFiles, trimUrl } from '../files.js';
+import { type AppFiles, trimUrl } from '../files.js';
 import type { FcmSettings, ServiceAccount } from './client.js';
 import type { FcmAppConfig } from './schema.js';
 

@@ -60,7 +60,13 @@ async function importKey(privateText: string, publicText: string): Promise<{ key
   const alg = { name: 'ECDSA', namedCurve: 'P-256' };
   if (text.includes('BEGIN EC PRIVATE KEY')) throw new Error('SEC1 PEM is not supported by WebCrypto: convert with openssl pkcs8 -topk8 -nocrypt');
   if (text.includes('BEGIN PRIVATE KEY')) {
-    const der = fromB64url(text.replace(/-----[^-]+-----/g, '').replace(/\s+/g, '').replace(/\+/g, '-').replace(/\//g, '_'));
+    const der = fromB64url(
+      text
+        .replace(/-----[^-]+-----/g, '')
+        .replace(/\s+/g, '')
+        .replace(/\+/g, '-')
+        .replace(/\//g, '_'),
+    );
     const extractable = await crypto.subtle.importKey('pkcs8', der, alg, true, ['sign']);
     const jwk = await crypto.subtle.exportKey('jwk', extractable);
     const key = await crypto.subtle.importKey('jwk', jwk, alg, false, ['sign']);
@@ -248,7 +254,9 @@ $('key-form').addEventListener('submit', (ev) => {
 
 $('token-form').addEventListener('submit', (ev) => {
   ev.preventDefault();
-  const text = $<HTMLTextAreaElement>('token').value.trim().replace(/^authorization:\s*/i, '');
+  const text = $<HTMLTextAreaElement>('token')
+    .value.trim()
+    .replace(/^authorization:\s*/i, '');
   const header = text.toLowerCase().startsWith('vapid ') ? text : `vapid ${text}`;
   const k = /k=([A-Za-z0-9_-]+)/.exec(header)?.[1] ?? '';
   signedIn(async () => header, k).catch((err: Error) => status(`Sign-in failed: ${err.message}`));
@@ -287,11 +295,14 @@ $('sign-out').addEventListener('click', () => {
 
 $('older').addEventListener('click', () => {
   if (olderCursor === null) return;
-  api<{ messages: MessageView[]; next_cursor: string | null }>('GET', `/dashboard/api/messages${query({ limit: '100', cursor: olderCursor })}`).then((page) => {
-    older = [...older, ...page.messages];
-    olderCursor = page.next_cursor;
-    void poll();
-  }, (err: Error) => status(err.message));
+  api<{ messages: MessageView[]; next_cursor: string | null }>('GET', `/dashboard/api/messages${query({ limit: '100', cursor: olderCursor })}`).then(
+    (page) => {
+      older = [...older, ...page.messages];
+      olderCursor = page.next_cursor;
+      void poll();
+    },
+    (err: Error) => status(err.message),
+  );
 });
 
 for (const id of ['f-outcome', 'f-since']) {

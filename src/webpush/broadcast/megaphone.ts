@@ -71,7 +71,11 @@ async function boundedText(res: Response, limit: number): Promise<string | null>
 export type PollOutcome = 'ok' | 'timeout' | 'connect' | 'http' | 'invalid' | 'store_error';
 
 /** One read of a Megaphone service (autoconnect megaphone.rs `updater`). */
-export async function pollMegaphone(url: string, token: string | null, timeoutMs = MEGAPHONE_TIMEOUT_MS): Promise<{ outcome: PollOutcome; broadcasts?: Record<string, string> }> {
+export async function pollMegaphone(
+  url: string,
+  token: string | null,
+  timeoutMs = MEGAPHONE_TIMEOUT_MS,
+): Promise<{ outcome: PollOutcome; broadcasts?: Record<string, string> }> {
   let res: Response;
   try {
     // autopush-rs 1.83 no longer sends its (deprecated) token; Megaphone itself requires a reader's Bearer

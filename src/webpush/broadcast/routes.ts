@@ -18,7 +18,11 @@ export interface BroadcastRouteOptions {
 }
 
 class MegaphoneError extends Error {
-  constructor(readonly status: number, readonly errno: number, message: string) {
+  constructor(
+    readonly status: number,
+    readonly errno: number,
+    message: string,
+  ) {
     super(message);
   }
 }

@@ -51,7 +51,11 @@ export function parseClientMessage(text: string): ParseResult {
       const key = obj['key'];
       return {
         ok: true,
-        message: { messageType: 'register', channelID: str(obj['channelID']), key: key === undefined || key === null ? null : typeof key === 'string' ? key : '' },
+        message: {
+          messageType: 'register',
+          channelID: str(obj['channelID']),
+          key: key === undefined || key === null ? null : typeof key === 'string' ? key : '',
+        },
       };
     }
     case 'unregister': {

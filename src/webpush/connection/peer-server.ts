@@ -82,15 +82,27 @@ export function createPeerServer(opts: PeerServerOptions): FastifyInstance {
     }
   });
 
-  app.put<{ Params: { uaid: string }; Body: Notification }>('/push/:uaid', { schema: { params: uaidParams, body: notificationBody } }, async (request, reply) => {
-    if (request.body.uaid !== request.params.uaid) return reply.code(404).send({ delivered: false });
-    const outcome = await offer(request.body);
-    return reply.code(statusOf(outcome)).send({ delivered: outcome === 'delivered' });
-  });
+  app.put<{ Params: { uaid: string }; Body: Notification }>(
+    '/push/:uaid',
+    { schema: { params: uaidParams, body: notificationBody } },
+    async (request, reply) => {
+      if (request.body.uaid !== request.params.uaid) return reply.code(404).send({ delivered: false });
+      const outcome = await offer(request.body);
+      return reply.code(statusOf(outcome)).send({ delivered: outcome === 'delivered' });
+    },
+  );
 
   app.put<{ Body: Notification[] }>(
     '/push',
-    { schema: { body: { type: 'array', maxItems: PEER_BATCH_MAX, items: { ...notificationBody, properties: { ...notificationBody.properties, uaid: uaidParams.properties.uaid } } } } },
+    {
+      schema: {
+        body: {
+          type: 'array',
+          maxItems: PEER_BATCH_MAX,
+          items: { ...notificationBody, properties: { ...notificationBody.properties, uaid: uaidParams.properties.uaid } },
+        },
+      },
+    },
     async (request) => Promise.all(request.body.map(async (n) => statusOf(await offer(n)))),
   );
 
@@ -103,7 +115,11 @@ export function createPeerServer(opts: PeerServerOptions): FastifyInstance {
 
   app.delete<{ Params: { uaid: string; connectedAt: number } }>(
     '/notif/:uaid/:connectedAt',
-    { schema: { params: { type: 'object', properties: { uaid: uaidParams.properties.uaid, connectedAt: { type: 'integer' } }, required: ['uaid', 'connectedAt'] } } },
+    {
+      schema: {
+        params: { type: 'object', properties: { uaid: uaidParams.properties.uaid, connectedAt: { type: 'integer' } }, required: ['uaid', 'connectedAt'] },
+      },
+    },
     async (request) => {
       const client = clients.get(request.params.uaid);
       if (client && client.connectedAt < request.params.connectedAt) {
@@ -118,4 +134,3 @@ export function createPeerServer(opts: PeerServerOptions): FastifyInstance {
 
   return app;
 }
-

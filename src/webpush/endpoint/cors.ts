@@ -37,7 +37,8 @@ export function cors(app: FastifyInstance, { preflight }: { preflight: boolean }
     const origin = one(request.headers.origin);
     const method = one(request.headers['access-control-request-method']);
     if (origin === undefined || method === undefined) return reply.code(404).send();
-    if (!(CORS_METHODS as readonly string[]).includes(method.trim().toUpperCase())) return reply.code(400).type('text/plain').send('Request method is not allowed');
+    if (!(CORS_METHODS as readonly string[]).includes(method.trim().toUpperCase()))
+      return reply.code(400).type('text/plain').send('Request method is not allowed');
     const requested = one(request.headers['access-control-request-headers']);
     if (requested !== undefined && requested.length <= MAX_REQUEST_HEADERS_BYTES) reply.header('access-control-allow-headers', requested);
     reply.header('access-control-allow-methods', CORS_METHODS.join(', ')).header('access-control-max-age', String(MAX_AGE_SECONDS));

@@ -106,7 +106,10 @@ function cryptoHeaders(headers: IncomingHttpHeaders): Record<string, string> {
   if (encoding === undefined) throw new ApiError('invalidCryptoKeys', 'Missing Content-Encoding header');
   const encryption = header(headers, 'encryption');
   const cryptoKey = header(headers, 'crypto-key');
-  for (const [name, value] of [['Encryption', encryption], ['Crypto-Key', cryptoKey]] as const) {
+  for (const [name, value] of [
+    ['Encryption', encryption],
+    ['Crypto-Key', cryptoKey],
+  ] as const) {
     if (value !== undefined && Buffer.byteLength(value) > MAX_CRYPTO_HEADER_BYTES) {
       throw new ApiError('invalidCryptoKeys', `${name} header must be at most ${MAX_CRYPTO_HEADER_BYTES} bytes`);
     }

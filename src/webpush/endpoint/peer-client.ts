@@ -12,7 +12,6 @@ import { PEER_BATCH_MAX } from '../connection/peer-server.js';
  * socket frees: under load the hop costs one request per batch, not per message.
  */
 
-
 type PushOutcome = 'delivered' | 'busy' | 'gone';
 
 export class PeerClient {

@@ -57,7 +57,11 @@ const appIdSchema = { type: 'string', maxLength: 128, description: "the app's id
 const uaidSchema = { type: 'string', pattern: '^[0-9a-f]{32}$' } as const;
 const appParams = { type: 'object', properties: { type: typeSchema, appId: appIdSchema }, required: ['type', 'appId'] } as const;
 const uaidParams = { type: 'object', properties: { type: typeSchema, appId: appIdSchema, uaid: uaidSchema }, required: ['type', 'appId', 'uaid'] } as const;
-const chidParams = { type: 'object', properties: { type: typeSchema, appId: appIdSchema, uaid: uaidSchema, chid: { type: 'string', maxLength: 64 } }, required: ['type', 'appId', 'uaid', 'chid'] } as const;
+const chidParams = {
+  type: 'object',
+  properties: { type: typeSchema, appId: appIdSchema, uaid: uaidSchema, chid: { type: 'string', maxLength: 64 } },
+  required: ['type', 'appId', 'uaid', 'chid'],
+} as const;
 
 const registerBody = {
   type: 'object',
@@ -136,7 +140,8 @@ export async function registrationRoutes(app: FastifyInstance, opts: Registratio
   }
 
   function routerData(bridge: Bridge, params: Params, body: RegisterBody): Record<string, unknown> {
-    if (Buffer.byteLength(body.token) > MAX_TOKEN_BYTES || !bridge.validateToken(body.token)) throw new ApiError('invalidRouterToken', `Invalid ${params.type} token`);
+    if (Buffer.byteLength(body.token) > MAX_TOKEN_BYTES || !bridge.validateToken(body.token))
+      throw new ApiError('invalidRouterToken', `Invalid ${params.type} token`);
     const data: Record<string, unknown> = { token: body.token, app_id: params.appId };
     if (body.aps !== undefined) {
       try {
@@ -145,7 +150,8 @@ export async function registrationRoutes(app: FastifyInstance, opts: Registratio
         throw new ApiError('invalidRequest', 'aps must be a JSON object');
       }
     }
-    if (Buffer.byteLength(JSON.stringify(data)) > MAX_ROUTER_DATA_BYTES) throw new ApiError('invalidRequest', `router data (token and aps) must stay within ${MAX_ROUTER_DATA_BYTES} bytes`);
+    if (Buffer.byteLength(JSON.stringify(data)) > MAX_ROUTER_DATA_BYTES)
+      throw new ApiError('invalidRequest', `router data (token and aps) must stay within ${MAX_ROUTER_DATA_BYTES} bytes`);
     return data;
   }
 
@@ -158,10 +164,21 @@ export async function registrationRoutes(app: FastifyInstance, opts: Registratio
 
   const registered = {
     type: 'object',
-    properties: { uaid: uaidSchema, channelID: { type: 'string' }, endpoint, secret: { type: 'string', description: 'the Bearer secret for calls on this uaid' } },
+    properties: {
+      uaid: uaidSchema,
+      channelID: { type: 'string' },
+      endpoint,
+      secret: { type: 'string', description: 'the Bearer secret for calls on this uaid' },
+    },
     required: ['uaid', 'channelID', 'endpoint', 'secret'],
   } as const;
-  const registerSchema = { summary: 'Register a device token: a new uaid with one channel', tags, params: appParams, body: registerBody, response: { 200: registered, ...errors } } as const;
+  const registerSchema = {
+    summary: 'Register a device token: a new uaid with one channel',
+    tags,
+    params: appParams,
+    body: registerBody,
+    response: { 200: registered, ...errors },
+  } as const;
   typed.post('/v1/:type/:appId/registration', { schema: registerSchema }, async (request) => {
     const bridge = bridgeFor(request.params);
     const data = routerData(bridge, request.params, request.body);
@@ -174,16 +191,24 @@ export async function registrationRoutes(app: FastifyInstance, opts: Registratio
     return { uaid, channelID, endpoint: makeEndpoint(publicUrl, fernet, uaid, channelID, keyHash), secret: registrationSecret(authKeys[0]!, uaid) };
   });
 
-  typed.put('/v1/:type/:appId/registration/:uaid', { schema: { summary: 'Replace the device token of a uaid', tags, security, params: uaidParams, body: registerBody, response: empty } }, async (request) => {
-    const uaid = authorize(request);
-    const bridge = bridgeFor(request.params);
-    const user = await ownUser(request.params, uaid);
-    const data = routerData(bridge, request.params, request.body);
-    await storageCall(() => store.updateUser({ ...user, routerData: data, connectedAt: Math.max(Date.now(), user.connectedAt) }));
-    return {};
-  });
+  typed.put(
+    '/v1/:type/:appId/registration/:uaid',
+    { schema: { summary: 'Replace the device token of a uaid', tags, security, params: uaidParams, body: registerBody, response: empty } },
+    async (request) => {
+      const uaid = authorize(request);
+      const bridge = bridgeFor(request.params);
+      const user = await ownUser(request.params, uaid);
+      const data = routerData(bridge, request.params, request.body);
+      await storageCall(() => store.updateUser({ ...user, routerData: data, connectedAt: Math.max(Date.now(), user.connectedAt) }));
+      return {};
+    },
+  );
 
-  const channelList = { type: 'object', properties: { uaid: uaidSchema, channelIDs: { type: 'array', items: { type: 'string' } } }, required: ['uaid', 'channelIDs'] } as const;
+  const channelList = {
+    type: 'object',
+    properties: { uaid: uaidSchema, channelIDs: { type: 'array', items: { type: 'string' } } },
+    required: ['uaid', 'channelIDs'],
+  } as const;
   const listSchema = { summary: 'List the channels of a uaid', tags, security, params: uaidParams, response: { 200: channelList, ...errors } } as const;
   typed.get('/v1/:type/:appId/registration/:uaid', { schema: listSchema }, async (request) => {
     const uaid = authorize(request);
@@ -193,13 +218,17 @@ export async function registrationRoutes(app: FastifyInstance, opts: Registratio
     return { uaid, channelIDs: channels.map((c) => c.channelID) };
   });
 
-  typed.delete('/v1/:type/:appId/registration/:uaid', { schema: { summary: 'Unregister a uaid and all its channels', tags, security, params: uaidParams, response: empty } }, async (request) => {
-    const uaid = authorize(request);
-    bridgeFor(request.params);
-    await ownUser(request.params, uaid);
-    await storageCall(() => store.removeUser(uaid));
-    return {};
-  });
+  typed.delete(
+    '/v1/:type/:appId/registration/:uaid',
+    { schema: { summary: 'Unregister a uaid and all its channels', tags, security, params: uaidParams, response: empty } },
+    async (request) => {
+      const uaid = authorize(request);
+      bridgeFor(request.params);
+      await ownUser(request.params, uaid);
+      await storageCall(() => store.removeUser(uaid));
+      return {};
+    },
+  );
 
   const subscribed = { type: 'object', properties: { channelID: { type: 'string' }, endpoint }, required: ['channelID', 'endpoint'] } as const;
   typed.post(
@@ -222,12 +251,16 @@ export async function registrationRoutes(app: FastifyInstance, opts: Registratio
     },
   );
 
-  typed.delete('/v1/:type/:appId/registration/:uaid/subscription/:chid', { schema: { summary: 'Remove a channel', tags, security, params: chidParams, response: empty } }, async (request) => {
-    const uaid = authorize(request);
-    bridgeFor(request.params);
-    await ownUser(request.params, uaid);
-    const chid = request.params.chid.toLowerCase();
-    if (!isChannelId(chid) || !(await storageCall(() => store.removeChannel(uaid, chid)))) throw new ApiError('invalidSubscription', 'No such subscription');
-    return {};
-  });
+  typed.delete(
+    '/v1/:type/:appId/registration/:uaid/subscription/:chid',
+    { schema: { summary: 'Remove a channel', tags, security, params: chidParams, response: empty } },
+    async (request) => {
+      const uaid = authorize(request);
+      bridgeFor(request.params);
+      await ownUser(request.params, uaid);
+      const chid = request.params.chid.toLowerCase();
+      if (!isChannelId(chid) || !(await storageCall(() => store.removeChannel(uaid, chid)))) throw new ApiError('invalidSubscription', 'No such subscription');
+      return {};
+    },
+  );
 }

@@ -104,7 +104,12 @@ export class WebPushRouter {
       // Durability (README "Durability"): every TTL > 0 message is written with the store's group commit in
       // parallel with the direct send, and 201 waits for that commit; the session deletes it on ack.
       const saving = msg.ttl > 0 ? this.store.saveMessage(notification) : null;
-      const saved = saving ? saving.then(() => true, () => false) : undefined;
+      const saved = saving
+        ? saving.then(
+            () => true,
+            () => false,
+          )
+        : undefined;
       if (client.deliverDirect(notification, saved ? { saved } : {})) {
         // Written to the socket already: a failed write leaves the session to store it at disconnect, as before.
         if (saved) await saved;
@@ -231,7 +236,9 @@ export class WebPushRouter {
     const result = await bridge.send(bridgedMessage(routerType, n, routerData));
     if (result.outcome === 'delivered') {
       if (result.newToken) {
-        await this.store.updateUser({ uaid, routerType, routerData: { ...routerData, token: result.newToken }, connectedAt: Date.now(), peerId: null }).catch(() => {});
+        await this.store
+          .updateUser({ uaid, routerType, routerData: { ...routerData, token: result.newToken }, connectedAt: Date.now(), peerId: null })
+          .catch(() => {});
       }
       return this.done(n.version, 'bridged');
     }
@@ -259,5 +266,4 @@ export class WebPushRouter {
     this.metrics.notifications.inc({ outcome: path === 'dropped' ? 'dropped' : 'accepted', path });
     return { messageId, path };
   }
-
 }

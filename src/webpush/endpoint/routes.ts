@@ -161,13 +161,13 @@ export async function endpointRoutes(app: FastifyInstance, opts: EndpointOptions
       data: hasBody ? body.toString('base64url') : null,
       headers,
     });
-    dashboard?.accepted(keyHash, { uaid: info.uaid, channelID: info.channelID, ttl: h.ttl, topic: h.topic, urgency: h.urgency, size: hasBody ? body.length : 0 }, result);
+    dashboard?.accepted(
+      keyHash,
+      { uaid: info.uaid, channelID: info.channelID, ttl: h.ttl, topic: h.topic, urgency: h.urgency, size: hasBody ? body.length : 0 },
+      result,
+    );
     metrics.postDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
-    reply
-      .code(201)
-      .header('location', `${publicUrl}/m/${result.messageId}`)
-      .header('ttl', String(h.ttl))
-      .send();
+    reply.code(201).header('location', `${publicUrl}/m/${result.messageId}`).header('ttl', String(h.ttl)).send();
   }
 
   app.post<{ Params: { apiVersion: string; token: string } }>(
@@ -189,7 +189,7 @@ export async function endpointRoutes(app: FastifyInstance, opts: EndpointOptions
     {
       schema: pushSchema,
       preParsing: async (request, _reply, payload) => {
-        await checkCredentials('v1', (request.params as { token: string }).token, request);
+        await checkCredentials('v1', (request.params).token, request);
         return payload;
       },
     },
@@ -246,4 +246,3 @@ export function sendError(reply: FastifyReply, err: ApiError): void {
   if (err.status === 410) reply.header('cache-control', 'max-age=86400');
   reply.code(err.status).type('application/json').send(err.body());
 }
-

@@ -36,7 +36,10 @@ export interface VerifiedVapid {
  * used for the auth-failure counter; the message never contains the token.
  */
 export class VapidFailure extends ApiError {
-  constructor(readonly reason: string, message: string) {
+  constructor(
+    readonly reason: string,
+    message: string,
+  ) {
     super('invalidAuthentication', message);
   }
 }

@@ -60,7 +60,12 @@ export class ApiError extends Error {
   readonly errno: number;
   readonly retryAfter: number | undefined;
 
-  constructor(readonly kind: ErrnoKind, message: string, retryAfter?: number, options?: { cause?: unknown }) {
+  constructor(
+    readonly kind: ErrnoKind,
+    message: string,
+    retryAfter?: number,
+    options?: { cause?: unknown },
+  ) {
     super(message, options);
     this.status = Errno[kind].status;
     this.errno = Errno[kind].errno;

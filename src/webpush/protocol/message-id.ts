@@ -11,8 +11,7 @@ import type { MultiFernet } from './fernet.js';
 import { bytesToChannelId } from './ids.js';
 
 export type MessageKey =
-  | { uaid: string; channelID: string; topic: string; seq?: undefined }
-  | { uaid: string; channelID: string; seq: number; topic?: undefined };
+  { uaid: string; channelID: string; topic: string; seq?: undefined } | { uaid: string; channelID: string; seq: number; topic?: undefined };
 
 export const TOPIC_PREFIX = '01';
 export const STANDARD_PREFIX = '02';

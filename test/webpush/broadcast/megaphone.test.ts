@@ -93,7 +93,10 @@ describe('Megaphone poller (autoconnect megaphone.rs)', () => {
 
   it('keeps the versions it knows when Megaphone fails, answers garbage, or times out, and counts each', async () => {
     const before = Object.fromEntries(gw.broadcasts.versions());
-    for (const [mode, outcome] of [['error', 'http'], ['garbage', 'invalid']] as const) {
+    for (const [mode, outcome] of [
+      ['error', 'http'],
+      ['garbage', 'invalid'],
+    ] as const) {
       fake.mode = mode;
       expect((await pollMegaphone(fake.url, TOKEN)).outcome).toBe(outcome);
     }

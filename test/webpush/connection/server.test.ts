@@ -56,7 +56,12 @@ describe('websocket door: the autopush protocol', () => {
     await c.hello();
     const chid = channelId();
     const reg = await c.register(chid);
-    expect(reg).toEqual({ messageType: 'register', channelID: chid, status: 200, pushEndpoint: expect.stringMatching(new RegExp(`^${gw.config.publicUrl}/wpush/v1/[A-Za-z0-9_-]+$`)) });
+    expect(reg).toEqual({
+      messageType: 'register',
+      channelID: chid,
+      status: 200,
+      pushEndpoint: expect.stringMatching(new RegExp(`^${gw.config.publicUrl}/wpush/v1/[A-Za-z0-9_-]+$`)),
+    });
     c.send({ messageType: 'unregister', channelID: chid, code: 200 });
     expect(await c.next()).toEqual({ messageType: 'unregister', channelID: chid, status: 200 });
     const res = await post(reg['pushEndpoint'] as string, { TTL: '60' });
@@ -98,7 +103,7 @@ describe('websocket door: the autopush protocol', () => {
   });
 
   // Broadcasts are served now (issue 11): an unknown id is answered under `errors`, as autopush-rs does.
-  it('answers broadcast_subscribe for an unknown id with autopush\'s errors map, and goes on', async () => {
+  it("answers broadcast_subscribe for an unknown id with autopush's errors map, and goes on", async () => {
     const c = await PushClient.connect(gw.wsUrl);
     await c.hello();
     c.send({ messageType: 'broadcast_subscribe', broadcasts: { 'remote-settings/monitor_changes': '"0"' } });
@@ -107,7 +112,7 @@ describe('websocket door: the autopush protocol', () => {
     c.close();
   });
 
-  it('closes a second connection of the same uaid\'s predecessor with 1000', async () => {
+  it("closes a second connection of the same uaid's predecessor with 1000", async () => {
     const first = await PushClient.connect(gw.wsUrl);
     const uaid = await first.hello();
     await first.register(channelId());
@@ -119,12 +124,26 @@ describe('websocket door: the autopush protocol', () => {
   });
 
   it.each([
-    ['a second hello', [{ messageType: 'hello', use_webpush: true }, { messageType: 'hello', use_webpush: true }], CloseCode.policyViolation],
+    [
+      'a second hello',
+      [
+        { messageType: 'hello', use_webpush: true },
+        { messageType: 'hello', use_webpush: true },
+      ],
+      CloseCode.policyViolation,
+    ],
     ['a message before hello', [{ messageType: 'register', channelID: '00000000-0000-4000-8000-000000000000' }], CloseCode.policyViolation],
     ['a frame that is not JSON', ['{nope'], CloseCode.invalidPayload],
     ['a JSON array', ['[1,2]'], CloseCode.invalidPayload],
     ['an unknown messageType', [{ messageType: 'hello', use_webpush: true }, { messageType: 'bogus' }], CloseCode.invalidPayload],
-    ['a malformed ack', [{ messageType: 'hello', use_webpush: true }, { messageType: 'ack', updates: [{ channelID: 1 }] }], CloseCode.invalidPayload],
+    [
+      'a malformed ack',
+      [
+        { messageType: 'hello', use_webpush: true },
+        { messageType: 'ack', updates: [{ channelID: 1 }] },
+      ],
+      CloseCode.invalidPayload,
+    ],
   ])('closes on %s with the documented code', async (_name, frames, code) => {
     const c = await PushClient.connect(gw.wsUrl);
     for (const f of frames) c.send(typeof f === 'string' ? f : JSON.stringify(f));

@@ -83,7 +83,19 @@ function world(overrides: Partial<ConnectionContext> = {}) {
   };
   const message = (uaid: string, channelID: string, text: string, ttl = 600): Notification => {
     const s = ctx.nextSeq();
-    return { uaid, channelID, seq: s, version: `v-${text}`, ttl, expiry: clock + ttl * 1000, topic: null, urgency: 'normal', data: text, headers: { encoding: 'aes128gcm' }, timestamp: clock };
+    return {
+      uaid,
+      channelID,
+      seq: s,
+      version: `v-${text}`,
+      ttl,
+      expiry: clock + ttl * 1000,
+      topic: null,
+      urgency: 'normal',
+      data: text,
+      headers: { encoding: 'aes128gcm' },
+      timestamp: clock,
+    };
   };
   return { ctx, store, broadcasts, open, message, tick: (ms: number) => (clock += ms) };
 }
@@ -93,9 +105,11 @@ function parse(text: string): ClientMessage {
   if (!r.ok) throw new Error(r.reason);
   return r.message;
 }
-const hello = (uaid?: string, broadcasts: Record<string, string> = {}) => JSON.stringify({ messageType: 'hello', use_webpush: true, broadcasts, ...(uaid ? { uaid } : {}) });
+const hello = (uaid?: string, broadcasts: Record<string, string> = {}) =>
+  JSON.stringify({ messageType: 'hello', use_webpush: true, broadcasts, ...(uaid ? { uaid } : {}) });
 const register = (chid: string) => JSON.stringify({ messageType: 'register', channelID: chid });
-const ack = (...versions: [string, string][]) => JSON.stringify({ messageType: 'ack', updates: versions.map(([channelID, version]) => ({ channelID, version, code: 100 })) });
+const ack = (...versions: [string, string][]) =>
+  JSON.stringify({ messageType: 'ack', updates: versions.map(([channelID, version]) => ({ channelID, version, code: 100 })) });
 
 /** A known user agent with one channel, disconnected. */
 async function known(w: ReturnType<typeof world>): Promise<{ uaid: string; chid: string }> {
@@ -302,7 +316,12 @@ describe('session state machine (no socket)', () => {
     expect(port.take()[0]!['broadcasts']).toEqual({ 'remote-settings/monitor_changes': '"10"', errors: { 'missing/id': 'Broadcast not found' } });
     await say(JSON.stringify({ messageType: 'broadcast_subscribe', broadcasts: { 'other/id': 'v1' } }));
     expect(port.take()).toEqual([]);
-    session.broadcastChanged(new Map([['other/id', 'v2'], ['not/mine', 'z']]));
+    session.broadcastChanged(
+      new Map([
+        ['other/id', 'v2'],
+        ['not/mine', 'z'],
+      ]),
+    );
     expect(port.take()).toEqual([{ messageType: 'broadcast', broadcasts: { 'other/id': 'v2' } }]);
     const other = w.open();
     await other.say(hello());

@@ -254,7 +254,13 @@ describe('stored messages', () => {
     const { uaid, endpoints } = await offlineSubscriber(gw1);
     const body = Buffer.from('sent while the server stops');
     const url = new URL(endpoints[0]!);
-    const req = request({ host: url.hostname, port: url.port, path: url.pathname, method: 'POST', headers: { TTL: '600', 'Content-Encoding': 'aes128gcm', 'Content-Length': body.length } });
+    const req = request({
+      host: url.hostname,
+      port: url.port,
+      path: url.pathname,
+      method: 'POST',
+      headers: { TTL: '600', 'Content-Encoding': 'aes128gcm', 'Content-Length': body.length },
+    });
     const response = new Promise<number>((resolve, reject) => {
       req.on('response', (res) => {
         res.resume();

@@ -190,7 +190,11 @@ describe('push endpoint: autopush-rs 1.83 behaviour', () => {
     it('answers a preflight for a push from a web page', async () => {
       const res = await fetch(v1, {
         method: 'OPTIONS',
-        headers: { origin: 'https://app.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'ttl, content-encoding, authorization' },
+        headers: {
+          origin: 'https://app.example',
+          'access-control-request-method': 'POST',
+          'access-control-request-headers': 'ttl, content-encoding, authorization',
+        },
       });
       expect(res.status).toBe(200);
       expect(res.headers.get('access-control-allow-origin')).toBe('https://app.example');

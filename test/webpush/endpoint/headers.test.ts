@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { MAX_TTL, parseCryptoKeyHeader, parseNotificationHeaders } from '../../../src/webpush/endpoint/headers.js';
-import { ApiError } from '../../../src/webpush/protocol/errors.js';
+import { type ApiError } from '../../../src/webpush/protocol/errors.js';
 
 function errno(headers: Record<string, string>, hasBody = false): number | null {
   try {
@@ -55,8 +55,11 @@ describe('notification headers as autopush reads them', () => {
     expect(parseNotificationHeaders({ ttl: '1', encryption: 'garbage' }, false).cryptoHeaders).toBeNull();
   });
 
-  it('passes the crypto headers on with quotes and padding stripped by autopush\'s rule', () => {
-    const h = parseNotificationHeaders({ ttl: '1', 'content-encoding': 'aesgcm', encryption: 'salt="YWJjZA=="; rs=4096', 'crypto-key': 'dh="ZGg=",p256ecdsa=a+b=' }, true);
+  it("passes the crypto headers on with quotes and padding stripped by autopush's rule", () => {
+    const h = parseNotificationHeaders(
+      { ttl: '1', 'content-encoding': 'aesgcm', encryption: 'salt="YWJjZA=="; rs=4096', 'crypto-key': 'dh="ZGg=",p256ecdsa=a+b=' },
+      true,
+    );
     expect(h.cryptoHeaders).toEqual({ encoding: 'aesgcm', encryption: 'salt=YWJjZA; rs=4096', crypto_key: 'dh=ZGg,p256ecdsa=a+b' });
   });
 

@@ -13,7 +13,17 @@ import { PeerClient } from '../../../src/webpush/endpoint/peer-client.js';
  */
 const uaid = (i: number) => i.toString(16).padStart(32, '0');
 const note = (i: number, channelID = 'ch'): Notification => ({
-  uaid: uaid(i), channelID, seq: i, version: `v${i}`, ttl: 60, expiry: Date.now() + 60_000, topic: null, urgency: 'normal', data: null, headers: null, timestamp: Date.now(),
+  uaid: uaid(i),
+  channelID,
+  seq: i,
+  version: `v${i}`,
+  ttl: 60,
+  expiry: Date.now() + 60_000,
+  topic: null,
+  urgency: 'normal',
+  data: null,
+  headers: null,
+  timestamp: Date.now(),
 });
 
 describe('PeerClient and the peer API', () => {
@@ -64,7 +74,11 @@ describe('PeerClient and the peer API', () => {
     ]);
     expect(outcomes.slice(0, 20)).toEqual(Array.from({ length: 20 }, (_, k) => (k + 1 === 7 ? 'busy' : 'delivered')));
     expect(outcomes.slice(20)).toEqual(['gone', 'gone']);
-    expect(delivered.sort()).toEqual(Array.from({ length: 20 }, (_, k) => `v${k + 1}`).filter((v) => v !== 'v7').sort());
+    expect(delivered.sort()).toEqual(
+      Array.from({ length: 20 }, (_, k) => `v${k + 1}`)
+        .filter((v) => v !== 'v7')
+        .sort(),
+    );
     // One socket: the first push went alone, the 21 that waited went as one batch.
     expect(requests).toEqual([`PUT /push/${uaid(1)}`, 'PUT /push']);
   });

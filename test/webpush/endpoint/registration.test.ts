@@ -34,7 +34,7 @@ describe('the autopush bridge registration API, end to end through the fakes', (
     return (await res.json()) as { uaid: string; channelID: string; endpoint: string; secret: string };
   }
 
-  it('registers an FCM device and delivers a Web Push POST in autopush\'s bridged shape', async () => {
+  it("registers an FCM device and delivers a Web Push POST in autopush's bridged shape", async () => {
     const reg = await register('fcm', 'org.example.app', FCM_TOKEN);
     expect(reg.uaid).toMatch(/^[0-9a-f]{32}$/);
     expect(reg.channelID).toMatch(/^[0-9a-f-]{36}$/);
@@ -113,7 +113,13 @@ describe('the autopush bridge registration API, end to end through the fakes', (
     ['a non-UUID channelID', '/v1/fcm/org.example.app/registration', { token: FCM_TOKEN, channelID: 'nope' }, 400, 999],
     ['a bad VAPID key', '/v1/fcm/org.example.app/registration', { token: FCM_TOKEN, key: 'nope' }, 400, 110],
     ['a token over 4 KB', '/v1/adm/org.example.kindle/registration', { token: 'a'.repeat(4097) }, 400, 108],
-    ['router data over 8 KB (aps as a string)', '/v1/apns/org.example.app/registration', { token: APNS_TOKEN, aps: JSON.stringify({ alert: 'x'.repeat(8200) }) }, 400, 999],
+    [
+      'router data over 8 KB (aps as a string)',
+      '/v1/apns/org.example.app/registration',
+      { token: APNS_TOKEN, aps: JSON.stringify({ alert: 'x'.repeat(8200) }) },
+      400,
+      999,
+    ],
   ])('refuses %s', async (_name, path, body, status, errno) => {
     const res = await api(path, 'POST', body);
     expect(res.status).toBe(status);
@@ -123,7 +129,11 @@ describe('the autopush bridge registration API, end to end through the fakes', (
   it('refuses a malformed uaid, a body that is not JSON, and a uaid of another app', async () => {
     const reg = await register('fcm', 'org.example.app', FCM_TOKEN);
     expect((await api('/v1/fcm/org.example.app/registration/NOTAUAID', 'GET', undefined, reg.secret)).status).toBe(400);
-    const notJson = await fetch(`${base}/v1/fcm/org.example.app/registration`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{nope' });
+    const notJson = await fetch(`${base}/v1/fcm/org.example.app/registration`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{nope',
+    });
     expect(notJson.status).toBe(400);
     const wrongApp = await api(`/v1/apns/org.example.app/registration/${reg.uaid}`, 'GET', undefined, reg.secret);
     expect(wrongApp.status).toBe(410);
@@ -151,7 +161,7 @@ describe('the autopush bridge registration API, end to end through the fakes', (
       expect((await post(mismatch.endpoint, { TTL: '60' })).status).toBe(410);
     });
 
-    it('passes a rate limit on as 429 with the provider\'s Retry-After, keeping the registration', async () => {
+    it("passes a rate limit on as 429 with the provider's Retry-After, keeping the registration", async () => {
       const reg = await register('fcm', 'org.example.app', 'fcm-busy-token-0001');
       w.fakes.script('fcm-busy-token-0001', Errors.fcm.quotaExceeded(30));
       const res = await post(reg.endpoint, { TTL: '60' });
@@ -223,9 +233,19 @@ describe('the autopush bridge registration API, end to end through the fakes', (
       const [got] = w.fakes.for('apns', APNS_TOKEN);
       expect(got!.auth).toBe('token');
       expect(got!.httpVersion).toBe('2.0');
-      expect(got!.headers).toMatchObject({ 'apns-topic': 'org.example.pushgate', 'apns-push-type': 'alert', 'apns-priority': '5', 'apns-collapse-id': 'inbox' });
+      expect(got!.headers).toMatchObject({
+        'apns-topic': 'org.example.pushgate',
+        'apns-push-type': 'alert',
+        'apns-priority': '5',
+        'apns-collapse-id': 'inbox',
+      });
       expect(Number(got!.headers['apns-expiration'])).toBeGreaterThanOrEqual(before + 120);
-      expect(got!.body).toMatchObject({ aps: { 'mutable-content': 1 }, chid: reg.channelID, body: Buffer.from('cipher').toString('base64url'), con: 'aes128gcm' });
+      expect(got!.body).toMatchObject({
+        aps: { 'mutable-content': 1 },
+        chid: reg.channelID,
+        body: Buffer.from('cipher').toString('base64url'),
+        con: 'aes128gcm',
+      });
     });
 
     it('sends with certificate auth to the sandbox app', async () => {

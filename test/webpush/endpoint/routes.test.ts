@@ -136,25 +136,65 @@ describe('endpoint door: RFC 8030 push with the real web-push library', () => {
       ['a body without Content-Encoding', () => post(v1, { TTL: '60' }, 'abc'), 400, 110],
       ['an unknown Content-Encoding', () => post(v1, { TTL: '60', 'Content-Encoding': 'gzip' }, 'abc'), 400, 110],
       ['aesgcm without Encryption salt', () => post(v1, { TTL: '60', 'Content-Encoding': 'aesgcm', 'Crypto-Key': 'dh=abc' }, 'abc'), 400, 110],
-      ['aesgcm with a Crypto-Key without dh', () => post(v1, { TTL: '60', 'Content-Encoding': 'aesgcm', Encryption: 'salt=abc', 'Crypto-Key': 'keyid=p256dh' }, 'abc'), 400, 110],
-      ['an aesgcm Encryption header over 512 bytes', () => post(v1, { TTL: '60', 'Content-Encoding': 'aesgcm', Encryption: `salt=${'a'.repeat(600)}` }, 'abc'), 400, 110],
+      [
+        'aesgcm with a Crypto-Key without dh',
+        () => post(v1, { TTL: '60', 'Content-Encoding': 'aesgcm', Encryption: 'salt=abc', 'Crypto-Key': 'keyid=p256dh' }, 'abc'),
+        400,
+        110,
+      ],
+      [
+        'an aesgcm Encryption header over 512 bytes',
+        () => post(v1, { TTL: '60', 'Content-Encoding': 'aesgcm', Encryption: `salt=${'a'.repeat(600)}` }, 'abc'),
+        400,
+        110,
+      ],
       ['an upper-case Content-Encoding (autopush compares exactly)', () => post(v1, { TTL: '60', 'Content-Encoding': 'AES128GCM' }, 'abc'), 400, 110],
       ['aes128gcm with a salt header', () => post(v1, { TTL: '60', 'Content-Encoding': 'aes128gcm', Encryption: 'salt=abc' }, 'abc'), 400, 110],
       ['a body over 5630 bytes', () => post(v1, { TTL: '60', 'Content-Encoding': 'aes128gcm' }, Buffer.alloc(5631)), 413, 104],
       ['a v2 endpoint without VAPID', () => post(v2, { TTL: '60' }), 401, 109],
-      ['a v2 endpoint with another key', async () => post(v2, { TTL: '60', authorization: await vapidHeader({ aud: gw.config.publicUrl, exp: now() + 600 }, otherKeys) }), 401, 109],
-      ['a VAPID token for another audience', async () => post(v2, { TTL: '60', authorization: await vapidHeader({ aud: 'https://elsewhere.example', exp: now() + 600 }) }), 401, 109],
-      ['an expired VAPID token', async () => post(v2, { TTL: '60', authorization: await vapidHeader({ aud: gw.config.publicUrl, exp: now() - 3600 }) }), 401, 109],
-      ['a VAPID exp over 24 h ahead', async () => post(v2, { TTL: '60', authorization: await vapidHeader({ aud: gw.config.publicUrl, exp: now() + 2 * 86400 }) }), 401, 109],
+      [
+        'a v2 endpoint with another key',
+        async () => post(v2, { TTL: '60', authorization: await vapidHeader({ aud: gw.config.publicUrl, exp: now() + 600 }, otherKeys) }),
+        401,
+        109,
+      ],
+      [
+        'a VAPID token for another audience',
+        async () => post(v2, { TTL: '60', authorization: await vapidHeader({ aud: 'https://elsewhere.example', exp: now() + 600 }) }),
+        401,
+        109,
+      ],
+      [
+        'an expired VAPID token',
+        async () => post(v2, { TTL: '60', authorization: await vapidHeader({ aud: gw.config.publicUrl, exp: now() - 3600 }) }),
+        401,
+        109,
+      ],
+      [
+        'a VAPID exp over 24 h ahead',
+        async () => post(v2, { TTL: '60', authorization: await vapidHeader({ aud: gw.config.publicUrl, exp: now() + 2 * 86400 }) }),
+        401,
+        109,
+      ],
       ['a VAPID token without exp', async () => post(v2, { TTL: '60', authorization: await vapidHeader({ aud: gw.config.publicUrl }) }), 401, 109],
-      ['a VAPID signature by another key', async () => {
-        const good = await vapidHeader({ aud: gw.config.publicUrl, exp: now() + 600 }, otherKeys);
-        return post(v2, { TTL: '60', authorization: good.replace(otherKeys.publicKey, vapidKeys.publicKey) });
-      }, 401, 109],
+      [
+        'a VAPID signature by another key',
+        async () => {
+          const good = await vapidHeader({ aud: gw.config.publicUrl, exp: now() + 600 }, otherKeys);
+          return post(v2, { TTL: '60', authorization: good.replace(otherKeys.publicKey, vapidKeys.publicKey) });
+        },
+        401,
+        109,
+      ],
       ['a malformed Authorization', () => post(v1, { TTL: '60', authorization: 'vapid nonsense' }), 401, 109],
       ['an unknown Authorization scheme', () => post(v1, { TTL: '60', authorization: 'Basic Zm9vOmJhcg==' }), 401, 109],
       ['the legacy WebPush scheme without Crypto-Key (autopush: 400 errno 110)', () => post(v1, { TTL: '60', authorization: 'WebPush abc.def.ghi' }), 400, 110],
-      ['the legacy Bearer scheme without p256ecdsa (autopush: 400 errno 110)', () => post(v1, { TTL: '60', authorization: 'Bearer abc.def.ghi', 'Crypto-Key': 'dh=abc' }), 400, 110],
+      [
+        'the legacy Bearer scheme without p256ecdsa (autopush: 400 errno 110)',
+        () => post(v1, { TTL: '60', authorization: 'Bearer abc.def.ghi', 'Crypto-Key': 'dh=abc' }),
+        400,
+        110,
+      ],
     ];
     it.each(cases)('%s', async (_name, send, status, errno) => {
       const res = await send();
@@ -196,4 +236,3 @@ describe('endpoint door: RFC 8030 push with the real web-push library', () => {
     expect(client.idle).toBe(true);
   });
 });
-

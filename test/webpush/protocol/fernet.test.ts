@@ -67,7 +67,7 @@ describe('Fernet endpoint tokens, compatible with autopush', () => {
     expect(parseMessageId(f, makeMessageId(f, topic))).toEqual(topic);
   });
 
-  it('accepts an autopush deployment\'s endpoint after moving to Pushgate with its CRYPTO_KEY', async () => {
+  it("accepts an autopush deployment's endpoint after moving to Pushgate with its CRYPTO_KEY", async () => {
     const key = FernetKey.generate();
     const gw = await startGateway({ cryptoKey: key });
     try {
