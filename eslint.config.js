@@ -32,6 +32,11 @@ export default tseslint.config(
     rules: { '@typescript-eslint/no-unsafe-assignment': 'off' },
   },
   {
+    // The dashboard page's script is type-checked against the DOM library by its own tsconfig.web.json.
+    files: ['src/dashboard/web/**/*.ts'],
+    languageOptions: { parserOptions: { projectService: false, project: ['./tsconfig.web.json'], tsconfigRootDir: import.meta.dirname } },
+  },
+  {
     // Plain-JS build scripts have no types to check.
     files: ['**/*.js', '**/*.mjs'],
     ...tseslint.configs.disableTypeChecked,

@@ -42,7 +42,8 @@ describe('loadConfig', () => {
     expect(() => load({ PUSHGATE_TLS_CERT: '/x' })).toThrow(/must be set together/);
     expect(() => load({ PUSHGATE_PORT: '8081', PUSHGATE_ROUTER_PORT: '8081' })).toThrow(/must not be the public/);
     expect(() => load({ PUSHGATE_ROLE: 'connection' })).toThrow(/ROUTER_PORT is required/);
-    expect(() => load({ PUSHGATE_ROLE: 'endpoint' })).toThrow(/needs a shared store/);
+    expect(() => load({ PUSHGATE_ROLE: 'endpoint' })).toThrow(/ROUTER_SECRET is required/);
+    expect(() => load({ PUSHGATE_ROLE: 'endpoint', PUSHGATE_ROUTER_SECRET: 'a-fleet-secret-0123456789' })).toThrow(/needs a shared store/);
     expect(() => load({ PUSHGATE_BRIDGES: join(dir, 'none.json') })).toThrow(/does not exist/);
   });
 

@@ -21,7 +21,7 @@ export function senderMaterial(origin: string, vapid: { publicKey: string; priva
   const sub = { endpoint: `${origin}/wpush/v2/x`, keys: { p256dh: ua.publicKey, auth: Buffer.alloc(16, 7).toString('base64url') } };
   const d = webpush.generateRequestDetails(sub, Buffer.alloc(1024, 0x61), { TTL: 3600, vapidDetails: { subject: 'mailto:bench@example.com', ...vapid } });
   const headers = Object.fromEntries(Object.entries(d.headers as Record<string, string>).filter(([k]) => k.toLowerCase() !== 'content-length'));
-  return { body: (d.body).toString('base64'), headers };
+  return { body: d.body.toString('base64'), headers };
 }
 
 interface ConnectResult {

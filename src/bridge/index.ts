@@ -12,7 +12,7 @@ import { type FcmAppConfig, fcmAppSchema } from './fcm/schema.js';
 import { fcmSettings } from './fcm/settings.js';
 import { AppFiles } from './files.js';
 import { DEFAULT_RETRY, ReliableBridge, type RetryPolicy } from './reliable.js';
-import { type Bridge, BridgeConfigError, ROUTER_TYPES, type RouterType } from './types.js';
+import { type Bridge, BridgeConfigError, type RouterType } from './types.js';
 
 export { BridgeConfigError } from './types.js';
 export type { Bridge, BridgeAlert, BridgeMessage, BridgeResult, RouterType } from './types.js';

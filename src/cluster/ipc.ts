@@ -25,7 +25,7 @@ export type WorkerToPrimary =
   | { pg: 1; t: 'answer'; id: number; v: OfferOutcome | boolean };
 
 export type PrimaryToWorker =
-  | { pg: 1; t: 'reply'; id: number; v: OfferOutcome | boolean | string }
+  | { pg: 1; t: 'reply'; id: number; /** An offer's outcome, a notify's answer, or the metrics text. */ v: boolean | string }
   | { pg: 1; t: 'push'; id: number; n: Notification }
   | { pg: 1; t: 'notify'; id: number; uaid: string }
   | { pg: 1; t: 'drop'; uaid: string; connectedAt: number }

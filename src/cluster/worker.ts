@@ -29,22 +29,7 @@ export class WorkerLink implements Siblings {
   readonly clients: ClientRegistry;
 
   constructor(private readonly send: (m: WorkerToPrimary) => void) {
-    const link = this;
-    this.clients = new (class extends ClientRegistry {
-      override add(client: ConnectedClient): ConnectedClient | undefined {
-        const previous = super.add(client);
-        link.send({ pg: 1, t: 'attach', uaid: client.uaid, connectedAt: client.connectedAt });
-        return previous;
-      }
-      override remove(client: ConnectedClient): void {
-        super.remove(client);
-        link.send({ pg: 1, t: 'detach', uaid: client.uaid, connectedAt: client.connectedAt });
-      }
-      override storageChanged(uaid: string): void {
-        super.storageChanged(uaid);
-        void link.notify(uaid);
-      }
-    })();
+    this.clients = new LinkedRegistry(send, (uaid) => void this.notify(uaid));
   }
 
   /** Joins the process's IPC channel (node:cluster worker). */
@@ -124,5 +109,31 @@ export class WorkerLink implements Siblings {
       this.pending.set(id, { resolve: resolve as (v: unknown) => void, timer });
       this.send(make(id));
     });
+  }
+}
+
+/** A worker's client registry: every add and remove reaches the primary's directory, storage news the holder. */
+class LinkedRegistry extends ClientRegistry {
+  constructor(
+    private readonly send: (m: WorkerToPrimary) => void,
+    private readonly notifyHolder: (uaid: string) => void,
+  ) {
+    super();
+  }
+
+  override add(client: ConnectedClient): ConnectedClient | undefined {
+    const previous = super.add(client);
+    this.send({ pg: 1, t: 'attach', uaid: client.uaid, connectedAt: client.connectedAt });
+    return previous;
+  }
+
+  override remove(client: ConnectedClient): void {
+    super.remove(client);
+    this.send({ pg: 1, t: 'detach', uaid: client.uaid, connectedAt: client.connectedAt });
+  }
+
+  override storageChanged(uaid: string): void {
+    super.storageChanged(uaid);
+    this.notifyHolder(uaid);
   }
 }

@@ -73,7 +73,7 @@ const STORE_OPERATIONS = ['addUser', 'getUser', 'updateUser', 'clearNodeId', 're
  */
 export function countStoreOperations(store: Store, metrics: Metrics): Store {
   for (const name of STORE_OPERATIONS) {
-    const original = store[name] as (...a: unknown[]) => unknown;
+    const original = Reflect.get(store, name) as (...a: unknown[]) => unknown;
     const counter = metrics.storeOperations.labels({ op: name });
     Object.defineProperty(store, name, {
       configurable: true,

@@ -439,10 +439,15 @@ export class SqliteStore implements Store {
     // Few enough shapes that building the statement is cheaper to read than one per combination.
     let sql = 'SELECT doc FROM dashboard_records WHERE key_hash = ?';
     const args: (string | number)[] = [keyHash];
-    if (q.before !== undefined) ((sql += ' AND ref < ?'), args.push(q.before));
-    if (q.outcome !== undefined) ((sql += ' AND outcome = ?'), args.push(q.outcome));
-    if (q.since !== undefined) ((sql += ' AND received_at >= ?'), args.push(q.since));
-    if (q.until !== undefined) ((sql += ' AND received_at <= ?'), args.push(q.until));
+    const where = (clause: string, value: string | number | undefined): void => {
+      if (value === undefined) return;
+      sql += clause;
+      args.push(value);
+    };
+    where(' AND ref < ?', q.before);
+    where(' AND outcome = ?', q.outcome);
+    where(' AND received_at >= ?', q.since);
+    where(' AND received_at <= ?', q.until);
     sql += ' ORDER BY ref DESC LIMIT ?';
     args.push(q.limit);
     return this.db

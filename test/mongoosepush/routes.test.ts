@@ -170,7 +170,7 @@ describe('the MongoosePush API, as MongooseIM calls it', () => {
       'FCM staying UNAVAILABLE',
       FCM,
       'fcm',
-      () => w.fakes.script(FCM, ...Array(6).fill(Errors.fcm.unavailable)),
+      () => w.fakes.script(FCM, ...Array.from({ length: 6 }, () => Errors.fcm.unavailable)),
       [503, { reason: 'service_internal' }],
       [500, { details: 'UNAVAILABLE' }],
     ],

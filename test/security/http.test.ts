@@ -281,7 +281,7 @@ describe('shutdown with TLS (issue 9 §16)', () => {
     const ws = new WebSocket(g.wsUrl, ['push-notification'], { ca });
     await new Promise((r, j) => ws.once('open', r).once('error', j));
     const frames: Record<string, unknown>[] = [];
-    ws.on('message', (d) => frames.push(JSON.parse(d.toString()) as Record<string, unknown>));
+    ws.on('message', (d) => frames.push(JSON.parse((d as Buffer).toString()) as Record<string, unknown>));
     ws.send(JSON.stringify({ messageType: 'hello', use_webpush: true }));
     await waitFor(() => frames.length === 1, 5000, 'hello');
     ws.send(JSON.stringify({ messageType: 'register', channelID: channelId() }));

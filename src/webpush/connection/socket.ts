@@ -38,7 +38,8 @@ export class SocketSession {
     this.helloTimer = setTimeout(() => this.session.onHelloTimeout(), remaining);
     ws.on('message', (data, isBinary) => {
       if (isBinary) return this.session.onBinary();
-      const parsed = parseClientMessage(data.toString());
+      // binaryType is ws's default 'nodebuffer': a text message arrives as one Buffer.
+      const parsed = parseClientMessage((data as Buffer).toString());
       if (!parsed.ok) return this.session.onInvalid(parsed.reason);
       if (parsed.message.messageType === 'hello') clearTimeout(this.helloTimer);
       void this.session.onMessage(parsed.message);

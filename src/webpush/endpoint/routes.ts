@@ -189,7 +189,7 @@ export async function endpointRoutes(app: FastifyInstance, opts: EndpointOptions
     {
       schema: pushSchema,
       preParsing: async (request, _reply, payload) => {
-        await checkCredentials('v1', (request.params).token, request);
+        await checkCredentials('v1', request.params.token, request);
         return payload;
       },
     },

@@ -25,7 +25,7 @@ export type ApiVersion = 'v1' | 'v2';
 export function decodeVapidKey(key: string): Buffer | null {
   const trimmed = key.trim().replace(/=+$/, '');
   const standard = /[/+]/.test(trimmed);
-  if (!(standard ? /^[A-Za-z0-9+/]+$/ : /^[A-Za-z0-9_\-]+$/).test(trimmed)) return null;
+  if (!(standard ? /^[A-Za-z0-9+/]+$/ : /^[A-Za-z0-9_-]+$/).test(trimmed)) return null;
   const raw = Buffer.from(trimmed, standard ? 'base64' : 'base64url');
   // An uncompressed P-256 point (SEC1): 0x04 ‖ X ‖ Y.
   if (raw.length !== 65 || raw[0] !== 0x04) return null;
