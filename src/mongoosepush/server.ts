@@ -8,6 +8,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
+import { ListenerGuard } from '../ops/listener-limits.js';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import type { Bridges } from '../bridge/index.js';
 import type { Config } from '../config.js';
@@ -31,7 +32,17 @@ export function basicAuthOk(header: string | undefined, user: string, password: 
 }
 
 export interface MongoosePushServerOptions {
-  config: Pick<Config, 'mongoosepushTlsCert' | 'mongoosepushTlsKey' | 'mongoosepushUser' | 'mongoosepushPassword'>;
+  config: Pick<
+    Config,
+    | 'mongoosepushTlsCert'
+    | 'mongoosepushTlsKey'
+    | 'mongoosepushUser'
+    | 'mongoosepushPassword'
+    | 'headersTimeout'
+    | 'keepAliveTimeout'
+    | 'requestTimeout'
+    | 'maxConnections'
+  >;
   bridges: Bridges;
   metrics: Metrics;
   logger: unknown;
@@ -56,6 +67,13 @@ export function createMongoosePushServer(opts: MongoosePushServerOptions): Fasti
   const app = (tls
     ? Fastify({ ...common, forceCloseConnections: undefined, http2: true, https: { allowHTTP1: true, ...tls } } as Parameters<typeof Fastify>[0])
     : Fastify(common as Parameters<typeof Fastify>[0])) as unknown as FastifyInstance;
+  // Issue 9 §8: the same request timeouts and connection cap as the public listener (the guard lives as long as it).
+  new ListenerGuard(app.server, {
+    headersMs: config.headersTimeout * 1000,
+    keepAliveMs: config.keepAliveTimeout * 1000,
+    requestMs: config.requestTimeout * 1000,
+    maxConnections: config.maxConnections,
+  });
   const { mongoosepushUser: user, mongoosepushPassword: password } = config;
   if (user !== null && password !== null) {
     app.addHook('onRequest', async (request, reply) => {
