@@ -1,49 +1,16 @@
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { selfSignedCertificate } from './fakes/pki.js';
+import { readFileSync } from 'node:fs';
 import { connect } from 'node:http2';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { startGateway, type TestGateway } from './helpers/gateway.js';
 import { channelId } from './helpers/push.js';
 
-/** A self-signed certificate for 127.0.0.1, made with the openssl command line. */
-function makeCertificate(): { cert: string; key: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'pushgate-tls-'));
-  const cert = join(dir, 'cert.pem');
-  const key = join(dir, 'key.pem');
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-days',
-      '2',
-      '-subj',
-      '/CN=127.0.0.1',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-    ],
-    { stdio: 'ignore' },
-  );
-  return { cert, key };
-}
-
 describe('TLS on the public listener', () => {
   let gw: TestGateway;
   let ca: Buffer;
   beforeAll(async () => {
-    const { cert, key } = makeCertificate();
+    const { cert, key } = selfSignedCertificate();
     ca = readFileSync(cert);
     gw = await startGateway({ tlsCert: cert, tlsKey: key });
   });

@@ -24,43 +24,22 @@ function openssl(dir: string, ...args: string[]): void {
   execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
 }
 
+/** A new P-256 key (`-keyout`) with a self-signed certificate or a request (`-out`), as every PEM here is made. */
+const EC_REQ = ['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+
+/** A self-signed certificate whose subject and address are `cn` (127.0.0.1 by default), for TLS listeners in tests. */
+export function selfSignedCertificate(cn = '127.0.0.1'): { cert: string; key: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'pushgate-tls-'));
+  openssl(dir, ...EC_REQ, '-x509', '-days', '2', '-subj', `/CN=${cn}`, '-addext', `subjectAltName=IP:${cn}`, '-keyout', 'key.pem', '-out', 'cert.pem');
+  return { cert: join(dir, 'cert.pem'), key: join(dir, 'key.pem') };
+}
+
 export function makePki(): TestPki {
   const dir = mkdtempSync(join(tmpdir(), 'pushgate-pki-'));
-  openssl(
-    dir,
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
-    '-days',
-    '2',
-    '-subj',
-    '/CN=Pushgate Test CA',
-    '-keyout',
-    'ca.key',
-    '-out',
-    'ca.pem',
-  );
+  openssl(dir, ...EC_REQ, '-x509', '-days', '2', '-subj', '/CN=Pushgate Test CA', '-keyout', 'ca.key', '-out', 'ca.pem');
   const sans = [...HOSTS.map((h) => `DNS:${h}`), 'IP:127.0.0.1'].join(',');
   writeFileSync(join(dir, 'server.ext'), `subjectAltName=${sans}\nextendedKeyUsage=serverAuth\n`);
-  openssl(
-    dir,
-    'req',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
-    '-subj',
-    '/CN=127.0.0.1',
-    '-keyout',
-    'server.key',
-    '-out',
-    'server.csr',
-  );
+  openssl(dir, ...EC_REQ, '-subj', '/CN=127.0.0.1', '-keyout', 'server.key', '-out', 'server.csr');
   openssl(
     dir,
     'x509',

@@ -1,12 +1,11 @@
-import { client, type Client, xml } from '@xmpp/client';
-import type { Element } from '@xmpp/xml';
+import { type Client, xml } from '@xmpp/client';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { NS } from '../../src/xmpp/namespaces.js';
 import { p2Hash } from '../../src/xmpp/commands.js';
 import { bridgeWorld, type BridgeWorld } from '../fakes/setup.js';
 import { Errors } from '../fakes/providers.js';
 import { startEjabberd, type EjabberdServer } from '../helpers/ejabberd.js';
 import { channelId } from '../helpers/push.js';
+import { enablePush, loginUser, registerDevice } from '../helpers/xmpp-user.js';
 
 /**
  * Interop with a real ejabberd (mod_push), the strictest of the servers: it disables a registration on the first
@@ -38,58 +37,16 @@ describe('ejabberd with mod_push publishing to Pushgate', () => {
     await ejabberd?.stop();
   });
 
-  async function login(user: string, password: string): Promise<Client> {
-    const c = client({ service: `xmpp://127.0.0.1:${ejabberd.c2sPort}`, domain: 'localhost', username: user, password, resource: 'test' });
-    c.on('error', () => {});
-    c.reconnect.stop();
-    await c.start();
-    await c.send(xml('presence'));
-    return c;
-  }
+  const login = (user: string, password: string) => loginUser(ejabberd.c2sPort, user, password);
 
-  const field = (x: Element | undefined, name: string) =>
-    x
-      ?.getChildren('field')
-      .find((f) => f.attrs['var'] === name)
-      ?.getChildText('value') ?? undefined;
-
-  async function register(c: Client, fields: Record<string, string>) {
-    const reply = await c.iqCaller.request(
-      xml(
-        'iq',
-        { type: 'set', to: ejabberd.pushDomain },
-        xml(
-          'command',
-          { xmlns: NS.commands, node: 'register-push-fcm', action: 'execute' },
-          xml('x', { xmlns: NS.data, type: 'submit' }, ...Object.entries(fields).map(([k, v]) => xml('field', { var: k }, xml('value', {}, v)))),
-        ),
-      ),
-    );
-    const x = reply.getChild('command', NS.commands)!.getChild('x', NS.data);
-    return { jid: field(x, 'jid')!, node: field(x, 'node')!, secret: field(x, 'secret')! };
-  }
+  const register = (c: Client, fields: Record<string, string>) => registerDevice(c, ejabberd.pushDomain, 'register-push-fcm', fields);
 
   /** Registers, enables push on ejabberd with the result (or with the given secret), goes offline. */
   async function subscribe(user: string, fields: Record<string, string>, secretOverride?: string) {
     const c = await login(user, `${user}-pass`);
     const { jid, node, secret } = await register(c, fields);
     expect(jid).toBe(ejabberd.pushDomain);
-    await c.iqCaller.request(
-      xml(
-        'iq',
-        { type: 'set' },
-        xml(
-          'enable',
-          { xmlns: NS.push, jid, node },
-          xml(
-            'x',
-            { xmlns: NS.data, type: 'submit' },
-            xml('field', { var: 'FORM_TYPE' }, xml('value', {}, NS.publishOptions)),
-            xml('field', { var: 'secret' }, xml('value', {}, secretOverride ?? secret)),
-          ),
-        ),
-      ),
-    );
+    await enablePush(c, jid, node, secretOverride ?? secret);
     await c.stop();
     return { node, secret };
   }

@@ -1,7 +1,5 @@
-import { client, type Client, xml } from '@xmpp/client';
-import type { Element } from '@xmpp/xml';
+import { type Client, xml } from '@xmpp/client';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { NS } from '../../src/xmpp/namespaces.js';
 import { p2Hash } from '../../src/xmpp/commands.js';
 import { bridgeWorld, type BridgeWorld } from '../fakes/setup.js';
 import { Errors } from '../fakes/providers.js';
@@ -9,6 +7,7 @@ import { startProsody, type ProsodyServer } from '../helpers/prosody.js';
 import { BrowserKeys } from '../helpers/browser-keys.js';
 import { PushClient } from '../helpers/ws-client.js';
 import { channelId } from '../helpers/push.js';
+import { enablePush, loginUser, registerDevice } from '../helpers/xmpp-user.js';
 
 /**
  * Interop with a real Prosody (mod_cloud_notify): a real client registers with Pushgate by ad-hoc command,
@@ -41,56 +40,14 @@ describe('Prosody with mod_cloud_notify publishing to Pushgate', () => {
     await prosody?.stop();
   });
 
-  async function login(user: string, password: string): Promise<Client> {
-    const c = client({ service: `xmpp://127.0.0.1:${prosody.c2sPort}`, domain: 'localhost', username: user, password, resource: 'test' });
-    c.on('error', () => {});
-    c.reconnect.stop();
-    await c.start();
-    await c.send(xml('presence'));
-    return c;
-  }
-
-  const field = (x: Element | undefined, name: string) =>
-    x
-      ?.getChildren('field')
-      .find((f) => f.attrs['var'] === name)
-      ?.getChildText('value') ?? undefined;
+  const login = (user: string, password: string) => loginUser(prosody.c2sPort, user, password);
 
   /** Registers through Pushgate's ad-hoc command, enables push on Prosody with the result, goes offline. */
   async function subscribe(user: string, password: string, command: string, fields: Record<string, string>, secretOverride?: string) {
     const c = await login(user, password);
-    const reply = await c.iqCaller.request(
-      xml(
-        'iq',
-        { type: 'set', to: prosody.pushDomain },
-        xml(
-          'command',
-          { xmlns: NS.commands, node: command, action: 'execute' },
-          xml('x', { xmlns: NS.data, type: 'submit' }, ...Object.entries(fields).map(([k, v]) => xml('field', { var: k }, xml('value', {}, v)))),
-        ),
-      ),
-    );
-    const x = reply.getChild('command', NS.commands)!.getChild('x', NS.data);
-    const jid = field(x, 'jid')!;
-    const node = field(x, 'node')!;
-    const secret = field(x, 'secret')!;
+    const { jid, node, secret } = await registerDevice(c, prosody.pushDomain, command, fields);
     expect(jid).toBe(prosody.pushDomain);
-    await c.iqCaller.request(
-      xml(
-        'iq',
-        { type: 'set' },
-        xml(
-          'enable',
-          { xmlns: NS.push, jid, node },
-          xml(
-            'x',
-            { xmlns: NS.data, type: 'submit' },
-            xml('field', { var: 'FORM_TYPE' }, xml('value', {}, NS.publishOptions)),
-            xml('field', { var: 'secret' }, xml('value', {}, secretOverride ?? secret)),
-          ),
-        ),
-      ),
-    );
+    await enablePush(c, jid, node, secretOverride ?? secret);
     await c.stop();
     return { node, secret };
   }

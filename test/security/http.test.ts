@@ -7,6 +7,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { selfSignedCertificate } from '../fakes/pki.js';
 import { connect as h2connect } from 'node:http2';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -39,36 +40,6 @@ function silentSocket(port: number): Promise<Socket & { closedAt?: number }> {
     s.once('connect', () => resolve(s));
     s.once('error', reject);
   });
-}
-
-function makeCertificate(cn = '127.0.0.1'): { cert: string; key: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'pushgate-sec-tls-'));
-  const cert = join(dir, 'cert.pem');
-  const key = join(dir, 'key.pem');
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-days',
-      '2',
-      '-subj',
-      `/CN=${cn}`,
-      '-addext',
-      `subjectAltName=IP:${cn}`,
-      '-keyout',
-      key,
-      '-out',
-      cert,
-    ],
-    { stdio: 'ignore' },
-  );
-  return { cert, key };
 }
 
 async function endpointOf(gw: TestGateway): Promise<{ client: PushClient; endpoint: string }> {
@@ -157,7 +128,7 @@ describe('the internal (router) port (issue 9 §13, §17)', () => {
   it('refuses a wrong or missing secret, counts it and logs it without the secret; speaks TLS to peers that trust its CA', async () => {
     const secret = 'router-secret-0123456789abcdef';
     const wrong = 'wrong-secret-must-not-be-logged';
-    const { cert, key } = makeCertificate();
+    const { cert, key } = selfSignedCertificate();
     const log = logCapture();
     const routerPort = await freePort();
     const g = await startGateway({ routerPort, routerSecret: secret, routerTlsCert: cert, routerTlsKey: key, logLevel: 'warn' }, { logStream: log });
@@ -275,7 +246,7 @@ describe('keys and the data directory (issue 9 §14, issue 10 §4)', () => {
 
 describe('shutdown with TLS (issue 9 §16)', () => {
   it('lets an in-flight HTTP/2 POST finish within the grace, then closes the sessions', async () => {
-    const { cert, key } = makeCertificate();
+    const { cert, key } = selfSignedCertificate();
     const g = await startGateway({ tlsCert: cert, tlsKey: key, shutdownGrace: 3 });
     const ca = readFileSync(cert);
     const ws = new WebSocket(g.wsUrl, ['push-notification'], { ca });
