@@ -58,7 +58,7 @@ const COMMANDS: Record<string, Command> = {
       }
       const config = configOrExit();
       if (!config) return 2;
-      const store = await openStore(config.store);
+      const store = await openStore(config.store, { sqliteSynchronous: config.sqliteSynchronous });
       try {
         const report = await endpointDiagnostic(endpoint, config.fernet, store);
         process.stdout.write(JSON.stringify(report, null, 2) + '\n');

@@ -98,7 +98,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
         { timeoutMs: config.bridgeTimeout * 1000 },
       )
     : Bridges.empty();
-  const store = countStoreOperations(options.store ?? (await openStore(config.store)), metrics);
+  const store = countStoreOperations(options.store ?? (await openStore(config.store, { sqliteSynchronous: config.sqliteSynchronous })), metrics);
   const cluster = options.cluster ?? null;
   const clients = cluster ? cluster.link.clients : new ClientRegistry();
   cluster?.link.shareMetrics(metrics.registry);

@@ -14,11 +14,16 @@ export function redactStoreUrl(url: string): string {
   return url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
 }
 
+export interface StoreOptions {
+  /** SQLite's `synchronous` in WAL mode (PUSHGATE_SQLITE_SYNCHRONOUS). */
+  sqliteSynchronous?: 'normal' | 'full';
+}
+
 /** Opens the backend a PUSHGATE_STORE value names: `sqlite:<path>`, `sqlite::memory:` or `mongodb://…/<db>`. */
-export async function openStore(url: string): Promise<Store> {
+export async function openStore(url: string, options: StoreOptions = {}): Promise<Store> {
   if (url.startsWith('sqlite:')) {
     const path = url.slice('sqlite:'.length);
-    return new SqliteStore(path === ':memory:' ? ':memory:' : path);
+    return new SqliteStore(path === ':memory:' ? ':memory:' : path, { synchronous: options.sqliteSynchronous ?? 'normal' });
   }
   if (url.startsWith('mongodb://') || url.startsWith('mongodb+srv://')) {
     // Loaded only when used: a single node on SQLite never loads the driver.

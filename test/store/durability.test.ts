@@ -1,6 +1,6 @@
 /**
  * Durability settings and error classification of the backends (issue 9 §12, §14; issue 10 §3): what a 201
- * rests on (SQLite synchronous=FULL, MongoDB w:majority bounded by wtimeoutMS), owner-only files, removal order,
+ * rests on (SQLite synchronous=NORMAL by default or FULL, MongoDB w:majority bounded by wtimeoutMS), owner-only files, removal order,
  * and which failures are an outage (StoreUnavailableError) rather than a bug.
  */
 import { mkdtempSync, statSync } from 'node:fs';
@@ -18,13 +18,28 @@ const uaid = 'ab'.repeat(16);
 const user = { uaid, routerType: 'webpush', routerData: null, connectedAt: 1, peerId: null };
 
 describe('SQLite durability and permissions', () => {
-  it('commits with synchronous=FULL in WAL mode, in owner-only files and directory', async () => {
+  const pragmaOf = (store: SqliteStore, name: string) =>
+    (store as unknown as { db: { pragma(p: string, o: { simple: true }): unknown } }).db.pragma(name, { simple: true });
+
+  it('commits with synchronous=NORMAL by default and FULL when asked (PUSHGATE_SQLITE_SYNCHRONOUS)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pushgate-sync-'));
+    const normal = new SqliteStore(join(dir, 'normal.sqlite'));
+    const full = new SqliteStore(join(dir, 'full.sqlite'), { synchronous: 'full' });
+    try {
+      expect(pragmaOf(normal, 'synchronous')).toBe(1); // 1 = NORMAL
+      expect(pragmaOf(full, 'synchronous')).toBe(2); // 2 = FULL
+    } finally {
+      await normal.close();
+      await full.close();
+    }
+  });
+
+  it('commits in WAL mode, in owner-only files and directory', async () => {
     const dir = join(mkdtempSync(join(tmpdir(), 'pushgate-dur-')), 'new-dir');
     const path = join(dir, 'db.sqlite');
     const store = new SqliteStore(path);
     try {
       const db = (store as unknown as { db: { pragma(p: string, o: { simple: true }): unknown } }).db;
-      expect(db.pragma('synchronous', { simple: true })).toBe(2); // 2 = FULL
       expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
       await store.addUser(user);
       expect(statSync(dir).mode & 0o777).toBe(0o700);
