@@ -15,23 +15,34 @@ interface Client {
   uaid: string;
 }
 
-const clients: Client[] = [];
-/** version → receive time, for latency joins. */
-let received = new Map<string, number>();
-let receivedCount = 0;
-let fakes: import('../test/fakes/providers.js').ProviderFakes | null = null;
-let xmppServer: import('../test/helpers/xmpp-server.js').FakeComponentServer | null = null;
+/**
+ * Everything one load process holds between operations, passed to each operation like the scenarios' BenchContext,
+ * instead of module-level mutable state.
+ */
+interface WorkerContext {
+  readonly clients: Client[];
+  /** version → receive time, for latency joins. */
+  received: Map<string, number>;
+  receivedCount: number;
+  fakes: import('../test/fakes/providers.js').ProviderFakes | null;
+  xmppServer: import('../test/helpers/xmpp-server.js').FakeComponentServer | null;
+}
 
-function onNotification(ws: WebSocket, text: string, keepTimes: boolean): void {
+function createWorkerContext(): WorkerContext {
+  return { clients: [], received: new Map(), receivedCount: 0, fakes: null, xmppServer: null };
+}
+
+function onNotification(ctx: WorkerContext, ws: WebSocket, text: string, keepTimes: boolean): void {
   const m = JSON.parse(text) as Record<string, unknown>;
   if (m['messageType'] !== 'notification') return;
-  receivedCount++;
-  if (keepTimes) received.set(m['version'] as string, now());
+  ctx.receivedCount++;
+  if (keepTimes) ctx.received.set(m['version'] as string, now());
   ws.send(JSON.stringify({ messageType: 'ack', updates: [{ channelID: m['channelID'], version: m['version'], code: 100 }] }));
 }
 
 /** Opens one client: hello (with a uaid to resume), then register when asked. */
 function openClient(
+  ctx: WorkerContext,
   url: string,
   localAddress: string,
   uaid: string | null,
@@ -49,7 +60,7 @@ function openClient(
       const text = (data as Buffer).toString();
       if (stage === 0) {
         myUaid = (JSON.parse(text) as { uaid: string }).uaid;
-        clients.push({ ws, uaid: myUaid });
+        ctx.clients.push({ ws, uaid: myUaid });
         stage = 1;
         if (!register) return resolve({ uaid: myUaid, endpoint: null });
         ws.send(JSON.stringify({ messageType: 'register', channelID: randomUUID(), ...(key ? { key } : {}) }));
@@ -62,7 +73,7 @@ function openClient(
           return resolve({ uaid: myUaid, endpoint: m.pushEndpoint ?? null });
         }
       }
-      onNotification(ws, text, keepTimes);
+      onNotification(ctx, ws, text, keepTimes);
     });
   });
 }
@@ -87,47 +98,53 @@ async function pool<T>(count: number, concurrency: number, job: (i: number) => P
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- each op declares the shape of the IPC args its caller sends
-const ops: Record<string, (args: any) => Promise<unknown>> = {
-  async connect(a: {
-    url: string;
-    count: number;
-    localAddresses: string[];
-    register: boolean;
-    key?: string;
-    concurrency: number;
-    uaids?: string[];
-    keepTimes?: boolean;
-  }) {
+const ops: Record<string, (ctx: WorkerContext, args: any) => Promise<unknown>> = {
+  async connect(
+    ctx: WorkerContext,
+    a: {
+      url: string;
+      count: number;
+      localAddresses: string[];
+      register: boolean;
+      key?: string;
+      concurrency: number;
+      uaids?: string[];
+      keepTimes?: boolean;
+    },
+  ) {
     const started = now();
     const { results, failures } = await pool(a.count, a.concurrency, (i) =>
-      openClient(a.url, a.localAddresses[i % a.localAddresses.length]!, a.uaids?.[i] ?? null, a.register, a.key ?? null, a.keepTimes ?? false),
+      openClient(ctx, a.url, a.localAddresses[i % a.localAddresses.length]!, a.uaids?.[i] ?? null, a.register, a.key ?? null, a.keepTimes ?? false),
     );
     return { elapsedMs: now() - started, failures, uaids: results.map((r) => r.uaid), endpoints: results.map((r) => r.endpoint) };
   },
-  async received(a: { withTimes: boolean }) {
-    const out = { count: receivedCount, times: a.withTimes ? [...received.entries()] : [] };
-    received = new Map();
-    receivedCount = 0;
+  async received(ctx: WorkerContext, a: { withTimes: boolean }) {
+    const out = { count: ctx.receivedCount, times: a.withTimes ? [...ctx.received.entries()] : [] };
+    ctx.received = new Map();
+    ctx.receivedCount = 0;
     return out;
   },
-  async waitReceived(a: { count: number; timeoutMs: number }) {
+  async waitReceived(ctx: WorkerContext, a: { count: number; timeoutMs: number }) {
     const started = now();
-    while (receivedCount < a.count && now() - started < a.timeoutMs) await new Promise((r) => setTimeout(r, 20));
-    return { count: receivedCount, elapsedMs: now() - started };
+    while (ctx.receivedCount < a.count && now() - started < a.timeoutMs) await new Promise((r) => setTimeout(r, 20));
+    return { count: ctx.receivedCount, elapsedMs: now() - started };
   },
-  async closeClients() {
-    await Promise.all(clients.splice(0).map((c) => new Promise<void>((r) => (c.ws.once('close', () => r()), c.ws.close()))));
+  async closeClients(ctx: WorkerContext) {
+    await Promise.all(ctx.clients.splice(0).map((c) => new Promise<void>((r) => (c.ws.once('close', () => r()), c.ws.close()))));
     return {};
   },
-  async send(a: {
-    targets: { endpoint: string; body: string }[];
-    headers: Record<string, string>;
-    mode: 'saturate' | 'rate';
-    concurrency: number;
-    rps?: number;
-    durationMs?: number;
-    count?: number;
-  }) {
+  async send(
+    ctx: WorkerContext,
+    a: {
+      targets: { endpoint: string; body: string }[];
+      headers: Record<string, string>;
+      mode: 'saturate' | 'rate';
+      concurrency: number;
+      rps?: number;
+      durationMs?: number;
+      count?: number;
+    },
+  ) {
     const agent = new Agent({ keepAlive: true, maxSockets: a.concurrency });
     const bodies = a.targets.map((t) => Buffer.from(t.body, 'base64'));
     const paths = a.targets.map((t) => new URL(t.endpoint));
@@ -187,35 +204,37 @@ const ops: Record<string, (args: any) => Promise<unknown>> = {
     agent.destroy();
     return { elapsedMs: now() - started, sent, statuses, latencies, ids };
   },
-  async startFakes() {
+  async startFakes(ctx: WorkerContext) {
     const { makePki } = await import('../test/fakes/pki.js');
     const { ProviderFakes } = await import('../test/fakes/providers.js');
     const pki = makePki();
-    fakes = new ProviderFakes(pki);
+    const fakes = new ProviderFakes(pki);
+    ctx.fakes = fakes;
     await fakes.start();
     return { origin: fakes.origin, caFile: pki.caFile, serviceAccountFile: fakes.serviceAccountFile, dir: pki.dir };
   },
-  async fakesCount() {
-    const n = fakes?.received.length ?? 0;
-    fakes?.received.splice(0);
+  async fakesCount(ctx: WorkerContext) {
+    const n = ctx.fakes?.received.length ?? 0;
+    ctx.fakes?.received.splice(0);
     return n;
   },
-  async startXmppServer(a: { domain: string; secret: string }) {
+  async startXmppServer(ctx: WorkerContext, a: { domain: string; secret: string }) {
     const { FakeComponentServer } = await import('../test/helpers/xmpp-server.js');
-    xmppServer = new FakeComponentServer(a.domain, a.secret);
-    await xmppServer.listen();
-    return { port: xmppServer.port };
+    const server = new FakeComponentServer(a.domain, a.secret);
+    ctx.xmppServer = server;
+    await server.listen();
+    return { port: server.port };
   },
-  async xmppConnected() {
-    await xmppServer!.connected();
+  async xmppConnected(ctx: WorkerContext) {
+    await xmppServer(ctx).connected();
     return {};
   },
-  async xmppRegister(a: { count: number; domain: string }) {
+  async xmppRegister(ctx: WorkerContext, a: { count: number; domain: string }) {
     const { xml } = await import('../test/helpers/xmpp-server.js');
     const out: { node: string; secret: string }[] = [];
     for (let i = 0; i < a.count; i++) {
       const fields = { token: `fcm-bench-device-${i}`, 'device-id': `d${i}` };
-      const reply = await xmppServer!.request(
+      const reply = await xmppServer(ctx).request(
         xml(
           'iq',
           { type: 'set', from: `user${i}@bench.example/r`, to: a.domain },
@@ -236,7 +255,7 @@ const ops: Record<string, (args: any) => Promise<unknown>> = {
     }
     return out;
   },
-  async xmppPublish(a: { nodes: { node: string; secret: string }[]; domain: string; concurrency: number; durationMs: number }) {
+  async xmppPublish(ctx: WorkerContext, a: { nodes: { node: string; secret: string }[]; domain: string; concurrency: number; durationMs: number }) {
     const { xml } = await import('../test/helpers/xmpp-server.js');
     const latencies: number[] = [];
     const results: Record<string, number> = {};
@@ -248,7 +267,7 @@ const ops: Record<string, (args: any) => Promise<unknown>> = {
         while (now() < end) {
           const n = a.nodes[i++ % a.nodes.length]!;
           const t0 = now();
-          const reply = await xmppServer!.request(
+          const reply = await xmppServer(ctx).request(
             xml(
               'iq',
               { type: 'set', from: 'bench.example', to: a.domain },
@@ -297,10 +316,17 @@ const ops: Record<string, (args: any) => Promise<unknown>> = {
   },
 };
 
+/** The XMPP server started by startXmppServer; an operation that needs it before then is the orchestrator's bug. */
+function xmppServer(ctx: WorkerContext): import('../test/helpers/xmpp-server.js').FakeComponentServer {
+  if (!ctx.xmppServer) throw new Error('startXmppServer was not called');
+  return ctx.xmppServer;
+}
+
+const context = createWorkerContext();
 process.on('message', (m: { id: number; op: string; args: unknown }) => {
   const op = ops[m.op];
   if (!op) return process.send!({ id: m.id, error: `unknown op ${m.op}` });
-  op(m.args).then(
+  op(context, m.args).then(
     (result) => process.send!({ id: m.id, result }),
     (err: Error) => process.send!({ id: m.id, error: err.message }),
   );

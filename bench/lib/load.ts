@@ -16,10 +16,14 @@ export async function withWorkers<T>(n: number, name: string, fn: (ws: Worker[])
 }
 
 /** 1 kB encrypted for a throw-away subscription key, with a VAPID header reused for every request. */
-export function senderMaterial(origin: string, vapid: { publicKey: string; privateKey: string }): { body: string; headers: Record<string, string> } {
+export function senderMaterial(
+  origin: string,
+  vapid: { publicKey: string; privateKey: string },
+  ttl = 3600,
+): { body: string; headers: Record<string, string> } {
   const ua = webpush.generateVAPIDKeys();
   const sub = { endpoint: `${origin}/wpush/v2/x`, keys: { p256dh: ua.publicKey, auth: Buffer.alloc(16, 7).toString('base64url') } };
-  const d = webpush.generateRequestDetails(sub, Buffer.alloc(1024, 0x61), { TTL: 3600, vapidDetails: { subject: 'mailto:bench@example.com', ...vapid } });
+  const d = webpush.generateRequestDetails(sub, Buffer.alloc(1024, 0x61), { TTL: ttl, vapidDetails: { subject: 'mailto:bench@example.com', ...vapid } });
   const headers = Object.fromEntries(Object.entries(d.headers as Record<string, string>).filter(([k]) => k.toLowerCase() !== 'content-length'));
   return { body: d.body.toString('base64'), headers };
 }
