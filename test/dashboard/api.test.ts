@@ -177,7 +177,10 @@ describe('dashboard API', () => {
   });
 
   it('records rejections with status and errno when the token was valid: 413 and a 401 key mismatch', async () => {
-    const big = await push('x'.repeat(5000), { TTL: 60 });
+    // The endpoint accepts bodies up to PUSHGATE_MAX_DATA_BYTES (5630 by default, autopush's max_data_bytes); a payload
+    // of that size encrypts to more than the limit: the 413 errno 104 a developer needs to see.
+    expect(gw.config.maxDataBytes).toBe(5630);
+    const big = await push('x'.repeat(gw.config.maxDataBytes), { TTL: 60 });
     expect(big.status).toBe(413);
     // keyA's endpoint pushed with keyB: rejected, recorded for keyB only if keyB opted in (it has not yet).
     const mismatch = await push('wrong key', { TTL: 60 }, keyB);
