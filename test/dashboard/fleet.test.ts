@@ -59,4 +59,49 @@ describe('dashboard across peers sharing a MongoDB store', () => {
     expect(fromB.messages).toEqual(fromA.messages);
     expect(new Set(fromA.messages.map((m) => m.subscription)).size).toBe(1);
   });
+
+  it('records the ack and the DELETE on the peer that saw them, by message id, for a message accepted on the other', async () => {
+    type View = { id: string; outcome: string; delivered_at: string | null; latency_ms: number | null };
+    const list = async (gw: TestGateway) => {
+      await a.dashboard.flush();
+      await b.dashboard.flush();
+      return ((await (await fetch(`${gw.url}/dashboard/api/messages`, { headers: auth(gw) })).json()) as { messages: View[] }).messages;
+    };
+    const hash = createHash('sha256').update(Buffer.from(keys.publicKey, 'base64url')).digest('hex');
+    await vi.waitFor(() => expect(a.dashboard.isOptedIn(hash)).toBe(true), { timeout: 5000, interval: 20 });
+    const chid = channelId();
+    const first = await PushClient.connect(a.wsUrl);
+    const uaid = await first.hello();
+    const endpoint = (await first.register(chid, keys.publicKey))['pushEndpoint'] as string;
+    first.close();
+    await first.closedWith;
+
+    // Accepted (and recorded) on A while the browser is away; A's record index is the only one that knows it.
+    const opts = { TTL: 300, vapidDetails: { subject: 'mailto:dev@example.com', ...keys } };
+    const kept = await sendWebPush(new BrowserKeys().subscription(endpoint), 'ack me on b', opts);
+    const gone = await sendWebPush(new BrowserKeys().subscription(endpoint), 'delete me on b', opts);
+    const idOf = (r: Response) => r.headers.get('location')!.split('/m/')[1]!;
+    await a.dashboard.flush();
+
+    // The sender deletes through B: B finds the record by message id in the store.
+    expect((await fetch(`${b.url}/m/${idOf(gone)}`, { method: 'DELETE' })).status).toBe(204);
+    // The browser comes back on B, which delivers from storage and sees the ack (the tag came through storage).
+    const second = await PushClient.connect(b.wsUrl);
+    await second.hello(uaid);
+    const n = await second.next();
+    expect(n['version']).toBe(idOf(kept));
+    second.ack(chid, n['version'] as string);
+    await vi.waitFor(
+      async () => {
+        const byId = new Map((await list(b)).map((m) => [m.id, m]));
+        expect(byId.get(idOf(gone))?.outcome).toBe('deleted');
+        expect(byId.get(idOf(kept))?.outcome).toBe('delivered_from_storage');
+        expect(byId.get(idOf(kept))?.delivered_at).not.toBeNull();
+        expect(byId.get(idOf(kept))?.latency_ms).toBeGreaterThanOrEqual(0);
+      },
+      { timeout: 5000, interval: 50 },
+    );
+    second.close();
+    await second.closedWith;
+  });
 });
