@@ -127,6 +127,16 @@ export class DashboardTracker {
       const topicKey = `${push.uaid}:${push.channelID}:${push.topic}`;
       const waiting = this.topics.get(topicKey);
       if (waiting?.outcome === 'stored') this.update(waiting, { outcome: 'replaced' });
+      // The waiting message may have been accepted by another process: the store finds the key's older record.
+      else
+        this.mark({
+          keyHash: key,
+          id: null,
+          replaced: { subscription: record.subscription!, topic: push.topic, before: now },
+          from: ['stored'],
+          outcome: 'replaced',
+          deliveredAt: null,
+        });
       this.topics.set(topicKey, record);
     }
     this.inflight.set(result.messageId, [record, ...same].slice(0, PER_ID));

@@ -372,7 +372,21 @@ export class MongoStore implements Store {
   async markDashboardRecords(marks: DashboardMark[]): Promise<boolean[]> {
     const out: boolean[] = [];
     for (const m of marks) {
-      const filter = { ...(m.keyHash !== null ? { keyHash: m.keyHash } : {}), id: m.id, outcome: { $in: m.from } };
+      let which: Record<string, unknown>;
+      if (m.id !== null) which = { id: m.id };
+      else if (m.replaced && m.keyHash !== null) {
+        // Few records share a key, subscription and Topic: the unexpired ones are picked here, not by a $expr.
+        const { subscription, topic, before } = m.replaced;
+        const candidates = await this.dashboardRecords
+          .find({ keyHash: m.keyHash, subscription, topic, receivedAt: { $lt: before }, outcome: { $in: m.from } })
+          .project<{ _id: string; receivedAt: number; ttl: number | null }>({ _id: 1, receivedAt: 1, ttl: 1 })
+          .toArray();
+        which = { _id: { $in: candidates.filter((c) => c.receivedAt + (c.ttl ?? 0) * 1000 > before).map((c) => c._id) } };
+      } else {
+        out.push(false);
+        continue;
+      }
+      const filter = { ...(m.keyHash !== null ? { keyHash: m.keyHash } : {}), ...which, outcome: { $in: m.from } };
       const r = await this.dashboardRecords.updateMany(filter, { $set: { outcome: m.outcome, deliveredAt: m.deliveredAt } });
       out.push(r.modifiedCount > 0);
     }

@@ -196,7 +196,9 @@ export class SqliteStore implements Store {
       // The key's records are at most PUSHGATE_DASHBOARD_MAX_MESSAGES (the primary key's prefix finds them).
       dashMark: db.prepare(
         `UPDATE dashboard_records SET outcome = @outcome, doc = json_set(doc, '$.outcome', @outcome, '$.deliveredAt', @delivered_at)
-         WHERE (@key_hash IS NULL OR key_hash = @key_hash) AND json_extract(doc, '$.id') = @id AND outcome IN (SELECT value FROM json_each(@from))`,
+         WHERE (@key_hash IS NULL OR key_hash = @key_hash) AND outcome IN (SELECT value FROM json_each(@from))
+           AND (json_extract(doc, '$.id') = @id OR (@id IS NULL AND json_extract(doc, '$.subscription') = @subscription
+             AND json_extract(doc, '$.topic') = @topic AND received_at < @before AND received_at + json_extract(doc, '$.ttl') * 1000 > @before))`,
       ),
       dashPruneOld: db.prepare('DELETE FROM dashboard_records WHERE key_hash = ? AND received_at < ?'),
       dashPruneOver: db.prepare(
@@ -471,7 +473,16 @@ export class SqliteStore implements Store {
     return this.write(() =>
       marks.map(
         (m) =>
-          this.stmt.dashMark.run({ key_hash: m.keyHash, id: m.id, from: JSON.stringify(m.from), outcome: m.outcome, delivered_at: m.deliveredAt }).changes > 0,
+          this.stmt.dashMark.run({
+            key_hash: m.keyHash,
+            id: m.id,
+            subscription: m.replaced?.subscription ?? null,
+            topic: m.replaced?.topic ?? null,
+            before: m.replaced?.before ?? null,
+            from: JSON.stringify(m.from),
+            outcome: m.outcome,
+            delivered_at: m.deliveredAt,
+          }).changes > 0,
       ),
     );
   }

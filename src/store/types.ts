@@ -170,7 +170,10 @@ export interface Store {
 export interface DashboardMark {
   /** The key the record belongs to, or null for any key (a DELETE does not know the sender's key; ids are unique). */
   keyHash: string | null;
-  id: string;
+  /** The message id; null: the key's records of `replaced` (a Topic replacement, whose old id the new push does not know). */
+  id: string | null;
+  /** RFC 8030 §5.4: the key's records of this subscription hash and Topic received before `before` (ms) and unexpired then. */
+  replaced?: { subscription: string; topic: string; before: number };
   from: string[];
   outcome: string;
   deliveredAt: number | null;

@@ -324,7 +324,7 @@ describe('dashboard with a bridged (FCM) subscription', () => {
       expect(sent.status).toBe(201);
       expect(w.fakes.for('fcm', 'fcm-device-token-dash')).toHaveLength(1);
       const [m] = await messages(w.gw, keyB);
-      expect(m).toMatchObject({ id: idOf(sent), outcome: 'bridged', detail: 'accepted by the push provider' });
+      expect(m).toMatchObject({ id: idOf(sent), outcome: 'bridged', detail: 'fcm accepted it' });
     } finally {
       await w.close();
     }

@@ -104,4 +104,27 @@ describe('dashboard across peers sharing a MongoDB store', () => {
     second.close();
     await second.closedWith;
   });
+  it('records a Topic replacement on the peer that accepted the newer message (RFC 8030 §5.4)', async () => {
+    const client = await PushClient.connect(a.wsUrl);
+    await client.hello();
+    const endpointA = (await client.register(channelId(), keys.publicKey))['pushEndpoint'] as string;
+    client.close();
+    await client.closedWith;
+    const endpointB = endpointA.replace(a.config.publicUrl, b.config.publicUrl);
+    const opts = { TTL: 300, topic: 'score', vapidDetails: { subject: 'mailto:dev@example.com', ...keys } };
+    const older = await sendWebPush(new BrowserKeys().subscription(endpointA), '1-0', opts);
+    await a.dashboard.flush();
+    const newer = await sendWebPush(new BrowserKeys().subscription(endpointB), '2-0', opts);
+    const idOf = (r: Response) => r.headers.get('location')!.split('/m/')[1]!;
+    await vi.waitFor(
+      async () => {
+        await b.dashboard.flush();
+        const res = await fetch(`${a.url}/dashboard/api/messages`, { headers: auth(a) });
+        const byId = new Map(((await res.json()) as { messages: { id: string; outcome: string }[] }).messages.map((m) => [m.id, m.outcome]));
+        expect(byId.get(idOf(older))).toBe('replaced');
+        expect(byId.get(idOf(newer))).toBe('stored');
+      },
+      { timeout: 5000, interval: 50 },
+    );
+  });
 });

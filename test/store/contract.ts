@@ -323,7 +323,7 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       await store.close();
     });
 
-    it('dashboard: marks a record by message id only from the given outcomes, for its key or any key', async () => {
+    it('dashboard: marks a record by message id (or by subscription and Topic) only from the given outcomes, for its key or any key', async () => {
       const store = await open();
       const key = randomUUID();
       const other = randomUUID();
@@ -345,6 +345,16 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       await store.saveDashboardRecords([third]);
       expect(await store.markDashboardRecords([{ keyHash: null, id: 'msg-3', from: ['stored'], outcome: 'deleted', deliveredAt: null }])).toEqual([true]);
       expect((await store.listDashboardRecords(key, { limit: 1 }))[0]).toEqual({ ...third, outcome: 'deleted' });
+      // RFC 8030 §5.4: found by subscription and Topic (the replacing push does not know the old id), unexpired only.
+      const expired = record(key, 4000, { id: 'msg-4', topic: 'news', ttl: 1 });
+      const waiting = record(key, 5000, { id: 'msg-5', topic: 'news', ttl: 60 });
+      const otherSub = record(key, 5001, { id: 'msg-6', topic: 'news', subscription: 'xyz' });
+      await store.saveDashboardRecords([expired, waiting, otherSub]);
+      const replaced = { subscription: 'abc', topic: 'news', before: 6000 };
+      expect(await store.markDashboardRecords([{ keyHash: key, id: null, replaced, from: ['stored'], outcome: 'replaced', deliveredAt: null }])).toEqual([
+        true,
+      ]);
+      expect((await store.listDashboardRecords(key, { limit: 10, outcome: 'replaced' })).map((r) => r.id)).toEqual(['msg-5']);
       await store.removeDashboardKey(key);
       await store.removeDashboardKey(other);
       await store.close();
