@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import webpush from 'web-push';
 import { FernetKey } from '../../src/webpush/protocol/fernet.js';
 import { BrowserKeys } from '../helpers/browser-keys.js';
-import { startGateway, type TestGateway } from '../helpers/gateway.js';
+import { freePort, startGateway, type TestGateway } from '../helpers/gateway.js';
 import { mongoServer, type MongoServer } from '../helpers/mongo.js';
 import { channelId, sendWebPush } from '../helpers/push.js';
 import { PushClient } from '../helpers/ws-client.js';
@@ -104,6 +104,44 @@ describe('dashboard across peers sharing a MongoDB store', () => {
     second.close();
     await second.closedWith;
   });
+  it('in a fleet split into endpoint and connection peers, records the ack the connection peer saw (tag over the peer hop)', async () => {
+    const secret = 'dashboard-fleet-secret-0123456789';
+    const routerPort = await freePort();
+    const cryptoKey = FernetKey.generate();
+    const store = server.url('dashsplit');
+    const conn = await startGateway({ store, cryptoKey, role: 'connection', routerPort, routerSecret: secret, peerUrl: `http://127.0.0.1:${routerPort}` });
+    const edge = await startGateway({ store, cryptoKey, role: 'endpoint', routerSecret: secret });
+    try {
+      expect((await fetch(`${edge.url}/dashboard/api/keys`, { method: 'POST', headers: auth(edge) })).status).toBe(201);
+      const client = await PushClient.connect(conn.wsUrl);
+      await client.hello();
+      const chid = channelId();
+      const endpoint = ((await client.register(chid, keys.publicKey))['pushEndpoint'] as string).replace(conn.config.publicUrl, edge.config.publicUrl);
+      const opts = { TTL: 300, vapidDetails: { subject: 'mailto:dev@example.com', ...keys } };
+      const sent = await sendWebPush(new BrowserKeys().subscription(endpoint), 'over the hop', opts);
+      expect(sent.status).toBe(201);
+      const n = await client.next();
+      expect(n['version']).toBe(sent.headers.get('location')!.split('/m/')[1]);
+      client.ack(chid, n['version'] as string);
+      await vi.waitFor(
+        async () => {
+          await edge.dashboard.flush();
+          await conn.dashboard.flush();
+          const res = await fetch(`${edge.url}/dashboard/api/messages`, { headers: auth(edge) });
+          const [m] = ((await res.json()) as { messages: { id: string; outcome: string; delivered_at: string | null }[] }).messages;
+          expect(m).toMatchObject({ id: n['version'], outcome: 'delivered' });
+          expect(m!.delivered_at).not.toBeNull();
+        },
+        { timeout: 5000, interval: 50 },
+      );
+      client.close();
+      await client.closedWith;
+    } finally {
+      await edge.close();
+      await conn.close();
+    }
+  });
+
   it('records a Topic replacement on the peer that accepted the newer message (RFC 8030 §5.4)', async () => {
     const client = await PushClient.connect(a.wsUrl);
     await client.hello();
