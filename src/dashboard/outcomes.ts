@@ -30,7 +30,7 @@ const ERRNO_ADVICE: Record<number, string> = {
   101: 'The payload needs its encryption headers (Content-Encoding: aes128gcm, RFC 8291). Use a Web Push library.',
   102: 'The endpoint URL is not one this server issued (or it was mistyped). Check the subscription you saved.',
   103: "The browser's registration is gone: delete this subscription on your server.",
-  104: 'The payload is larger than 4096 bytes. Send less, or send a notice and fetch the content.',
+  104: 'The encrypted body is larger than this server accepts (PUSHGATE_MAX_DATA_BYTES, 5630 bytes by default, as autopush). Send less, or send a notice and fetch the content.',
   105: 'The subscription was reset (too many messages waiting, or the mobile token died): delete it; the browser subscribes again.',
   106: 'The subscription no longer exists (the user unsubscribed): delete it on your server.',
   108: 'The bridge registration is for a router type this server does not know.',

@@ -4,7 +4,8 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { authFailed, type Metrics } from '../ops/metrics.js';
 import type { DashboardQuery, Store } from '../store/index.js';
 import { versionInfo } from '../ops/version.js';
-import { ApiError, storageCall } from '../webpush/protocol/errors.js';
+import { ApiError, errorBodySchema, storageCall } from '../webpush/protocol/errors.js';
+import { TAGS } from '../ops/openapi.js';
 import { extractVapid, type VapidVerifier } from '../webpush/endpoint/vapid.js';
 import { sendError, toApiError } from '../webpush/endpoint/routes.js';
 import { effectiveOutcome, hourlyStats, isOutcome, toView } from './outcomes.js';
@@ -74,6 +75,16 @@ function parseTime(v: string | undefined): number | undefined {
   return n;
 }
 
+/** OpenAPI for the dashboard API: its errors use the push endpoint's error body (401 errno 109 without a valid token). */
+const doc = (summary: string, ok: Record<number, unknown> = {}) => ({
+  summary,
+  tags: [TAGS.dashboard],
+  response: { ...ok, '4xx': errorBodySchema, '5xx': errorBodySchema },
+});
+const optedIn = { type: 'object', properties: { opted_in: { type: 'boolean' } }, required: ['opted_in'] } as const;
+/** OpenAPI for the pages (HTML, script, stylesheet): no JSON body to describe. */
+const page_ = (summary: string) => ({ summary, tags: [TAGS.dashboard] });
+
 export async function dashboardRoutes(app: FastifyInstance, opts: DashboardOptions): Promise<void> {
   const { store, vapid, metrics, tracker } = opts;
   const page: PageContext = {
@@ -110,19 +121,19 @@ export async function dashboardRoutes(app: FastifyInstance, opts: DashboardOptio
     throw new ApiError('invalidAuthentication', 'The dashboard needs Authorization: vapid t=<JWT for this server>, k=<your VAPID public key>');
   }
 
-  app.get('/dashboard/api/keys', async (request) => {
+  app.get('/dashboard/api/keys', { schema: doc('Whether the calling VAPID key is opted in') }, async (request) => {
     const key = await caller(request);
     return { opted_in: (await storageCall(() => store.listDashboardKeys())).includes(key) };
   });
 
-  app.post('/dashboard/api/keys', async (request, reply) => {
+  app.post('/dashboard/api/keys', { schema: doc('Opt the calling VAPID key in', { 201: optedIn }) }, async (request, reply) => {
     const key = await caller(request);
     if (!(await storageCall(() => tracker.optIn(key)))) throw new ApiError('rateLimited', 'The dashboard holds as many keys as it may; try again later', 3600);
     reply.code(201);
     return { opted_in: true };
   });
 
-  app.delete('/dashboard/api/keys', async (request) => {
+  app.delete('/dashboard/api/keys', { schema: doc('Opt the calling VAPID key out and erase its records') }, async (request) => {
     const key = await caller(request);
     const erased = await storageCall(() => tracker.optOut(key));
     return { opted_in: false, erased };
@@ -130,7 +141,7 @@ export async function dashboardRoutes(app: FastifyInstance, opts: DashboardOptio
 
   app.get<{ Querystring: { outcome?: string; since?: string; until?: string; cursor?: string; limit?: number } }>(
     '/dashboard/api/messages',
-    { schema: { querystring: messagesQuery } },
+    { schema: { querystring: messagesQuery, ...doc('Recent messages of the calling VAPID key, newest first') } },
     async (request) => {
       const key = await caller(request);
       const q = request.query;
@@ -148,7 +159,7 @@ export async function dashboardRoutes(app: FastifyInstance, opts: DashboardOptio
     },
   );
 
-  app.get('/dashboard/api/stats', async (request) => {
+  app.get('/dashboard/api/stats', { schema: doc('Counts by outcome per hour for the calling VAPID key') }, async (request) => {
     const key = await caller(request);
     const now = Date.now();
     const records = await storageCall(() => store.listDashboardRecords(key, { limit: opts.maxMessages, since: now - opts.maxHours * 3_600_000 }));
@@ -158,7 +169,7 @@ export async function dashboardRoutes(app: FastifyInstance, opts: DashboardOptio
     return { hours, totals };
   });
 
-  app.get('/', async (request, reply) => {
+  app.get('/', { schema: page_('Front page (HTML, or JSON for Accept: application/json)') }, async (request, reply) => {
     let health = 'OK';
     try {
       await store.health();
@@ -168,12 +179,12 @@ export async function dashboardRoutes(app: FastifyInstance, opts: DashboardOptio
     if (prefersJson(request)) return { service: 'Pushgate', version: page.version, health, ...frontLinks(page) };
     return html(reply, frontPage(page, health));
   });
-  app.get('/dashboard', async (_request, reply) => html(reply, dashboardPage(page)));
-  app.get('/dashboard/app.js', async (_request, reply) => {
+  app.get('/dashboard', { schema: page_('The developer dashboard (HTML)') }, async (_request, reply) => html(reply, dashboardPage(page)));
+  app.get('/dashboard/app.js', { schema: page_("The dashboard's script") }, async (_request, reply) => {
     reply.type('text/javascript; charset=utf-8').header('cache-control', 'no-cache');
     return loadScript();
   });
-  app.get('/dashboard/style.css', async (_request, reply) => {
+  app.get('/dashboard/style.css', { schema: page_("The pages' stylesheet") }, async (_request, reply) => {
     reply.type('text/css; charset=utf-8').header('cache-control', 'no-cache');
     return STYLE;
   });

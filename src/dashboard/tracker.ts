@@ -1,6 +1,6 @@
 import { createHmac, randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
-import type { DashboardRecord, Notification, Store } from '../store/index.js';
+import type { DashboardMark, DashboardRecord, Notification, Store } from '../store/index.js';
 import { BoundedMap } from '../util/bounded-map.js';
 import { decodeVapidKey, parseEndpointToken, vapidKeyHash } from '../webpush/protocol/endpoint-token.js';
 import type { ApiError } from '../webpush/protocol/errors.js';
@@ -15,7 +15,9 @@ import type { Outcome } from './outcomes.js';
  * storage round trip for those that did: records go into a write-behind batch flushed every PUSHGATE_DASHBOARD_FLUSH_MS
  * or at BATCH_SIZE, and the set of opted-in keys is refreshed from the store so every peer of a fleet records.
  * Later events of a message (ack, delete, topic replacement) find its record in a bounded in-memory index on the
- * peer that accepted it. Metadata only: never a payload, never an endpoint token.
+ * peer that accepted it; on any other process (a connection peer of a split fleet, a sibling worker) an ack of a
+ * message tagged with `Notification.dashboardKey`, or a DELETE, becomes a mark by message id, batched like records.
+ * Metadata only: never a payload, never an endpoint token.
  */
 
 /** Records waiting for a flush before one is started at once. */
@@ -28,6 +30,8 @@ const INFLIGHT_LIMIT = 100_000;
 const REFRESH_EVERY = 10;
 /** Records of one message id kept in the index: a Topic reuses the id (RFC 8030 §5.4). */
 const PER_ID = 4;
+/** Flushes a mark that found no record is retried: the accepting process may not have flushed the record yet. */
+const MARK_TRIES = 5;
 
 export interface TrackerOptions {
   store: Store;
@@ -56,6 +60,8 @@ export interface AcceptedPush {
 export class DashboardTracker {
   private keys = new Set<string>();
   private pending = new Map<string, DashboardRecord>();
+  /** Marks by message id for records another process holds, with the flushes left to find them. */
+  private marks: { mark: DashboardMark; tries: number }[] = [];
   private readonly inflight = new BoundedMap<string, DashboardRecord[]>(INFLIGHT_LIMIT);
   /** The waiting message per subscription and Topic (each message id is a fresh Fernet token, so ids differ). */
   private readonly topics = new BoundedMap<string, DashboardRecord>(INFLIGHT_LIMIT);
@@ -72,6 +78,11 @@ export class DashboardTracker {
     await this.refresh().catch((err: unknown) => this.opts.log.warn({ err: (err as Error).message }, 'dashboard keys not read'));
     this.timer = setInterval(() => void this.flush(), this.opts.flushMs);
     this.timer.unref();
+  }
+
+  /** The tag for a Notification signed with an opted-in key (`Notification.dashboardKey`), or undefined. */
+  tag(keyHash: Buffer | null | undefined): string | undefined {
+    return this.tracked(keyHash) ?? undefined;
   }
 
   /** The hex key hash of an opted-in key, or null. */
@@ -107,7 +118,7 @@ export class DashboardTracker {
       outcome,
       status: null,
       errno: null,
-      detail: outcome === 'bridged' ? 'accepted by the push provider' : null,
+      detail: outcome === 'bridged' ? (result.provider ?? 'accepted by the push provider') : null,
       deliveredAt: null,
     };
     const same = this.inflight.get(result.messageId) ?? [];
@@ -116,6 +127,16 @@ export class DashboardTracker {
       const topicKey = `${push.uaid}:${push.channelID}:${push.topic}`;
       const waiting = this.topics.get(topicKey);
       if (waiting?.outcome === 'stored') this.update(waiting, { outcome: 'replaced' });
+      // The waiting message may have been accepted by another process: the store finds the key's older record.
+      else
+        this.mark({
+          keyHash: key,
+          id: null,
+          replaced: { subscription: record.subscription!, topic: push.topic, before: now },
+          from: ['stored'],
+          outcome: 'replaced',
+          deliveredAt: null,
+        });
       this.topics.set(topicKey, record);
     }
     this.inflight.set(result.messageId, [record, ...same].slice(0, PER_ID));
@@ -169,6 +190,9 @@ export class DashboardTracker {
   deleted(messageId: string): void {
     const waiting = this.inflight.get(messageId)?.find((r) => r.outcome === 'stored');
     if (waiting) this.update(waiting, { outcome: 'deleted' });
+    // Accepted elsewhere: the DELETE does not say whose it was, the id (a unique Fernet token) finds it. Only when
+    // some key opted in (DELETE is rare and off the push path).
+    else if (this.keys.size > 0) this.mark({ keyHash: null, id: messageId, from: ['stored'], outcome: 'deleted', deliveredAt: null });
   }
 
   // Events from the websocket session (src/webpush/connection/session.ts)
@@ -176,14 +200,19 @@ export class DashboardTracker {
   /** The browser acked a message (RFC 8030 §6.2); `fromStorage` when it was delivered from storage. */
   acked(n: Notification, fromStorage: boolean, now = Date.now()): void {
     const records = this.inflight.get(n.version);
-    const record = records?.find((r) => r.deliveredAt === null && r.outcome === (fromStorage ? 'stored' : 'delivered'));
-    if (record) this.update(record, { outcome: fromStorage ? 'delivered_from_storage' : 'delivered', deliveredAt: now });
+    const from = fromStorage ? 'stored' : 'delivered';
+    const outcome = fromStorage ? 'delivered_from_storage' : 'delivered';
+    const record = records?.find((r) => r.deliveredAt === null && r.outcome === from);
+    if (record) this.update(record, { outcome, deliveredAt: now });
+    // Accepted by another process: only a tagged message costs a mark (an untracked one has no dashboardKey).
+    else if (n.dashboardKey !== undefined) this.mark({ keyHash: n.dashboardKey, id: n.version, from: [from], outcome, deliveredAt: now });
   }
 
   /** A direct message the browser never acked was stored when its connection closed. */
   storedUnacked(n: Notification): void {
     const record = this.inflight.get(n.version)?.find((r) => r.outcome === 'delivered' && r.deliveredAt === null);
     if (record) this.update(record, { outcome: 'stored' });
+    else if (n.dashboardKey !== undefined) this.mark({ keyHash: n.dashboardKey, id: n.version, from: ['delivered'], outcome: 'stored', deliveredAt: null });
   }
 
   // The dashboard API (src/dashboard/routes.ts)
@@ -222,7 +251,7 @@ export class DashboardTracker {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     await this.flush();
-    if (this.pending.size > 0) await this.flush();
+    if (this.pending.size > 0 || this.marks.length > 0) await this.flush();
   }
 
   private async doFlush(): Promise<void> {
@@ -239,9 +268,35 @@ export class DashboardTracker {
       this.dropped += batch.length;
       this.opts.log.warn({ err: (err as Error).message, records: batch.length }, 'dashboard records not saved');
     }
+    await this.flushMarks();
     if (++this.flushes % REFRESH_EVERY === 0) {
       await this.refresh().catch((err: unknown) => this.opts.log.warn({ err: (err as Error).message }, 'dashboard keys not refreshed'));
     }
+  }
+
+  /** Applies the waiting marks; one that found no record is retried (its record may not be written yet). */
+  private async flushMarks(): Promise<void> {
+    if (this.marks.length === 0) return;
+    const batch = this.marks;
+    this.marks = [];
+    try {
+      const found = await this.opts.store.markDashboardRecords(batch.map((m) => m.mark));
+      batch.forEach((m, i) => {
+        if (!found[i] && m.tries > 1) this.marks.push({ mark: m.mark, tries: m.tries - 1 });
+      });
+    } catch (err) {
+      this.dropped += batch.length;
+      this.opts.log.warn({ err: (err as Error).message, marks: batch.length }, 'dashboard marks not saved');
+    }
+  }
+
+  private mark(mark: DashboardMark): void {
+    if (this.marks.length >= PENDING_LIMIT) {
+      this.dropped++;
+      return;
+    }
+    this.marks.push({ mark, tries: MARK_TRIES });
+    if (this.marks.length >= BATCH_SIZE) void this.flush();
   }
 
   private async refresh(): Promise<void> {

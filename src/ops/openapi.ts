@@ -16,6 +16,7 @@ export const TAGS = {
   registration: 'registration',
   mongoosepush: 'mongoosepush',
   ops: 'ops',
+  dashboard: 'dashboard',
 } as const;
 
 /** Registers the generator; must come before the routes it documents (it collects them as they are added). */

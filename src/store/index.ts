@@ -1,7 +1,7 @@
 import { SqliteStore } from './sqlite.js';
 import type { Store } from './types.js';
 
-export type { ChannelRecord, DashboardQuery, DashboardRecord, Notification, PushRegistration, Store, Urgency, UserRecord } from './types.js';
+export type { ChannelRecord, DashboardMark, DashboardQuery, DashboardRecord, Notification, PushRegistration, Store, Urgency, UserRecord } from './types.js';
 export { StoreUnavailableError, URGENCIES } from './types.js';
 
 /** Whether a PUSHGATE_STORE value names a backend this build has. */

@@ -1,5 +1,5 @@
 import { Binary, type Collection, MongoClient, MongoServerError } from 'mongodb';
-import type { ChannelRecord, DashboardQuery, DashboardRecord, Notification, PushRegistration, Store, Urgency, UserRecord } from './types.js';
+import type { ChannelRecord, DashboardMark, DashboardQuery, DashboardRecord, Notification, PushRegistration, Store, Urgency, UserRecord } from './types.js';
 import { classifyStoreErrors, mongoUnavailable } from './unavailable.js';
 
 /** Bound on waiting for a majority to acknowledge a write: past it the write is an outage (503), not a hang. */
@@ -44,6 +44,7 @@ interface MessageDoc {
   data: string | null;
   headers: Record<string, string> | null;
   timestamp: number;
+  dashboardKey?: string;
 }
 
 type PushRegistrationDoc = Omit<PushRegistration, 'node'> & { _id: string };
@@ -74,6 +75,7 @@ function toMessage(d: MessageDoc): Notification {
     data: d.data,
     headers: d.headers,
     timestamp: d.timestamp,
+    ...(typeof d.dashboardKey === 'string' ? { dashboardKey: d.dashboardKey } : {}),
   };
 }
 
@@ -114,6 +116,7 @@ export class MongoStore implements Store {
     await store.registrations.createIndex({ account: 1, deviceId: 1 }, { unique: true });
     await store.channels.createIndex({ uaid: 1 });
     await store.dashboardRecords.createIndex({ keyHash: 1, ref: -1 });
+    await store.dashboardRecords.createIndex({ id: 1 });
     await store.messages.createIndex({ uaid: 1, seq: 1 });
     await store.messages.createIndex({ uaid: 1, chid: 1 });
     try {
@@ -209,6 +212,7 @@ export class MongoStore implements Store {
       data: m.data,
       headers: m.headers,
       timestamp: m.timestamp,
+      ...(m.dashboardKey !== undefined ? { dashboardKey: m.dashboardKey } : {}),
     };
     // One atomic upsert: a message with a Topic replaces its predecessor in place (RFC 8030 §5.4).
     await this.messages.replaceOne({ _id: doc._id }, doc, { upsert: true });
@@ -363,6 +367,30 @@ export class MongoStore implements Store {
       .toArray();
     if (last) deleted += (await this.dashboardRecords.deleteMany({ keyHash, ref: { $lt: last.ref } })).deletedCount;
     return deleted;
+  }
+  // Developer dashboard, fleet events
+  async markDashboardRecords(marks: DashboardMark[]): Promise<boolean[]> {
+    const out: boolean[] = [];
+    for (const m of marks) {
+      let which: Record<string, unknown>;
+      if (m.id !== null) which = { id: m.id };
+      else if (m.replaced && m.keyHash !== null) {
+        // Few records share a key, subscription and Topic: the unexpired ones are picked here, not by a $expr.
+        const { subscription, topic, before } = m.replaced;
+        const candidates = await this.dashboardRecords
+          .find({ keyHash: m.keyHash, subscription, topic, receivedAt: { $lt: before }, outcome: { $in: m.from } })
+          .project<{ _id: string; receivedAt: number; ttl: number | null }>({ _id: 1, receivedAt: 1, ttl: 1 })
+          .toArray();
+        which = { _id: { $in: candidates.filter((c) => c.receivedAt + (c.ttl ?? 0) * 1000 > before).map((c) => c._id) } };
+      } else {
+        out.push(false);
+        continue;
+      }
+      const filter = { ...(m.keyHash !== null ? { keyHash: m.keyHash } : {}), ...which, outcome: { $in: m.from } };
+      const r = await this.dashboardRecords.updateMany(filter, { $set: { outcome: m.outcome, deliveredAt: m.deliveredAt } });
+      out.push(r.modifiedCount > 0);
+    }
+    return out;
   }
 }
 

@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { ChannelRecord, DashboardQuery, DashboardRecord, Notification, PushRegistration, Store, Urgency, UserRecord } from './types.js';
+import type { ChannelRecord, DashboardMark, DashboardQuery, DashboardRecord, Notification, PushRegistration, Store, Urgency, UserRecord } from './types.js';
 import { StoreUnavailableError } from './types.js';
 import { classifyStoreErrors, sqliteUnavailable } from './unavailable.js';
 
@@ -84,6 +84,7 @@ interface MessageRow {
   data: string | null;
   headers: string | null;
   timestamp: number;
+  dashboard_key: string | null;
 }
 
 function toUser(row: UserRow): UserRecord {
@@ -109,6 +110,7 @@ function toMessage(row: MessageRow): Notification {
     data: row.data,
     headers: row.headers ? (JSON.parse(row.headers) as Record<string, string>) : null,
     timestamp: row.timestamp,
+    ...(row.dashboard_key !== null ? { dashboardKey: row.dashboard_key } : {}),
   };
 }
 
@@ -137,6 +139,10 @@ export class SqliteStore implements Store {
     this.db.pragma(`synchronous = ${options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
     this.db.pragma('busy_timeout = 5000');
     this.db.exec(SCHEMA);
+    // Developer dashboard: a database made before the column existed gains it (NULL: untracked).
+    if (!(this.db.pragma('table_info(messages)') as { name: string }[]).some((c) => c.name === 'dashboard_key')) {
+      this.db.exec('ALTER TABLE messages ADD COLUMN dashboard_key TEXT');
+    }
     const db = this.db;
     this.stmt = {
       insertUser: db.prepare(
@@ -165,8 +171,8 @@ export class SqliteStore implements Store {
       ),
       deleteChannelMessages: db.prepare('DELETE FROM messages WHERE uaid = ? AND chid = ?'),
       insertMessage: db.prepare(
-        `INSERT INTO messages (uaid, seq, chid, version, ttl, expiry, topic, urgency, data, headers, timestamp)
-         VALUES (@uaid, @seq, @chid, @version, @ttl, @expiry, @topic, @urgency, @data, @headers, @timestamp)`,
+        `INSERT INTO messages (uaid, seq, chid, version, ttl, expiry, topic, urgency, data, headers, timestamp, dashboard_key)
+         VALUES (@uaid, @seq, @chid, @version, @ttl, @expiry, @topic, @urgency, @data, @headers, @timestamp, @dashboard_key)`,
       ),
       deleteTopic: db.prepare('DELETE FROM messages WHERE uaid = ? AND chid = ? AND topic = ?'),
       fetch: db.prepare<[string, number, number, number], MessageRow>('SELECT * FROM messages WHERE uaid = ? AND seq > ? AND expiry > ? ORDER BY seq LIMIT ?'),
@@ -188,6 +194,13 @@ export class SqliteStore implements Store {
         `INSERT INTO dashboard_records (key_hash, ref, received_at, outcome, doc) SELECT @key_hash, @ref, @received_at, @outcome, @doc
          WHERE EXISTS (SELECT 1 FROM dashboard_keys WHERE key_hash = @key_hash)
          ON CONFLICT (key_hash, ref) DO UPDATE SET outcome = excluded.outcome, doc = excluded.doc`,
+      ),
+      // The key's records are at most PUSHGATE_DASHBOARD_MAX_MESSAGES (the primary key's prefix finds them).
+      dashMark: db.prepare(
+        `UPDATE dashboard_records SET outcome = @outcome, doc = json_set(doc, '$.outcome', @outcome, '$.deliveredAt', @delivered_at)
+         WHERE (@key_hash IS NULL OR key_hash = @key_hash) AND outcome IN (SELECT value FROM json_each(@from))
+           AND (json_extract(doc, '$.id') = @id OR (@id IS NULL AND json_extract(doc, '$.subscription') = @subscription
+             AND json_extract(doc, '$.topic') = @topic AND received_at < @before AND received_at + json_extract(doc, '$.ttl') * 1000 > @before))`,
       ),
       dashPruneOld: db.prepare('DELETE FROM dashboard_records WHERE key_hash = ? AND received_at < ?'),
       dashPruneOver: db.prepare(
@@ -312,6 +325,7 @@ export class SqliteStore implements Store {
       data: m.data,
       headers: m.headers ? JSON.stringify(m.headers) : null,
       timestamp: m.timestamp,
+      dashboard_key: m.dashboardKey ?? null,
     };
     await this.write(() => (m.topic !== null ? this.txSaveTopic(row) : this.stmt.insertMessage.run(row)));
   }
@@ -460,6 +474,24 @@ export class SqliteStore implements Store {
 
   async pruneDashboardRecords(keyHash: string, keep: number, since: number): Promise<number> {
     return this.write(() => this.stmt.dashPruneOld.run(keyHash, since).changes + this.stmt.dashPruneOver.run(keyHash, keyHash, keep - 1).changes);
+  }
+  // Developer dashboard, fleet events
+  async markDashboardRecords(marks: DashboardMark[]): Promise<boolean[]> {
+    return this.write(() =>
+      marks.map(
+        (m) =>
+          this.stmt.dashMark.run({
+            key_hash: m.keyHash,
+            id: m.id,
+            subscription: m.replaced?.subscription ?? null,
+            topic: m.replaced?.topic ?? null,
+            before: m.replaced?.before ?? null,
+            from: JSON.stringify(m.from),
+            outcome: m.outcome,
+            delivered_at: m.deliveredAt,
+          }).changes > 0,
+      ),
+    );
   }
 }
 

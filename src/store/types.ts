@@ -46,6 +46,12 @@ export interface Notification {
   headers: Record<string, string> | null;
   /** ms since the epoch when the message was accepted. */
   timestamp: number;
+  /**
+   * Developer dashboard (src/dashboard): the hex key hash of the opted-in VAPID key that signed it. Absent for every
+   * other message, so untracked messages cost nothing; it travels through storage, the peer hop and worker IPC so the
+   * process that sees the ack can record it.
+   */
+  dashboardKey?: string;
 }
 
 /** An XEP-0357 push registration of an XMPP account's device (src/xmpp). */
@@ -152,6 +158,25 @@ export interface Store {
   listDashboardRecords(keyHash: string, query: DashboardQuery): Promise<DashboardRecord[]>;
   /** Keeps a key's newest `keep` records received after `since` (ms); returns how many were deleted. */
   pruneDashboardRecords(keyHash: string, keep: number, since: number): Promise<number>;
+  // Developer dashboard, fleet events (src/dashboard): later events recorded by a process that did not accept the message.
+  /**
+   * Changes the outcome (and delivered_at) of the record with this message id, only while its outcome is one of
+   * `from` (a late event never undoes a final one). Per mark, whether a record changed.
+   */
+  markDashboardRecords(marks: DashboardMark[]): Promise<boolean[]>;
+}
+
+/** A later event of a message, found by its message id (src/dashboard/tracker.ts). */
+export interface DashboardMark {
+  /** The key the record belongs to, or null for any key (a DELETE does not know the sender's key; ids are unique). */
+  keyHash: string | null;
+  /** The message id; null: the key's records of `replaced` (a Topic replacement, whose old id the new push does not know). */
+  id: string | null;
+  /** RFC 8030 §5.4: the key's records of this subscription hash and Topic received before `before` (ms) and unexpired then. */
+  replaced?: { subscription: string; topic: string; before: number };
+  from: string[];
+  outcome: string;
+  deliveredAt: number | null;
 }
 
 /** What the dashboard keeps about one message of an opted-in key: metadata only, never a payload or endpoint. */

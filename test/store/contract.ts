@@ -307,5 +307,57 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       await store.removeDashboardKey(key);
       await store.close();
     });
+
+    // Developer dashboard, fleet events
+    it('dashboard: a tagged message keeps its dashboardKey through storage; an untracked one has none', async () => {
+      const store = await open();
+      const uaid = newUaid();
+      const chid = channelId();
+      const key = 'ab'.repeat(32);
+      await store.saveMessage(message(uaid, chid, { seq: 1, dashboardKey: key }));
+      await store.saveMessage(message(uaid, chid, { seq: 2, topic: 'news', dashboardKey: key }));
+      await store.saveMessage(message(uaid, chid, { seq: 3 }));
+      const got = await store.fetchMessages(uaid, 0, 10, Date.now());
+      expect(got.map((n) => n.dashboardKey)).toEqual([key, key, undefined]);
+      expect('dashboardKey' in got[2]!).toBe(false);
+      await store.close();
+    });
+
+    it('dashboard: marks a record by message id (or by subscription and Topic) only from the given outcomes, for its key or any key', async () => {
+      const store = await open();
+      const key = randomUUID();
+      const other = randomUUID();
+      await store.addDashboardKey(key, 1);
+      await store.addDashboardKey(other, 1);
+      const stored = record(key, 1000, { id: 'msg-1' });
+      const done = record(key, 2000, { id: 'msg-2', outcome: 'delivered_from_storage', deliveredAt: 2100 });
+      await store.saveDashboardRecords([stored, done]);
+      const marks = await store.markDashboardRecords([
+        { keyHash: other, id: 'msg-1', from: ['stored'], outcome: 'deleted', deliveredAt: null },
+        { keyHash: key, id: 'msg-1', from: ['stored'], outcome: 'delivered_from_storage', deliveredAt: 1500 },
+        { keyHash: null, id: 'msg-2', from: ['stored'], outcome: 'deleted', deliveredAt: null },
+        { keyHash: key, id: 'nowhere', from: ['stored'], outcome: 'deleted', deliveredAt: null },
+      ]);
+      expect(marks).toEqual([false, true, false, false]);
+      expect(await store.listDashboardRecords(key, { limit: 10 })).toEqual([done, { ...stored, outcome: 'delivered_from_storage', deliveredAt: 1500 }]);
+      expect(await store.listDashboardRecords(key, { limit: 10, outcome: 'delivered_from_storage' })).toHaveLength(2);
+      const third = record(key, 3000, { id: 'msg-3' });
+      await store.saveDashboardRecords([third]);
+      expect(await store.markDashboardRecords([{ keyHash: null, id: 'msg-3', from: ['stored'], outcome: 'deleted', deliveredAt: null }])).toEqual([true]);
+      expect((await store.listDashboardRecords(key, { limit: 1 }))[0]).toEqual({ ...third, outcome: 'deleted' });
+      // RFC 8030 §5.4: found by subscription and Topic (the replacing push does not know the old id), unexpired only.
+      const expired = record(key, 4000, { id: 'msg-4', topic: 'news', ttl: 1 });
+      const waiting = record(key, 5000, { id: 'msg-5', topic: 'news', ttl: 60 });
+      const otherSub = record(key, 5001, { id: 'msg-6', topic: 'news', subscription: 'xyz' });
+      await store.saveDashboardRecords([expired, waiting, otherSub]);
+      const replaced = { subscription: 'abc', topic: 'news', before: 6000 };
+      expect(await store.markDashboardRecords([{ keyHash: key, id: null, replaced, from: ['stored'], outcome: 'replaced', deliveredAt: null }])).toEqual([
+        true,
+      ]);
+      expect((await store.listDashboardRecords(key, { limit: 10, outcome: 'replaced' })).map((r) => r.id)).toEqual(['msg-5']);
+      await store.removeDashboardKey(key);
+      await store.removeDashboardKey(other);
+      await store.close();
+    });
   });
 }

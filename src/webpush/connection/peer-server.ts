@@ -54,6 +54,8 @@ const notificationBody = {
     data: { type: ['string', 'null'] },
     headers: { type: ['object', 'null'], additionalProperties: { type: 'string' } },
     timestamp: { type: 'integer' },
+    // Developer dashboard: the hex sha256 of an opted-in VAPID key (src/dashboard/tracker.ts).
+    dashboardKey: { type: 'string', pattern: '^[0-9a-f]{64}$' },
   },
   required: ['uaid', 'channelID', 'seq', 'version', 'ttl', 'expiry', 'topic', 'urgency', 'data', 'headers', 'timestamp'],
 } as const;

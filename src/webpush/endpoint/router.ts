@@ -23,6 +23,8 @@ export interface PushRequest {
   urgency: Urgency;
   data: string | null;
   headers: Record<string, string> | null;
+  /** Developer dashboard: the opted-in key that signed it (Notification.dashboardKey); absent otherwise. */
+  dashboardKey?: string;
 }
 
 export interface RouterOptions {
@@ -36,6 +38,8 @@ export interface RouterOptions {
 export interface RouteResult {
   messageId: string;
   path: 'direct' | 'stored' | 'dropped' | 'bridged';
+  /** A bridged push: the provider's answer, as the developer dashboard shows it. */
+  provider?: string;
 }
 
 /**
@@ -240,7 +244,8 @@ export class WebPushRouter {
           .updateUser({ uaid, routerType, routerData: { ...routerData, token: result.newToken }, connectedAt: Date.now(), peerId: null })
           .catch(() => {});
       }
-      return this.done(n.version, 'bridged');
+      const answer = `${routerType} accepted it${result.newToken ? ' and sent a new device token (saved)' : ''}`;
+      return { ...this.done(n.version, 'bridged'), provider: answer };
     }
     if (result.outcome === 'dead-token') await storageCall(() => this.store.removeUser(uaid));
     this.metrics.notifications.inc({ outcome: `bridge_${result.outcome}`, path: 'bridged' });
