@@ -22,12 +22,6 @@ const MAX_BROADCASTS = 10_000;
 
 type Log = { warn(obj: object, msg: string): void };
 
-/** `broadcaster/channel` with Megaphone's id rules. */
-export function isBroadcastId(id: string): boolean {
-  const slash = id.indexOf('/');
-  return slash > 0 && BROADCASTER_ID.test(id.slice(0, slash)) && BCHANNEL_ID.test(id.slice(slash + 1));
-}
-
 export function isVersion(v: unknown): v is string {
   return typeof v === 'string' && v.length > 0 && v.length <= MAX_VERSION_LENGTH && /^[\x00-\x7f]*$/.test(v);
 }
