@@ -23,7 +23,7 @@ const MAX_BROADCASTS = 10_000;
 type Log = { warn(obj: object, msg: string): void };
 
 export function isVersion(v: unknown): v is string {
-  return typeof v === 'string' && v.length > 0 && v.length <= MAX_VERSION_LENGTH && /^[\x00-\x7f]*$/.test(v);
+  return typeof v === 'string' && v.length > 0 && v.length <= MAX_VERSION_LENGTH && Buffer.byteLength(v) === v.length;
 }
 
 /** Megaphone's GET /v1/broadcasts answer, checked; null when it is not one. */
@@ -46,7 +46,7 @@ export function parseMegaphoneResponse(json: unknown): Record<string, string> | 
 /** Reads a response body up to a bound; null when it is larger. */
 async function boundedText(res: Response, limit: number): Promise<string | null> {
   if (!res.body) return '';
-  const reader = res.body.getReader();
+  const reader: ReadableStreamDefaultReader<Uint8Array> = res.body.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;
   for (;;) {
