@@ -1,11 +1,12 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FromSchema } from 'json-schema-to-ts';
+import { TAGS } from '../ops/openapi.js';
 import { authFailed, type Metrics } from '../ops/metrics.js';
 import type { DashboardQuery, Store } from '../store/index.js';
 import { versionInfo } from '../ops/version.js';
 import { ApiError, errorBodySchema, storageCall } from '../webpush/protocol/errors.js';
-import { TAGS } from '../ops/openapi.js';
 import { extractVapid, type VapidVerifier } from '../webpush/endpoint/vapid.js';
 import { sendError, toApiError } from '../webpush/endpoint/routes.js';
 import { effectiveOutcome, hourlyStats, isOutcome, toView } from './outcomes.js';
@@ -56,6 +57,59 @@ const messagesQuery = {
   additionalProperties: false,
 } as const;
 
+/** The API's schemas: the caller's VAPID key (RFC 8292) is its credential; every refusal is autopush's error body. */
+const errors = { '4xx': errorBodySchema, '5xx': errorBodySchema } as const;
+const api = { tags: [TAGS.dashboard], security: [{ vapid: [] }] } as const;
+const optedIn = { type: 'object', properties: { opted_in: { type: 'boolean' } }, required: ['opted_in'] } as const;
+const nullable = (type: 'string' | 'integer') => ({ type, nullable: true }) as const;
+/** One recorded push (outcomes.ts MessageView). */
+const messageView = {
+  type: 'object',
+  properties: {
+    id: nullable('string'),
+    received_at: { type: 'string' },
+    ttl: nullable('integer'),
+    topic: nullable('string'),
+    urgency: nullable('string'),
+    size: { type: 'integer' },
+    subscription: nullable('string'),
+    outcome: { type: 'string' },
+    status: nullable('integer'),
+    errno: nullable('integer'),
+    detail: nullable('string'),
+    delivered_at: nullable('string'),
+    latency_ms: nullable('integer'),
+  },
+  required: ['id', 'received_at', 'ttl', 'topic', 'urgency', 'size', 'subscription', 'outcome', 'status', 'errno', 'detail', 'delivered_at', 'latency_ms'],
+  additionalProperties: false,
+} as const;
+const messagesAnswer = {
+  type: 'object',
+  properties: {
+    messages: { type: 'array', items: messageView },
+    next_cursor: { type: 'string', nullable: true },
+  },
+  required: ['messages', 'next_cursor'],
+} as const;
+const statsAnswer = {
+  type: 'object',
+  properties: {
+    hours: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: { hour: { type: 'string' }, counts: { type: 'object', additionalProperties: { type: 'integer' } } },
+        required: ['hour', 'counts'],
+      },
+    },
+    totals: { type: 'object', additionalProperties: { type: 'integer' } },
+  },
+  required: ['hours', 'totals'],
+} as const;
+/** A page: its one content type (documented only; the handler sets it and sends a string). */
+const pageSchema = (summary: string, type: string) =>
+  ({ summary, tags: [TAGS.dashboard], response: { 200: { description: 'OK', content: { [type]: { schema: { type: 'string' } } } } } }) as const;
+
 /** The browser script: compiled by the build next to this file; from src (tests, tsx) it is transpiled once. */
 let appScript: string | undefined;
 async function loadScript(): Promise<string> {
@@ -75,15 +129,6 @@ function parseTime(v: string | undefined): number | undefined {
   return n;
 }
 
-/** OpenAPI for the dashboard API: its errors use the push endpoint's error body (401 errno 109 without a valid token). */
-const doc = (summary: string, ok: Record<number, unknown> = {}) => ({
-  summary,
-  tags: [TAGS.dashboard],
-  response: { ...ok, '4xx': errorBodySchema, '5xx': errorBodySchema },
-});
-const optedIn = { type: 'object', properties: { opted_in: { type: 'boolean' } }, required: ['opted_in'] } as const;
-/** OpenAPI for the pages (HTML, script, stylesheet): no JSON body to describe. */
-const page_ = (summary: string) => ({ summary, tags: [TAGS.dashboard] });
 
 export async function dashboardRoutes(app: FastifyInstance, opts: DashboardOptions): Promise<void> {
   const { store, vapid, metrics, tracker } = opts;
@@ -121,27 +166,58 @@ export async function dashboardRoutes(app: FastifyInstance, opts: DashboardOptio
     throw new ApiError('invalidAuthentication', 'The dashboard needs Authorization: vapid t=<JWT for this server>, k=<your VAPID public key>');
   }
 
-  app.get('/dashboard/api/keys', { schema: doc('Whether the calling VAPID key is opted in') }, async (request) => {
-    const key = await caller(request);
-    return { opted_in: (await storageCall(() => store.listDashboardKeys())).includes(key) };
-  });
+  app.get(
+    '/dashboard/api/keys',
+    { schema: { ...api, summary: "Whether the caller's VAPID key is opted in", response: { 200: optedIn, ...errors } } },
+    async (request) => {
+      const key = await caller(request);
+      return { opted_in: (await storageCall(() => store.listDashboardKeys())).includes(key) };
+    },
+  );
 
-  app.post('/dashboard/api/keys', { schema: doc('Opt the calling VAPID key in', { 201: optedIn }) }, async (request, reply) => {
-    const key = await caller(request);
-    if (!(await storageCall(() => tracker.optIn(key)))) throw new ApiError('rateLimited', 'The dashboard holds as many keys as it may; try again later', 3600);
-    reply.code(201);
-    return { opted_in: true };
-  });
+  app.post(
+    '/dashboard/api/keys',
+    { schema: { ...api, summary: "Opt the caller's VAPID key in: its pushes are recorded from now on", response: { 201: optedIn, ...errors } } },
+    async (request, reply) => {
+      const key = await caller(request);
+      if (!(await storageCall(() => tracker.optIn(key))))
+        throw new ApiError('rateLimited', 'The dashboard holds as many keys as it may; try again later', 3600);
+      reply.code(201);
+      return { opted_in: true };
+    },
+  );
 
-  app.delete('/dashboard/api/keys', { schema: doc('Opt the calling VAPID key out and erase its records') }, async (request) => {
-    const key = await caller(request);
-    const erased = await storageCall(() => tracker.optOut(key));
-    return { opted_in: false, erased };
-  });
+  app.delete(
+    '/dashboard/api/keys',
+    {
+      schema: {
+        ...api,
+        summary: "Opt the caller's VAPID key out and erase what was recorded for it",
+        response: {
+          200: { type: 'object', properties: { opted_in: { type: 'boolean' }, erased: { type: 'boolean' } }, required: ['opted_in', 'erased'] },
+          ...errors,
+        },
+      },
+    },
+    async (request) => {
+      const key = await caller(request);
+      const erased = await storageCall(() => tracker.optOut(key));
+      return { opted_in: false, erased };
+    },
+  );
 
-  app.get<{ Querystring: { outcome?: string; since?: string; until?: string; cursor?: string; limit?: number } }>(
+  // The query is typed from its JSON schema (one declaration validates, types and documents); the answer's schema
+  // uses OpenAPI 3.0's `nullable`, which json-schema-to-ts does not read, so the reply is typed by MessageView.
+  app.get<{ Querystring: FromSchema<typeof messagesQuery> }>(
     '/dashboard/api/messages',
-    { schema: { querystring: messagesQuery, ...doc('Recent messages of the calling VAPID key, newest first') } },
+    {
+      schema: {
+        ...api,
+        summary: "The caller's recorded pushes, newest first, a page at a time",
+        querystring: messagesQuery,
+        response: { 200: messagesAnswer, ...errors },
+      },
+    },
     async (request) => {
       const key = await caller(request);
       const q = request.query;
@@ -159,17 +235,41 @@ export async function dashboardRoutes(app: FastifyInstance, opts: DashboardOptio
     },
   );
 
-  app.get('/dashboard/api/stats', { schema: doc('Counts by outcome per hour for the calling VAPID key') }, async (request) => {
-    const key = await caller(request);
-    const now = Date.now();
-    const records = await storageCall(() => store.listDashboardRecords(key, { limit: opts.maxMessages, since: now - opts.maxHours * 3_600_000 }));
-    const hours = hourlyStats(records, now, opts.maxHours);
-    const totals: Record<string, number> = {};
-    for (const h of hours) for (const [o, n] of Object.entries(h.counts)) totals[o] = (totals[o] ?? 0) + n;
-    return { hours, totals };
-  });
+  app.get(
+    '/dashboard/api/stats',
+    { schema: { ...api, summary: "The caller's pushes per hour and outcome", response: { 200: statsAnswer, ...errors } } },
+    async (request) => {
+      const key = await caller(request);
+      const now = Date.now();
+      const records = await storageCall(() => store.listDashboardRecords(key, { limit: opts.maxMessages, since: now - opts.maxHours * 3_600_000 }));
+      const hours = hourlyStats(records, now, opts.maxHours);
+      const totals: Record<string, number> = {};
+      for (const h of hours) for (const [o, n] of Object.entries(h.counts)) totals[o] = (totals[o] ?? 0) + n;
+      return { hours, totals };
+    },
+  );
 
-  app.get('/', { schema: page_('Front page (HTML, or JSON for Accept: application/json)') }, async (request, reply) => {
+  const frontSchema = {
+    summary: 'The front page (HTML), or its facts as JSON for a client that asks for application/json only',
+    tags: [TAGS.dashboard],
+    response: {
+      200: {
+        description: 'OK',
+        content: {
+          'text/html': { schema: { type: 'string' } },
+          'application/json': {
+            schema: {
+              type: 'object',
+              properties: { service: { type: 'string' }, version: { type: 'string' }, health: { type: 'string', enum: ['OK', 'ERROR'] } },
+              additionalProperties: { type: 'string' },
+              required: ['service', 'version', 'health'],
+            },
+          },
+        },
+      },
+    },
+  } as const;
+  app.get('/', { schema: frontSchema }, async (request, reply) => {
     let health = 'OK';
     try {
       await store.health();
@@ -179,12 +279,12 @@ export async function dashboardRoutes(app: FastifyInstance, opts: DashboardOptio
     if (prefersJson(request)) return { service: 'Pushgate', version: page.version, health, ...frontLinks(page) };
     return html(reply, frontPage(page, health));
   });
-  app.get('/dashboard', { schema: page_('The developer dashboard (HTML)') }, async (_request, reply) => html(reply, dashboardPage(page)));
-  app.get('/dashboard/app.js', { schema: page_("The dashboard's script") }, async (_request, reply) => {
+  app.get('/dashboard', { schema: pageSchema('The dashboard page', 'text/html') }, async (_request, reply) => html(reply, dashboardPage(page)));
+  app.get('/dashboard/app.js', { schema: pageSchema("The dashboard page's script", 'text/javascript') }, async (_request, reply) => {
     reply.type('text/javascript; charset=utf-8').header('cache-control', 'no-cache');
     return loadScript();
   });
-  app.get('/dashboard/style.css', { schema: page_("The pages' stylesheet") }, async (_request, reply) => {
+  app.get('/dashboard/style.css', { schema: pageSchema("The pages' style sheet", 'text/css') }, async (_request, reply) => {
     reply.type('text/css; charset=utf-8').header('cache-control', 'no-cache');
     return STYLE;
   });

@@ -14,6 +14,7 @@ import type { Bridges } from '../bridge/index.js';
 import type { Config } from '../config.js';
 import { authFailed, type Metrics } from '../ops/metrics.js';
 import { mongoosePushRoutes } from './routes.js';
+import { mongoosePushOpenApi } from '../ops/openapi.js';
 
 /** MongooseIM's pushes are small (FCM and APNs take 4 KB); a body beyond this is refused (413). */
 const BODY_LIMIT = 64 * 1024;
@@ -86,6 +87,8 @@ export function createMongoosePushServer(opts: MongoosePushServerOptions): Fasti
   app.addHook('onResponse', async (request, reply) => {
     metrics.httpRequests.inc({ route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) });
   });
+  // Its own OpenAPI document at /openapi.json on this listener (behind the same basic auth): the public port never advertises it.
+  mongoosePushOpenApi(app);
   app.register(mongoosePushRoutes, { bridges });
   // Open connections (HTTP/1.1 keep-alive or HTTP/2 sessions) are tracked so a shutdown can end them after its grace.
   const sockets = new Set<Socket>();

@@ -22,20 +22,8 @@ const MAX_BROADCASTS = 10_000;
 
 type Log = { warn(obj: object, msg: string): void };
 
-/** `broadcaster/channel` with Megaphone's id rules. */
-export function isBroadcastId(id: string): boolean {
-  const slash = id.indexOf('/');
-  return slash > 0 && BROADCASTER_ID.test(id.slice(0, slash)) && BCHANNEL_ID.test(id.slice(slash + 1));
-}
-
-/** Every code unit is 7-bit ASCII (Megaphone versions are ASCII strings). */
-function isAscii(v: string): boolean {
-  for (let i = 0; i < v.length; i++) if (v.charCodeAt(i) > 0x7f) return false;
-  return true;
-}
-
 export function isVersion(v: unknown): v is string {
-  return typeof v === 'string' && v.length > 0 && v.length <= MAX_VERSION_LENGTH && isAscii(v);
+  return typeof v === 'string' && v.length > 0 && v.length <= MAX_VERSION_LENGTH && Buffer.byteLength(v) === v.length;
 }
 
 /** Megaphone's GET /v1/broadcasts answer, checked; null when it is not one. */
@@ -58,7 +46,7 @@ export function parseMegaphoneResponse(json: unknown): Record<string, string> | 
 /** Reads a response body up to a bound; null when it is larger. */
 async function boundedText(res: Response, limit: number): Promise<string | null> {
   if (!res.body) return '';
-  const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+  const reader: ReadableStreamDefaultReader<Uint8Array> = res.body.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;
   for (;;) {

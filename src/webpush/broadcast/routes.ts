@@ -7,8 +7,10 @@
  * auth). Unlike Megaphone, the token is checked before anything else is looked at.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
+import type { JsonSchemaToTsProvider } from '@fastify/type-provider-json-schema-to-ts';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { authFailed, type Metrics } from '../../ops/metrics.js';
+import { TAGS } from '../../ops/openapi.js';
 import { BCHANNEL_ID, BROADCASTER_ID, type Broadcasts, isVersion, MAX_VERSION_LENGTH } from './megaphone.js';
 
 export interface BroadcastRouteOptions {
@@ -32,6 +34,51 @@ function send(reply: FastifyReply, err: MegaphoneError): void {
   if (err.status === 401) reply.header('www-authenticate', 'Bearer realm="pushgate"');
   reply.code(err.status).type('application/json').send({ code: err.status, errno: err.errno, error: err.message });
 }
+
+/** Megaphone's error body (its `HandlerError` rendering). */
+const errorBody = {
+  type: 'object',
+  properties: { code: { type: 'integer' }, errno: { type: 'integer' }, error: { type: 'string' } },
+  required: ['code', 'errno', 'error'],
+} as const;
+const errors = { '4xx': errorBody, '5xx': errorBody } as const;
+const api = { tags: [TAGS.broadcast], security: [{ megaphoneToken: [] }] } as const;
+const created = { type: 'object', properties: { code: { type: 'integer' } }, required: ['code'] } as const;
+
+const putSchema = {
+  ...api,
+  summary: "Set a broadcast's version (Megaphone's PUT /v1/broadcasts/{broadcaster}/{channel})",
+  consumes: ['text/plain'],
+  params: {
+    type: 'object',
+    properties: {
+      broadcaster: { type: 'string', description: 'letters, digits, - and _ (errno 100 otherwise)' },
+      channel: { type: 'string', description: 'letters, digits, - and _ (errno 101 otherwise)' },
+    },
+    required: ['broadcaster', 'channel'],
+  },
+  body: { type: 'string', description: `the new version: at most ${MAX_VERSION_LENGTH} characters (errno 102 missing, 103 invalid)` },
+  response: { 200: { ...created, description: 'Updated' }, 201: { ...created, description: 'Created' }, ...errors },
+} as const;
+
+const getSchema = {
+  ...api,
+  summary: "Every broadcast and its version (Megaphone's GET /v1/broadcasts)",
+  response: {
+    200: {
+      type: 'object',
+      properties: { code: { type: 'integer' }, broadcasts: { type: 'object', additionalProperties: { type: 'string' } } },
+      required: ['code', 'broadcasts'],
+    },
+    ...errors,
+  },
+} as const;
+
+/**
+ * The schemas document and type; they do not validate: the handler checks in Megaphone's order with Megaphone's
+ * errnos (the token first, then the ids, then the version), which fastify's validator would pre-empt.
+ */
+const noValidation = () => () => true;
 
 export async function broadcastRoutes(app: FastifyInstance, opts: BroadcastRouteOptions): Promise<void> {
   const { broadcasts, metrics } = opts;
@@ -62,9 +109,11 @@ export async function broadcastRoutes(app: FastifyInstance, opts: BroadcastRoute
     return send(reply, new MegaphoneError(500, 201, 'Internal error'));
   });
 
-  app.put<{ Params: { broadcaster: string; channel: string } }>(
+  // Typed from the schemas (one declaration types and documents).
+  const typed = app.withTypeProvider<JsonSchemaToTsProvider>();
+  typed.put(
     '/v1/broadcasts/:broadcaster/:channel',
-    { preParsing: async (request, _reply, payload) => (authorize(request), payload) },
+    { schema: putSchema, validatorCompiler: noValidation, preParsing: async (request, _reply, payload) => (authorize(request), payload) },
     async (request, reply) => {
       const { broadcaster, channel } = request.params;
       if (!BROADCASTER_ID.test(broadcaster)) throw new MegaphoneError(400, 100, 'Invalid broadcaster id');
@@ -83,7 +132,7 @@ export async function broadcastRoutes(app: FastifyInstance, opts: BroadcastRoute
     },
   );
 
-  app.get('/v1/broadcasts', { preHandler: async (request) => authorize(request) }, async () => {
+  typed.get('/v1/broadcasts', { schema: getSchema, preHandler: async (request) => authorize(request) }, async () => {
     try {
       return { code: 200, broadcasts: await broadcasts.storedVersions() };
     } catch {

@@ -33,7 +33,8 @@ export function cors(app: FastifyInstance, { preflight }: { preflight: boolean }
     return payload;
   });
   if (!preflight) return;
-  app.options('/*', async (request, reply) => {
+  // Hidden from the OpenAPI document: the browser's preflight on any path, not an operation of the API.
+  app.options('/*', { schema: { hide: true } }, async (request, reply) => {
     const origin = one(request.headers.origin);
     const method = one(request.headers['access-control-request-method']);
     if (origin === undefined || method === undefined) return reply.code(404).send();

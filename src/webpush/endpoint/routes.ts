@@ -32,10 +32,12 @@ export interface EndpointOptions {
   dashboard?: DashboardTracker | null;
 }
 
-const tokenParams = {
+const tokenParams = { type: 'object', properties: { token: { type: 'string', maxLength: 1024 } }, required: ['token'] } as const;
+/** `/wpush/{apiVersion}/{token}`: v1 (autopush's unsigned endpoints) or v2 (bound to a VAPID key, RFC 8292 §4.2). */
+const versionedParams = {
   type: 'object',
-  properties: { token: { type: 'string', maxLength: 1024 }, apiVersion: { type: 'string' } },
-  required: ['token'],
+  properties: { apiVersion: { type: 'string', description: 'v1 or v2; anything else is 404 errno 102' }, token: tokenParams.properties.token },
+  required: ['apiVersion', 'token'],
 } as const;
 
 const pushSchema = {
@@ -43,7 +45,7 @@ const pushSchema = {
   tags: [TAGS.webpush],
   security: [{}, { vapid: [] }],
   consumes: ['application/octet-stream'],
-  params: tokenParams,
+  params: versionedParams,
   headers: {
     type: 'object',
     properties: {
@@ -173,24 +175,24 @@ export async function endpointRoutes(app: FastifyInstance, opts: EndpointOptions
     reply.code(201).header('location', `${publicUrl}/m/${result.messageId}`).header('ttl', String(h.ttl)).send();
   }
 
-  app.post<{ Params: { apiVersion: string; token: string } }>(
+  typed.post(
     '/wpush/:apiVersion/:token',
     {
       schema: pushSchema,
       preParsing: async (request, _reply, payload) => {
-        const v = (request.params as { apiVersion: string }).apiVersion;
+        const v = request.params.apiVersion;
         if (v !== 'v1' && v !== 'v2') throw new ApiError('invalidUrl', 'Invalid API version');
-        await checkCredentials(v, (request.params as { token: string }).token, request);
+        await checkCredentials(v, request.params.token, request);
         return payload;
       },
     },
     async (request, reply) => push(request, reply),
   );
 
-  app.post<{ Params: { token: string } }>(
+  typed.post(
     '/wpush/:token',
     {
-      schema: pushSchema,
+      schema: { ...pushSchema, params: tokenParams },
       preParsing: async (request, _reply, payload) => {
         await checkCredentials('v1', request.params.token, request);
         return payload;

@@ -31,9 +31,17 @@ export const CloseCode = {
   tryAgainLater: 1013,
 } as const;
 
-/** `ack` update codes (autopush): delivered, decryption error, not delivered. */
+/**
+ * `ack` update codes (autopush): delivered, decryption error, not delivered. Pushgate acts on none of them yet;
+ * kept as the protocol's table (one source of truth) for the code that will.
+ * @public
+ */
 export const AckCode = { delivered: 100, decryptionError: 101, notDelivered: 102 } as const;
 /** `nack` codes (autopush): 301 decryption failure, 302 service worker error, 303 other. */
 export const NACK_CODES = [301, 302, 303] as const;
-/** `unregister` codes: 200 user action, 201 quota exceeded, 202 permission revoked. */
+/**
+ * `unregister` codes: 200 user action, 201 quota exceeded, 202 permission revoked. Read by no code yet; kept as
+ * the protocol's table (one source of truth).
+ * @public
+ */
 export const UNREGISTER_CODES = [200, 201, 202] as const;
