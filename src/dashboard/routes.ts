@@ -129,7 +129,6 @@ function parseTime(v: string | undefined): number | undefined {
   return n;
 }
 
-
 export async function dashboardRoutes(app: FastifyInstance, opts: DashboardOptions): Promise<void> {
   const { store, vapid, metrics, tracker } = opts;
   const page: PageContext = {
