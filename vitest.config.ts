@@ -15,6 +15,8 @@ const UNIT = [
   'test/webpush/endpoint/bridged.test.ts',
   'test/xmpp/summary.test.ts',
   'test/xmpp/forms.test.ts',
+  'test/xmpp/settings.test.ts',
+  'test/bridge/retry-after.test.ts',
   'test/util/*.test.ts',
   'test/config.test.ts',
   'test/cli-main.test.ts',

@@ -102,4 +102,28 @@ describe('WorkerLink', () => {
       vi.useRealTimers();
     }
   });
+  it('asks the primary about storage changes, takeovers and metrics, and answers its notify', async () => {
+    const sent: WorkerToPrimary[] = [];
+    const link = new WorkerLink((m) => sent.push(m));
+    const held = fakeClient('g'.repeat(32), 7, []);
+    link.clients.add(held.client);
+    // Storage changed for a uaid: the local client looks again, and the holder elsewhere (if any) is told.
+    link.clients.storageChanged('g'.repeat(32));
+    expect(held.events).toEqual(['storageChanged']);
+    expect(sent.at(-1)).toMatchObject({ pg: 1, t: 'notify', uaid: 'g'.repeat(32) });
+    link.dropOlder('g'.repeat(32), 9);
+    expect(sent.at(-1)).toEqual({ pg: 1, t: 'drop', uaid: 'g'.repeat(32), connectedAt: 9 });
+    const text = link.metrics();
+    const req = sent.at(-1) as { t: string; id: number };
+    expect(req.t).toBe('metrics');
+    link.receive({ pg: 1, t: 'reply', id: req.id, v: 'up 1\n' });
+    expect(await text).toBe('up 1\n');
+    link.receive({ pg: 1, t: 'notify', id: 70, uaid: 'g'.repeat(32) });
+    link.receive({ pg: 1, t: 'notify', id: 71, uaid: 'h'.repeat(32) });
+    expect(sent.slice(-2)).toEqual([
+      { pg: 1, t: 'answer', id: 70, v: true },
+      { pg: 1, t: 'answer', id: 71, v: false },
+    ]);
+    expect(held.events).toEqual(['storageChanged', 'storageChanged']);
+  });
 });

@@ -1,0 +1,179 @@
+// The webpush router (src/webpush/endpoint/router.ts) in process, on a real SQLite store, for the paths that
+// otherwise run only inside `pushgate serve` children: a sibling worker holding the client (IPC answers
+// delivered, busy, absent, no-channel), a fleet peer holding it (delivered, busy, gone, and the route cache),
+// idle-expired and bridged records, and per-worker seq lanes. The sibling and peer are recorders standing in
+// for the IPC link and the peer HTTP client, which test/cluster and test/webpush/endpoint/peer-client cover.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Siblings } from '../../../src/cluster/worker.js';
+import type { OfferOutcome } from '../../../src/cluster/ipc.js';
+import { Metrics } from '../../../src/ops/metrics.js';
+import { openStore, type Notification, type Store } from '../../../src/store/index.js';
+import { ClientRegistry } from '../../../src/webpush/connection/clients.js';
+import type { PeerClient } from '../../../src/webpush/endpoint/peer-client.js';
+import { type PushRequest, WebPushRouter } from '../../../src/webpush/endpoint/router.js';
+import { FernetKey, MultiFernet } from '../../../src/webpush/protocol/fernet.js';
+
+const UAID = 'a'.repeat(32);
+const CH = '11111111-2222-4333-8444-555555555555';
+const ME = 'http://me.internal:9000';
+const OTHER = 'http://other.internal:9000';
+const DAY = 86_400_000;
+
+const request = (ttl = 60): PushRequest => ({ uaid: UAID, channelID: CH, ttl, topic: null, urgency: 'normal', data: null, headers: null });
+
+function siblings(answer: OfferOutcome) {
+  const pushed: Notification[] = [];
+  const s: Siblings = {
+    push: async (n) => (pushed.push(n), answer),
+    notify: async () => false,
+    dropOlder: () => {},
+  };
+  return { s, pushed };
+}
+
+function peers(answers: Record<string, 'delivered' | 'busy' | 'gone'>) {
+  const pushed: string[] = [];
+  const notified: string[] = [];
+  const p = {
+    push: async (peer: string) => (pushed.push(peer), answers[peer] ?? 'gone'),
+    notify: async (peer: string, uaid: string) => (notified.push(`${peer} ${uaid}`), true),
+  } as unknown as PeerClient;
+  return { p, pushed, notified };
+}
+
+describe('WebPushRouter', () => {
+  let store: Store;
+  let now: number;
+  const fernet = new MultiFernet([FernetKey.generate()]);
+  const make = (opts: { siblings?: Siblings; peers?: PeerClient; msgLimit?: number } = {}) =>
+    new WebPushRouter(
+      store,
+      new ClientRegistry(),
+      fernet,
+      new Metrics(),
+      opts.msgLimit ?? 100,
+      opts.peers ? ME : null,
+      opts.peers ?? null,
+      null,
+      opts.siblings ?? null,
+      {
+        userMaxIdleMs: 60 * DAY,
+        storageBatch: 10,
+        now: () => now,
+      },
+    );
+
+  beforeEach(async () => {
+    store = await openStore('sqlite::memory:');
+    now = Date.now();
+    await store.addUser({ uaid: UAID, routerType: 'webpush', routerData: null, connectedAt: now - 1000, peerId: null });
+    await store.addChannel(UAID, { channelID: CH, keyHash: null });
+  });
+  afterEach(() => store.close());
+
+  describe('with sibling workers', () => {
+    it('delivers through the worker holding the client, keeping the copy that worker deletes on ack', async () => {
+      const { s, pushed } = siblings('delivered');
+      await expect(make({ siblings: s }).route(request())).resolves.toMatchObject({ path: 'direct' });
+      expect(pushed.map((n) => [n.uaid, n.channelID])).toEqual([[UAID, CH]]);
+      expect(await store.countMessages(UAID, 10)).toBe(1);
+    });
+
+    it('answers 404-style invalidSubscription and removes the early copy when the holder has no such channel', async () => {
+      const { s } = siblings('no-channel');
+      await expect(make({ siblings: s }).route(request())).rejects.toMatchObject({ kind: 'invalidSubscription' });
+      expect(await store.countMessages(UAID, 10)).toBe(0);
+    });
+
+    it('stores for a busy holder, and drops a TTL 0 message instead', async () => {
+      const { s } = siblings('busy');
+      const router = make({ siblings: s });
+      await expect(router.route(request())).resolves.toMatchObject({ path: 'stored' });
+      await expect(router.route(request(0))).resolves.toMatchObject({ path: 'dropped' });
+      expect(await store.countMessages(UAID, 10)).toBe(1);
+    });
+
+    it('falls back to the store when no worker holds the client', async () => {
+      const { s } = siblings('absent');
+      await expect(make({ siblings: s }).route(request())).resolves.toMatchObject({ path: 'stored' });
+      expect(await store.countMessages(UAID, 10)).toBe(1);
+    });
+  });
+
+  describe('in a fleet', () => {
+    it('hands the message to the peer the record names, then goes there straight from the route cache', async () => {
+      await store.updateUser({ uaid: UAID, routerType: 'webpush', routerData: null, connectedAt: now - 1000, peerId: OTHER });
+      const { p, pushed } = peers({ [OTHER]: 'delivered' });
+      const router = make({ peers: p });
+      await expect(router.route(request())).resolves.toMatchObject({ path: 'direct' });
+      // The cache answers even after the record no longer names the peer: no store read on that hop.
+      await store.removeUser(UAID);
+      await expect(router.route(request())).resolves.toMatchObject({ path: 'direct' });
+      expect(pushed).toEqual([OTHER, OTHER]);
+    });
+
+    it('takes the full path when the cached peer no longer holds the client', async () => {
+      await store.updateUser({ uaid: UAID, routerType: 'webpush', routerData: null, connectedAt: now - 1000, peerId: OTHER });
+      const answers: Record<string, 'delivered' | 'busy' | 'gone'> = { [OTHER]: 'delivered' };
+      const { p, pushed } = peers(answers);
+      const router = make({ peers: p });
+      await router.route(request());
+      answers[OTHER] = 'gone';
+      await expect(router.route(request())).resolves.toMatchObject({ path: 'stored' });
+      // Cached hop, then the record's hop, both refused; the stale route is cleared from the record.
+      expect(pushed).toEqual([OTHER, OTHER, OTHER]);
+      expect((await store.getUser(UAID))?.peerId).toBeNull();
+      // The first message stays stored until the peer's client acks it (the recorder never does), the second is new.
+      expect(await store.countMessages(UAID, 10)).toBe(2);
+    });
+
+    it('stores for a busy peer and asks it to look at storage', async () => {
+      await store.updateUser({ uaid: UAID, routerType: 'webpush', routerData: null, connectedAt: now - 1000, peerId: OTHER });
+      const { p, notified } = peers({ [OTHER]: 'busy' });
+      await expect(make({ peers: p }).route(request())).resolves.toMatchObject({ path: 'stored' });
+      expect(notified).toEqual([`${OTHER} ${UAID}`]);
+      expect((await store.getUser(UAID))?.peerId).toBe(OTHER);
+    });
+
+    it('refuses an unknown uaid and a channel the record does not have', async () => {
+      const { p } = peers({});
+      const router = make({ peers: p });
+      await expect(router.route({ ...request(), uaid: 'b'.repeat(32) })).rejects.toMatchObject({ kind: 'invalidSubscription' });
+      await expect(router.route({ ...request(), channelID: '99999999-2222-4333-8444-555555555555' })).rejects.toMatchObject({ kind: 'invalidSubscription' });
+      expect(await store.countMessages(UAID, 10)).toBe(0);
+    });
+
+    it('answers a bridged record without the bridge configured as bridgeMisconfigured, and a missing channel as invalid', async () => {
+      await store.updateUser({ uaid: UAID, routerType: 'fcm', routerData: { app_id: 'app', token: 't' }, connectedAt: now, peerId: null });
+      const { p } = peers({});
+      const router = make({ peers: p });
+      await expect(router.route(request())).rejects.toMatchObject({ kind: 'bridgeMisconfigured' });
+      await expect(router.route({ ...request(), channelID: '99999999-2222-4333-8444-555555555555' })).rejects.toMatchObject({ kind: 'invalidSubscription' });
+    });
+  });
+
+  it('removes a webpush uaid idle past PUSHGATE_USER_MAX_IDLE_DAYS and answers expiredEndpoint', async () => {
+    await store.removeUser(UAID);
+    await store.addUser({ uaid: UAID, routerType: 'webpush', routerData: null, connectedAt: now - 61 * DAY, peerId: null });
+    await store.addChannel(UAID, { channelID: CH, keyHash: null });
+    await expect(make().route(request())).rejects.toMatchObject({ kind: 'expiredEndpoint' });
+    expect(await store.getUser(UAID)).toBeNull();
+  });
+
+  it('resets a uaid whose stored backlog passes msg_limit plus one storage batch', async () => {
+    const router = make({ msgLimit: 1 });
+    for (let i = 0; i < 11; i++) await router.route(request());
+    expect(await store.getUser(UAID)).not.toBeNull();
+    await router.route(request());
+    expect(await store.getUser(UAID)).toBeNull();
+    await expect(router.route(request())).rejects.toMatchObject({ kind: 'invalidSubscription' });
+  });
+
+  it('gives each worker its own residue class of seqs, strictly increasing', () => {
+    const router = make();
+    router.useSeqLane(3, 4);
+    const seqs = Array.from({ length: 5 }, () => router.nextSeq());
+    expect(seqs.every((s) => s % 4 === 3)).toBe(true);
+    expect(seqs.every((s, i) => i === 0 || s > seqs[i - 1]!)).toBe(true);
+  });
+});
