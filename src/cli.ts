@@ -149,7 +149,7 @@ async function serve(): Promise<number> {
     const log = pino(loggerOptions(config.logLevel) as Parameters<typeof pino>[0]);
     reportKeys(log, config, created);
     log.info({ workers }, 'starting workers');
-    return runPrimary({ workers, log });
+    return runPrimary({ workers, log, port: config.port });
   }
   const index = Number(process.env[WORKER_INDEX_ENV] ?? 0);
   const count = Number(process.env[WORKER_COUNT_ENV] ?? 1);

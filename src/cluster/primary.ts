@@ -38,6 +38,11 @@ export interface PrimaryOptions {
   log: FastifyBaseLogger;
   /** Extra environment for every worker. */
   env?: Record<string, string>;
+  /**
+   * The public port: a worker counts as listening once it listens there. Its other listeners (the internal peer
+   * port, the MongoosePush and metrics ports) open first, so counting any listener would announce too early.
+   */
+  port?: number;
 }
 
 /** Runs the primary until every worker has exited after a shutdown signal; resolves with the exit code. */
@@ -124,7 +129,8 @@ export function runPrimary(opts: PrimaryOptions): Promise<number> {
   let exitCode = 0;
   const listening = new Set<number>();
   return new Promise((resolve) => {
-    cluster.on('listening', (worker) => {
+    cluster.on('listening', (worker, address) => {
+      if (opts.port !== undefined && opts.port !== 0 && address.port !== opts.port) return;
       const slot = byWorkerId.get(worker.id);
       if (!slot || listening.has(slot.index)) return;
       listening.add(slot.index);
