@@ -66,3 +66,14 @@ export function outputUntil(node: NodeProcess, done: () => boolean, timeoutMs: n
     check();
   });
 }
+
+/** The process's "authentication failed" log lines, parsed, once at least `count` have been written (bounded wait). */
+export async function authFailureLines(node: NodeProcess, count: number, timeoutMs = 5000): Promise<Record<string, unknown>[]> {
+  const lines = () =>
+    node.output
+      .join('')
+      .split('\n')
+      .filter((l) => l.includes('authentication failed'));
+  await outputUntil(node, () => lines().length >= count, timeoutMs);
+  return lines().map((l) => JSON.parse(l) as Record<string, unknown>);
+}

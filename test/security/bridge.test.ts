@@ -24,7 +24,7 @@ import { FernetKey } from '../../src/webpush/protocol/fernet.js';
 import { makePki, type TestPki } from '../fakes/pki.js';
 import { bridgeWorld, type BridgeWorld } from '../fakes/setup.js';
 import { freePort, startGateway } from '../helpers/gateway.js';
-import { outputUntil, startNode, type NodeProcess } from '../helpers/node-process.js';
+import { authFailureLines, startNode, type NodeProcess } from '../helpers/node-process.js';
 import { post } from '../helpers/push.js';
 
 const FCM = 'fcm-victim-token-bridge';
@@ -390,13 +390,8 @@ describe("finding 17: failed bridge and MongoosePush authentications, seen from 
     expect(metrics).toMatch(/pushgate_auth_failures_total\{door="mongoosepush",reason="wrong"\} 1/);
     expect(metrics).toMatch(/pushgate_auth_failures_total\{door="mongoosepush",reason="missing"\} 1/);
 
-    const lines = () =>
-      node.output
-        .join('')
-        .split('\n')
-        .filter((l) => l.includes('authentication failed'));
-    await outputUntil(node, () => lines().length >= 15, 5000);
-    const failed = lines().map((l) => JSON.parse(l) as Record<string, unknown>);
+    // The log lines are written as the refusals happen; wait (bounded) for the last one to be read.
+    const failed = await authFailureLines(node, 15);
     expect(failed.filter((l) => l['door'] === 'bridge')).toHaveLength(13);
     expect(failed.filter((l) => l['door'] === 'mongoosepush').map((l) => l['reason'])).toEqual(['wrong', 'missing']);
     const all = node.output.join('') + metrics;

@@ -29,7 +29,7 @@ import { NS } from '../../src/xmpp/namespaces.js';
 import { FernetKey } from '../../src/webpush/protocol/fernet.js';
 import { bridgeWorld, type BridgeWorld } from '../fakes/setup.js';
 import { freePort } from '../helpers/gateway.js';
-import { outputUntil, startNode, type NodeProcess } from '../helpers/node-process.js';
+import { authFailureLines, startNode, type NodeProcess } from '../helpers/node-process.js';
 import { FakeComponentServer, xml } from '../helpers/xmpp-server.js';
 
 const PUSH = 'push.example.org';
@@ -398,13 +398,7 @@ describe("finding 17: failed XMPP authentications, seen from the operator's side
     expect(metrics).toMatch(/pushgate_auth_failures_total\{door="xmpp",reason="create-sender"\} 1/);
 
     // The log lines are written as the refusals happen; wait (bounded) for the last one to be read.
-    const lines = () =>
-      node.output
-        .join('')
-        .split('\n')
-        .filter((l) => l.includes('authentication failed'));
-    await outputUntil(node, () => lines().length >= 5, 5000);
-    const failed = lines().map((l) => JSON.parse(l) as Record<string, unknown>);
+    const failed = await authFailureLines(node, 5);
     expect(failed.map((l) => [l['door'], l['reason']])).toEqual([
       ['xmpp', 'wrong-secret'],
       ['xmpp', 'wrong-secret'],
