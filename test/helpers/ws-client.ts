@@ -1,3 +1,4 @@
+import { expect } from 'vitest';
 import { WebSocket } from 'ws';
 
 /** A protocol-level test client: a real `ws` socket with an awaitable inbox. */
@@ -76,6 +77,14 @@ export class PushClient {
 
   ack(channelID: string, version: string, code = 100): void {
     this.send({ messageType: 'ack', updates: [{ channelID, version, code }] });
+  }
+
+  /** The next frame, which must be a notification; acked (code 100) before it is returned. */
+  async receiveAndAck(): Promise<Record<string, unknown>> {
+    const n = await this.next();
+    expect(n['messageType']).toBe('notification');
+    this.ack(n['channelID'] as string, n['version'] as string);
+    return n;
   }
 
   close(): void {

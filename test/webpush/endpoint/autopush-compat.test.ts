@@ -70,12 +70,7 @@ describe('push endpoint: autopush-rs 1.83 behaviour', () => {
     await gw.close();
   });
 
-  async function receive(): Promise<Record<string, unknown>> {
-    const n = await client.next();
-    expect(n['messageType']).toBe('notification');
-    client.ack(n['channelID'] as string, n['version'] as string);
-    return n;
-  }
+  const receive = () => client.receiveAndAck();
 
   describe('body size', () => {
     it('delivers a 5,600-byte body intact to the websocket client', async () => {
