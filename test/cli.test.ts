@@ -1,4 +1,4 @@
-import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +7,7 @@ import { FernetKey, MultiFernet } from '../src/webpush/protocol/fernet.js';
 import { freePort, startGateway } from './helpers/gateway.js';
 import { channelId, post } from './helpers/push.js';
 import { PushClient } from './helpers/ws-client.js';
+import { buildDist } from './helpers/node-process.js';
 
 const CLI = 'dist/cli.js';
 
@@ -36,7 +37,7 @@ function waitForLine(child: ChildProcess, pattern: RegExp, output: string[]): Pr
 
 describe('the pushgate command line', () => {
   beforeAll(() => {
-    execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+    buildDist();
   }, 120_000);
 
   it('prints help for the program and for every command', () => {

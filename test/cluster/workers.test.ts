@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FernetKey } from '../../src/webpush/protocol/fernet.js';
 import { freePort } from '../helpers/gateway.js';
 import { mongoServer, type MongoServer } from '../helpers/mongo.js';
-import { startNode, type NodeProcess } from '../helpers/node-process.js';
+import { buildDist, startNode, type NodeProcess } from '../helpers/node-process.js';
 import { channelId, post } from '../helpers/push.js';
 import { PushClient } from '../helpers/ws-client.js';
 
@@ -21,7 +20,7 @@ describe('PUSHGATE_WORKERS=2', () => {
   let ws: string;
 
   beforeAll(async () => {
-    execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+    buildDist();
     const port = await freePort();
     const dataDir = mkdtempSync(join(tmpdir(), 'pushgate-workers-'));
     base = `http://127.0.0.1:${port}`;
@@ -174,7 +173,7 @@ describe('a connection node with PUSHGATE_WORKERS=2 behind an endpoint node', ()
   let connectionWs: string;
 
   beforeAll(async () => {
-    execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+    buildDist();
     db = await mongoServer();
     const [ePort, cPort, rPort] = [await freePort(), await freePort(), await freePort()];
     endpointBase = `http://127.0.0.1:${ePort}`;

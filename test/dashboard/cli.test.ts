@@ -1,4 +1,4 @@
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { existsSync, mkdtempSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import webpush from 'web-push';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
+import { buildDist } from '../helpers/node-process.js';
 
 /** `pushgate vapid-token` as a user runs it (dist/cli.js), against a real gateway's dashboard API. */
 const CLI = 'dist/cli.js';
@@ -21,7 +22,7 @@ describe('pushgate vapid-token', () => {
     // file never rewrites dist/ while test/cli.test.ts runs it.
     const stale = (built: string, src: string) => !existsSync(built) || statSync(built).mtimeMs < statSync(src).mtimeMs;
     if (stale('dist/cli.js', 'src/cli.ts') || stale('dist/dashboard/token.js', 'src/dashboard/token.ts')) {
-      execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+      buildDist();
     }
     gw = await startGateway();
   }, 120_000);

@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 
 /**
  * A Pushgate node as its own process (`node dist/cli.js serve`), as an operator runs it. The tests and the
@@ -76,4 +76,9 @@ export async function authFailureLines(node: NodeProcess, count: number, timeout
       .filter((l) => l.includes('authentication failed'));
   await outputUntil(node, () => lines().length >= count, timeoutMs);
   return lines().map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+/** Builds dist/ from the sources under test, so that spawned nodes (`node dist/cli.js`) run this very code. */
+export function buildDist(): void {
+  execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
 }

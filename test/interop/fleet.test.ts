@@ -1,9 +1,8 @@
-import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FernetKey } from '../../src/webpush/protocol/fernet.js';
 import { freePort } from '../helpers/gateway.js';
 import { mongoServer, type MongoServer } from '../helpers/mongo.js';
-import { startNode, type NodeProcess } from '../helpers/node-process.js';
+import { buildDist, startNode, type NodeProcess } from '../helpers/node-process.js';
 import { channelId, post } from '../helpers/push.js';
 import { PushClient } from '../helpers/ws-client.js';
 
@@ -25,7 +24,7 @@ describe('scale-out: endpoint and connection nodes sharing MongoDB', () => {
   }
 
   beforeAll(async () => {
-    execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+    buildDist();
     db = await mongoServer();
     const store = db.url('fleet');
     const port = await freePort();

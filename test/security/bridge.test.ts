@@ -12,7 +12,6 @@
  * Real parts: the gateway (in process, or as its own process for what its logs show), SQLite, the provider fakes
  * under test/fakes (FCM, APNs, ADM over HTTP/2 and TLS).
  */
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { connect } from 'node:net';
@@ -24,7 +23,7 @@ import { FernetKey } from '../../src/webpush/protocol/fernet.js';
 import { makePki, type TestPki } from '../fakes/pki.js';
 import { bridgeWorld, type BridgeWorld } from '../fakes/setup.js';
 import { freePort, startGateway } from '../helpers/gateway.js';
-import { authFailureLines, startNode, type NodeProcess } from '../helpers/node-process.js';
+import { buildDist, authFailureLines, startNode, type NodeProcess } from '../helpers/node-process.js';
 import { post } from '../helpers/push.js';
 
 const FCM = 'fcm-victim-token-bridge';
@@ -330,7 +329,7 @@ describe("finding 17: failed bridge and MongoosePush authentications, seen from 
   let mp: string;
   const PASSWORD = 'mongoose-password-never-logged';
   beforeAll(async () => {
-    execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+    buildDist();
     w = await bridgeWorld();
     const port = await freePort();
     const mpPort = await freePort();

@@ -5,7 +5,6 @@
  * leave the public port, keys are created only by the explicit step and owner-only, SIGTERM lets an HTTP/2
  * request finish and then cuts the session, and the Docker files run unprivileged with one fleet-wide key set.
  */
-import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { selfSignedCertificate } from '../fakes/pki.js';
 import { connect as h2connect } from 'node:http2';
@@ -18,7 +17,7 @@ import { parse as parseYaml } from 'yaml';
 import { ConfigError, ensureGeneratedKeys, loadConfig } from '../../src/config.js';
 import { PeerClient } from '../../src/webpush/endpoint/peer-client.js';
 import { freePort, logCapture, startGateway, type TestGateway } from '../helpers/gateway.js';
-import { startNode } from '../helpers/node-process.js';
+import { buildDist, startNode } from '../helpers/node-process.js';
 import { channelId, post } from '../helpers/push.js';
 import { PushClient } from '../helpers/ws-client.js';
 
@@ -214,7 +213,7 @@ describe('keys and the data directory (issue 9 §14, issue 10 §4)', () => {
   });
 
   it('serve says loudly when it CREATED the crypto key, and that it LOADED it on the next start', async () => {
-    execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+    buildDist();
     const dataDir = join(mkdtempSync(join(tmpdir(), 'pg-serve-')), 'data');
     const env = {
       PUSHGATE_DATA_DIR: dataDir,

@@ -16,7 +16,6 @@
  */
 import { createECDH } from 'node:crypto';
 import dns from 'node:dns';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
 import { createServer, type Server, type Socket } from 'node:net';
@@ -29,7 +28,7 @@ import { NS } from '../../src/xmpp/namespaces.js';
 import { FernetKey } from '../../src/webpush/protocol/fernet.js';
 import { bridgeWorld, type BridgeWorld } from '../fakes/setup.js';
 import { freePort } from '../helpers/gateway.js';
-import { authFailureLines, startNode, type NodeProcess } from '../helpers/node-process.js';
+import { buildDist, authFailureLines, startNode, type NodeProcess } from '../helpers/node-process.js';
 import { FakeComponentServer, xml } from '../helpers/xmpp-server.js';
 
 const PUSH = 'push.example.org';
@@ -351,7 +350,7 @@ describe("finding 17: failed XMPP authentications, seen from the operator's side
   let url: string;
   const componentSecret = 'component-secret-never-logged';
   beforeAll(async () => {
-    execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+    buildDist();
     server = new FakeComponentServer(PUSH, componentSecret);
     await server.listen();
     w = await bridgeWorld();

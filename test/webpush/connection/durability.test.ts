@@ -4,21 +4,20 @@
  * not ack, is killed with SIGKILL, and restarted on the same file: the client reconnects with its uaid and receives
  * every message it had not acked, with the same versions, and nothing it had acked.
  */
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FernetKey } from '../../../src/webpush/protocol/fernet.js';
 import { freePort } from '../../helpers/gateway.js';
-import { startNode, type NodeProcess } from '../../helpers/node-process.js';
+import { buildDist, startNode, type NodeProcess } from '../../helpers/node-process.js';
 import { channelId, post } from '../../helpers/push.js';
 import { PushClient } from '../../helpers/ws-client.js';
 
 describe('durability: direct messages survive kill -9', () => {
   const procs: NodeProcess[] = [];
   beforeAll(() => {
-    execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+    buildDist();
   }, 120_000);
   afterAll(async () => {
     await Promise.all(procs.map((p) => p.kill('SIGKILL')));
