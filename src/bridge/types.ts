@@ -85,7 +85,11 @@ export class BridgeConfigError extends Error {
 export function parseRetryAfter(value: string | string[] | undefined | null): number | null {
   const v = Array.isArray(value) ? value[0] : value;
   if (!v) return null;
-  if (/^\d+$/.test(v.trim())) return Number(v.trim());
-  const date = Date.parse(v);
+  const text = v.trim();
+  if (/^\d+$/.test(text)) return Number(text);
+  // The three HTTP-date forms (IMF-fixdate, RFC 850, asctime; RFC 9110 §5.6.7) all open with a day name. Without this
+  // check Date.parse would read '-5' or '2' as years and turn them into advice.
+  if (!/^(Mon|Tue|Wed|Thu|Fri|Sat|Sun)/.test(text)) return null;
+  const date = Date.parse(text);
   return Number.isNaN(date) ? null : Math.max(0, Math.ceil((date - Date.now()) / 1000));
 }

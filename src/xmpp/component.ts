@@ -18,37 +18,44 @@ export class StanzaTooLargeError extends Error {
   }
 }
 
-/** Bytes handed to the XML parser at a time, so the count is exact to within this many bytes. */
+/** Bytes handed to the XML parser at a time: how far past the limit a stanza can get before it is refused. */
 const SLICE = 4096;
 
 /**
  * A parser that counts the bytes of the stanza being received as they arrive and gives up once they pass the
  * limit, before the stanza is held in memory (issue 9 item 10): ltx keeps an unfinished text node or attribute
- * as one growing string, and xmpp.js builds the whole element tree before any handler could measure it. The
- * count restarts after every complete stanza (and at the stream header).
+ * as one growing string, and xmpp.js builds the whole element tree before any handler could measure it.
+ *
+ * Data goes to the parser a slice at a time and is counted after each slice. When a stanza ends inside a slice
+ * (the parser emits `element`, or `start` for the stream header, while parsing it) the count restarts at zero and
+ * the rest of that slice, the next stanza's first bytes, is not counted: where the split falls is not known, and
+ * charging them to the stanza just finished could refuse a stanza that was within the limit. So a stanza within the
+ * limit is never refused, and one larger than the limit by more than a slice always is; memory stays bounded by the
+ * limit plus a slice.
  */
 export function boundedParser(Base: ParserClass, limit: number): ParserClass {
   return class BoundedParser extends Base {
     private held = 0;
+    private ended = false;
     private overflowed = false;
 
     constructor() {
       super();
       // Registered before the connection's own listeners, so the count restarts before the stanza is handled.
-      this.on('element', () => (this.held = 0));
-      this.on('start', () => (this.held = 0));
+      this.on('element', () => (this.ended = true));
+      this.on('start', () => (this.ended = true));
     }
 
     override write(data: string): void {
       for (let i = 0; i < data.length && !this.overflowed; i += SLICE) {
         const part = data.slice(i, i + SLICE);
-        this.held += Buffer.byteLength(part);
+        this.ended = false;
+        super.write(part);
+        this.held = this.ended ? 0 : this.held + Buffer.byteLength(part);
         if (this.held > limit) {
           this.overflowed = true;
           this.emit('error', new StanzaTooLargeError(limit));
-          return;
         }
-        super.write(part);
       }
     }
   };

@@ -19,5 +19,12 @@ describe('parseRetryAfter', () => {
     expect(seconds).toBeLessThanOrEqual(60);
     expect(parseRetryAfter('Wed, 21 Oct 2015 07:28:00 GMT')).toBe(0);
     expect(parseRetryAfter('soon')).toBeNull();
+    // Neither delay-seconds nor a date, although Date.parse would read each as a year.
+    expect(parseRetryAfter('-5')).toBeNull();
+    expect(parseRetryAfter('1.5')).toBeNull();
+    expect(parseRetryAfter('2026-11-23')).toBeNull();
+    // The obsolete forms a recipient must still accept (RFC 9110 §5.6.7).
+    expect(parseRetryAfter('Sunday, 06-Nov-94 08:49:37 GMT')).toBe(0);
+    expect(parseRetryAfter('Sun Nov  6 08:49:37 1994')).toBe(0);
   });
 });
