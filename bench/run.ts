@@ -14,7 +14,7 @@ import { workers } from './scenarios/workers.js';
 import { xmpp } from './scenarios/xmpp.js';
 
 /**
- * `npm run bench [-- --quick] [-- --only=a,b] [-- --profile] [-- --soak-minutes=N]`: runs each scenario
+ * `npm run bench [-- --quick] [-- --only=a,b] [-- --profile] [-- --soak-minutes=N] [-- --phase-seconds=N]`: runs each scenario
  * (bench/scenarios/, one per file) against the gateway started as its own process, with load from separate
  * processes on this machine, then prints a table and writes the figures (JSON) and a chart (PNG) under
  * bench/results/.
@@ -48,7 +48,9 @@ async function main(argv: string[]): Promise<void> {
     ?.slice(7)
     .split(',');
   const soakMinutes = Number(argv.find((a) => a.startsWith('--soak-minutes='))?.slice(15) ?? (quick ? 0 : 10));
-  const ctx = createContext({ quick, profile: argv.includes('--profile') });
+  // Each measured phase's length (2 s with --quick, 10 s otherwise): longer phases steady a quick run's CPU figures.
+  const phase = argv.find((a) => a.startsWith('--phase-seconds='))?.slice(16);
+  const ctx = createContext({ quick, profile: argv.includes('--profile'), ...(phase !== undefined ? { phaseSeconds: Number(phase) } : {}) });
   const started = Date.now();
   execSync('npx tsc -p tsconfig.build.json', { stdio: 'inherit' });
   for (const [name, run] of SCENARIOS) {

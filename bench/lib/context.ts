@@ -33,11 +33,11 @@ export interface BenchContext {
   mongo(): Promise<{ url: string; stop(): Promise<void> } | null>;
 }
 
-export function createContext(opts: { quick: boolean; profile: boolean }): BenchContext {
+export function createContext(opts: { quick: boolean; profile: boolean; phaseSeconds?: number }): BenchContext {
   const cryptoKey = FernetKey.generate();
   return {
     quick: opts.quick,
-    phaseMs: opts.quick ? 2000 : 10_000,
+    phaseMs: opts.phaseSeconds !== undefined ? opts.phaseSeconds * 1000 : opts.quick ? 2000 : 10_000,
     gatewayArgs: opts.profile ? ['--cpu-prof', '--cpu-prof-dir=bench/results/profiles'] : [],
     rows: [],
     notes: [],

@@ -87,6 +87,9 @@ interface MessageRow {
   dashboard_key: string | null;
 }
 
+/** An INSERT INTO messages's parameters: uaid, seq, chid, version, ttl, expiry, topic, urgency, data, headers, timestamp, dashboard_key. */
+type MessageArgs = [string, number, string, string, number, number, string | null, string, string | null, string | null, number, string | null];
+
 function toUser(row: UserRow): UserRecord {
   return {
     uaid: row.uaid,
@@ -172,7 +175,7 @@ export class SqliteStore implements Store {
       deleteChannelMessages: db.prepare('DELETE FROM messages WHERE uaid = ? AND chid = ?'),
       insertMessage: db.prepare(
         `INSERT INTO messages (uaid, seq, chid, version, ttl, expiry, topic, urgency, data, headers, timestamp, dashboard_key)
-         VALUES (@uaid, @seq, @chid, @version, @ttl, @expiry, @topic, @urgency, @data, @headers, @timestamp, @dashboard_key)`,
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       deleteTopic: db.prepare('DELETE FROM messages WHERE uaid = ? AND chid = ? AND topic = ?'),
       fetch: db.prepare<[string, number, number, number], MessageRow>('SELECT * FROM messages WHERE uaid = ? AND seq > ? AND expiry > ? ORDER BY seq LIMIT ?'),
@@ -225,9 +228,9 @@ export class SqliteStore implements Store {
       this.stmt.regUpsert.run(saved.node, saved.account, saved.deviceId, JSON.stringify(saved));
       return saved;
     });
-    this.txSaveTopic = db.transaction((row: Record<string, unknown>) => {
-      this.stmt.deleteTopic.run(row['uaid'], row['chid'], row['topic']);
-      this.stmt.insertMessage.run(row);
+    this.txSaveTopic = db.transaction((row: MessageArgs) => {
+      this.stmt.deleteTopic.run(row[0], row[2], row[6]);
+      this.stmt.insertMessage.run(...row);
     });
     this.txRemoveUser = db.transaction((uaid: string) => {
       this.stmt.deleteUserMessages.run(uaid);
@@ -313,21 +316,22 @@ export class SqliteStore implements Store {
   }
 
   async saveMessage(m: Notification): Promise<void> {
-    const row = {
-      uaid: m.uaid,
-      seq: m.seq,
-      chid: m.channelID,
-      version: m.version,
-      ttl: m.ttl,
-      expiry: m.expiry,
-      topic: m.topic,
-      urgency: m.urgency,
-      data: m.data,
-      headers: m.headers ? JSON.stringify(m.headers) : null,
-      timestamp: m.timestamp,
-      dashboard_key: m.dashboardKey ?? null,
-    };
-    await this.write(() => (m.topic !== null ? this.txSaveTopic(row) : this.stmt.insertMessage.run(row)));
+    // Positional parameters, in the INSERT's column order: binding them costs less than named ones on the hot path.
+    const row: MessageArgs = [
+      m.uaid,
+      m.seq,
+      m.channelID,
+      m.version,
+      m.ttl,
+      m.expiry,
+      m.topic,
+      m.urgency,
+      m.data,
+      m.headers ? JSON.stringify(m.headers) : null,
+      m.timestamp,
+      m.dashboardKey ?? null,
+    ];
+    await this.write(() => (m.topic !== null ? this.txSaveTopic(row) : this.stmt.insertMessage.run(...row)));
   }
 
   async fetchMessages(uaid: string, afterSeq: number, limit: number, now: number): Promise<Notification[]> {

@@ -107,6 +107,8 @@ export class Session implements ConnectedClient {
   /** Broadcast ids this connection subscribed to. */
   private readonly broadcastSubs = new Set<string>();
   private queue: Promise<void> = Promise.resolve();
+  /** Deletes of acked messages still in their group commit (acks do not wait for them; idle() and finish() do). */
+  private readonly deleting = new Set<Promise<void>>();
   private closing: Promise<void> | null = null;
 
   constructor(
@@ -156,9 +158,10 @@ export class Session implements ConnectedClient {
     return this.port.bufferedAmount();
   }
 
-  /** Resolves once every message received so far is handled (tests). */
-  idle(): Promise<void> {
-    return this.queue;
+  /** Resolves once every message received so far is handled and the deletes its acks started have settled. */
+  async idle(): Promise<void> {
+    await this.queue;
+    await Promise.all(this.deleting);
   }
 
   private async handle(msg: ClientMessage): Promise<void> {
@@ -318,7 +321,6 @@ export class Session implements ConnectedClient {
 
   private async ack(updates: { channelID: string; version: string }[]): Promise<void> {
     const now = this.ctx.now();
-    const deletes: Promise<void>[] = [];
     for (const update of updates) {
       // autopush matches an ack by version alone (the version names the message; the channelID is informative).
       const entry = this.unacked.get(update.version);
@@ -328,9 +330,14 @@ export class Session implements ConnectedClient {
       const path = entry.fromStorage ? 'stored' : 'direct';
       this.ctx.metrics.notifications.inc({ outcome: 'acked', path });
       this.ctx.metrics.deliveryLatency.observe({ path }, (now - entry.notification.timestamp) / 1000);
-      if (entry.notification.ttl > 0) deletes.push(this.deleteAcked(entry));
+      // Not awaited: the client's next frame need not wait for this delete's group commit. Until it commits the
+      // version stays in `sent`, so a storage read in between never sends the message again; a failed delete is
+      // logged and the message comes back next session (deleteAcked never rejects).
+      if (entry.notification.ttl > 0) {
+        const deleting = this.deleteAcked(entry).finally(() => this.deleting.delete(deleting));
+        this.deleting.add(deleting);
+      }
     }
-    await Promise.all(deletes);
     await this.afterAcks();
   }
 
@@ -535,9 +542,11 @@ export class Session implements ConnectedClient {
     }
     // A newer connection of this uaid may have read storage before these were saved.
     this.ctx.clients.get(this.uaid)?.storageChanged();
+    // Shutdown closes the store after the sessions: the deletes of what was acked go in before it does.
+    await Promise.all(this.deleting);
   }
 
-  /** Resolves once the session is closed and its unacked messages are stored. */
+  /** Resolves once the session is closed, its unacked messages are stored and its acked ones deleted. */
   async closed(): Promise<void> {
     await this.onClosed();
   }

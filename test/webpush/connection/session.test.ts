@@ -79,7 +79,15 @@ function world(overrides: Partial<ConnectionContext> = {}) {
   const open = () => {
     const port = new RecordingPort();
     const session = new Session(port, ctx);
-    return { port, session, say: async (m: ClientMessage | string) => session.onMessage(typeof m === 'string' ? parse(m) : m) };
+    return {
+      port,
+      session,
+      say: async (m: ClientMessage | string) => {
+        // Acks do not wait for their deletes (session.ts ack): settle them so the store can be read.
+        await session.onMessage(typeof m === 'string' ? parse(m) : m);
+        await session.idle();
+      },
+    };
   };
   const message = (uaid: string, channelID: string, text: string, ttl = 600): Notification => {
     const s = ctx.nextSeq();
@@ -282,6 +290,35 @@ describe('session state machine (no socket)', () => {
     await session.idle();
     expect(port.take().map((f) => f['data'])).toEqual(['direct', 'stored']);
     await say(ack([chid, 'v-direct'], [chid, 'v-stored']));
+    expect(await w.store.countMessages(uaid, 10)).toBe(0);
+  });
+
+  it("handles the client's next frame while an ack's delete is still committing, and never resends the acked message", async () => {
+    const w = world();
+    const { uaid, chid } = await known(w);
+    const { port, session } = w.open();
+    await session.onMessage(parse(hello(uaid)));
+    port.take();
+    const direct = w.message(uaid, chid, 'direct');
+    await w.store.saveMessage(direct);
+    expect(session.deliverDirect(direct, { saved: Promise.resolve(true) })).toBe(true);
+    port.take();
+    // The store's delete hangs until the test lets it go.
+    let release!: () => void;
+    const removeMessage = w.store.removeMessage.bind(w.store);
+    w.store.removeMessage = (u, seq) => new Promise<void>((r) => (release = r)).then(() => removeMessage(u, seq));
+    await session.onMessage(parse(ack([chid, 'v-direct'])));
+    // A register sent after the ack is answered although the delete has not committed.
+    const next = channelId();
+    await session.onMessage(parse(register(next)));
+    expect(port.take().map((f) => [f['messageType'], f['status']])).toEqual([['register', 200]]);
+    // A storage read in the meantime still finds the acked message, and does not send it again.
+    session.storageChanged();
+    await session.onMessage(parse(JSON.stringify({ messageType: 'ping' })));
+    expect(port.take()).toEqual([{}]);
+    expect(await w.store.countMessages(uaid, 10)).toBe(1);
+    release();
+    await session.idle();
     expect(await w.store.countMessages(uaid, 10)).toBe(0);
   });
 
