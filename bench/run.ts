@@ -33,7 +33,15 @@ const SCENARIOS: [string, (ctx: BenchContext) => Promise<void>][] = [
   ],
   ['bridge', bridge],
   ['xmpp', xmpp],
-  ['fleet', (ctx) => direct(ctx, 'fleet')],
+  [
+    'fleet',
+    async (ctx) => {
+      await direct(ctx, 'fleet');
+      await direct(ctx, 'fleet-single');
+      await direct(ctx, 'fleet', true);
+      await direct(ctx, 'fleet-single', true);
+    },
+  ],
   ['idle', idle],
 ];
 

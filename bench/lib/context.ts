@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import webpush from 'web-push';
 import { FernetKey } from '../../src/webpush/protocol/fernet.js';
 import { freePort } from '../../test/helpers/gateway.js';
-import { mongoServer } from '../../test/helpers/mongo.js';
+import { ferretOnPostgres, mongoServer } from '../../test/helpers/mongo.js';
 import type { ChartRow } from './chart.js';
 
 /**
@@ -31,6 +31,8 @@ export interface BenchContext {
   baseEnv(port: number, extra?: Record<string, string>): Record<string, string>;
   /** The MongoDB-wire server the tests use (FerretDB here), or null when none is available. */
   mongo(): Promise<{ url: string; stop(): Promise<void> } | null>;
+  /** FerretDB on a private PostgreSQL (the faster stand-in), or null when Debian's postgresql is not installed. */
+  mongoOnPostgres(): Promise<{ url: string; stop(): Promise<void> } | null>;
 }
 
 export function createContext(opts: { quick: boolean; profile: boolean; phaseSeconds?: number }): BenchContext {
@@ -63,6 +65,10 @@ export function createContext(opts: { quick: boolean; profile: boolean; phaseSec
       } catch {
         return null;
       }
+    },
+    async mongoOnPostgres() {
+      const server = await ferretOnPostgres();
+      return server && { url: server.url('bench'), stop: () => server.stop() };
     },
   };
 }

@@ -18,16 +18,27 @@ async function storeOps(gw: GatewayProcess[]): Promise<number> {
  * `direct` (one process), `workers` (PUSHGATE_WORKERS=2 on one SQLite file: pushes cross workers over IPC),
  * `fleet` (an endpoint node and two connection nodes on the MongoDB-wire store, over the peer hop).
  */
-export async function direct(ctx: BenchContext, shape: 'direct' | 'workers' | 'fleet' = 'direct'): Promise<void> {
-  const name = shape;
+export async function direct(ctx: BenchContext, shape: 'direct' | 'workers' | 'fleet' | 'fleet-single' = 'direct', onPostgres = false): Promise<void> {
+  // `fleet-single` is the fleet's yardstick: one `all` node on the same kind of MongoDB-wire store, rows under `fleet`.
+  // With onPostgres the store is FerretDB on PostgreSQL (the faster stand-in), rows under `fleet-pg`.
+  const fleetName = onPostgres ? 'fleet-pg' : 'fleet';
+  const name = shape === 'fleet-single' || shape === 'fleet' ? fleetName : shape;
+  const storeServer = () => (onPostgres ? ctx.mongoOnPostgres() : ctx.mongo());
   const clientsN = ctx.quick ? 300 : 2000;
   const gw: GatewayProcess[] = [];
   const wsUrls: string[] = [];
   let endpointOrigin: string;
   let mongo: Awaited<ReturnType<BenchContext['mongo']>> = null;
-  if (shape === 'fleet') {
-    mongo = await ctx.mongo();
-    if (!mongo) return void ctx.notes.push('fleet: skipped, no MongoDB-wire server (npm test builds FerretDB)');
+  if (shape === 'fleet-single') {
+    mongo = await storeServer();
+    if (!mongo) return void ctx.notes.push(`${fleetName}: skipped, no MongoDB-wire server (npm test builds FerretDB; fleet-pg also needs Debian's postgresql)`);
+    const port = await ctx.port();
+    gw.push(await startGateway({ ...ctx.baseEnv(port), PUSHGATE_STORE: mongo.url }, port, ctx.gatewayArgs));
+    wsUrls.push(`ws://127.0.0.1:${port}/`);
+    endpointOrigin = `http://127.0.0.1:${port}`;
+  } else if (shape === 'fleet') {
+    mongo = await storeServer();
+    if (!mongo) return void ctx.notes.push(`${fleetName}: skipped, no MongoDB-wire server (npm test builds FerretDB; fleet-pg also needs Debian's postgresql)`);
     const ePort = await ctx.port();
     endpointOrigin = `http://127.0.0.1:${ePort}`;
     // Every peer of a fleet presents the same router secret (required with PUSHGATE_ROUTER_PORT and on endpoint nodes).
@@ -58,9 +69,9 @@ export async function direct(ctx: BenchContext, shape: 'direct' | 'workers' | 'f
         // when the load generators, which share these cores, are the limit.
         // An unmeasured warm-up first, so the saturation row does not pay for JIT compilation and the SQLite page
         // cache that the rows after it get for free (the TTL=0 row below is compared with it).
-        // The direct shape warms both rows' paths (TTL 3600 and TTL 0), so neither pays the other's JIT: measured with
+        // The direct and fleet shapes warm both rows' paths (TTL 3600 and TTL 0), so neither pays the other's JIT: measured with
         // one warm-up only, the row run second read up to 10 % cheaper whichever TTL it had.
-        for (const warmTtl of shape === 'direct' ? [undefined, 0] : [undefined]) {
+        for (const warmTtl of shape !== 'workers' ? [undefined, 0] : [undefined]) {
           const warmMaterial = warmTtl === undefined ? material : senderMaterial(endpointOrigin, ctx.vapid, warmTtl);
           const warm = await send(senders, endpoints, warmMaterial, { mode: 'saturate', concurrency: 64, durationMs: Math.min(2000, ctx.phaseMs / 2) });
           await Promise.all(clientsW.map((w) => w.call('waitReceived', { count: warm.ok / clientsW.length, timeoutMs: 5000 })));
@@ -74,7 +85,7 @@ export async function direct(ctx: BenchContext, shape: 'direct' | 'workers' | 'f
         const ops = (await storeOps(gw)) - ops0;
         ctx.rows.push({
           scenario: name,
-          case: 'saturation',
+          case: shape === 'fleet-single' ? 'saturation, one all node' : 'saturation',
           throughput: round(got.count / (sat.elapsedMs / 1000), 0),
           unit: 'delivered msg/s',
           latency: latency(sat.latencies),
@@ -87,7 +98,7 @@ export async function direct(ctx: BenchContext, shape: 'direct' | 'workers' | 'f
             ...cpuFigures(gw.reduce((a, g) => a + g.cpuSeconds(), 0) - cpu0, sat.elapsedMs, got.count),
           },
         });
-        if (shape === 'direct') {
+        if (shape !== 'workers') {
           // The same saturation with TTL 0: no durable write (README "Durability"), so the difference between the
           // two rows' CPU per message is what storing every TTL > 0 message before its 201 and deleting it on ack costs.
           const c0 = gw.reduce((a, g) => a + g.cpuSeconds(), 0);
@@ -101,7 +112,7 @@ export async function direct(ctx: BenchContext, shape: 'direct' | 'workers' | 'f
           const zg = await receivedTimes(clientsW);
           ctx.rows.push({
             scenario: name,
-            case: 'saturation TTL=0',
+            case: shape === 'fleet-single' ? 'saturation TTL=0, one all node' : 'saturation TTL=0',
             throughput: round(zg.count / (z.elapsedMs / 1000), 0),
             unit: 'delivered msg/s',
             latency: latency(z.latencies),
@@ -116,7 +127,7 @@ export async function direct(ctx: BenchContext, shape: 'direct' | 'workers' | 'f
           });
         }
         // The fleet's shared store here is FerretDB (a scan per non-_id query), so its fixed rates stay lower.
-        const rates = ctx.quick ? [1000] : shape === 'fleet' ? [500, 1000] : [2000, 5000, 10_000];
+        const rates = shape === 'fleet-single' ? [] : ctx.quick ? [1000] : shape === 'fleet' ? [500, 1000] : [2000, 5000, 10_000];
         for (const rps of rates) {
           const r = await send(senders, endpoints, material, { mode: 'rate', concurrency: 256, rps, durationMs: ctx.phaseMs });
           await Promise.all(clientsW.map((w) => w.call('waitReceived', { count: r.ok / clientsW.length, timeoutMs: 5000 })));

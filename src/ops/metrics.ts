@@ -65,7 +65,7 @@ export function authFailed(metrics: Metrics, log: { warn(obj: object, msg: strin
 }
 
 /** The store operations counted: the contract's data calls (a backend's private helpers are not round trips). */
-const STORE_OPERATIONS = ['addUser', 'getUser', 'updateUser', 'clearNodeId', 'removeUser', 'addChannel', 'getChannel', 'getChannels', 'removeChannel', 'saveMessage', 'fetchMessages', 'countMessages', 'removeMessage', 'removeTopicMessage', 'sweepExpired', 'savePushRegistration', 'getPushRegistration', 'removePushRegistration'] as const satisfies readonly (keyof Store)[];
+const STORE_OPERATIONS = ['addUser', 'getUser', 'updateUser', 'clearNodeId', 'removeUser', 'addChannel', 'getChannel', 'getChannels', 'removeChannel', 'saveMessage', 'fetchMessages', 'countMessages', 'removeMessage', 'removeTopicMessage', 'sweepExpired', 'savePushRegistration', 'getPushRegistration', 'removePushRegistration', 'forgetMessage'] as const satisfies readonly (keyof Store)[];
 
 /**
  * Counts every call of the store's operations in `storeOperations` by wrapping them on the instance (the store

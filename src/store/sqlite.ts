@@ -497,6 +497,12 @@ export class SqliteStore implements Store {
       ),
     );
   }
+
+  // Acked messages.
+  async forgetMessage(m: Pick<Notification, 'uaid' | 'seq' | 'channelID' | 'topic'>): Promise<void> {
+    // The primary key: a topic message that was replaced meanwhile has another seq and is left alone.
+    await this.write(() => this.stmt.deleteMessage.run(m.uaid, m.seq));
+  }
 }
 
 classifyStoreErrors(SqliteStore.prototype, sqliteUnavailable, 'SQLite');

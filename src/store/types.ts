@@ -164,6 +164,12 @@ export interface Store {
    * `from` (a late event never undoes a final one). Per mark, whether a record changed.
    */
   markDashboardRecords(marks: DashboardMark[]): Promise<boolean[]>;
+  // Acked messages (src/webpush/connection/session.ts): deletes that nobody waits on for a result.
+  /**
+   * Deletes a delivered and acked message by its key (uaid and seq, and its topic for a topic message), like
+   * removeMessage without a result: a backend may send the deletes of one turn to its server together.
+   */
+  forgetMessage(message: Pick<Notification, 'uaid' | 'seq' | 'channelID' | 'topic'>): Promise<void>;
 }
 
 /** A later event of a message, found by its message id (src/dashboard/tracker.ts). */

@@ -99,3 +99,54 @@ export async function mongoServer(): Promise<MongoServer> {
     },
   };
 }
+
+/**
+ * FerretDB v1 on its PostgreSQL backend, over a private PostgreSQL cluster that listens on a unix socket only
+ * (no TCP port), for the fleet benchmark's faster MongoDB-wire stand-in: PostgreSQL indexes the documents'
+ * fields and takes concurrent writers, where FerretDB's SQLite backend scans collections and writes one at a
+ * time. Needs Debian's `postgresql` package; null when it is not installed. PostgreSQL refuses to run as root, so
+ * as root the cluster runs as the package's `postgres` user.
+ */
+export async function ferretOnPostgres(): Promise<{ url(db: string): string; stop(): Promise<void> } | null> {
+  const bin = spawnSync('sh', ['-c', 'ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1'], { encoding: 'utf8' }).stdout.trim();
+  if (!bin || !existsSync(join(bin, 'initdb')) || !existsSync(FERRETDB_BIN)) return null;
+  const dir = mkdtempSync(join(tmpdir(), 'pushgate-pg-'));
+  const asRoot = process.getuid?.() === 0;
+  const run = (cmd: string, args: string[]) => {
+    const r = asRoot ? spawnSync('runuser', ['-u', 'postgres', '--', cmd, ...args], { encoding: 'utf8' }) : spawnSync(cmd, args, { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`${cmd} failed: ${r.stderr}`);
+  };
+  if (asRoot) spawnSync('chown', ['postgres', dir]);
+  const data = join(dir, 'data');
+  run(join(bin, 'initdb'), ['-D', data, '-A', 'trust', '-U', 'ferret']);
+  // listen_addresses '' : the unix socket in `dir` (0700, its owner only) is the only way in.
+  run(join(bin, 'pg_ctl'), ['-D', data, '-w', '-l', join(dir, 'pg.log'), '-o', `-k ${dir} -c listen_addresses=''`, 'start']);
+  run(join(bin, 'createdb'), ['-h', dir, '-U', 'ferret', 'ferretdb']);
+  const port = await freePort();
+  const state = join(dir, 'ferretdb');
+  const child = spawn(
+    FERRETDB_BIN,
+    [
+      '--handler=postgresql',
+      `--postgresql-url=postgres://ferret@/ferretdb?host=${dir}`,
+      `--listen-addr=127.0.0.1:${port}`,
+      `--state-dir=${asRoot ? dir : state}`,
+      '--telemetry=disable',
+      '--log-level=error',
+      '--debug-addr=-',
+    ],
+    { stdio: 'ignore' },
+  );
+  await reachable(port, child);
+  return {
+    url: (db) => `mongodb://127.0.0.1:${port}/${db}`,
+    stop: async () => {
+      if (child.exitCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGTERM');
+        await exited;
+      }
+      run(join(bin, 'pg_ctl'), ['-D', data, '-m', 'fast', 'stop']);
+    },
+  };
+}

@@ -141,6 +141,29 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       await store.close();
     });
 
+    it('forgets acked messages, many in one turn, by key: a replaced topic message or an unknown one is left alone', async () => {
+      const store = await open();
+      const uaid = newUaid();
+      const chid = channelId();
+      const plain = Array.from({ length: 20 }, () => message(uaid, chid));
+      // Saved in one turn too: the backends may batch both kinds of write.
+      await Promise.all(plain.map((m) => store.saveMessage(m)));
+      const old = message(uaid, chid, { topic: 'y' });
+      await store.saveMessage(old);
+      const replacement = message(uaid, chid, { topic: 'y' });
+      await store.saveMessage(replacement);
+      const kept = plain.slice(15);
+      await Promise.all([
+        ...plain.slice(0, 15).map((m) => store.forgetMessage(m)),
+        store.forgetMessage(old),
+        store.forgetMessage({ uaid, seq: 999_999_999, channelID: chid, topic: null }),
+      ]);
+      expect(await store.fetchMessages(uaid, 0, 50, Date.now())).toEqual([...kept, replacement]);
+      await store.forgetMessage(replacement);
+      expect(await store.fetchMessages(uaid, 0, 50, Date.now())).toEqual(kept);
+      await store.close();
+    });
+
     it('keeps push registrations by node, one node per account and device', async () => {
       const store = await open();
       const reg = (node: string, token: string) => ({

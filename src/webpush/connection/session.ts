@@ -350,7 +350,7 @@ export class Session implements ConnectedClient {
       return;
     }
     try {
-      await this.ctx.store.removeMessage(this.uaid, n.seq);
+      await this.ctx.store.forgetMessage(n);
       this.sent.delete(n.version);
     } catch (err) {
       // Not lost: the message stays stored and is delivered again next session (Firefox de-duplicates on version).

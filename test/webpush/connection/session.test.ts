@@ -305,8 +305,8 @@ describe('session state machine (no socket)', () => {
     port.take();
     // The store's delete hangs until the test lets it go.
     let release!: () => void;
-    const removeMessage = w.store.removeMessage.bind(w.store);
-    w.store.removeMessage = (u, seq) => new Promise<void>((r) => (release = r)).then(() => removeMessage(u, seq));
+    const forgetMessage = w.store.forgetMessage.bind(w.store);
+    w.store.forgetMessage = (m) => new Promise<void>((r) => (release = r)).then(() => forgetMessage(m));
     await session.onMessage(parse(ack([chid, 'v-direct'])));
     // A register sent after the ack is answered although the delete has not committed.
     const next = channelId();
