@@ -15,7 +15,7 @@ export const WRITE_TIMEOUT_MS = 5000;
  * server selection, BSON, the connection pool), which made each direct message in a fleet cost a millisecond
  * or more for its save and its delete alone. Each caller's promise settles with its own operation's outcome.
  */
-class BulkQueue<T extends { _id: string }> {
+export class BulkQueue<T extends { _id: string }> {
   private pending: { op: AnyBulkWriteOperation<T>; resolve: () => void; reject: (err: unknown) => void }[] = [];
   private inFlight = 0;
   private scheduled = false;
