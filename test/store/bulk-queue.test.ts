@@ -39,7 +39,7 @@ describe('BulkQueue', () => {
       // A duplicate key: this write alone fails.
       queue.add({ insertOne: { document: { _id: 'a', n: 3 } } }),
       queue.add({ insertOne: { document: { _id: 'c', n: 4 } } }),
-      queue.add({ replaceOne: { filter: { _id: 'b' }, replacement: { _id: 'b', n: 5 }, upsert: true } }),
+      queue.add({ replaceOne: { filter: { _id: 'b' }, replacement: { n: 5 }, upsert: true } }),
     ]);
     expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
     expect(String((outcomes[2] as PromiseRejectedResult).reason)).toMatch(/duplicate key|E11000/i);
