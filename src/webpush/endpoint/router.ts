@@ -159,8 +159,12 @@ export class WebPushRouter {
     }
     const cached = this.peers ? this.routeCache.get(msg.uaid) : undefined;
     if (cached !== undefined) {
-      await persist();
-      if (cached.until > now && (await this.peers!.push(cached.peerId, notification)) === 'delivered') return this.done(messageId, 'direct');
+      // An expired entry is dropped without writing first: the user record below decides where the push goes,
+      // and a push that then finds no subscription must not cost a save and a remove.
+      if (cached.until > now) {
+        await persist();
+        if ((await this.peers!.push(cached.peerId, notification)) === 'delivered') return this.done(messageId, 'direct');
+      }
       this.routeCache.delete(msg.uaid);
     }
 

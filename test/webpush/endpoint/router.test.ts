@@ -3,7 +3,7 @@
 // delivered, busy, absent, no-channel), a fleet peer holding it (delivered, busy, gone, and the route cache),
 // idle-expired and bridged records, and per-worker seq lanes. The sibling and peer are recorders standing in
 // for the IPC link and the peer HTTP client, which test/cluster and test/webpush/endpoint/peer-client cover.
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Siblings } from '../../../src/cluster/worker.js';
 import type { OfferOutcome } from '../../../src/cluster/ipc.js';
 import { Metrics } from '../../../src/ops/metrics.js';
@@ -110,6 +110,19 @@ describe('WebPushRouter', () => {
       await store.removeUser(UAID);
       await expect(router.route(request())).resolves.toMatchObject({ path: 'direct' });
       expect(pushed).toEqual([OTHER, OTHER]);
+    });
+
+    it('drops an expired cache entry without hopping or writing, and lets the user record decide', async () => {
+      await store.updateUser({ uaid: UAID, routerType: 'webpush', routerData: null, connectedAt: now - 1000, peerId: OTHER });
+      const { p, pushed } = peers({ [OTHER]: 'delivered' });
+      const router = make({ peers: p });
+      await router.route(request());
+      const saves = vi.spyOn(store, 'saveMessage');
+      await store.removeUser(UAID);
+      now += 31_000;
+      await expect(router.route(request())).rejects.toMatchObject({ kind: 'invalidSubscription' });
+      expect(pushed).toEqual([OTHER]);
+      expect(saves).not.toHaveBeenCalled();
     });
 
     it('takes the full path when the cached peer no longer holds the client', async () => {
