@@ -295,7 +295,8 @@ export class Session implements ConnectedClient {
         );
       }
       if (existing === undefined) writes.push(this.ctx.store.addChannel(this.uaid, { channelID, keyHash }));
-      await Promise.all(writes);
+      // Both settle before the answer, so a failure of one never answers while the other is still in flight.
+      for (const o of await Promise.allSettled(writes)) if (o.status === 'rejected') throw o.reason instanceof Error ? o.reason : new Error(String(o.reason));
       this.deferredUser = false;
     } catch (err) {
       this.ctx.log.warn({ err: (err as Error).message }, 'register failed');
