@@ -3,7 +3,7 @@ import type { Metrics } from '../../ops/metrics.js';
 import type { Notification, Store } from '../../store/index.js';
 import type { BroadcastSource } from '../broadcast/source.js';
 import type { ClientRegistry, ConnectedClient, DirectOptions } from './clients.js';
-import { decodeVapidKey, makeEndpoint, vapidKeyHash } from '../protocol/endpoint-token.js';
+import { makeEndpoint, vapidKeyHashOf } from '../protocol/endpoint-token.js';
 import type { MultiFernet } from '../protocol/fernet.js';
 import type { PeerClient } from '../endpoint/peer-client.js';
 import { isChannelId, newUaid } from '../protocol/ids.js';
@@ -275,9 +275,8 @@ export class Session implements ConnectedClient {
     if (!isChannelId(channelID)) return this.port.send([{ messageType: 'register', channelID, status: 400 }]);
     let keyHash: Buffer | null = null;
     if (key !== null) {
-      const raw = decodeVapidKey(key);
-      if (!raw) return this.port.send([{ messageType: 'register', channelID, status: 400 }]);
-      keyHash = vapidKeyHash(raw);
+      keyHash = vapidKeyHashOf(key);
+      if (!keyHash) return this.port.send([{ messageType: 'register', channelID, status: 400 }]);
     }
     const existing = this.channels.get(channelID);
     if (existing !== undefined && !sameKey(existing, keyHash)) {
@@ -290,11 +289,18 @@ export class Session implements ConnectedClient {
       return this.port.send([{ messageType: 'register', channelID, status: 500 }]);
     }
     try {
+      // The deferred user row and the channel row are issued together, so a store with group commit (SQLite)
+      // writes both in one transaction instead of two; the answer waits for both, so the durability is unchanged.
+      const writes: Promise<unknown>[] = [];
       if (this.deferredUser) {
-        await this.ctx.store.addUser({ uaid: this.uaid, routerType: 'webpush', routerData: null, connectedAt: this.connectedAt, peerId: this.ctx.peerId });
-        this.deferredUser = false;
+        writes.push(
+          this.ctx.store.addUser({ uaid: this.uaid, routerType: 'webpush', routerData: null, connectedAt: this.connectedAt, peerId: this.ctx.peerId }),
+        );
       }
-      if (existing === undefined) await this.ctx.store.addChannel(this.uaid, { channelID, keyHash });
+      if (existing === undefined) writes.push(this.ctx.store.addChannel(this.uaid, { channelID, keyHash }));
+      // Both settle before the answer, so a failure of one never answers while the other is still in flight.
+      for (const o of await Promise.allSettled(writes)) if (o.status === 'rejected') throw o.reason instanceof Error ? o.reason : new Error(String(o.reason));
+      this.deferredUser = false;
     } catch (err) {
       this.ctx.log.warn({ err: (err as Error).message }, 'register failed');
       return this.port.send([{ messageType: 'register', channelID, status: 500 }]);

@@ -44,6 +44,26 @@ export function vapidKeyHash(rawKey: Buffer): Buffer {
   return createHash('sha256').update(rawKey).digest();
 }
 
+/**
+ * Hashes of recently seen VAPID keys as clients send them in register. An application server's subscribers all
+ * present its one key, so decoding and hashing it again for each register is repeated work. Bounded: the map is
+ * emptied when full, so hostile clients sending distinct keys cost at most this many entries.
+ */
+const KEY_HASH_CACHE_MAX = 1024;
+const keyHashCache = new Map<string, Buffer | null>();
+
+/** sha256 of the raw key `key` decodes to (see decodeVapidKey), or null when it is not a valid VAPID public key. */
+export function vapidKeyHashOf(key: string): Buffer | null {
+  let hash = keyHashCache.get(key);
+  if (hash === undefined) {
+    const raw = decodeVapidKey(key);
+    hash = raw ? vapidKeyHash(raw) : null;
+    if (keyHashCache.size >= KEY_HASH_CACHE_MAX) keyHashCache.clear();
+    keyHashCache.set(key, hash);
+  }
+  return hash;
+}
+
 export function makeEndpointToken(fernet: MultiFernet, uaid: string, channelID: string, keyHash: Buffer | null): string {
   const parts = [uaidToBytes(uaid), channelIdToBytes(channelID)];
   if (keyHash) parts.push(keyHash);

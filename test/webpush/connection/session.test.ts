@@ -145,6 +145,36 @@ describe('session state machine (no socket)', () => {
     expect(await w.store.getUser(uaid)).not.toBeNull();
   });
 
+  it("issues a new uaid's user row and its first channel row together (one group commit), and retries the user after a failed register", async () => {
+    const w = world();
+    const { port, say } = w.open();
+    await say(hello());
+    const uaid = port.take()[0]!['uaid'] as string;
+    const addUser = w.store.addUser.bind(w.store);
+    const addChannel = w.store.addChannel.bind(w.store);
+    let userSettled = false;
+    let channelIssuedBeforeUserSettled: boolean | null = null;
+    w.store.addUser = (u) => addUser(u).finally(() => (userSettled = true));
+    // The first channel write fails as an outage would; the second goes through.
+    let failNext = true;
+    w.store.addChannel = (id, ch) => {
+      channelIssuedBeforeUserSettled = !userSettled;
+      if (failNext) return ((failNext = false), Promise.reject(new Error('disk full')));
+      return addChannel(id, ch);
+    };
+    const first = channelId();
+    await say(register(first));
+    expect(port.take()[0]).toMatchObject({ messageType: 'register', channelID: first, status: 500 });
+    expect(channelIssuedBeforeUserSettled).toBe(true);
+    userSettled = false;
+    await w.store.removeUser(uaid);
+    await say(register(first));
+    expect(port.take()[0]).toMatchObject({ messageType: 'register', channelID: first, status: 200 });
+    expect(channelIssuedBeforeUserSettled).toBe(true);
+    expect(await w.store.getUser(uaid)).not.toBeNull();
+    expect(await w.store.getChannel(uaid, first)).not.toBeNull();
+  });
+
   it('only hello is legal first, and only once', async () => {
     const w = world();
     const a = w.open();

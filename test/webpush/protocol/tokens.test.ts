@@ -8,6 +8,7 @@ import {
   makeEndpointToken,
   parseEndpointToken,
   vapidKeyHash,
+  vapidKeyHashOf,
 } from '../../../src/webpush/protocol/endpoint-token.js';
 import { FernetKey, MultiFernet } from '../../../src/webpush/protocol/fernet.js';
 import { makeMessageId, parseMessageId } from '../../../src/webpush/protocol/message-id.js';
@@ -70,5 +71,26 @@ describe('message ids', () => {
     expect(parseMessageId(fernet, sign(`01:${uaid}:${chid}:a:b`))).toBeNull();
     expect(parseMessageId(fernet, sign(`01:nope:${chid}:a`))).toBeNull();
     expect(parseMessageId(fernet, sign(`01:${uaid}:${chid}`))).toBeNull();
+  });
+});
+
+describe("vapidKeyHashOf (the register path's cached key hash)", () => {
+  it('answers what decoding and hashing answer, the first time and from its cache, and null for a bad key', () => {
+    for (let i = 0; i < 3; i++) {
+      const { publicKey } = generateVapidKeys();
+      const expected = vapidKeyHash(decodeVapidKey(publicKey)!);
+      expect(vapidKeyHashOf(publicKey)).toEqual(expected);
+      expect(vapidKeyHashOf(publicKey)).toEqual(expected);
+    }
+    expect(vapidKeyHashOf('not base64!')).toBeNull();
+    expect(vapidKeyHashOf('not base64!')).toBeNull();
+  });
+
+  it('stays bounded and correct when many distinct keys pass (hostile clients)', () => {
+    const { publicKey } = generateVapidKeys();
+    const expected = vapidKeyHash(decodeVapidKey(publicKey)!);
+    // Distinct spellings that are all invalid keys: more than the cache holds, so it empties at least once.
+    for (let i = 0; i < 3000; i++) expect(vapidKeyHashOf(`bad${i}`)).toBeNull();
+    expect(vapidKeyHashOf(publicKey)).toEqual(expected);
   });
 });
