@@ -77,55 +77,33 @@ export async function direct(ctx: BenchContext, shape: 'direct' | 'workers' | 'f
           await Promise.all(clientsW.map((w) => w.call('waitReceived', { count: warm.ok / clientsW.length, timeoutMs: 5000 })));
           await receivedTimes(clientsW);
         }
-        const cpu0 = gw.reduce((a, g) => a + g.cpuSeconds(), 0);
-        const ops0 = await storeOps(gw);
-        const sat = await send(senders, endpoints, material, { mode: 'saturate', concurrency: 64, durationMs: ctx.phaseMs });
-        await Promise.all(clientsW.map((w) => w.call('waitReceived', { count: sat.ok / clientsW.length, timeoutMs: 5000 })));
-        const got = await receivedTimes(clientsW);
-        const ops = (await storeOps(gw)) - ops0;
-        ctx.rows.push({
-          scenario: name,
-          case: shape === 'fleet-single' ? 'saturation, one all node' : 'saturation',
-          throughput: round(got.count / (sat.elapsedMs / 1000), 0),
-          unit: 'delivered msg/s',
-          latency: latency(sat.latencies),
-          e2e: e2e(sat.ids, got.times),
-          extra: {
-            posted: sat.sent,
-            accepted: sat.ok,
-            errors: sat.sent - sat.ok,
-            storeOpsPerMsg: round(ops / Math.max(1, got.count), 2),
-            ...cpuFigures(gw.reduce((a, g) => a + g.cpuSeconds(), 0) - cpu0, sat.elapsedMs, got.count),
-          },
-        });
-        if (shape !== 'workers') {
-          // The same saturation with TTL 0: no durable write (README "Durability"), so the difference between the
-          // two rows' CPU per message is what storing every TTL > 0 message before its 201 and deleting it on ack costs.
-          const c0 = gw.reduce((a, g) => a + g.cpuSeconds(), 0);
-          const o0 = await storeOps(gw);
-          const z = await send(senders, endpoints, senderMaterial(endpointOrigin, ctx.vapid, 0), {
-            mode: 'saturate',
-            concurrency: 64,
-            durationMs: ctx.phaseMs,
-          });
-          await Promise.all(clientsW.map((w) => w.call('waitReceived', { count: z.ok / clientsW.length, timeoutMs: 5000 })));
-          const zg = await receivedTimes(clientsW);
+        // One saturation row: as fast as the senders go for a phase, with the gateways' CPU and store calls per message.
+        const saturation = async (label: string, rowMaterial: typeof material): Promise<void> => {
+          const cpu0 = gw.reduce((a, g) => a + g.cpuSeconds(), 0);
+          const ops0 = await storeOps(gw);
+          const sat = await send(senders, endpoints, rowMaterial, { mode: 'saturate', concurrency: 64, durationMs: ctx.phaseMs });
+          await Promise.all(clientsW.map((w) => w.call('waitReceived', { count: sat.ok / clientsW.length, timeoutMs: 5000 })));
+          const got = await receivedTimes(clientsW);
           ctx.rows.push({
             scenario: name,
-            case: shape === 'fleet-single' ? 'saturation TTL=0, one all node' : 'saturation TTL=0',
-            throughput: round(zg.count / (z.elapsedMs / 1000), 0),
+            case: shape === 'fleet-single' ? `${label}, one all node` : label,
+            throughput: round(got.count / (sat.elapsedMs / 1000), 0),
             unit: 'delivered msg/s',
-            latency: latency(z.latencies),
-            e2e: e2e(z.ids, zg.times),
+            latency: latency(sat.latencies),
+            e2e: e2e(sat.ids, got.times),
             extra: {
-              posted: z.sent,
-              accepted: z.ok,
-              errors: z.sent - z.ok,
-              storeOpsPerMsg: round(((await storeOps(gw)) - o0) / Math.max(1, zg.count), 2),
-              ...cpuFigures(gw.reduce((a, g) => a + g.cpuSeconds(), 0) - c0, z.elapsedMs, zg.count),
+              posted: sat.sent,
+              accepted: sat.ok,
+              errors: sat.sent - sat.ok,
+              storeOpsPerMsg: round(((await storeOps(gw)) - ops0) / Math.max(1, got.count), 2),
+              ...cpuFigures(gw.reduce((a, g) => a + g.cpuSeconds(), 0) - cpu0, sat.elapsedMs, got.count),
             },
           });
-        }
+        };
+        await saturation('saturation', material);
+        // The same saturation with TTL 0: no durable write (README "Durability"), so the difference between the
+        // two rows' CPU per message is what storing every TTL > 0 message before its 201 and deleting it on ack costs.
+        if (shape !== 'workers') await saturation('saturation TTL=0', senderMaterial(endpointOrigin, ctx.vapid, 0));
         // The fleet's shared store here is FerretDB (a scan per non-_id query), so its fixed rates stay lower.
         const rates = shape === 'fleet-single' ? [] : ctx.quick ? [1000] : shape === 'fleet' ? [500, 1000] : [2000, 5000, 10_000];
         for (const rps of rates) {
