@@ -2,7 +2,7 @@ import { createHmac, randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { DashboardMark, DashboardRecord, Notification, Store } from '../store/index.js';
 import { BoundedMap } from '../util/bounded-map.js';
-import { decodeVapidKey, parseEndpointToken, vapidKeyHash } from '../webpush/protocol/endpoint-token.js';
+import { parseEndpointToken, vapidKeyHashOf } from '../webpush/protocol/endpoint-token.js';
 import type { ApiError } from '../webpush/protocol/errors.js';
 import type { MultiFernet } from '../webpush/protocol/fernet.js';
 import { extractVapid, type VapidVerifier } from '../webpush/endpoint/vapid.js';
@@ -155,8 +155,8 @@ export class DashboardTracker {
     } catch {
       return;
     }
-    const raw = creds ? decodeVapidKey(creds.key) : null;
-    const key = raw ? this.tracked(vapidKeyHash(raw)) : null;
+    const keyHash = creds ? vapidKeyHashOf(creds.key) : null;
+    const key = keyHash ? this.tracked(keyHash) : null;
     if (!creds || key === null) return;
     this.opts.vapid.verify(creds, now / 1000).then(
       () => {

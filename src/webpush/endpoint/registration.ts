@@ -7,7 +7,7 @@ import { TAGS } from '../../ops/openapi.js';
 import type { Bridge, Bridges } from '../../bridge/index.js';
 import { authFailed, type Metrics } from '../../ops/metrics.js';
 import type { Store } from '../../store/index.js';
-import { decodeVapidKey, makeEndpoint, vapidKeyHash } from '../protocol/endpoint-token.js';
+import { makeEndpoint, vapidKeyHashOf } from '../protocol/endpoint-token.js';
 import { ApiError, errorBodySchema, StorageOutageLog, storageCall } from '../protocol/errors.js';
 import type { MultiFernet } from '../protocol/fernet.js';
 import { isChannelId, newUaid } from '../protocol/ids.js';
@@ -132,9 +132,8 @@ export async function registrationRoutes(app: FastifyInstance, opts: Registratio
     if (!isChannelId(channelID)) throw new ApiError('invalidRequest', 'channelID must be a UUID');
     let keyHash: Buffer | null = null;
     if (body?.key !== undefined) {
-      const raw = decodeVapidKey(body.key);
-      if (!raw) throw new ApiError('invalidCryptoKeys', 'key must be a P-256 public key in base64url');
-      keyHash = vapidKeyHash(raw);
+      keyHash = vapidKeyHashOf(body.key);
+      if (!keyHash) throw new ApiError('invalidCryptoKeys', 'key must be a P-256 public key in base64url');
     }
     return { channelID, keyHash };
   }
