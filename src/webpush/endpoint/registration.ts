@@ -154,11 +154,17 @@ export async function registrationRoutes(app: FastifyInstance, opts: Registratio
     return data;
   }
 
-  /** The user of the path, which must be registered with this router type and app. */
-  async function ownUser(params: Params, uaid: string) {
+  /**
+   * The registration in the path, for the routes on an existing uaid: its secret checked, its router type and app
+   * known, and its user registered with that type and app, in that order (each failure answers with its own errno).
+   */
+  async function ownRegistration(request: { params: Params & { uaid: string }; headers: IncomingHttpHeaders; log: FastifyBaseLogger }) {
+    const uaid = authorize(request);
+    const bridge = bridgeFor(request.params);
+    const { type, appId } = request.params;
     const user = await storageCall(() => store.getUser(uaid));
-    if (!user || user.routerType !== params.type || user.routerData?.['app_id'] !== params.appId) throw new ApiError('expiredEndpoint', 'UAID not found');
-    return user;
+    if (!user || user.routerType !== type || user.routerData?.['app_id'] !== appId) throw new ApiError('expiredEndpoint', 'UAID not found');
+    return { uaid, bridge, user };
   }
 
   const registered = {
@@ -194,9 +200,7 @@ export async function registrationRoutes(app: FastifyInstance, opts: Registratio
     '/v1/:type/:appId/registration/:uaid',
     { schema: { summary: 'Replace the device token of a uaid', tags, security, params: uaidParams, body: registerBody, response: empty } },
     async (request) => {
-      const uaid = authorize(request);
-      const bridge = bridgeFor(request.params);
-      const user = await ownUser(request.params, uaid);
+      const { bridge, user } = await ownRegistration(request);
       const data = routerData(bridge, request.params, request.body);
       await storageCall(() => store.updateUser({ ...user, routerData: data, connectedAt: Math.max(Date.now(), user.connectedAt) }));
       return {};
@@ -210,9 +214,7 @@ export async function registrationRoutes(app: FastifyInstance, opts: Registratio
   } as const;
   const listSchema = { summary: 'List the channels of a uaid', tags, security, params: uaidParams, response: { 200: channelList, ...errors } } as const;
   typed.get('/v1/:type/:appId/registration/:uaid', { schema: listSchema }, async (request) => {
-    const uaid = authorize(request);
-    bridgeFor(request.params);
-    await ownUser(request.params, uaid);
+    const { uaid } = await ownRegistration(request);
     const channels = await storageCall(() => store.getChannels(uaid));
     return { uaid, channelIDs: channels.map((c) => c.channelID) };
   });
@@ -221,9 +223,7 @@ export async function registrationRoutes(app: FastifyInstance, opts: Registratio
     '/v1/:type/:appId/registration/:uaid',
     { schema: { summary: 'Unregister a uaid and all its channels', tags, security, params: uaidParams, response: empty } },
     async (request) => {
-      const uaid = authorize(request);
-      bridgeFor(request.params);
-      await ownUser(request.params, uaid);
+      const { uaid } = await ownRegistration(request);
       await storageCall(() => store.removeUser(uaid));
       return {};
     },
@@ -234,9 +234,7 @@ export async function registrationRoutes(app: FastifyInstance, opts: Registratio
     '/v1/:type/:appId/registration/:uaid/subscription',
     { schema: { summary: 'Add a channel to a uaid', tags, security, params: uaidParams, body: subscriptionBody, response: { 200: subscribed, ...errors } } },
     async (request) => {
-      const uaid = authorize(request);
-      bridgeFor(request.params);
-      await ownUser(request.params, uaid);
+      const { uaid } = await ownRegistration(request);
       const { channelID, keyHash } = channelData(request.body);
       await uaidLock.run(uaid, async () => {
         const channels = await storageCall(() => store.getChannels(uaid));
@@ -254,9 +252,7 @@ export async function registrationRoutes(app: FastifyInstance, opts: Registratio
     '/v1/:type/:appId/registration/:uaid/subscription/:chid',
     { schema: { summary: 'Remove a channel', tags, security, params: chidParams, response: empty } },
     async (request) => {
-      const uaid = authorize(request);
-      bridgeFor(request.params);
-      await ownUser(request.params, uaid);
+      const { uaid } = await ownRegistration(request);
       const chid = request.params.chid.toLowerCase();
       if (!isChannelId(chid) || !(await storageCall(() => store.removeChannel(uaid, chid)))) throw new ApiError('invalidSubscription', 'No such subscription');
       return {};
