@@ -40,24 +40,7 @@ export function makePki(): TestPki {
   const sans = [...HOSTS.map((h) => `DNS:${h}`), 'IP:127.0.0.1'].join(',');
   writeFileSync(join(dir, 'server.ext'), `subjectAltName=${sans}\nextendedKeyUsage=serverAuth\n`);
   openssl(dir, ...EC_REQ, '-subj', '/CN=127.0.0.1', '-keyout', 'server.key', '-out', 'server.csr');
-  openssl(
-    dir,
-    'x509',
-    '-req',
-    '-in',
-    'server.csr',
-    '-CA',
-    'ca.pem',
-    '-CAkey',
-    'ca.key',
-    '-CAcreateserial',
-    '-days',
-    '2',
-    '-extfile',
-    'server.ext',
-    '-out',
-    'server.pem',
-  );
+  signByCa(dir, 'server');
   // Apple's push certificates carry these extensions (value: ASN.1 NULL).
   writeFileSync(join(dir, 'client.ext'), 'extendedKeyUsage=clientAuth\n1.2.840.113635.100.6.3.1=DER:0500\n1.2.840.113635.100.6.3.2=DER:0500\n');
   openssl(
@@ -73,24 +56,7 @@ export function makePki(): TestPki {
     '-out',
     'client.csr',
   );
-  openssl(
-    dir,
-    'x509',
-    '-req',
-    '-in',
-    'client.csr',
-    '-CA',
-    'ca.pem',
-    '-CAkey',
-    'ca.key',
-    '-CAcreateserial',
-    '-days',
-    '2',
-    '-extfile',
-    'client.ext',
-    '-out',
-    'client.pem',
-  );
+  signByCa(dir, 'client');
   return {
     dir,
     caFile: join(dir, 'ca.pem'),
@@ -100,4 +66,26 @@ export function makePki(): TestPki {
     clientCertFile: join(dir, 'client.pem'),
     clientKeyFile: join(dir, 'client.key'),
   };
+}
+
+/** Signs `<name>.csr` with the test CA for two days, with the extensions in `<name>.ext`, into `<name>.pem`. */
+function signByCa(dir: string, name: string): void {
+  openssl(
+    dir,
+    'x509',
+    '-req',
+    '-in',
+    `${name}.csr`,
+    '-CA',
+    'ca.pem',
+    '-CAkey',
+    'ca.key',
+    '-CAcreateserial',
+    '-days',
+    '2',
+    '-extfile',
+    `${name}.ext`,
+    '-out',
+    `${name}.pem`,
+  );
 }
