@@ -23,6 +23,7 @@ import { xmpp } from './scenarios/xmpp.js';
 const SCENARIOS: [string, (ctx: BenchContext) => Promise<void>][] = [
   ['connections', connections],
   ['direct', (ctx) => direct(ctx)],
+  ['floor', (ctx) => direct(ctx, 'floor')],
   ['workers', workers],
   [
     'stored',

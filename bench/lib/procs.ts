@@ -15,8 +15,26 @@ export interface GatewayProcess {
   rssBytes(): number;
   /** CPU seconds (user + system) the gateway's process tree has used so far, exited workers included. */
   cpuSeconds(): number;
+  /** The system (kernel) part of cpuSeconds(): socket syscalls, and the wake-ups they cause, are charged here. */
+  systemSeconds(): number;
   metrics(): Promise<string>;
   stop(): Promise<void>;
+}
+
+/**
+ * Clock ticks of CPU a process tree has used: its live processes' own (stat fields 14/15, utime/stime), plus the
+ * root's reaped children's (16/17, cutime/cstime), so workers that exited and were reaped still count.
+ */
+function ticksOf(pid: number, part: 'all' | 'system'): number {
+  const fields = (f: string[], user: number): number => (part === 'all' ? Number(f[user]) : 0) + Number(f[user + 1]);
+  let ticks = 0;
+  for (const p of tree(pid)) {
+    const f = statFields(p);
+    if (f) ticks += fields(f, 11);
+  }
+  const own = statFields(pid);
+  if (own) ticks += fields(own, 13);
+  return ticks;
 }
 
 /** The pids of a process and its live descendants (a PUSHGATE_WORKERS primary has its workers as children). */
@@ -52,9 +70,29 @@ export async function startGateway(env: Record<string, string>, port: number, ex
   const logFile = process.env['BENCH_GATEWAY_LOG'];
   if (logFile) node.child.stdout!.on('data', (d: Buffer) => appendFileSync(logFile, d));
   else node.child.stdout!.resume();
-  const pid = node.child.pid!;
+  return measured(node.child, port, () => node.kill('SIGTERM'));
+}
+
+/** The floor server (bench/floor.ts): bare node:http and ws doing a direct push's socket work, measured alike. */
+export async function startFloor(port: number): Promise<GatewayProcess> {
+  const child = fork(fileURLToPath(new URL('../floor.js', import.meta.url)), [String(port)], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  await new Promise<void>((resolve, reject) => {
+    child.once('message', () => resolve());
+    child.once('exit', (code) => reject(new Error(`the floor server exited (${code})`)));
+  });
+  return measured(child, port, async () => {
+    if (child.exitCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGTERM');
+    await exited;
+  });
+}
+
+/** A started server process with its CPU, memory and metrics readers. */
+function measured(child: ChildProcess, port: number, stop: () => Promise<void>): GatewayProcess {
+  const pid = child.pid!;
   return {
-    child: node.child,
+    child,
     pid,
     rssBytes() {
       let total = 0;
@@ -69,20 +107,15 @@ export async function startGateway(env: Record<string, string>, port: number, ex
       return total;
     },
     cpuSeconds() {
-      let ticks = 0;
-      for (const p of tree(pid)) {
-        const f = statFields(p);
-        if (f) ticks += Number(f[11]) + Number(f[12]);
-      }
-      // Workers that exited and were reaped by the primary.
-      const own = statFields(pid);
-      if (own) ticks += Number(own[13]) + Number(own[14]);
-      return ticks / 100;
+      return ticksOf(pid, 'all') / 100;
+    },
+    systemSeconds() {
+      return ticksOf(pid, 'system') / 100;
     },
     async metrics() {
       return (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
     },
-    stop: () => node.kill('SIGTERM'),
+    stop,
   };
 }
 

@@ -1,7 +1,7 @@
 import { execSync } from 'node:child_process';
 import type { BenchContext } from '../lib/context.js';
 import { connectClients, cpuFigures, withWorkers } from '../lib/load.js';
-import { type GatewayProcess, metricValue, startGateway, type Worker } from '../lib/procs.js';
+import { type GatewayProcess, metricValue, startFloor, startGateway, type Worker } from '../lib/procs.js';
 import { round } from '../lib/stats.js';
 
 /** Waits (bounded) until the gateway reports `open` connections, so a close's server-side work stays out of the next window. */
@@ -15,8 +15,10 @@ async function measure(ctx: BenchContext, gw: GatewayProcess, clientsW: Worker[]
   const before = gw.rssBytes();
   const heapBefore = metricValue(await gw.metrics(), 'pushgate_nodejs_heap_size_used_bytes');
   const c0 = gw.cpuSeconds();
+  const s0 = gw.systemSeconds();
   const r = await connectClients(clientsW, `ws://127.0.0.1:${port}/`, size, { register: true, key: ctx.vapid.publicKey });
   const connectCpu = gw.cpuSeconds() - c0;
+  const connectSys = gw.systemSeconds() - s0;
   await new Promise((res) => setTimeout(res, 2000));
   const m = await gw.metrics();
   const after = gw.rssBytes();
@@ -34,7 +36,7 @@ async function measure(ctx: BenchContext, gw: GatewayProcess, clientsW: Worker[]
       heapPerConnKiB: round((heapAfter - heapBefore) / Math.max(1, open) / 1024, 2),
       rssMiB: round(after / 2 ** 20, 0),
       eventLoopLagP99ms: round(metricValue(m, 'pushgate_nodejs_eventloop_lag_p99_seconds') * 1000, 1),
-      ...cpuFigures(connectCpu, r.elapsedMs, size - r.failures),
+      ...cpuFigures(connectCpu, r.elapsedMs, size - r.failures, connectSys),
     },
   });
 }
@@ -44,19 +46,22 @@ export async function connections(ctx: BenchContext): Promise<void> {
   // RLIMIT_NOFILE caps one process at this many descriptors here; a socket is one.
   const fdLimit = Number(execSync('sh -c "ulimit -n"').toString().trim());
   const sizes = ctx.quick ? [2000] : [10_000, Math.min(100_000, fdLimit - 1000)];
-  for (const size of sizes) {
+  // The floor (bench/floor.ts) last, at the first size: bare node:http and ws doing the same upgrade, hello and
+  // register answers with nothing else, so the gateway's figure can be read against what Node itself costs.
+  for (const [size, floor] of [...sizes.map((n) => [n, false] as const), [sizes[0]!, true] as const]) {
     const port = await ctx.port();
-    const gw = await startGateway(ctx.baseEnv(port), port, ctx.gatewayArgs);
+    const gw = floor ? await startFloor(port) : await startGateway(ctx.baseEnv(port), port, ctx.gatewayArgs);
+    const suffix = floor ? ', floor (bare node:http + ws)' : '';
     try {
       await withWorkers(Math.ceil(size / 12_000), 'clients', async (clientsW) => {
         // A warm-up first, as the direct scenario does: 1,000 clients connect, hello, register and leave, so the
         // measured row pays neither for JIT compilation of the hello/register path nor for the SQLite file's first
         // page growth (their user and channel rows stay, as a returning population's would). It is recorded as
         // its own "cold" row so the difference stays visible.
-        await measure(ctx, gw, clientsW, port, 1000, '1000 clients, cold process (warm-up)');
+        await measure(ctx, gw, clientsW, port, 1000, `1000 clients, cold process (warm-up)${suffix}`);
         await Promise.all(clientsW.map((w) => w.call('closeClients')));
         await waitOpen(gw, 0);
-        await measure(ctx, gw, clientsW, port, size, `${size} clients`);
+        await measure(ctx, gw, clientsW, port, size, `${size} clients${suffix}`);
         await Promise.all(clientsW.map((w) => w.call('closeClients')));
       });
     } finally {

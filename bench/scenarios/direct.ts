@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { BenchContext } from '../lib/context.js';
 import { connectClients, cpuFigures, e2e, receivedTimes, send, senderMaterial, withWorkers } from '../lib/load.js';
-import { type GatewayProcess, startGateway } from '../lib/procs.js';
+import { type GatewayProcess, startFloor, startGateway } from '../lib/procs.js';
 import { latency, round } from '../lib/stats.js';
 
 /** Store calls (all operations, every gateway process) counted by pushgate_store_operations_total. */
@@ -16,9 +16,14 @@ async function storeOps(gw: GatewayProcess[]): Promise<number> {
 /**
  * Direct delivery to connected clients: saturation (CPU per message) and fixed rates (latency). Three shapes:
  * `direct` (one process), `workers` (PUSHGATE_WORKERS=2 on one SQLite file: pushes cross workers over IPC),
- * `fleet` (an endpoint node and two connection nodes on the MongoDB-wire store, over the peer hop).
+ * `fleet` (an endpoint node and two connection nodes on the MongoDB-wire store, over the peer hop). And `floor`:
+ * bench/floor.ts, bare node:http and ws doing the same socket work with nothing else, the yardstick for `direct`.
  */
-export async function direct(ctx: BenchContext, shape: 'direct' | 'workers' | 'fleet' | 'fleet-single' = 'direct', onPostgres = false): Promise<void> {
+export async function direct(
+  ctx: BenchContext,
+  shape: 'direct' | 'floor' | 'workers' | 'fleet' | 'fleet-single' = 'direct',
+  onPostgres = false,
+): Promise<void> {
   // `fleet-single` is the fleet's yardstick: one `all` node on the same kind of MongoDB-wire store, rows under `fleet`.
   // With onPostgres the store is FerretDB on PostgreSQL (the faster stand-in), rows under `fleet-pg`.
   const fleetName = onPostgres ? 'fleet-pg' : 'fleet';
@@ -50,6 +55,11 @@ export async function direct(ctx: BenchContext, shape: 'direct' | 'workers' | 'f
       gw.push(await startGateway({ ...ctx.baseEnv(p), ...common, PUSHGATE_ROLE: 'connection', PUSHGATE_ROUTER_PORT: String(r) }, p, ctx.gatewayArgs));
       wsUrls.push(`ws://127.0.0.1:${p}/`);
     }
+  } else if (shape === 'floor') {
+    const port = await ctx.port();
+    gw.push(await startFloor(port));
+    wsUrls.push(`ws://127.0.0.1:${port}/`);
+    endpointOrigin = `http://127.0.0.1:${port}`;
   } else {
     const port = await ctx.port();
     gw.push(await startGateway(ctx.baseEnv(port, shape === 'workers' ? { PUSHGATE_WORKERS: '2' } : {}), port, ctx.gatewayArgs));
@@ -71,7 +81,7 @@ export async function direct(ctx: BenchContext, shape: 'direct' | 'workers' | 'f
         // cache that the rows after it get for free (the TTL=0 row below is compared with it).
         // The direct and fleet shapes warm both rows' paths (TTL 3600 and TTL 0), so neither pays the other's JIT: measured with
         // one warm-up only, the row run second read up to 10 % cheaper whichever TTL it had.
-        for (const warmTtl of shape !== 'workers' ? [undefined, 0] : [undefined]) {
+        for (const warmTtl of shape !== 'workers' && shape !== 'floor' ? [undefined, 0] : [undefined]) {
           const warmMaterial = warmTtl === undefined ? material : senderMaterial(endpointOrigin, ctx.vapid, warmTtl);
           const warm = await send(senders, endpoints, warmMaterial, { mode: 'saturate', concurrency: 64, durationMs: Math.min(2000, ctx.phaseMs / 2) });
           await Promise.all(clientsW.map((w) => w.call('waitReceived', { count: warm.ok / clientsW.length, timeoutMs: 5000 })));
@@ -80,6 +90,7 @@ export async function direct(ctx: BenchContext, shape: 'direct' | 'workers' | 'f
         // One saturation row: as fast as the senders go for a phase, with the gateways' CPU and store calls per message.
         const saturation = async (label: string, rowMaterial: typeof material): Promise<void> => {
           const cpu0 = gw.reduce((a, g) => a + g.cpuSeconds(), 0);
+          const sys0 = gw.reduce((a, g) => a + g.systemSeconds(), 0);
           const ops0 = await storeOps(gw);
           const sat = await send(senders, endpoints, rowMaterial, { mode: 'saturate', concurrency: 64, durationMs: ctx.phaseMs });
           await Promise.all(clientsW.map((w) => w.call('waitReceived', { count: sat.ok / clientsW.length, timeoutMs: 5000 })));
@@ -96,16 +107,16 @@ export async function direct(ctx: BenchContext, shape: 'direct' | 'workers' | 'f
               accepted: sat.ok,
               errors: sat.sent - sat.ok,
               storeOpsPerMsg: round(((await storeOps(gw)) - ops0) / Math.max(1, got.count), 2),
-              ...cpuFigures(gw.reduce((a, g) => a + g.cpuSeconds(), 0) - cpu0, sat.elapsedMs, got.count),
+              ...cpuFigures(gw.reduce((a, g) => a + g.cpuSeconds(), 0) - cpu0, sat.elapsedMs, got.count, gw.reduce((a, g) => a + g.systemSeconds(), 0) - sys0),
             },
           });
         };
         await saturation('saturation', material);
         // The same saturation with TTL 0: no durable write (README "Durability"), so the difference between the
         // two rows' CPU per message is what storing every TTL > 0 message before its 201 and deleting it on ack costs.
-        if (shape !== 'workers') await saturation('saturation TTL=0', senderMaterial(endpointOrigin, ctx.vapid, 0));
+        if (shape !== 'workers' && shape !== 'floor') await saturation('saturation TTL=0', senderMaterial(endpointOrigin, ctx.vapid, 0));
         // The fleet's shared store here is FerretDB (a scan per non-_id query), so its fixed rates stay lower.
-        const rates = shape === 'fleet-single' ? [] : ctx.quick ? [1000] : shape === 'fleet' ? [500, 1000] : [2000, 5000, 10_000];
+        const rates = shape === 'fleet-single' || shape === 'floor' ? [] : ctx.quick ? [1000] : shape === 'fleet' ? [500, 1000] : [2000, 5000, 10_000];
         for (const rps of rates) {
           const r = await send(senders, endpoints, material, { mode: 'rate', concurrency: 256, rps, durationMs: ctx.phaseMs });
           await Promise.all(clientsW.map((w) => w.call('waitReceived', { count: r.ok / clientsW.length, timeoutMs: 5000 })));
