@@ -1,4 +1,4 @@
-import { AggregatorRegistry, type Registry } from 'prom-client';
+import { AggregatorRegistry, Gauge, type Registry } from 'prom-client';
 import type { Notification } from '../store/index.js';
 import { BoundedMap } from '../util/bounded-map.js';
 import { ClientRegistry, type ConnectedClient, offerToClient } from '../webpush/connection/clients.js';
@@ -87,8 +87,14 @@ export class WorkerLink implements Siblings {
     return link;
   }
 
-  /** prom-client answers the primary's AggregatorRegistry from this registry. */
+  /** prom-client answers the primary's AggregatorRegistry from this registry, which gains the replica's size. */
   shareMetrics(registry: Registry): void {
+    const replica: Gauge = new Gauge({
+      name: 'pushgate_cluster_replica_entries',
+      help: "Clients of sibling workers in this worker's directory replica (summed over workers: the replicas' total)",
+      registers: [registry],
+      collect: () => replica.set(this.siblingClients),
+    });
     // Constructing one is what installs prom-client's worker-side answer to the primary's requests.
     new AggregatorRegistry();
     AggregatorRegistry.setRegistries([registry]);
