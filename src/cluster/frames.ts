@@ -32,48 +32,41 @@ const CODE = new Map<PeerFrame['t'], number>(TYPES.map((t, i) => [t, i]));
 
 export class FrameError extends Error {}
 
+/** Bytes before a frame's body: the u32 length and the u8 type. */
+const HEAD = 5;
+
+/** A frame of type t with `fixed` bytes of numbers and then `text` (UTF-8), in one allocation; fill writes the numbers. */
+function frame(t: PeerFrame['t'], fixed: number, text: string, fill: (buf: Buffer) => void): Buffer {
+  const len = Buffer.byteLength(text);
+  const buf = Buffer.allocUnsafe(HEAD + fixed + len);
+  buf.writeUInt32BE(1 + fixed + len, 0);
+  buf[4] = CODE.get(t)!;
+  fill(buf);
+  buf.write(text, HEAD + fixed);
+  return buf;
+}
+
 /** Encodes one frame, length prefix included. */
 export function encodeFrame(f: PeerFrame): Buffer {
-  let body: Buffer;
   switch (f.t) {
     case 'hello':
-      body = Buffer.allocUnsafe(4);
-      body.writeUInt32BE(f.worker, 0);
-      break;
+      return frame(f.t, 4, '', (b) => b.writeUInt32BE(f.worker, HEAD));
     case 'attach':
     case 'detach':
     case 'drop':
-    case 'recheck': {
-      const len = Buffer.byteLength(f.uaid);
-      body = Buffer.allocUnsafe(8 + len);
-      body.writeDoubleBE(f.connectedAt, 0);
-      body.write(f.uaid, 8);
-      break;
-    }
+    case 'recheck':
+      return frame(f.t, 8, f.uaid, (b) => b.writeDoubleBE(f.connectedAt, HEAD));
     case 'push':
-    case 'notify': {
-      const text = f.t === 'push' ? JSON.stringify(f.n) : f.uaid;
-      const len = Buffer.byteLength(text);
-      body = Buffer.allocUnsafe(4 + len);
-      body.writeUInt32BE(f.id, 0);
-      body.write(text, 4);
-      break;
-    }
-    case 'answer': {
+      return frame(f.t, 4, JSON.stringify(f.n), (b) => b.writeUInt32BE(f.id, HEAD));
+    case 'notify':
+      return frame(f.t, 4, f.uaid, (b) => b.writeUInt32BE(f.id, HEAD));
+    case 'answer':
       // 0 false, 1 true, 2 an outcome string.
-      const text = typeof f.v === 'string' ? f.v : '';
-      const len = Buffer.byteLength(text);
-      body = Buffer.allocUnsafe(5 + len);
-      body.writeUInt32BE(f.id, 0);
-      body[4] = typeof f.v === 'string' ? 2 : f.v ? 1 : 0;
-      body.write(text, 5);
-      break;
-    }
+      return frame(f.t, 5, typeof f.v === 'string' ? f.v : '', (b) => {
+        b.writeUInt32BE(f.id, HEAD);
+        b[HEAD + 4] = typeof f.v === 'string' ? 2 : f.v ? 1 : 0;
+      });
   }
-  const head = Buffer.allocUnsafe(5);
-  head.writeUInt32BE(body.length + 1, 0);
-  head[4] = CODE.get(f.t)!;
-  return Buffer.concat([head, body], 5 + body.length);
 }
 
 /** Decodes one frame's type and body (the length prefix already removed). Throws FrameError on anything malformed. */
