@@ -15,6 +15,8 @@ export interface GatewayProcess {
   rssBytes(): number;
   /** CPU seconds (user + system) the gateway's process tree has used so far, exited workers included. */
   cpuSeconds(): number;
+  /** CPU seconds of the top process alone (with PUSHGATE_WORKERS > 1, the primary; its workers not counted). */
+  ownCpuSeconds(): number;
   metrics(): Promise<string>;
   stop(): Promise<void>;
 }
@@ -78,6 +80,10 @@ export async function startGateway(env: Record<string, string>, port: number, ex
       const own = statFields(pid);
       if (own) ticks += Number(own[13]) + Number(own[14]);
       return ticks / 100;
+    },
+    ownCpuSeconds() {
+      const f = statFields(pid);
+      return f ? (Number(f[11]) + Number(f[12])) / 100 : 0;
     },
     async metrics() {
       return (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
