@@ -94,7 +94,11 @@ export class Mesh implements MeshPort {
       });
     }
     s.write(encodeFrame(f));
-    if (s.writableLength > MAX_BUFFERED) s.destroy(new Error(`worker ${to} reads nothing`));
+    if (s.writableLength > MAX_BUFFERED) {
+      // Nothing more is sent on it; the close that follows reports it down.
+      o.up = false;
+      s.destroy(new Error(`worker ${to} reads nothing`));
+    }
     return true;
   }
 
@@ -111,7 +115,9 @@ export class Mesh implements MeshPort {
     o.socket = s;
     s.unref();
     s.setNoDelay?.(true);
+    let connected = false;
     s.on('connect', () => {
+      connected = true;
       o.up = true;
       o.retryMs = RETRY_MIN_MS;
       s.write(encodeFrame({ t: 'hello', worker: this.self }));
@@ -123,10 +129,9 @@ export class Mesh implements MeshPort {
       // The close that follows handles it.
     });
     s.on('close', () => {
-      const wasUp = o.up;
       o.up = false;
       o.socket = null;
-      if (wasUp) this.handlers.down(to);
+      if (connected) this.handlers.down(to);
       if (this.closed) return;
       const delay = o.retryMs;
       o.retryMs = Math.min(RETRY_MAX_MS, o.retryMs * 2);
