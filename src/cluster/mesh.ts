@@ -43,6 +43,8 @@ export class Mesh implements MeshPort {
   private server: Server | null = null;
   private readonly out = new Map<number, Outgoing>();
   private readonly incoming = new Map<number, Socket>();
+  /** Every accepted connection, including those whose hello has not arrived yet. */
+  private readonly accepted = new Set<Socket>();
   private closed = false;
 
   constructor(
@@ -106,7 +108,7 @@ export class Mesh implements MeshPort {
     this.closed = true;
     this.server?.close();
     for (const o of this.out.values()) o.socket?.destroy();
-    for (const s of this.incoming.values()) s.destroy();
+    for (const s of this.accepted) s.destroy();
   }
 
   private dial(to: number, o: Outgoing): void {
@@ -141,6 +143,7 @@ export class Mesh implements MeshPort {
 
   private accept(s: Socket): void {
     s.unref();
+    this.accepted.add(s);
     const reader = new FrameReader();
     let from = 0;
     s.on('data', (chunk: Buffer) => {
@@ -173,6 +176,7 @@ export class Mesh implements MeshPort {
       // The close that follows handles it.
     });
     s.on('close', () => {
+      this.accepted.delete(s);
       if (from !== 0 && this.incoming.get(from) === s) {
         this.incoming.delete(from);
         this.handlers.silent(from);

@@ -19,6 +19,8 @@ interface Node {
 }
 
 const meshes: Mesh[] = [];
+/** Every node's events, shown when a wait fails. */
+const allEvents: string[][] = [];
 afterEach(() => {
   for (const m of meshes.splice(0)) m.close();
 });
@@ -32,6 +34,7 @@ function node(dir: string, self: number, count: number): Node {
     silent: (from) => n.events.push(`silent ${from}`),
   });
   meshes.push(n.mesh);
+  allEvents.push(n.events);
   n.mesh.start();
   return n;
 }
@@ -40,7 +43,7 @@ function node(dir: string, self: number, count: number): Node {
 async function until(cond: () => boolean, ms = 5000): Promise<void> {
   const end = Date.now() + ms;
   while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
+    if (Date.now() > end) throw new Error(`condition not met in time: ${JSON.stringify(allEvents)}`);
     await new Promise((r) => setTimeout(r, 5));
   }
 }
