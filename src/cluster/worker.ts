@@ -146,12 +146,7 @@ export class WorkerLink implements Siblings {
         if (local && supersedes({ worker: from, connectedAt: f.connectedAt }, { worker: this.self, connectedAt: local.connectedAt })) {
           local.close(CloseCode.normal, 'a newer connection of this uaid took over');
         }
-        // A notify for this uaid found no holder just before this attach: that client looks at storage again.
-        const missedAt = this.recentMisses.get(f.uaid);
-        if (missedAt !== undefined) {
-          this.recentMisses.delete(f.uaid);
-          if (Date.now() - missedAt < MISS_WINDOW_MS) this.mesh.send(from, { t: 'recheck', uaid: f.uaid, connectedAt: f.connectedAt });
-        }
+        this.recheckIfMissed(f.uaid, from, f.connectedAt);
         return;
       }
       case 'detach':
@@ -183,9 +178,28 @@ export class WorkerLink implements Siblings {
     }
   }
 
-  /** The link to sibling `to` is up: it learns every client held here (its directory may be empty or stale). */
+  /**
+   * The link to sibling `to` is up: it learns every client held here (its directory may be empty or stale), and
+   * its clients whose attach arrived while this link was down hear of the notifies that missed them.
+   */
   linkUp(to: number): void {
     for (const c of this.clients.all()) this.mesh.send(to, { t: 'attach', uaid: c.uaid, connectedAt: c.connectedAt });
+    for (const uaid of [...this.recentMisses.keys()]) {
+      const holder = this.directory.get(uaid);
+      if (holder?.worker === to) this.recheckIfMissed(uaid, to, holder.connectedAt);
+    }
+  }
+
+  /**
+   * A notify for this uaid found no holder shortly before its connection on `worker` attached: that client may
+   * have read storage before the message was saved, so it looks again. The miss is kept while the link to that
+   * worker is down (linkUp tries again).
+   */
+  private recheckIfMissed(uaid: string, worker: number, connectedAt: number): void {
+    const missedAt = this.recentMisses.get(uaid);
+    if (missedAt === undefined) return;
+    if (Date.now() - missedAt >= MISS_WINDOW_MS) this.recentMisses.delete(uaid);
+    else if (this.mesh.send(worker, { t: 'recheck', uaid, connectedAt })) this.recentMisses.delete(uaid);
   }
 
   /** The link to sibling `to` went down: its unanswered requests get their safe default now. */

@@ -158,6 +158,21 @@ describe('WorkerLink', () => {
     expect(again.events).toEqual([]);
   });
 
+  it('a recheck that cannot be sent (the link to the holder is down) is sent once the link is back', async () => {
+    const board = new Switchboard();
+    const one = board.add(1);
+    const two = board.add(2);
+    board.cutLink(1, 2);
+    expect(await one.notify(UA('g'))).toBe(false);
+    const c = fakeClient(UA('g'), 70, []);
+    two.clients.add(c.client);
+    await board.settled();
+    expect(c.events).toEqual([]);
+    board.restore(1, 2);
+    await board.settled();
+    expect(c.events).toEqual(['storageChanged']);
+  });
+
   it('the older connection of a uaid held on two workers is closed, whichever attach each sees first', async () => {
     const board = new Switchboard();
     const one = board.add(1);
