@@ -107,12 +107,17 @@ export class WorkerLink implements Siblings {
   }
 
   notify(uaid: string): Promise<boolean> {
+    const at = Date.now();
     const holder = this.directory.get(uaid);
     if (!holder) {
-      this.recentMisses.set(uaid, Date.now());
+      this.recentMisses.set(uaid, at);
       return Promise.resolve(false);
     }
-    return this.request<boolean>(holder.worker, (id) => ({ t: 'notify', id, uaid }), false);
+    // A stale entry (that client left; a newer one may be attaching on a third worker) is a miss too.
+    return this.request<boolean>(holder.worker, (id) => ({ t: 'notify', id, uaid }), false).then((found) => {
+      if (!found) this.recentMisses.set(uaid, at);
+      return found;
+    });
   }
 
   dropOlder(uaid: string, connectedAt: number): void {

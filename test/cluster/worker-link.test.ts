@@ -158,6 +158,19 @@ describe('WorkerLink', () => {
     expect(again.events).toEqual([]);
   });
 
+  it('a notify answered false by a stale holder counts as a miss for the connection attaching on a third worker', async () => {
+    const board = new Switchboard();
+    const one = board.add(1);
+    board.add(2);
+    const three = board.add(3);
+    one.receive(2, { t: 'attach', uaid: UA('p'), connectedAt: 1 });
+    expect(await one.notify(UA('p'))).toBe(false);
+    const c = fakeClient(UA('p'), 80, []);
+    three.clients.add(c.client);
+    await board.settled();
+    expect(c.events).toEqual(['storageChanged']);
+  });
+
   it('a recheck that cannot be sent (the link to the holder is down) is sent once the link is back', async () => {
     const board = new Switchboard();
     const one = board.add(1);
