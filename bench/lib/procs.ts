@@ -1,5 +1,5 @@
 import { type ChildProcess, fork } from 'node:child_process';
-import { appendFileSync, readFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { startNode } from '../../test/helpers/node-process.js';
 
@@ -17,6 +17,8 @@ export interface GatewayProcess {
   cpuSeconds(): number;
   /** CPU seconds of the top process alone (with PUSHGATE_WORKERS > 1, the primary; its workers not counted). */
   ownCpuSeconds(): number;
+  /** Open descriptors of each of the top process's children (with PUSHGATE_WORKERS > 1, each worker's share). */
+  childDescriptors(): number[];
   metrics(): Promise<string>;
   stop(): Promise<void>;
 }
@@ -80,6 +82,17 @@ export async function startGateway(env: Record<string, string>, port: number, ex
       const own = statFields(pid);
       if (own) ticks += Number(own[13]) + Number(own[14]);
       return ticks / 100;
+    },
+    childDescriptors() {
+      return tree(pid)
+        .slice(1)
+        .map((p) => {
+          try {
+            return readdirSync(`/proc/${p}/fd`).length;
+          } catch {
+            return 0;
+          }
+        });
     },
     ownCpuSeconds() {
       const f = statFields(pid);

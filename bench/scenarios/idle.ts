@@ -42,6 +42,8 @@ async function idleRun(ctx: BenchContext, size: number, procs: number, gatewayWo
       // Let allocation settle before reading memory.
       await new Promise((res) => setTimeout(res, 3000));
       const m = await gw.metrics();
+      // How evenly the connections spread: each worker's open descriptors (its connections plus a few dozen of its own).
+      const perWorker = gw.childDescriptors();
       const open = metricValue(m, 'pushgate_connections');
       const after = gw.rssBytes();
       ctx.rows.push({
@@ -58,6 +60,8 @@ async function idleRun(ctx: BenchContext, size: number, procs: number, gatewayWo
           rssMiB: round(after / 2 ** 20, 0),
           cpuUsPerConnect: round((cpu * 1e6) / Math.max(1, size - r.failures), 0),
           loadProcesses: procs,
+          workerDescriptorsMin: Math.min(...perWorker),
+          workerDescriptorsMax: Math.max(...perWorker),
         },
       });
       await Promise.all(clientsW.map((w) => w.call('closeClients')));
