@@ -45,6 +45,10 @@ export function runPrimary(opts: PrimaryOptions): Promise<number> {
   // mkdtemp creates it 0700: only this user's processes can reach the workers' sockets. Short (under the temp
   // directory, not the data directory) since a unix socket path is limited to about 100 bytes.
   const socketDir = mkdtempSync(join(tmpdir(), 'pushgate-w-'));
+  // The workers accept connections themselves (README "Scale-out runs": round-robin had the primary accept and
+  // hand over every connection, 170 µs of its CPU each, a one-core ceiling on connects for the whole machine).
+  // Node's own NODE_CLUSTER_SCHED_POLICY still decides when set.
+  if (process.env['NODE_CLUSTER_SCHED_POLICY'] === undefined) cluster.schedulingPolicy = cluster.SCHED_NONE;
   const slots: Slot[] = Array.from({ length: opts.workers }, (_, i) => ({ index: i + 1, worker: null, startedAt: 0, failures: 0 }));
   const byWorkerId = new Map<number, Slot>();
   const aggregator = new AggregatorRegistry();
