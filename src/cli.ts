@@ -16,7 +16,7 @@ import { pino } from 'pino';
 import { loggerOptions } from './log.js';
 import { runPrimary } from './cluster/primary.js';
 import { WorkerLink } from './cluster/worker.js';
-import { WORKER_COUNT_ENV, WORKER_INDEX_ENV } from './cluster/ipc.js';
+import { WORKER_COUNT_ENV, WORKER_INDEX_ENV, WORKER_SOCKETS_ENV } from './cluster/ipc.js';
 import { dashboardToken, readVapidKey, TOKEN_HOURS } from './dashboard/token.js';
 
 /** The `pushgate` command line. */
@@ -153,7 +153,9 @@ async function serve(): Promise<number> {
   }
   const index = Number(process.env[WORKER_INDEX_ENV] ?? 0);
   const count = Number(process.env[WORKER_COUNT_ENV] ?? 1);
-  const clusterOption = cluster.isWorker && index >= 1 && count > 1 ? { link: WorkerLink.attachToProcess(), index, count } : undefined;
+  const socketDir = process.env[WORKER_SOCKETS_ENV] ?? '';
+  const clusterOption =
+    cluster.isWorker && index >= 1 && count > 1 && socketDir !== '' ? { link: WorkerLink.start(index, count, socketDir), index, count } : undefined;
   let gateway;
   try {
     gateway = await createGateway(config, clusterOption ? { cluster: clusterOption } : {});

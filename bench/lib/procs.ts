@@ -1,5 +1,5 @@
 import { type ChildProcess, fork } from 'node:child_process';
-import { appendFileSync, readFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { startNode } from '../../test/helpers/node-process.js';
 
@@ -17,6 +17,10 @@ export interface GatewayProcess {
   cpuSeconds(): number;
   /** The system (kernel) part of cpuSeconds(): socket syscalls, and the wake-ups they cause, are charged here. */
   systemSeconds(): number;
+  /** CPU seconds of the top process alone (with PUSHGATE_WORKERS > 1, the primary; its workers not counted). */
+  ownCpuSeconds(): number;
+  /** Open descriptors of each of the top process's children (with PUSHGATE_WORKERS > 1, each worker's share). */
+  childDescriptors(): number[];
   metrics(): Promise<string>;
   stop(): Promise<void>;
 }
@@ -111,6 +115,21 @@ function measured(child: ChildProcess, port: number, stop: () => Promise<void>):
     },
     systemSeconds() {
       return ticksOf(pid, 'system') / 100;
+    },
+    childDescriptors() {
+      return tree(pid)
+        .slice(1)
+        .map((p) => {
+          try {
+            return readdirSync(`/proc/${p}/fd`).length;
+          } catch {
+            return 0;
+          }
+        });
+    },
+    ownCpuSeconds() {
+      const f = statFields(pid);
+      return f ? (Number(f[11]) + Number(f[12])) / 100 : 0;
     },
     async metrics() {
       return (await fetch(`http://127.0.0.1:${port}/metrics`)).text();

@@ -15,7 +15,8 @@ async function storeOps(gw: GatewayProcess[]): Promise<number> {
 
 /**
  * Direct delivery to connected clients: saturation (CPU per message) and fixed rates (latency). Three shapes:
- * `direct` (one process), `workers` (PUSHGATE_WORKERS=2 on one SQLite file: pushes cross workers over IPC),
+ * `direct` (one process), `workers` (PUSHGATE_WORKERS=2 on one SQLite file: a push that lands on the worker not
+ * holding its client crosses to the holder over the workers' own unix sockets, the primary not involved),
  * `fleet` (an endpoint node and two connection nodes on the MongoDB-wire store, over the peer hop). And `floor`:
  * bench/floor.ts, bare node:http and ws doing the same socket work with nothing else, the yardstick for `direct`.
  */
@@ -79,9 +80,9 @@ export async function direct(
         // when the load generators, which share these cores, are the limit.
         // An unmeasured warm-up first, so the saturation row does not pay for JIT compilation and the SQLite page
         // cache that the rows after it get for free (the TTL=0 row below is compared with it).
-        // The direct and fleet shapes warm both rows' paths (TTL 3600 and TTL 0), so neither pays the other's JIT: measured with
-        // one warm-up only, the row run second read up to 10 % cheaper whichever TTL it had.
-        for (const warmTtl of shape !== 'workers' && shape !== 'floor' ? [undefined, 0] : [undefined]) {
+        // Both rows' paths (TTL 3600 and TTL 0) are warmed, so neither pays the other's JIT: measured with one warm-up
+        // only, the row run second read up to 10 % cheaper whichever TTL it had. The floor stores nothing: one row.
+        for (const warmTtl of shape !== 'floor' ? [undefined, 0] : [undefined]) {
           const warmMaterial = warmTtl === undefined ? material : senderMaterial(endpointOrigin, ctx.vapid, warmTtl);
           const warm = await send(senders, endpoints, warmMaterial, { mode: 'saturate', concurrency: 64, durationMs: Math.min(2000, ctx.phaseMs / 2) });
           await Promise.all(clientsW.map((w) => w.call('waitReceived', { count: warm.ok / clientsW.length, timeoutMs: 5000 })));
@@ -91,6 +92,7 @@ export async function direct(
         const saturation = async (label: string, rowMaterial: typeof material): Promise<void> => {
           const cpu0 = gw.reduce((a, g) => a + g.cpuSeconds(), 0);
           const sys0 = gw.reduce((a, g) => a + g.systemSeconds(), 0);
+          const primary0 = gw[0]!.ownCpuSeconds();
           const ops0 = await storeOps(gw);
           const sat = await send(senders, endpoints, rowMaterial, { mode: 'saturate', concurrency: 64, durationMs: ctx.phaseMs });
           await Promise.all(clientsW.map((w) => w.call('waitReceived', { count: sat.ok / clientsW.length, timeoutMs: 5000 })));
@@ -108,13 +110,15 @@ export async function direct(
               errors: sat.sent - sat.ok,
               storeOpsPerMsg: round(((await storeOps(gw)) - ops0) / Math.max(1, got.count), 2),
               ...cpuFigures(gw.reduce((a, g) => a + g.cpuSeconds(), 0) - cpu0, sat.elapsedMs, got.count, gw.reduce((a, g) => a + g.systemSeconds(), 0) - sys0),
+              // With workers, the primary's share of cpuUsPerMsg: what remains of it on the message path.
+              ...(shape === 'workers' ? { primaryCpuUsPerMsg: round(((gw[0]!.ownCpuSeconds() - primary0) * 1e6) / Math.max(1, got.count), 0) } : {}),
             },
           });
         };
         await saturation('saturation', material);
         // The same saturation with TTL 0: no durable write (README "Durability"), so the difference between the
         // two rows' CPU per message is what storing every TTL > 0 message before its 201 and deleting it on ack costs.
-        if (shape !== 'workers' && shape !== 'floor') await saturation('saturation TTL=0', senderMaterial(endpointOrigin, ctx.vapid, 0));
+        if (shape !== 'floor') await saturation('saturation TTL=0', senderMaterial(endpointOrigin, ctx.vapid, 0));
         // The fleet's shared store here is FerretDB (a scan per non-_id query), so its fixed rates stay lower.
         const rates = shape === 'fleet-single' || shape === 'floor' ? [] : ctx.quick ? [1000] : shape === 'fleet' ? [500, 1000] : [2000, 5000, 10_000];
         for (const rps of rates) {

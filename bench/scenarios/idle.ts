@@ -9,6 +9,10 @@ import { round } from '../lib/stats.js';
  * be raised), from load processes that each hold at most PER_PROCESS sockets and bind their own 127.0.x.y
  * source addresses (so no address runs out of ephemeral ports). Memory per connection is the growth of the
  * gateway's whole process tree (primary + workers) divided by the open connections.
+ *
+ * It runs once per node:cluster scheduling policy: `rr` (Node's default on Linux: the primary accepts every
+ * connection and passes it to a worker over IPC) and `none` (the workers accept from the shared socket themselves,
+ * the kernel choosing which), so the default Pushgate keeps is chosen by measurement (README "Scale-out runs").
  */
 const PER_PROCESS = 17_000;
 
@@ -17,8 +21,14 @@ export async function idle(ctx: BenchContext): Promise<void> {
   const procs = Math.ceil(size / PER_PROCESS);
   // node:cluster's round robin spreads evenly; one worker more than strictly needed leaves headroom per worker.
   const gatewayWorkers = procs + 1;
+  for (const policy of ['rr', 'none'] as const) await idleRun(ctx, size, procs, gatewayWorkers, policy);
+}
+
+async function idleRun(ctx: BenchContext, size: number, procs: number, gatewayWorkers: number, policy: 'rr' | 'none'): Promise<void> {
   const port = await ctx.port();
-  const gw = await startGateway(ctx.baseEnv(port, { PUSHGATE_WORKERS: String(gatewayWorkers) }), port, ctx.gatewayArgs);
+  // Node reads NODE_CLUSTER_SCHED_POLICY in the primary; it overrides Pushgate's own default.
+  const env = { PUSHGATE_WORKERS: String(gatewayWorkers), NODE_CLUSTER_SCHED_POLICY: policy };
+  const gw = await startGateway(ctx.baseEnv(port, env), port, ctx.gatewayArgs);
   try {
     await withWorkers(procs, 'idle-clients', async (clientsW) => {
       const before = gw.rssBytes();
@@ -32,20 +42,26 @@ export async function idle(ctx: BenchContext): Promise<void> {
       // Let allocation settle before reading memory.
       await new Promise((res) => setTimeout(res, 3000));
       const m = await gw.metrics();
+      // How evenly the connections spread: each worker's open descriptors (its connections plus a few dozen of its own).
+      const perWorker = gw.childDescriptors();
       const open = metricValue(m, 'pushgate_connections');
       const after = gw.rssBytes();
       ctx.rows.push({
         scenario: 'idle',
-        case: `${size} clients, ${gatewayWorkers} workers`,
+        case: `${size} clients, ${gatewayWorkers} workers, sched ${policy}`,
         throughput: round((size - r.failures) / (r.elapsedMs / 1000), 0),
         unit: 'connect+hello/s',
         extra: {
           open,
+          // The clients every worker's directory replica holds (its siblings' clients), summed over the workers.
+          replicaEntries: metricValue(m, 'pushgate_cluster_replica_entries'),
           failures: r.failures,
           rssPerConnKiB: round((after - before) / open / 1024, 2),
           rssMiB: round(after / 2 ** 20, 0),
           cpuUsPerConnect: round((cpu * 1e6) / Math.max(1, size - r.failures), 0),
           loadProcesses: procs,
+          workerDescriptorsMin: Math.min(...perWorker),
+          workerDescriptorsMax: Math.max(...perWorker),
         },
       });
       await Promise.all(clientsW.map((w) => w.call('closeClients')));

@@ -1,33 +1,30 @@
 /**
- * The primary's directory of connected clients: uaid → the worker holding its newest connection. Pure (no IPC),
- * so the takeover rules are tested without processes. The store stays the source of truth for subscriptions and
- * messages; this only says where a connected client is, so a push need not read the store to find it.
+ * A worker's replica of where its siblings' clients are: uaid → the sibling worker holding its newest connection.
+ * Every worker keeps one, fed by the attach/detach frames its siblings send it directly (mesh.ts), so a push asks no
+ * other process where a client is. Pure (no sockets), so the takeover rules are tested without processes. The store
+ * stays the source of truth for subscriptions and messages; a stale entry only costs a hop answered `absent`.
  */
 export interface Holder {
   worker: number;
   connectedAt: number;
 }
 
+/**
+ * autopush's takeover rule, the newest hello wins, made total so every worker decides alike whatever order the
+ * frames arrive in: equal connectedAt on two workers goes to the higher worker index.
+ */
+export function supersedes(a: Holder, b: Holder): boolean {
+  return a.connectedAt > b.connectedAt || (a.connectedAt === b.connectedAt && a.worker > b.worker);
+}
+
 export class ClientDirectory {
   private readonly byUaid = new Map<string, Holder>();
 
-  /**
-   * Records a connection. Returns the connection that must be dropped because a newer one of the same uaid
-   * now exists on another worker (autopush's takeover rule: the newest hello wins), or null.
-   */
-  attach(uaid: string, worker: number, connectedAt: number): { worker: number; olderThan: number } | null {
+  /** Records a sibling's connection, unless the one recorded for the uaid supersedes it. */
+  attach(uaid: string, worker: number, connectedAt: number): void {
     const held = this.byUaid.get(uaid);
-    if (!held || held.worker === worker) {
-      // The worker itself closes an older local connection of the same uaid (ClientRegistry.add).
-      if (!held || held.connectedAt <= connectedAt) this.byUaid.set(uaid, { worker, connectedAt });
-      return null;
-    }
-    if (held.connectedAt <= connectedAt) {
-      this.byUaid.set(uaid, { worker, connectedAt });
-      return { worker: held.worker, olderThan: connectedAt };
-    }
-    // A late attach of an older connection: it is the one to go.
-    return { worker, olderThan: held.connectedAt };
+    const next = { worker, connectedAt };
+    if (!held || held.worker === worker || supersedes(next, held)) this.byUaid.set(uaid, next);
   }
 
   /** Forgets a connection only if it is still the recorded one (a takeover may have replaced it). */
@@ -36,11 +33,11 @@ export class ClientDirectory {
     if (held && held.worker === worker && held.connectedAt === connectedAt) this.byUaid.delete(uaid);
   }
 
-  holder(uaid: string): number | undefined {
-    return this.byUaid.get(uaid)?.worker;
+  get(uaid: string): Holder | undefined {
+    return this.byUaid.get(uaid);
   }
 
-  /** A worker died: none of its clients are connected any more. */
+  /** A sibling died or its link went down: none of its clients are known to be connected any more. */
   forgetWorker(worker: number): void {
     for (const [uaid, held] of this.byUaid) if (held.worker === worker) this.byUaid.delete(uaid);
   }

@@ -1,35 +1,21 @@
-import type { Notification } from '../store/index.js';
+import type { offerToClient } from '../webpush/connection/clients.js';
 
 /**
- * The messages workers and the primary exchange over node:cluster IPC (one source of truth for their shapes).
+ * What the primary and its workers exchange over node:cluster IPC (one source of truth for the shapes), and the
+ * environment a worker is forked with. Since pushes and the directory travel directly between workers (mesh.ts,
+ * frames.ts), only the metrics request is left here: the primary aggregates every worker's registry.
  * Every message carries `pg: 1` so it is never mistaken for prom-client's own cluster messages on the same channel.
- *
- * worker → primary: `attach`/`detach` keep the primary's uaid → worker directory; `drop` asks the holder
- * of a uaid to close a connection older than connectedAt (a takeover from another machine); `push`, `notify` and `metrics`
- * are requests answered by a `reply` with the same id.
- * primary → worker: `push` and `notify` (forwarded requests, answered by `answer`), `drop` (a newer connection of
- * the uaid attached to another worker), `attached` (a notify for this uaid found no holder just before this
- * client attached: look at storage once more).
  */
 
-/** Where a push offered to a sibling worker ended (the IPC twin of the peer API's 200/409/404). */
-export type OfferOutcome = 'delivered' | 'busy' | 'absent' | 'no-channel';
+/**
+ * Where a push offered to the worker holding the client ended (the IPC twin of the peer API's 200/409/404): whatever
+ * offerToClient answers, carried through the transport as it is, so a new outcome needs no change here.
+ */
+export type OfferOutcome = Awaited<ReturnType<typeof offerToClient>>;
 
-export type WorkerToPrimary =
-  | { pg: 1; t: 'attach'; uaid: string; connectedAt: number }
-  | { pg: 1; t: 'detach'; uaid: string; connectedAt: number }
-  | { pg: 1; t: 'drop'; uaid: string; connectedAt: number }
-  | { pg: 1; t: 'push'; id: number; n: Notification }
-  | { pg: 1; t: 'notify'; id: number; uaid: string }
-  | { pg: 1; t: 'metrics'; id: number }
-  | { pg: 1; t: 'answer'; id: number; v: OfferOutcome | boolean };
+export type WorkerToPrimary = { pg: 1; t: 'metrics'; id: number };
 
-export type PrimaryToWorker =
-  | { pg: 1; t: 'reply'; id: number; /** An offer's outcome, a notify's answer, or the metrics text. */ v: boolean | string }
-  | { pg: 1; t: 'push'; id: number; n: Notification }
-  | { pg: 1; t: 'notify'; id: number; uaid: string }
-  | { pg: 1; t: 'drop'; uaid: string; connectedAt: number }
-  | { pg: 1; t: 'attached'; uaid: string; connectedAt: number };
+export type PrimaryToWorker = { pg: 1; t: 'reply'; id: number; /** The aggregated metrics text. */ v: string };
 
 export function isPushgateMessage<T extends { pg: 1 }>(m: unknown): m is T {
   return typeof m === 'object' && m !== null && (m as { pg?: unknown }).pg === 1 && typeof (m as { t?: unknown }).t === 'string';
@@ -38,3 +24,13 @@ export function isPushgateMessage<T extends { pg: 1 }>(m: unknown): m is T {
 /** The environment variable that tells a forked worker its stable index (1..N); worker 1 runs the XMPP components. */
 export const WORKER_INDEX_ENV = 'PUSHGATE_WORKER_INDEX';
 export const WORKER_COUNT_ENV = 'PUSHGATE_WORKER_COUNT';
+/**
+ * The private (0700) directory the primary creates for the workers' sockets: worker i listens on `w<i>.sock` there.
+ * The directory's mode is the access control: only this user's processes can connect.
+ */
+export const WORKER_SOCKETS_ENV = 'PUSHGATE_WORKER_SOCKETS';
+
+/** The socket worker `index` listens on. */
+export function workerSocketPath(dir: string, index: number): string {
+  return `${dir}/w${index}.sock`;
+}

@@ -1,15 +1,17 @@
 import cluster, { type Worker } from 'node:cluster';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { AggregatorRegistry } from 'prom-client';
 import type { FastifyBaseLogger } from 'fastify';
-import { BoundedMap } from '../util/bounded-map.js';
-import { ClientDirectory } from './directory.js';
-import { type OfferOutcome, type PrimaryToWorker, type WorkerToPrimary, WORKER_COUNT_ENV, WORKER_INDEX_ENV, isPushgateMessage } from './ipc.js';
+import { type PrimaryToWorker, type WorkerToPrimary, WORKER_COUNT_ENV, WORKER_INDEX_ENV, WORKER_SOCKETS_ENV, isPushgateMessage } from './ipc.js';
 
 /**
  * The primary process of `pushgate serve` with PUSHGATE_WORKERS > 1. It serves no client itself: it forks the
  * workers (which share the public listeners through node:cluster), restarts one that dies with a growing delay,
- * keeps the directory of which worker holds which uaid and relays pushes between workers over IPC, answers the
- * workers' /metrics with every worker's metrics aggregated, and on SIGTERM/SIGINT has every worker drain and exit.
+ * answers the workers' /metrics with every worker's metrics aggregated, and on SIGTERM/SIGINT has every worker drain
+ * and exit. It is on no message's path: the workers keep their own replicas of the directory and hand pushes to
+ * each other over unix sockets in a private directory the primary creates (mesh.ts); it only names that directory.
  */
 
 /** The exit code of `pushgate serve` for an invalid configuration: restarting cannot help. */
@@ -18,14 +20,6 @@ const CONFIG_EXIT = 2;
 const STABLE_MS = 30_000;
 const BACKOFF_MIN_MS = 250;
 const BACKOFF_MAX_MS = 30_000;
-/**
- * A notify that found no holder is remembered this long (and at most MISSES_KEPT of them): a client whose attach
- * arrives after such a notify may have read storage before that message was saved, so it is told to look again.
- * Remembering only misses spares every other connection a second storage read.
- */
-const MISS_WINDOW_MS = 60_000;
-const MISSES_KEPT = 100_000;
-
 interface Slot {
   index: number;
   worker: Worker | null;
@@ -48,14 +42,16 @@ export interface PrimaryOptions {
 /** Runs the primary until every worker has exited after a shutdown signal; resolves with the exit code. */
 export function runPrimary(opts: PrimaryOptions): Promise<number> {
   const { log } = opts;
-  const directory = new ClientDirectory();
+  // mkdtemp creates it 0700: only this user's processes can reach the workers' sockets. Short (under the temp
+  // directory, not the data directory) since a unix socket path is limited to about 100 bytes.
+  const socketDir = mkdtempSync(join(tmpdir(), 'pushgate-w-'));
+  // The workers accept connections themselves (README "Scale-out runs": round-robin had the primary accept and
+  // hand over every connection, 170 µs of its CPU each, a one-core ceiling on connects for the whole machine).
+  // Node's own NODE_CLUSTER_SCHED_POLICY still decides when set.
+  if (process.env['NODE_CLUSTER_SCHED_POLICY'] === undefined) cluster.schedulingPolicy = cluster.SCHED_NONE;
   const slots: Slot[] = Array.from({ length: opts.workers }, (_, i) => ({ index: i + 1, worker: null, startedAt: 0, failures: 0 }));
   const byWorkerId = new Map<number, Slot>();
   const aggregator = new AggregatorRegistry();
-  const recentMisses = new BoundedMap<string, number>(MISSES_KEPT);
-  // Requests forwarded to a worker, by the primary's id: who asked, with which id, and the answer if the target dies.
-  let nextId = 1;
-  const forwarded = new Map<number, { from: Worker; id: number; target: number; ifLost: OfferOutcome | boolean }>();
   let stopping = false;
 
   const send = (w: Worker | null | undefined, m: PrimaryToWorker) => {
@@ -63,72 +59,38 @@ export function runPrimary(opts: PrimaryOptions): Promise<number> {
   };
 
   const fork = (slot: Slot) => {
-    const worker = cluster.fork({ ...opts.env, [WORKER_INDEX_ENV]: String(slot.index), [WORKER_COUNT_ENV]: String(opts.workers) });
+    const worker = cluster.fork({
+      ...opts.env,
+      [WORKER_INDEX_ENV]: String(slot.index),
+      [WORKER_COUNT_ENV]: String(opts.workers),
+      [WORKER_SOCKETS_ENV]: socketDir,
+    });
     slot.worker = worker;
     slot.startedAt = Date.now();
     byWorkerId.set(worker.id, slot);
     worker.on('message', (m: unknown) => {
-      if (isPushgateMessage<WorkerToPrimary>(m)) onMessage(slot, worker, m);
+      if (isPushgateMessage<WorkerToPrimary>(m)) onMessage(worker, m);
     });
   };
 
-  const onMessage = (slot: Slot, from: Worker, m: WorkerToPrimary) => {
-    switch (m.t) {
-      case 'attach': {
-        const drop = directory.attach(m.uaid, slot.index, m.connectedAt);
-        if (drop) send(slots[drop.worker - 1]!.worker, { pg: 1, t: 'drop', uaid: m.uaid, connectedAt: drop.olderThan });
-        // A notify for this uaid handled before this attach found no holder: the client looks at storage again.
-        const missedAt = recentMisses.get(m.uaid);
-        if (missedAt !== undefined) {
-          recentMisses.delete(m.uaid);
-          if (Date.now() - missedAt < MISS_WINDOW_MS) send(from, { pg: 1, t: 'attached', uaid: m.uaid, connectedAt: m.connectedAt });
-        }
-        return;
-      }
-      case 'detach':
-        directory.detach(m.uaid, slot.index, m.connectedAt);
-        return;
-      case 'drop': {
-        const holder = directory.holder(m.uaid);
-        if (holder !== undefined) send(slots[holder - 1]!.worker, m);
-        return;
-      }
-      case 'push':
-      case 'notify': {
-        const ifLost = m.t === 'push' ? ('absent' as const) : false;
-        const holder = directory.holder(m.t === 'push' ? m.n.uaid : m.uaid);
-        const target = holder !== undefined && holder !== slot.index ? slots[holder - 1]!.worker : null;
-        if (!target || !target.isConnected()) {
-          if (m.t === 'notify' && holder === undefined) recentMisses.set(m.uaid, Date.now());
-          return send(from, { pg: 1, t: 'reply', id: m.id, v: ifLost });
-        }
-        const id = nextId++;
-        forwarded.set(id, { from, id: m.id, target: holder!, ifLost });
-        send(target, m.t === 'push' ? { pg: 1, t: 'push', id, n: m.n } : { pg: 1, t: 'notify', id, uaid: m.uaid });
-        return;
-      }
-      case 'answer': {
-        const f = forwarded.get(m.id);
-        if (!f) return;
-        forwarded.delete(m.id);
-        send(f.from, { pg: 1, t: 'reply', id: f.id, v: m.v });
-        return;
-      }
-      case 'metrics':
-        aggregator.clusterMetrics().then(
-          (text) => send(from, { pg: 1, t: 'reply', id: m.id, v: text }),
-          (err: unknown) => {
-            log.warn({ err: (err as Error).message }, 'metrics aggregation failed');
-            send(from, { pg: 1, t: 'reply', id: m.id, v: '' });
-          },
-        );
-        return;
-    }
+  /** The one request a worker makes of the primary: every worker's metrics, aggregated. */
+  const onMessage = (from: Worker, m: WorkerToPrimary) => {
+    aggregator.clusterMetrics().then(
+      (text) => send(from, { pg: 1, t: 'reply', id: m.id, v: text }),
+      (err: unknown) => {
+        log.warn({ err: (err as Error).message }, 'metrics aggregation failed');
+        send(from, { pg: 1, t: 'reply', id: m.id, v: '' });
+      },
+    );
   };
 
   let exitCode = 0;
   const listening = new Set<number>();
-  return new Promise((resolve) => {
+  return new Promise((settle) => {
+    const resolve = (code: number) => {
+      rmSync(socketDir, { recursive: true, force: true });
+      settle(code);
+    };
     cluster.on('listening', (worker, address) => {
       if (opts.port !== undefined && opts.port !== 0 && address.port !== opts.port) return;
       const slot = byWorkerId.get(worker.id);
@@ -141,12 +103,6 @@ export function runPrimary(opts: PrimaryOptions): Promise<number> {
       byWorkerId.delete(worker.id);
       if (!slot) return;
       slot.worker = null;
-      directory.forgetWorker(slot.index);
-      for (const [id, f] of forwarded) {
-        if (f.target !== slot.index) continue;
-        forwarded.delete(id);
-        send(f.from, { pg: 1, t: 'reply', id: f.id, v: f.ifLost });
-      }
       if (code === CONFIG_EXIT && !stopping) {
         log.error({ worker: slot.index }, 'worker refused the configuration; stopping');
         exitCode = CONFIG_EXIT;

@@ -1,16 +1,30 @@
-import { AggregatorRegistry, type Registry } from 'prom-client';
+import { AggregatorRegistry, Gauge, type Registry } from 'prom-client';
 import type { Notification } from '../store/index.js';
+import { BoundedMap } from '../util/bounded-map.js';
 import { ClientRegistry, type ConnectedClient, offerToClient } from '../webpush/connection/clients.js';
 import { CloseCode } from '../webpush/protocol/websocket.js';
+import { ClientDirectory, supersedes } from './directory.js';
+import type { PeerFrame } from './frames.js';
 import { type OfferOutcome, type PrimaryToWorker, type WorkerToPrimary, isPushgateMessage } from './ipc.js';
+import { Mesh } from './mesh.js';
 
 /**
- * A worker's side of the cluster: its link to the primary (requests with ids, bounded in time), the client
- * registry that keeps the primary's directory current, and the answers to requests forwarded from siblings.
+ * A worker's side of the cluster: pushes, notifies and takeovers go straight to the sibling worker holding the
+ * client (over the mesh of unix sockets, mesh.ts), found in this worker's own replica of the directory, which the
+ * siblings keep current with an attach/detach frame per connect and disconnect. The primary is off the message
+ * path; it only aggregates metrics (a request over node:cluster IPC). The logic here is socket-free: it talks to a
+ * MeshPort, so tests wire two links together in one process.
  */
 
 /** How long a sibling request may take before it counts as unanswered (the caller then uses the store). */
 const REQUEST_TIMEOUT_MS = 3000;
+/**
+ * A notify that found no holder is remembered this long (and at most MISSES_KEPT of them): a client whose attach
+ * arrives after such a notify may have read storage before that message was saved, so it is told to look again.
+ * Remembering only misses spares every other connection a second storage read.
+ */
+const MISS_WINDOW_MS = 60_000;
+const MISSES_KEPT = 100_000;
 
 /** What the router and the peer API need of the other workers on this machine. */
 export interface Siblings {
@@ -22,118 +36,248 @@ export interface Siblings {
   dropOlder(uaid: string, connectedAt: number): void;
 }
 
+/** How a link reaches its siblings: `send` is false when the link to that worker is not up (nothing was sent). */
+export interface MeshPort {
+  send(to: number, f: PeerFrame): boolean;
+  /** Every sibling the link to which is up. */
+  siblings(): Iterable<number>;
+}
+
+interface Pending {
+  resolve: (v: unknown) => void;
+  timer: NodeJS.Timeout;
+  /** The worker asked (0: the primary), and what the request resolves to should that worker go away. */
+  to: number;
+  ifLost: unknown;
+}
+
 export class WorkerLink implements Siblings {
   private nextId = 1;
-  private readonly pending = new Map<number, { resolve: (v: unknown) => void; timer: NodeJS.Timeout }>();
-  /** The registry of this worker's clients; every add and remove reaches the primary's directory. */
+  private readonly pending = new Map<number, Pending>();
+  private readonly directory = new ClientDirectory();
+  private readonly recentMisses = new BoundedMap<string, number>(MISSES_KEPT);
+  /** The registry of this worker's clients; every add and remove reaches the siblings' directories. */
   readonly clients: ClientRegistry;
 
-  constructor(private readonly send: (m: WorkerToPrimary) => void) {
-    this.clients = new LinkedRegistry(send, (uaid) => void this.notify(uaid));
+  constructor(
+    /** This worker's index (1..N). */
+    readonly self: number,
+    private readonly mesh: MeshPort,
+    private readonly toPrimary: (m: WorkerToPrimary) => void,
+  ) {
+    this.clients = new LinkedRegistry(this);
   }
 
-  /** Joins the process's IPC channel (node:cluster worker). */
-  static attachToProcess(): WorkerLink {
-    const link = new WorkerLink((m) => process.send?.(m));
+  /** Joins the cluster: the primary's IPC channel and the mesh of sibling sockets in `socketDir`. */
+  static start(self: number, count: number, socketDir: string): WorkerLink {
+    // The mesh calls the link only once started, below: by then `link` is assigned.
+    const mesh = new Mesh(socketDir, self, count, {
+      frame: (from, f) => link.receive(from, f),
+      up: (to) => link.linkUp(to),
+      down: (to) => link.linkDown(to),
+      silent: (from) => link.siblingSilent(from),
+    });
+    const link = new WorkerLink(self, mesh, (m) => process.send?.(m));
     process.on('message', (m: unknown) => {
-      if (isPushgateMessage<PrimaryToWorker>(m)) link.receive(m);
+      if (isPushgateMessage<PrimaryToWorker>(m)) link.fromPrimary(m);
     });
     // The primary is gone (killed without a chance to stop us): drain and exit rather than serve unsupervised.
     process.once('disconnect', () => process.kill(process.pid, 'SIGTERM'));
+    mesh.start();
     return link;
   }
 
-  /** prom-client answers the primary's AggregatorRegistry from this registry. */
+  /** prom-client answers the primary's AggregatorRegistry from this registry, which gains the replica's size. */
   shareMetrics(registry: Registry): void {
+    const replica: Gauge = new Gauge({
+      name: 'pushgate_cluster_replica_entries',
+      help: "Clients of sibling workers in this worker's directory replica (summed over workers: the replicas' total)",
+      registers: [registry],
+      collect: () => replica.set(this.siblingClients),
+    });
     // Constructing one is what installs prom-client's worker-side answer to the primary's requests.
     new AggregatorRegistry();
     AggregatorRegistry.setRegistries([registry]);
   }
 
   push(n: Notification): Promise<OfferOutcome> {
-    return this.request<OfferOutcome>((id) => ({ pg: 1, t: 'push', id, n }), 'absent');
+    const holder = this.directory.get(n.uaid);
+    if (!holder) return Promise.resolve('absent');
+    return this.request<OfferOutcome>(holder.worker, (id) => ({ t: 'push', id, n }), 'absent');
   }
 
   notify(uaid: string): Promise<boolean> {
-    return this.request<boolean>((id) => ({ pg: 1, t: 'notify', id, uaid }), false);
+    const at = Date.now();
+    const holder = this.directory.get(uaid);
+    if (!holder) {
+      this.recentMisses.set(uaid, at);
+      return Promise.resolve(false);
+    }
+    // A stale entry (that client left; a newer one may be attaching on a third worker) is a miss too.
+    return this.request<boolean>(holder.worker, (id) => ({ t: 'notify', id, uaid }), false).then((found) => {
+      if (!found) this.recentMisses.set(uaid, at);
+      return found;
+    });
   }
 
   dropOlder(uaid: string, connectedAt: number): void {
-    this.send({ pg: 1, t: 'drop', uaid, connectedAt });
+    const holder = this.directory.get(uaid);
+    if (holder) this.mesh.send(holder.worker, { t: 'drop', uaid, connectedAt });
   }
 
   /** The Prometheus text of every worker, aggregated by the primary. */
   metrics(): Promise<string> {
-    return this.request<string>((id) => ({ pg: 1, t: 'metrics', id }), '');
+    const id = this.nextId++;
+    return this.wait<string>(id, 0, '', () => this.toPrimary({ pg: 1, t: 'metrics', id }));
   }
 
-  /** Handles a message from the primary. */
-  receive(m: PrimaryToWorker): void {
-    switch (m.t) {
-      case 'reply': {
-        const p = this.pending.get(m.id);
-        if (!p) return;
-        this.pending.delete(m.id);
-        clearTimeout(p.timer);
-        p.resolve(m.v);
+  /** The uaids this worker believes its siblings hold (for tests and the directory's size). */
+  get siblingClients(): number {
+    return this.directory.size;
+  }
+
+  fromPrimary(m: PrimaryToWorker): void {
+    this.settle(m.id, m.v);
+  }
+
+  /** Handles a frame from sibling `from`. */
+  receive(from: number, f: PeerFrame): void {
+    switch (f.t) {
+      case 'hello':
+        return;
+      case 'attach': {
+        this.directory.attach(f.uaid, from, f.connectedAt);
+        const local = this.clients.get(f.uaid);
+        if (local && supersedes({ worker: from, connectedAt: f.connectedAt }, { worker: this.self, connectedAt: local.connectedAt })) {
+          local.close(CloseCode.normal, 'a newer connection of this uaid took over');
+        }
+        this.recheckIfMissed(f.uaid, from, f.connectedAt);
+        return;
+      }
+      case 'detach':
+        this.directory.detach(f.uaid, from, f.connectedAt);
+        return;
+      case 'drop': {
+        const client = this.clients.get(f.uaid);
+        if (client && client.connectedAt < f.connectedAt) client.close(CloseCode.normal, 'a newer connection of this uaid took over');
+        return;
+      }
+      case 'recheck': {
+        // A push stored by a sibling just before it knew of this client is read now.
+        const client = this.clients.get(f.uaid);
+        if (client?.connectedAt === f.connectedAt) client.storageChanged();
         return;
       }
       case 'push':
-        void offerToClient(this.clients, m.n).then((v) => this.send({ pg: 1, t: 'answer', id: m.id, v }));
+        void offerToClient(this.clients, f.n).then((v) => this.mesh.send(from, { t: 'answer', id: f.id, v }));
         return;
       case 'notify': {
-        const client = this.clients.get(m.uaid);
+        const client = this.clients.get(f.uaid);
         client?.storageChanged();
-        this.send({ pg: 1, t: 'answer', id: m.id, v: client !== undefined });
+        this.mesh.send(from, { t: 'answer', id: f.id, v: client !== undefined });
         return;
       }
-      case 'drop': {
-        const client = this.clients.get(m.uaid);
-        if (client && client.connectedAt < m.connectedAt) client.close(CloseCode.normal, 'a newer connection of this uaid took over');
-        return;
-      }
-      case 'attached':
-        // A push stored by a sibling just before the directory knew this client is read now (see primary.ts).
-        if (this.clients.get(m.uaid)?.connectedAt === m.connectedAt) this.clients.get(m.uaid)!.storageChanged();
+      case 'answer':
+        this.settle(f.id, f.v);
         return;
     }
   }
 
-  private request<T>(make: (id: number) => WorkerToPrimary, onTimeout: T): Promise<T> {
+  /**
+   * The link to sibling `to` is up: it learns every client held here (its directory may be empty or stale), and
+   * its clients whose attach arrived while this link was down hear of the notifies that missed them.
+   */
+  linkUp(to: number): void {
+    for (const c of this.clients.all()) this.mesh.send(to, { t: 'attach', uaid: c.uaid, connectedAt: c.connectedAt });
+    for (const uaid of [...this.recentMisses.keys()]) {
+      const holder = this.directory.get(uaid);
+      if (holder?.worker === to) this.recheckIfMissed(uaid, to, holder.connectedAt);
+    }
+  }
+
+  /**
+   * A notify for this uaid found no holder shortly before its connection on `worker` attached: that client may
+   * have read storage before the message was saved, so it looks again. The miss is kept while the link to that
+   * worker is down (linkUp tries again).
+   */
+  private recheckIfMissed(uaid: string, worker: number, connectedAt: number): void {
+    const missedAt = this.recentMisses.get(uaid);
+    if (missedAt === undefined) return;
+    if (Date.now() - missedAt >= MISS_WINDOW_MS) this.recentMisses.delete(uaid);
+    else if (this.mesh.send(worker, { t: 'recheck', uaid, connectedAt })) this.recentMisses.delete(uaid);
+  }
+
+  /** The link to sibling `to` went down: its unanswered requests get their safe default now. */
+  linkDown(to: number): void {
+    for (const [id, p] of this.pending) if (p.to === to) this.settle(id, p.ifLost);
+  }
+
+  /** Sibling `from` no longer talks to us (it died, or restarted): none of its clients are known connected. */
+  siblingSilent(from: number): void {
+    this.directory.forgetWorker(from);
+  }
+
+  /** Called by the registry: a client connected here. */
+  attached(client: ConnectedClient): void {
+    for (const to of this.mesh.siblings()) this.mesh.send(to, { t: 'attach', uaid: client.uaid, connectedAt: client.connectedAt });
+    const held = this.directory.get(client.uaid);
+    if (held && supersedes(held, { worker: this.self, connectedAt: client.connectedAt })) {
+      // A newer connection of this uaid is on a sibling already (its attach came first): this one goes.
+      setImmediate(() => {
+        if (this.clients.get(client.uaid) === client) client.close(CloseCode.normal, 'a newer connection of this uaid took over');
+      });
+    }
+  }
+
+  /** Called by the registry: a client connected here went away. */
+  detached(client: ConnectedClient): void {
+    for (const to of this.mesh.siblings()) this.mesh.send(to, { t: 'detach', uaid: client.uaid, connectedAt: client.connectedAt });
+  }
+
+  private request<T>(to: number, make: (id: number) => PeerFrame, ifLost: T): Promise<T> {
     const id = this.nextId++;
-    return new Promise<T>((resolve) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(id);
-        resolve(onTimeout);
-      }, REQUEST_TIMEOUT_MS);
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, timer });
-      this.send(make(id));
+    return this.wait<T>(id, to, ifLost, () => {
+      if (!this.mesh.send(to, make(id))) this.settle(id, ifLost);
     });
+  }
+
+  private wait<T>(id: number, to: number, ifLost: T, send: () => void): Promise<T> {
+    return new Promise<T>((resolve) => {
+      const timer = setTimeout(() => this.settle(id, ifLost), REQUEST_TIMEOUT_MS);
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, timer, to, ifLost });
+      send();
+    });
+  }
+
+  private settle(id: number, v: unknown): void {
+    const p = this.pending.get(id);
+    if (!p) return;
+    this.pending.delete(id);
+    clearTimeout(p.timer);
+    p.resolve(v);
   }
 }
 
-/** A worker's client registry: every add and remove reaches the primary's directory, storage news the holder. */
+/** A worker's client registry: every add and remove reaches the siblings, storage news the holder. */
 class LinkedRegistry extends ClientRegistry {
-  constructor(
-    private readonly send: (m: WorkerToPrimary) => void,
-    private readonly notifyHolder: (uaid: string) => void,
-  ) {
+  constructor(private readonly link: WorkerLink) {
     super();
   }
 
   override add(client: ConnectedClient): ConnectedClient | undefined {
     const previous = super.add(client);
-    this.send({ pg: 1, t: 'attach', uaid: client.uaid, connectedAt: client.connectedAt });
+    this.link.attached(client);
     return previous;
   }
 
   override remove(client: ConnectedClient): void {
+    const was = this.get(client.uaid) === client;
     super.remove(client);
-    this.send({ pg: 1, t: 'detach', uaid: client.uaid, connectedAt: client.connectedAt });
+    if (was) this.link.detached(client);
   }
 
   override storageChanged(uaid: string): void {
     super.storageChanged(uaid);
-    this.notifyHolder(uaid);
+    void this.link.notify(uaid);
   }
 }

@@ -1,0 +1,129 @@
+import type { Notification } from '../store/index.js';
+import type { OfferOutcome } from './ipc.js';
+
+/**
+ * The frames workers exchange directly over their unix-domain sockets (src/cluster/mesh.ts), pure so the codec is
+ * tested without sockets. One frame: u32 length of the rest, u8 type, then the type's body. Directory traffic
+ * (attach/detach at every connect and disconnect: 100k connects are 100k frames per sibling) and answers are packed
+ * by hand; a push carries its Notification as JSON, so a field added to Notification crosses without a codec change
+ * (the JSON of one small object is a few µs; the hop's cost is the process switch, not this).
+ */
+
+export type PeerFrame =
+  /** The first frame on a connection: who is sending (a worker index, 1..N). */
+  | { t: 'hello'; worker: number }
+  /** The sender now holds a connection of this uaid, opened at connectedAt. */
+  | { t: 'attach'; uaid: string; connectedAt: number }
+  | { t: 'detach'; uaid: string; connectedAt: number }
+  /** Close your connection of this uaid if it is older than connectedAt (a takeover from another machine). */
+  | { t: 'drop'; uaid: string; connectedAt: number }
+  /** A notify for this uaid found no holder just before your connection attached: look at storage once more. */
+  | { t: 'recheck'; uaid: string; connectedAt: number }
+  | { t: 'push'; id: number; n: Notification }
+  | { t: 'notify'; id: number; uaid: string }
+  /** The answer to request `id`: an offer's outcome (carried as it is), or a notify's yes/no. */
+  | { t: 'answer'; id: number; v: OfferOutcome | boolean };
+
+/** A frame larger than this is a bug or corruption: the connection is closed rather than buffered without bound. */
+export const MAX_FRAME = 1 << 20;
+
+const TYPES = ['hello', 'attach', 'detach', 'drop', 'recheck', 'push', 'notify', 'answer'] as const satisfies readonly PeerFrame['t'][];
+const CODE = new Map<PeerFrame['t'], number>(TYPES.map((t, i) => [t, i]));
+
+export class FrameError extends Error {}
+
+/** Bytes before a frame's body: the u32 length and the u8 type. */
+const HEAD = 5;
+
+/** A frame of type t with `fixed` bytes of numbers and then `text` (UTF-8), in one allocation; fill writes the numbers. */
+function frame(t: PeerFrame['t'], fixed: number, text: string, fill: (buf: Buffer) => void): Buffer {
+  const len = Buffer.byteLength(text);
+  const buf = Buffer.allocUnsafe(HEAD + fixed + len);
+  buf.writeUInt32BE(1 + fixed + len, 0);
+  buf[4] = CODE.get(t)!;
+  fill(buf);
+  buf.write(text, HEAD + fixed);
+  return buf;
+}
+
+/** Encodes one frame, length prefix included. */
+export function encodeFrame(f: PeerFrame): Buffer {
+  switch (f.t) {
+    case 'hello':
+      return frame(f.t, 4, '', (b) => b.writeUInt32BE(f.worker, HEAD));
+    case 'attach':
+    case 'detach':
+    case 'drop':
+    case 'recheck':
+      return frame(f.t, 8, f.uaid, (b) => b.writeDoubleBE(f.connectedAt, HEAD));
+    case 'push':
+      return frame(f.t, 4, JSON.stringify(f.n), (b) => b.writeUInt32BE(f.id, HEAD));
+    case 'notify':
+      return frame(f.t, 4, f.uaid, (b) => b.writeUInt32BE(f.id, HEAD));
+    case 'answer':
+      // 0 false, 1 true, 2 an outcome string.
+      return frame(f.t, 5, typeof f.v === 'string' ? f.v : '', (b) => {
+        b.writeUInt32BE(f.id, HEAD);
+        b[HEAD + 4] = typeof f.v === 'string' ? 2 : f.v ? 1 : 0;
+      });
+  }
+}
+
+/** Decodes one frame's type and body (the length prefix already removed). Throws FrameError on anything malformed. */
+export function decodeFrame(buf: Buffer): PeerFrame {
+  const t = TYPES[buf[0] ?? 255];
+  if (t === undefined) throw new FrameError(`unknown frame type ${buf[0]}`);
+  const body = buf.subarray(1);
+  switch (t) {
+    case 'hello':
+      if (body.length !== 4) throw new FrameError('bad hello');
+      return { t, worker: body.readUInt32BE(0) };
+    case 'attach':
+    case 'detach':
+    case 'drop':
+    case 'recheck':
+      if (body.length < 9) throw new FrameError(`short ${t}`);
+      return { t, connectedAt: body.readDoubleBE(0), uaid: body.toString('utf8', 8) };
+    case 'push':
+    case 'notify': {
+      if (body.length < 5) throw new FrameError(`short ${t}`);
+      const id = body.readUInt32BE(0);
+      const text = body.toString('utf8', 4);
+      if (t === 'notify') return { t, id, uaid: text };
+      let n: unknown;
+      try {
+        n = JSON.parse(text);
+      } catch {
+        throw new FrameError('push body is not JSON');
+      }
+      if (typeof n !== 'object' || n === null || typeof (n as Notification).uaid !== 'string') throw new FrameError('push body is not a notification');
+      return { t, id, n: n as Notification };
+    }
+    case 'answer': {
+      if (body.length < 5 || body[4]! > 2) throw new FrameError('bad answer');
+      const id = body.readUInt32BE(0);
+      return { t, id, v: body[4] === 2 ? (body.toString('utf8', 5) as OfferOutcome) : body[4] === 1 };
+    }
+  }
+}
+
+/** Splits a byte stream into frames. Throws FrameError on a frame over MAX_FRAME or an empty one. */
+export class FrameReader {
+  private pending: Buffer = Buffer.alloc(0);
+
+  /** Feeds a chunk; returns every frame it completes, in order. */
+  push(chunk: Buffer): PeerFrame[] {
+    let buf = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
+    const out: PeerFrame[] = [];
+    while (buf.length >= 4) {
+      const len = buf.readUInt32BE(0);
+      if (len === 0 || len > MAX_FRAME) throw new FrameError(`frame length ${len}`);
+      if (buf.length < 4 + len) break;
+      out.push(decodeFrame(buf.subarray(4, 4 + len)));
+      buf = buf.subarray(4 + len);
+    }
+    // Copy a small remainder so the whole chunk it came from is not kept alive.
+    this.pending = buf.length === 0 ? Buffer.alloc(0) : Buffer.from(buf);
+    return out;
+  }
+}

@@ -1,0 +1,68 @@
+import { describe, expect, it } from 'vitest';
+import { type PeerFrame, FrameError, FrameReader, MAX_FRAME, decodeFrame, encodeFrame } from '../../src/cluster/frames.js';
+import type { Notification } from '../../src/store/index.js';
+
+/** The codec of the frames workers exchange over their sockets (src/cluster/frames.ts), without sockets. */
+const n: Notification = {
+  uaid: 'a'.repeat(32),
+  channelID: '5f6a6b0c-0000-4000-8000-000000000001',
+  seq: 42,
+  version: 'gAAAAAB-version',
+  ttl: 60,
+  expiry: 1_800_000_000_000,
+  topic: null,
+  urgency: 'high',
+  data: 'ZGF0YQ',
+  headers: { encoding: 'aes128gcm' },
+  timestamp: 1_799_999_940_000,
+  dashboardKey: 'ab'.repeat(16),
+};
+
+const frames: PeerFrame[] = [
+  { t: 'hello', worker: 3 },
+  { t: 'attach', uaid: n.uaid, connectedAt: 1_700_000_000_123 },
+  { t: 'detach', uaid: n.uaid, connectedAt: 1_700_000_000_123 },
+  { t: 'drop', uaid: n.uaid, connectedAt: 5 },
+  { t: 'recheck', uaid: n.uaid, connectedAt: 6 },
+  { t: 'push', id: 7, n },
+  { t: 'notify', id: 8, uaid: n.uaid },
+  { t: 'answer', id: 9, v: 'delivered' },
+  { t: 'answer', id: 10, v: true },
+  { t: 'answer', id: 11, v: false },
+];
+
+describe('worker frames', () => {
+  it('round-trips every frame, the notification whole', () => {
+    for (const f of frames) expect(decodeFrame(encodeFrame(f).subarray(4))).toEqual(f);
+  });
+
+  it('carries an outcome it does not know as it is (a new outcome needs no codec change)', () => {
+    const f = { t: 'answer', id: 1, v: 'stored' } as unknown as PeerFrame;
+    expect(decodeFrame(encodeFrame(f).subarray(4))).toEqual(f);
+  });
+
+  it('reassembles frames from a stream cut anywhere, in order', () => {
+    const stream = Buffer.concat(frames.map(encodeFrame));
+    for (const step of [1, 3, 7, stream.length]) {
+      const reader = new FrameReader();
+      const out: PeerFrame[] = [];
+      for (let i = 0; i < stream.length; i += step) out.push(...reader.push(stream.subarray(i, i + step)));
+      expect(out).toEqual(frames);
+    }
+  });
+
+  it('refuses malformed input with a FrameError, never buffering an oversized frame', () => {
+    const huge = Buffer.alloc(4);
+    huge.writeUInt32BE(MAX_FRAME + 1);
+    expect(() => new FrameReader().push(huge)).toThrow(FrameError);
+    expect(() => new FrameReader().push(Buffer.alloc(4))).toThrow(FrameError);
+    expect(() => decodeFrame(Buffer.from([200]))).toThrow(FrameError);
+    expect(() => decodeFrame(Buffer.from([0, 1]))).toThrow(FrameError);
+    const notJson = encodeFrame({ t: 'notify', id: 1, uaid: '{' });
+    notJson[4] = 5; // retyped as a push: its body is not a notification
+    expect(() => decodeFrame(notJson.subarray(4))).toThrow(FrameError);
+    const badAnswer = encodeFrame({ t: 'answer', id: 1, v: true });
+    badAnswer[9] = 7;
+    expect(() => decodeFrame(badAnswer.subarray(4))).toThrow(FrameError);
+  });
+});
