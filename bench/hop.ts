@@ -7,11 +7,13 @@
  * Each process reports its CPU; the figure is the three processes' CPU per push, which on a shared machine is
  * steadier than a rate. Modes alternate, twice each, so a change in the machine's load shows as a spread.
  */
+import { randomBytes } from 'node:crypto';
 import cluster, { type Worker } from 'node:cluster';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { PeerFrame } from '../src/cluster/frames.js';
+import { WORKER_SECRET_BYTES } from '../src/cluster/ipc.js';
 import { Mesh } from '../src/cluster/mesh.js';
 import type { Notification } from '../src/store/index.js';
 
@@ -39,10 +41,11 @@ const cpuUs = () => {
 
 async function primary(pushes: number): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'pushgate-hop-'));
+  const secret = randomBytes(WORKER_SECRET_BYTES).toString('hex');
   const results: { mode: Mode; round: number; usPerPush: number; primaryUsPerPush: number; pushesPerS: number }[] = [];
   for (let round = 1; round <= 2; round++) {
     for (const mode of ['ipc', 'mesh'] as const) {
-      const workers = [1, 2].map((i) => cluster.fork({ HOP_INDEX: String(i), HOP_MODE: mode, HOP_DIR: dir, HOP_PUSHES: String(pushes) }));
+      const workers = [1, 2].map((i) => cluster.fork({ HOP_INDEX: String(i), HOP_MODE: mode, HOP_DIR: dir, HOP_PUSHES: String(pushes), HOP_SECRET: secret }));
       const [w1, w2] = workers as [Worker, Worker];
       const done = new Map<number, { cpu: number; ms: number }>();
       const p0 = cpuUs();
@@ -94,15 +97,21 @@ async function worker(): Promise<void> {
   if (mode === 'mesh') {
     let up: () => void;
     const linked = new Promise<void>((r) => (up = r));
-    mesh = new Mesh(process.env['HOP_DIR']!, index, 2, {
-      frame: (from, f: PeerFrame) => {
-        if (f.t === 'push') mesh!.send(from, { t: 'answer', id: f.id, v: 'delivered' });
-        else if (f.t === 'answer') onAnswer(f.id);
+    mesh = new Mesh(
+      process.env['HOP_DIR']!,
+      index,
+      2,
+      {
+        frame: (from, f: PeerFrame) => {
+          if (f.t === 'push') mesh!.send(from, { t: 'answer', id: f.id, v: 'delivered' });
+          else if (f.t === 'answer') onAnswer(f.id);
+        },
+        up: () => up(),
+        down: () => {},
+        silent: () => {},
       },
-      up: () => up(),
-      down: () => {},
-      silent: () => {},
-    });
+      Buffer.from(process.env['HOP_SECRET']!, 'hex'),
+    );
     mesh.start();
     await linked;
   }

@@ -16,7 +16,7 @@ import { pino } from 'pino';
 import { loggerOptions } from './log.js';
 import { runPrimary } from './cluster/primary.js';
 import { WorkerLink } from './cluster/worker.js';
-import { WORKER_COUNT_ENV, WORKER_INDEX_ENV, WORKER_SOCKETS_ENV } from './cluster/ipc.js';
+import { WORKER_COUNT_ENV, WORKER_INDEX_ENV, WORKER_SECRET_BYTES, WORKER_SECRET_ENV, WORKER_SOCKETS_ENV } from './cluster/ipc.js';
 import { dashboardToken, readVapidKey, TOKEN_HOURS } from './dashboard/token.js';
 
 /** The `pushgate` command line. */
@@ -154,8 +154,13 @@ async function serve(): Promise<number> {
   const index = Number(process.env[WORKER_INDEX_ENV] ?? 0);
   const count = Number(process.env[WORKER_COUNT_ENV] ?? 1);
   const socketDir = process.env[WORKER_SOCKETS_ENV] ?? '';
+  const secret = Buffer.from(process.env[WORKER_SECRET_ENV] ?? '', 'hex');
+  // Read once; nothing this worker starts later inherits it.
+  delete process.env[WORKER_SECRET_ENV];
   const clusterOption =
-    cluster.isWorker && index >= 1 && count > 1 && socketDir !== '' ? { link: WorkerLink.start(index, count, socketDir), index, count } : undefined;
+    cluster.isWorker && index >= 1 && count > 1 && socketDir !== '' && secret.length === WORKER_SECRET_BYTES
+      ? { link: WorkerLink.start(index, count, socketDir, secret), index, count }
+      : undefined;
   let gateway;
   try {
     gateway = await createGateway(config, clusterOption ? { cluster: clusterOption } : {});

@@ -1,5 +1,5 @@
 import type { Notification } from '../store/index.js';
-import type { OfferOutcome } from './ipc.js';
+import { type OfferOutcome, WORKER_SECRET_BYTES } from './ipc.js';
 
 /**
  * The frames workers exchange directly over their unix-domain sockets (src/cluster/mesh.ts), pure so the codec is
@@ -10,8 +10,8 @@ import type { OfferOutcome } from './ipc.js';
  */
 
 export type PeerFrame =
-  /** The first frame on a connection: who is sending (a worker index, 1..N). */
-  | { t: 'hello'; worker: number }
+  /** The first frame on a connection: who is sending (a worker index, 1..N), and the primary's secret (ipc.ts). */
+  | { t: 'hello'; worker: number; secret: Buffer }
   /** The sender now holds a connection of this uaid, opened at connectedAt. */
   | { t: 'attach'; uaid: string; connectedAt: number }
   | { t: 'detach'; uaid: string; connectedAt: number }
@@ -50,7 +50,10 @@ function frame(t: PeerFrame['t'], fixed: number, text: string, fill: (buf: Buffe
 export function encodeFrame(f: PeerFrame): Buffer {
   switch (f.t) {
     case 'hello':
-      return frame(f.t, 4, '', (b) => b.writeUInt32BE(f.worker, HEAD));
+      return frame(f.t, 4 + f.secret.length, '', (b) => {
+        b.writeUInt32BE(f.worker, HEAD);
+        f.secret.copy(b, HEAD + 4);
+      });
     case 'attach':
     case 'detach':
     case 'drop':
@@ -76,8 +79,8 @@ export function decodeFrame(buf: Buffer): PeerFrame {
   const body = buf.subarray(1);
   switch (t) {
     case 'hello':
-      if (body.length !== 4) throw new FrameError('bad hello');
-      return { t, worker: body.readUInt32BE(0) };
+      if (body.length !== 4 + WORKER_SECRET_BYTES) throw new FrameError('bad hello');
+      return { t, worker: body.readUInt32BE(0), secret: Buffer.from(body.subarray(4)) };
     case 'attach':
     case 'detach':
     case 'drop':

@@ -30,6 +30,15 @@ export const WORKER_COUNT_ENV = 'PUSHGATE_WORKER_COUNT';
  */
 export const WORKER_SOCKETS_ENV = 'PUSHGATE_WORKER_SOCKETS';
 
+/**
+ * A secret the primary makes at start (random, 32 bytes, hex) and hands each worker at fork: a worker's first frame
+ * on a mesh connection presents it, so a socket is never open without a secret even if the directory's mode were
+ * wrong. Each worker removes it from its environment once read.
+ */
+export const WORKER_SECRET_ENV = 'PUSHGATE_WORKER_SECRET';
+/** Its length in bytes. */
+export const WORKER_SECRET_BYTES = 32;
+
 /** The socket worker `index` listens on. */
 export function workerSocketPath(dir: string, index: number): string {
   return `${dir}/w${index}.sock`;

@@ -1,3 +1,4 @@
+import { timingSafeEqual } from 'node:crypto';
 import { unlinkSync } from 'node:fs';
 import { type Server, type Socket, connect, createServer } from 'node:net';
 import { type PeerFrame, FrameError, FrameReader, encodeFrame } from './frames.js';
@@ -52,6 +53,8 @@ export class Mesh implements MeshPort {
     private readonly self: number,
     private readonly count: number,
     private readonly handlers: MeshHandlers,
+    /** The primary's secret (WORKER_SECRET_ENV): presented in every hello, checked in constant time on accept. */
+    private readonly secret: Buffer,
   ) {}
 
   start(): void {
@@ -122,7 +125,7 @@ export class Mesh implements MeshPort {
       connected = true;
       o.up = true;
       o.retryMs = RETRY_MIN_MS;
-      s.write(encodeFrame({ t: 'hello', worker: this.self }));
+      s.write(encodeFrame({ t: 'hello', worker: this.self, secret: this.secret }));
       this.handlers.up(to);
     });
     // Nothing is ever sent back on this connection; reading keeps its close observable.
@@ -158,6 +161,8 @@ export class Mesh implements MeshPort {
       for (const f of frames) {
         if (from === 0) {
           if (f.t !== 'hello' || f.worker < 1 || f.worker > this.count || f.worker === this.self) return void s.destroy();
+          // Both are WORKER_SECRET_BYTES long (decodeFrame refuses any other hello).
+          if (this.secret.length !== f.secret.length || !timingSafeEqual(f.secret, this.secret)) return void s.destroy();
           from = f.worker;
           // A sibling that restarted reconnects before its predecessor's close may have been seen here.
           const previous = this.incoming.get(from);

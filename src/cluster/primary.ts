@@ -1,10 +1,20 @@
 import cluster, { type Worker } from 'node:cluster';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AggregatorRegistry } from 'prom-client';
 import type { FastifyBaseLogger } from 'fastify';
-import { type PrimaryToWorker, type WorkerToPrimary, WORKER_COUNT_ENV, WORKER_INDEX_ENV, WORKER_SOCKETS_ENV, isPushgateMessage } from './ipc.js';
+import {
+  type PrimaryToWorker,
+  type WorkerToPrimary,
+  WORKER_COUNT_ENV,
+  WORKER_INDEX_ENV,
+  WORKER_SECRET_BYTES,
+  WORKER_SECRET_ENV,
+  WORKER_SOCKETS_ENV,
+  isPushgateMessage,
+} from './ipc.js';
 
 /**
  * The primary process of `pushgate serve` with PUSHGATE_WORKERS > 1. It serves no client itself: it forks the
@@ -45,6 +55,7 @@ export function runPrimary(opts: PrimaryOptions): Promise<number> {
   // mkdtemp creates it 0700: only this user's processes can reach the workers' sockets. Short (under the temp
   // directory, not the data directory) since a unix socket path is limited to about 100 bytes.
   const socketDir = mkdtempSync(join(tmpdir(), 'pushgate-w-'));
+  const secret = randomBytes(WORKER_SECRET_BYTES).toString('hex');
   // The workers accept connections themselves (README "Scale-out runs": round-robin had the primary accept and
   // hand over every connection, 170 µs of its CPU each, a one-core ceiling on connects for the whole machine).
   // Node's own NODE_CLUSTER_SCHED_POLICY still decides when set.
@@ -64,6 +75,7 @@ export function runPrimary(opts: PrimaryOptions): Promise<number> {
       [WORKER_INDEX_ENV]: String(slot.index),
       [WORKER_COUNT_ENV]: String(opts.workers),
       [WORKER_SOCKETS_ENV]: socketDir,
+      [WORKER_SECRET_ENV]: secret,
     });
     slot.worker = worker;
     slot.startedAt = Date.now();

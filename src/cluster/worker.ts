@@ -68,15 +68,21 @@ export class WorkerLink implements Siblings {
     this.clients = new LinkedRegistry(this);
   }
 
-  /** Joins the cluster: the primary's IPC channel and the mesh of sibling sockets in `socketDir`. */
-  static start(self: number, count: number, socketDir: string): WorkerLink {
+  /** Joins the cluster: the primary's IPC channel and the mesh of sibling sockets in `socketDir`, opened with `secret`. */
+  static start(self: number, count: number, socketDir: string, secret: Buffer): WorkerLink {
     // The mesh calls the link only once started, below: by then `link` is assigned.
-    const mesh = new Mesh(socketDir, self, count, {
-      frame: (from, f) => link.receive(from, f),
-      up: (to) => link.linkUp(to),
-      down: (to) => link.linkDown(to),
-      silent: (from) => link.siblingSilent(from),
-    });
+    const mesh = new Mesh(
+      socketDir,
+      self,
+      count,
+      {
+        frame: (from, f) => link.receive(from, f),
+        up: (to) => link.linkUp(to),
+        down: (to) => link.linkDown(to),
+        silent: (from) => link.siblingSilent(from),
+      },
+      secret,
+    );
     const link = new WorkerLink(self, mesh, (m) => process.send?.(m));
     process.on('message', (m: unknown) => {
       if (isPushgateMessage<PrimaryToWorker>(m)) link.fromPrimary(m);

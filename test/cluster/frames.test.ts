@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { type PeerFrame, FrameError, FrameReader, MAX_FRAME, decodeFrame, encodeFrame } from '../../src/cluster/frames.js';
+import { WORKER_SECRET_BYTES } from '../../src/cluster/ipc.js';
 import type { Notification } from '../../src/store/index.js';
 
 /** The codec of the frames workers exchange over their sockets (src/cluster/frames.ts), without sockets. */
@@ -19,7 +20,7 @@ const n: Notification = {
 };
 
 const frames: PeerFrame[] = [
-  { t: 'hello', worker: 3 },
+  { t: 'hello', worker: 3, secret: Buffer.alloc(WORKER_SECRET_BYTES, 7) },
   { t: 'attach', uaid: n.uaid, connectedAt: 1_700_000_000_123 },
   { t: 'detach', uaid: n.uaid, connectedAt: 1_700_000_000_123 },
   { t: 'drop', uaid: n.uaid, connectedAt: 5 },

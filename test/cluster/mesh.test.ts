@@ -1,10 +1,11 @@
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type PeerFrame, encodeFrame } from '../../src/cluster/frames.js';
-import { workerSocketPath } from '../../src/cluster/ipc.js';
+import { WORKER_SECRET_BYTES, workerSocketPath } from '../../src/cluster/ipc.js';
 import { Mesh } from '../../src/cluster/mesh.js';
 
 /**
@@ -18,6 +19,8 @@ interface Node {
   frames: { from: number; f: PeerFrame }[];
 }
 
+/** The primary's secret the test "workers" share (ipc.ts WORKER_SECRET_ENV). */
+const secret = randomBytes(WORKER_SECRET_BYTES);
 const meshes: Mesh[] = [];
 /** Every node's events, shown when a wait fails. */
 const allEvents: string[][] = [];
@@ -27,12 +30,18 @@ afterEach(() => {
 
 function node(dir: string, self: number, count: number): Node {
   const n: Node = { events: [], frames: [], mesh: null as unknown as Mesh };
-  n.mesh = new Mesh(dir, self, count, {
-    frame: (from, f) => n.frames.push({ from, f }),
-    up: (to) => n.events.push(`up ${to}`),
-    down: (to) => n.events.push(`down ${to}`),
-    silent: (from) => n.events.push(`silent ${from}`),
-  });
+  n.mesh = new Mesh(
+    dir,
+    self,
+    count,
+    {
+      frame: (from, f) => n.frames.push({ from, f }),
+      up: (to) => n.events.push(`up ${to}`),
+      down: (to) => n.events.push(`down ${to}`),
+      silent: (from) => n.events.push(`silent ${from}`),
+    },
+    secret,
+  );
   meshes.push(n.mesh);
   allEvents.push(n.events);
   n.mesh.start();
@@ -84,7 +93,7 @@ describe('Mesh', () => {
     expect(b2.frames[0]).toEqual({ from: 1, f: { t: 'notify', id: 2, uaid: 'y' } });
   });
 
-  it('drops a connection that does not open with a valid hello, or sends garbage', async () => {
+  it('drops a connection that does not open with a valid hello (the secret included), or sends garbage', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'pg-mesh-'));
     const a = node(dir, 1, 2);
     const closed = (bytes: Buffer) =>
@@ -96,9 +105,12 @@ describe('Mesh', () => {
         setTimeout(() => reject(new Error('not closed')), 5000).unref();
       });
     await closed(encodeFrame({ t: 'notify', id: 1, uaid: 'x' }));
-    await closed(encodeFrame({ t: 'hello', worker: 1 })); // itself
-    await closed(encodeFrame({ t: 'hello', worker: 9 })); // no such worker
-    await closed(Buffer.concat([encodeFrame({ t: 'hello', worker: 2 }), Buffer.from([0xff, 0xff, 0xff, 0xff])]));
+    await closed(encodeFrame({ t: 'hello', worker: 1, secret })); // itself
+    await closed(encodeFrame({ t: 'hello', worker: 9, secret })); // no such worker
+    await closed(encodeFrame({ t: 'hello', worker: 2, secret: randomBytes(WORKER_SECRET_BYTES) })); // a wrong secret
+    await closed(encodeFrame({ t: 'hello', worker: 2, secret: secret.subarray(1) })); // a short one
+    // The right secret, then one byte altered further on in the stream: garbage after a valid hello.
+    await closed(Buffer.concat([encodeFrame({ t: 'hello', worker: 2, secret }), Buffer.from([0xff, 0xff, 0xff, 0xff])]));
     expect(a.frames).toEqual([]);
   });
 });
