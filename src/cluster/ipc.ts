@@ -1,4 +1,5 @@
 import type { Notification } from '../store/index.js';
+import type { OfferOutcome } from '../webpush/connection/clients.js';
 
 /**
  * The messages workers and the primary exchange over node:cluster IPC (one source of truth for their shapes).
@@ -12,8 +13,8 @@ import type { Notification } from '../store/index.js';
  * client attached: look at storage once more).
  */
 
-/** Where a push offered to a sibling worker ended (the IPC twin of the peer API's 200/409/404). */
-export type OfferOutcome = 'delivered' | 'busy' | 'absent' | 'no-channel';
+/** Where a push offered to a sibling worker ended: the one table of outcomes lives in src/webpush/connection/clients.ts. */
+export type { OfferOutcome };
 
 export type WorkerToPrimary =
   | { pg: 1; t: 'attach'; uaid: string; connectedAt: number }

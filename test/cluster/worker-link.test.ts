@@ -1,10 +1,10 @@
 import { describe, expect, it, vi } from 'vitest';
-import type { Notification } from '../../src/store/index.js';
+import { type Notification, openStore } from '../../src/store/index.js';
 import type { ConnectedClient } from '../../src/webpush/connection/clients.js';
 import { WorkerLink } from '../../src/cluster/worker.js';
 import type { WorkerToPrimary } from '../../src/cluster/ipc.js';
 
-/** A worker's side of the cluster IPC, with the primary replaced by a recorder: no processes, no sockets. */
+/** A worker's side of the cluster IPC, with the primary replaced by a recorder and a real SQLite store: no processes, no sockets. */
 function fakeClient(uaid: string, connectedAt: number, channels: string[], opts: { ready?: boolean } = {}) {
   const events: string[] = [];
   const client: ConnectedClient = {
@@ -50,23 +50,31 @@ describe('WorkerLink', () => {
     ]);
   });
 
-  it('answers forwarded pushes as the peer API does: delivered, busy, absent, no-channel', async () => {
+  it('answers forwarded pushes as the peer API does, saving them itself: delivered, stored, busy, absent, no-channel', async () => {
     const sent: WorkerToPrimary[] = [];
     const link = new WorkerLink((m) => sent.push(m));
+    const store = (link.clients.store = await openStore('sqlite::memory:'));
     const ready = fakeClient('b'.repeat(32), 1, ['ch']);
     const busy = fakeClient('c'.repeat(32), 1, ['ch'], { ready: false });
     link.clients.add(ready.client);
     link.clients.add(busy.client);
     const answers = async (id: number, n: Notification) => {
       link.receive({ pg: 1, t: 'push', id, n });
-      await new Promise((r) => setImmediate(r));
+      // The answer follows the holder's save (a group commit): wait for it, bounded.
+      for (let i = 0; i < 200 && !sent.some((m) => m.t === 'answer' && m.id === id); i++) await new Promise((r) => setTimeout(r, 5));
       return sent.find((m) => m.t === 'answer' && m.id === id);
     };
     expect(await answers(1, note('b'.repeat(32), 'ch'))).toMatchObject({ v: 'delivered' });
     expect(ready.events).toEqual(['deliver v1']);
-    expect(await answers(2, note('c'.repeat(32), 'ch'))).toMatchObject({ v: 'busy' });
-    expect(await answers(3, note('d'.repeat(32), 'ch'))).toMatchObject({ v: 'absent' });
-    expect(await answers(4, note('b'.repeat(32), 'other'))).toMatchObject({ v: 'no-channel' });
+    expect(await answers(2, note('c'.repeat(32), 'ch'))).toMatchObject({ v: 'stored' });
+    expect(busy.events).toEqual(['storageChanged']);
+    expect(await answers(3, { ...note('c'.repeat(32), 'ch'), ttl: 0 })).toMatchObject({ v: 'busy' });
+    expect(await answers(4, note('d'.repeat(32), 'ch'))).toMatchObject({ v: 'absent' });
+    expect(await answers(5, note('b'.repeat(32), 'other'))).toMatchObject({ v: 'no-channel' });
+    // This worker saved both TTL > 0 messages it answered for; the TTL 0 one is never stored.
+    expect(await store.countMessages('b'.repeat(32), 10)).toBe(1);
+    expect(await store.countMessages('c'.repeat(32), 10)).toBe(1);
+    await store.close();
   });
 
   it('drops only an older connection, and rechecks storage only for the connection named', () => {

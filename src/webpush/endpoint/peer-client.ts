@@ -2,7 +2,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { rootCertificates } from 'node:tls';
 import type { Notification } from '../../store/index.js';
-import { PEER_BATCH_MAX } from '../connection/peer-server.js';
+import { PEER_BATCH_MAX, peerOutcome } from '../connection/peer-server.js';
 
 /**
  * Calls to other nodes' internal API. Every call is bounded in time; a failure is an answer, not a throw.
@@ -12,7 +12,8 @@ import { PEER_BATCH_MAX } from '../connection/peer-server.js';
  * socket frees: under load the hop costs one request per batch, not per message.
  */
 
-type PushOutcome = 'delivered' | 'busy' | 'gone';
+/** What a push hop answers (peer-server.ts's PEER_STATUS read back): `absent` also when the node cannot be reached in time. */
+export type PushOutcome = ReturnType<typeof peerOutcome>;
 
 export class PeerClient {
   private readonly headers: Record<string, string>;
@@ -42,9 +43,11 @@ export class PeerClient {
   }
 
   /**
-   * Hands a notification to the node holding the client: `delivered` once written to the client's socket,
-   * `busy` when the client is there but reads from storage, `gone` when the node does not hold it or
-   * cannot be reached.
+   * Hands a notification to the node holding the client, which saves it (OfferOutcome in clients.ts): `delivered`
+   * once written to the client's socket and saved there, `stored` when saved there for the client's next storage
+   * read, `busy` when the client is there but the node did not save it, `absent` when the node does not hold the
+   * client, cannot be reached, or does not answer in time (then it may have saved it: the endpoint's own save is
+   * idempotent by the message's key).
    */
   push(peerUrl: string, n: Notification): Promise<PushOutcome> {
     let peer = this.peers.get(peerUrl);
@@ -53,7 +56,7 @@ export class PeerClient {
     peer.inflight++;
     return this.call('PUT', `${peerUrl}/push/${n.uaid}`, JSON.stringify(n)).then((status) => {
       this.sent(peerUrl);
-      return outcomeOf(status);
+      return peerOutcome(status);
     });
   }
 
@@ -69,7 +72,7 @@ export class PeerClient {
     peer.inflight++;
     void this.callJson('PUT', `${peerUrl}/push`, JSON.stringify(batch.map((b) => b.n))).then(({ status, body }) => {
       const statuses = status === 200 && Array.isArray(body) && body.length === batch.length ? (body as unknown[]) : [];
-      batch.forEach((b, i) => b.resolve(outcomeOf(typeof statuses[i] === 'number' ? statuses[i] : 0)));
+      batch.forEach((b, i) => b.resolve(peerOutcome(typeof statuses[i] === 'number' ? statuses[i] : 0)));
       this.sent(peerUrl);
     });
   }
@@ -128,8 +131,4 @@ export class PeerClient {
       req.end(body);
     });
   }
-}
-
-function outcomeOf(status: number): PushOutcome {
-  return status === 200 ? 'delivered' : status === 409 ? 'busy' : 'gone';
 }

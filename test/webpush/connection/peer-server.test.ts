@@ -34,7 +34,7 @@ describe('internal peer API', () => {
     timestamp: Date.now(),
   });
 
-  it('writes a notification to the client it holds, and says gone for anyone else', async () => {
+  it('writes a notification to the client it holds and saves it until the ack, and says absent for anyone else', async () => {
     const c = await PushClient.connect(gw.wsUrl);
     const uaid = await c.hello();
     const chid = channelId();
@@ -42,8 +42,8 @@ describe('internal peer API', () => {
     const peers = new PeerClient(SECRET);
     expect(await peers.push(peerUrl, notification(uaid, chid))).toBe('delivered');
     expect(await c.next()).toMatchObject({ messageType: 'notification', channelID: chid, version: 'v-direct' });
-    expect(await peers.push(peerUrl, notification(uaid, channelId()))).toBe('gone');
-    expect(await peers.push(peerUrl, notification('f'.repeat(32), chid))).toBe('gone');
+    expect(await peers.push(peerUrl, notification(uaid, channelId()))).toBe('absent');
+    expect(await peers.push(peerUrl, notification('f'.repeat(32), chid))).toBe('absent');
     expect(await peers.notify(peerUrl, uaid)).toBe(true);
     expect(await peers.notify(peerUrl, 'f'.repeat(32))).toBe(false);
     c.close();
@@ -54,7 +54,7 @@ describe('internal peer API', () => {
     const uaid = await c.hello();
     const chid = channelId();
     await c.register(chid);
-    expect(await new PeerClient('wrong-secret-0123456789').push(peerUrl, notification(uaid, chid))).toBe('gone');
+    expect(await new PeerClient('wrong-secret-0123456789').push(peerUrl, notification(uaid, chid))).toBe('absent');
     expect(await new PeerClient(null).notify(peerUrl, uaid)).toBe(false);
     const res = await fetch(`${peerUrl}/notif/${uaid}`, { method: 'PUT' });
     expect(res.status).toBe(401);
@@ -72,8 +72,8 @@ describe('internal peer API', () => {
     expect((await c.closedWith).code).toBe(1000);
   });
 
-  it('answers gone when the peer cannot be reached in time', async () => {
+  it('answers absent when the peer cannot be reached in time', async () => {
     const unreachable = `http://127.0.0.1:${await freePort()}`;
-    expect(await new PeerClient(SECRET, 500).push(unreachable, notification('f'.repeat(32), channelId()))).toBe('gone');
+    expect(await new PeerClient(SECRET, 500).push(unreachable, notification('f'.repeat(32), channelId()))).toBe('absent');
   });
 });
