@@ -8,12 +8,12 @@ import { storageCall } from '../protocol/errors.js';
 /**
  * Where a push offered to the process holding its client ended: one table for the local path, the workers' IPC
  * (src/cluster/ipc.ts re-exports it) and the fleet's peer API (whose HTTP statuses are PEER_STATUS in peer-server.ts).
- * - `delivered`: written to the client's connection and, with TTL > 0, saved by the holder (committed), which
- *   deletes it when the client acks;
+ * - `delivered`: written to the client's connection and, with TTL > 0, saved by the holder (committed; or, during
+ *   a store outage, kept by the session, which stores it when the connection ends), deleted when the client acks;
  * - `stored`: the client could not take it now (it reads from storage, or too much is in flight): the holder saved
  *   it and told the client's session to read storage;
- * - `busy`: the holder did not save it (TTL 0 with a busy client, or its save failed): the caller stores it
- *   (TTL > 0) or drops it (TTL 0);
+ * - `busy`: the client is there but could not take it, and the holder did not save it (TTL 0, or, over a hop, its
+ *   save failed): the caller stores it (TTL > 0) or drops it (TTL 0);
  * - `absent`: the client is not held here (the caller takes the full path: router record, store, notify);
  * - `no-channel`: the client here has no such channel (its channel list is authoritative: 404/410).
  */
@@ -90,10 +90,11 @@ export class ClientRegistry {
  * with the store's group commit in parallel with the direct send, and the answer waits for that commit, so the
  * session deletes it on ack only after the save (DirectOptions.saved) and a SIGKILL of this process after the
  * answer loses nothing. A client that cannot take it now gets it from storage: saved, then its session is told.
- * TTL 0 is never stored (RFC 8030 §5.2). Answers `delivered`, `stored` or `busy` (OfferOutcome); a failed save of a
- * message the client could not take throws (storageCall: 503 for an outage). A frame written whose save failed
- * answers `busy`: the caller saves it itself (the session keeps it unsaved, so it never deletes the caller's copy;
- * the client may see it twice, with the same version, never lose it).
+ * TTL 0 is never stored (RFC 8030 §5.2). Answers `delivered`, `stored` or `busy` (TTL 0 and a client that cannot
+ * take it: nothing stored); a failed save of a message the client could not take throws (storageCall: 503 for an
+ * outage). A frame written whose save failed still answers `delivered` once the save has failed: a connected client
+ * keeps getting its pushes during a store outage, and its session, told the save failed, stores it when the
+ * connection ends (README "Durability": only a crash in that window loses it).
  */
 export async function deliverDurably(store: Store, client: ConnectedClient, n: Notification): Promise<'delivered' | 'stored' | 'busy'> {
   const saving = n.ttl > 0 ? store.saveMessage(n) : null;
@@ -101,7 +102,10 @@ export async function deliverDurably(store: Store, client: ConnectedClient, n: N
     () => true,
     () => false,
   );
-  if (client.deliverDirect(n, saved ? { saved } : {})) return saved === undefined || (await saved) ? 'delivered' : 'busy';
+  if (client.deliverDirect(n, saved ? { saved } : {})) {
+    if (saved) await saved;
+    return 'delivered';
+  }
   if (!saving) return 'busy';
   await storageCall(() => saving);
   client.storageChanged();
@@ -111,7 +115,8 @@ export async function deliverDurably(store: Store, client: ConnectedClient, n: N
 /**
  * Offers a notification to the client held in this process, as the peer API and the workers' IPC both do (the
  * holder saves, deliverDurably): `absent` when the client is not here, `no-channel` when the client here has no
- * such channel. A save that fails answers `busy`: the endpoint then stores the message itself.
+ * such channel. A message its client cannot take that this process cannot save answers `busy` (never a throw):
+ * the endpoint then stores it itself.
  */
 export async function offerToClient(clients: ClientRegistry, n: Notification): Promise<OfferOutcome> {
   const client = clients.get(n.uaid);

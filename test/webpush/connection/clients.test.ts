@@ -104,10 +104,10 @@ describe('deliverDurably', () => {
     expect(await store.countMessages(UAID, 10)).toBe(0);
   });
 
-  it('answers busy for a frame sent whose save failed (the caller saves it), and tells the session it is not saved', async () => {
+  it('keeps delivering to a connected client during a store outage, and tells the session the save failed', async () => {
     const { client, given } = recorder(store, true);
-    expect(await deliverDurably(failing(store), client, note())).toBe('busy');
-    // Not saved: the session never deletes on ack what the caller then stores, and stores it itself at disconnect.
+    expect(await deliverDurably(failing(store), client, note())).toBe('delivered');
+    // Not saved: the session stores it itself when the connection ends, and deletes nothing on ack.
     expect(await given[0]!.options.saved).toBe(false);
   });
 
@@ -138,7 +138,7 @@ describe('offerToClient', () => {
     expect(await store.countMessages(UAID, 10)).toBe(1);
   });
 
-  it('answers busy, never throws, when this process cannot save: the endpoint stores it', async () => {
+  it('answers busy, never throws, when this process cannot save a message its client cannot take: the endpoint stores it', async () => {
     const clients = new ClientRegistry();
     clients.store = failing(store);
     clients.add(recorder(store, false).client);
