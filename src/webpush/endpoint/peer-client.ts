@@ -2,7 +2,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { rootCertificates } from 'node:tls';
 import type { Notification } from '../../store/index.js';
-import { PEER_BATCH_MAX, peerOutcome } from '../connection/peer-server.js';
+import { PEER_BATCH_MAX, PEER_NO_ANSWER, peerOutcome } from '../connection/peer-server.js';
 
 /**
  * Calls to other nodes' internal API. Every call is bounded in time; a failure is an answer, not a throw.
@@ -45,9 +45,10 @@ export class PeerClient {
   /**
    * Hands a notification to the node holding the client, which saves it (OfferOutcome in clients.ts): `delivered`
    * once written to the client's socket and saved there, `stored` when saved there for the client's next storage
-   * read, `busy` when the client is there but the node did not save it, `absent` when the node does not hold the
-   * client, cannot be reached, or does not answer in time (then it may have saved it: the endpoint's own save is
-   * idempotent by the message's key).
+   * read, `busy` when the client is there but the node did not save it, or when the node took the request and did
+   * not answer in time (it may hold the client and may have saved it: the endpoint's own save is idempotent by the
+   * message's key, and the route to the node is kept), `absent` when the node does not hold the client or cannot
+   * be reached.
    */
   push(peerUrl: string, n: Notification): Promise<PushOutcome> {
     let peer = this.peers.get(peerUrl);
@@ -72,7 +73,9 @@ export class PeerClient {
     peer.inflight++;
     void this.callJson('PUT', `${peerUrl}/push`, JSON.stringify(batch.map((b) => b.n))).then(({ status, body }) => {
       const statuses = status === 200 && Array.isArray(body) && body.length === batch.length ? (body as unknown[]) : [];
-      batch.forEach((b, i) => b.resolve(peerOutcome(typeof statuses[i] === 'number' ? statuses[i] : 0)));
+      // A batch not answered in time leaves each of its pushes as a single one would be left (PEER_NO_ANSWER).
+      const whole = status === PEER_NO_ANSWER ? PEER_NO_ANSWER : 0;
+      batch.forEach((b, i) => b.resolve(peerOutcome(typeof statuses[i] === 'number' ? statuses[i] : whole)));
       this.sent(peerUrl);
     });
   }
@@ -87,12 +90,12 @@ export class PeerClient {
     return (await this.call('DELETE', `${peerUrl}/notif/${uaid}/${connectedAt}`)) === 200;
   }
 
-  /** The response status, or 0 when the node could not be reached in time. */
+  /** The response status; 0 when the node could not be reached, PEER_NO_ANSWER when it took the request and did not answer in time. */
   private async call(method: string, url: string, body?: string): Promise<number> {
     return (await this.callJson(method, url, body, false)).status;
   }
 
-  /** The response status and (when asked) its JSON body; status 0 when the node could not be reached in time. */
+  /** The response status and (when asked) its JSON body; the status as `call` gives it. */
   private callJson(method: string, url: string, body?: string, wantBody = true): Promise<{ status: number; body: unknown }> {
     return new Promise((resolve) => {
       let target: URL;
@@ -119,7 +122,13 @@ export class PeerClient {
           finish(res.statusCode ?? 0, parsed);
         });
       });
-      const timer = setTimeout(() => req.destroy(new Error('peer timeout')), this.timeoutMs);
+      // Once the request is written the node has it: no answer in time then is not proof that it is gone.
+      let written = false;
+      req.on('finish', () => (written = true));
+      const timer = setTimeout(() => {
+        finish(written ? PEER_NO_ANSWER : 0);
+        req.destroy(new Error('peer timeout'));
+      }, this.timeoutMs);
       let done = false;
       const finish = (status: number, parsed: unknown = null) => {
         if (done) return;

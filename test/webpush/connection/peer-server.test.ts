@@ -127,8 +127,10 @@ describe('internal peer API', () => {
       );
       hang = true;
       const result = await router.route({ uaid, channelID: chid, ttl: 60, topic: null, urgency: 'normal', data: null, headers: null });
-      // No answer in time: the endpoint saved it too, by the same key; the 201 is for a stored message.
+      // No answer in time: the endpoint saved it too, by the same key; the 201 is for a stored message. The node
+      // may still hold the client, so its route stays.
       expect(result.path).toBe('stored');
+      expect((await store.getUser(uaid))?.peerId).toBe(holderUrl);
       expect((await c.next()).version).toBe(result.messageId);
       expect((await store.fetchMessages(uaid, 0, 10, Date.now())).map((n) => n.version)).toEqual([result.messageId]);
       // The client goes away without acking; at its next hello it gets the message from storage, once.
