@@ -18,16 +18,19 @@ export const PEER_BATCH_MAX = 64;
 export const PEER_STATUS: Readonly<Record<OfferOutcome, number>> = { delivered: 200, stored: 202, busy: 409, absent: 404, 'no-channel': 404 };
 
 /**
- * The peer client's status for a request the node took and did not answer in time: it may hold the client and may
- * have saved the message (its answer waits for its commit), so it reads as `busy`: the endpoint saves the message
- * too (idempotent) and asks the node to look at storage, keeping its route. Clearing that route instead, as for a
- * node that is gone, would leave a client that is still connected there unreachable until it reconnects.
+ * The peer client's status for a request the node took and did not answer in time. Not an OfferOutcome (the node
+ * said nothing) but `unanswered`: the node may hold the client and has most likely saved the message or is about to
+ * (its answer waits for its commit, which a loaded store delays), so the endpoint only saves it too (idempotent: one
+ * copy) and keeps the route. Clearing that route, as for a node that is gone, would leave a client still connected
+ * there unreachable until it reconnects; asking the node to read storage, or counting the backlog, would add store
+ * work exactly when the store is what is slow.
  */
 export const PEER_NO_ANSWER = -1;
 
 /** The outcome a peer's status means to the endpoint node; anything else (404, an error, unreachable: 0) is `absent`. */
-export function peerOutcome(status: number): 'delivered' | 'stored' | 'busy' | 'absent' {
-  return status === 200 ? 'delivered' : status === 202 ? 'stored' : status === 409 || status === PEER_NO_ANSWER ? 'busy' : 'absent';
+export function peerOutcome(status: number): 'delivered' | 'stored' | 'busy' | 'absent' | 'unanswered' {
+  if (status === PEER_NO_ANSWER) return 'unanswered';
+  return status === 200 ? 'delivered' : status === 202 ? 'stored' : status === 409 ? 'busy' : 'absent';
 }
 
 /**

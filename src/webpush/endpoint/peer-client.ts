@@ -45,9 +45,8 @@ export class PeerClient {
   /**
    * Hands a notification to the node holding the client, which saves it (OfferOutcome in clients.ts): `delivered`
    * once written to the client's socket and saved there, `stored` when saved there for the client's next storage
-   * read, `busy` when the client is there but the node did not save it, or when the node took the request and did
-   * not answer in time (it may hold the client and may have saved it: the endpoint's own save is idempotent by the
-   * message's key, and the route to the node is kept), `absent` when the node does not hold the client or cannot
+   * read, `busy` when the client is there but the node did not save it, `unanswered` when the node took the
+   * request and did not answer in time (PEER_NO_ANSWER), `absent` when the node does not hold the client or cannot
    * be reached.
    */
   push(peerUrl: string, n: Notification): Promise<PushOutcome> {

@@ -173,10 +173,18 @@ export class WebPushRouter {
   /**
    * The process holding the client answered (deliverDurably, here or over a hop): `delivered` and `stored` are done
    * there (the holder saved the message), past the backlog bound; `busy` means the holder did not save it, so a
-   * TTL > 0 message is saved here and its session told (a peer holder through its API); TTL 0 is dropped.
+   * TTL > 0 message is saved here and its session told (a peer holder through its API); TTL 0 is dropped. A peer
+   * that did not answer in time (`unanswered`) gets a copy saved here, nothing more.
    */
-  private async settle(outcome: 'delivered' | 'stored' | 'busy', n: Notification, holderPeer: string | null): Promise<RouteResult> {
+  private async settle(outcome: 'delivered' | 'stored' | 'busy' | 'unanswered', n: Notification, holderPeer: string | null): Promise<RouteResult> {
     if (outcome === 'delivered') return this.done(n.version, 'direct');
+    if (outcome === 'unanswered') {
+      // A peer that took the push and did not answer in time (PEER_NO_ANSWER in peer-server.ts): this copy is for
+      // the case it died; if it lives, it has saved the same key (one copy) and its client reads it from there.
+      if (n.ttl === 0) return this.done(n.version, 'dropped');
+      await storageCall(() => this.store.saveMessage(n));
+      return this.done(n.version, 'stored');
+    }
     if (outcome === 'busy') {
       if (n.ttl === 0) return this.done(n.version, 'dropped');
       await storageCall(() => this.store.saveMessage(n));

@@ -184,6 +184,19 @@ describe('WebPushRouter', () => {
       expect(await store.countMessages(UAID, 10)).toBe(1);
     });
 
+    it('saves a copy, and only that, when the peer took the push and did not answer in time', async () => {
+      await store.updateUser({ uaid: UAID, routerType: 'webpush', routerData: null, connectedAt: now - 1000, peerId: OTHER });
+      // The recorder saves first, as a holder whose answer was late does: one copy, the route kept, nobody notified.
+      const { p, pushed, notified } = peers({ [OTHER]: 'unanswered' }, store);
+      const router = make({ peers: p });
+      await expect(router.route(request())).resolves.toMatchObject({ path: 'stored' });
+      await expect(router.route(request(0))).resolves.toMatchObject({ path: 'dropped' });
+      expect(await store.countMessages(UAID, 10)).toBe(1);
+      expect(notified).toEqual([]);
+      expect((await store.getUser(UAID))?.peerId).toBe(OTHER);
+      expect(pushed).toEqual([OTHER, OTHER]);
+    });
+
     it('leaves a message the peer stored to it, without a write or a notify', async () => {
       await store.updateUser({ uaid: UAID, routerType: 'webpush', routerData: null, connectedAt: now - 1000, peerId: OTHER });
       const { p, notified } = peers({ [OTHER]: 'stored' }, store);
