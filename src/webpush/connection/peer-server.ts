@@ -8,6 +8,12 @@ import { authFailed, type Metrics } from '../../ops/metrics.js';
 
 /** The most pushes one `PUT /push` batch carries (the peer client's batches, refused beyond). */
 export const PEER_BATCH_MAX = 64;
+/**
+ * Room for one notification in a batch's body. The limit was 64 KiB for a whole batch, which 64 pushes of 1 kB
+ * (1.4 kB in base64) overflow: the peer answered 413, and the endpoint read each push of that batch as "client not
+ * here" and cleared its route.
+ */
+const PEER_NOTIFICATION_MAX_BYTES = 8 * 1024;
 
 /**
  * The peer API's status for each OfferOutcome (the table in clients.ts), and back: 200 delivered (written and saved
@@ -84,7 +90,8 @@ export function createPeerServer(opts: PeerServerOptions): FastifyInstance {
   const app = Fastify({
     loggerInstance: opts.log,
     logController: new LogController({ disableRequestLogging: true }),
-    bodyLimit: 64 * 1024,
+    // A full batch of the largest pushes: 4096 payload bytes are 5,462 in base64url, plus headers and fields.
+    bodyLimit: PEER_BATCH_MAX * PEER_NOTIFICATION_MAX_BYTES,
     ajv: { customOptions: { allowUnionTypes: true } },
     forceCloseConnections: 'idle',
     ...(opts.tls ? { https: opts.tls } : {}),

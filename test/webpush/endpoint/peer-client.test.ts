@@ -99,5 +99,8 @@ describe('PeerClient and the peer API', () => {
     expect((await put(Array.from({ length: 65 }, (_, i) => note(i + 1)))).status).toBe(400);
     expect((await put([{ ...note(1), uaid: 'not-a-uaid' }])).status).toBe(400);
     expect(await (await put([note(1)])).json()).toEqual([404]);
+    // A full batch of the largest pushes (4096 bytes of payload each) fits.
+    const big = Array.from({ length: 64 }, (_, i) => ({ ...note(i + 1), data: 'A'.repeat(5462), headers: { encoding: 'aes128gcm' } }));
+    expect(await (await put(big)).json()).toEqual(Array.from({ length: 64 }, () => 404));
   });
 });
