@@ -101,6 +101,8 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   const store = countStoreOperations(options.store ?? (await openStore(config.store, { sqliteSynchronous: config.sqliteSynchronous })), metrics);
   const cluster = options.cluster ?? null;
   const clients = cluster ? cluster.link.clients : new ClientRegistry();
+  // A push another process offers to a client held here is saved here (the holder saves: README "Durability").
+  clients.store = store;
   cluster?.link.shareMetrics(metrics.registry);
   // Per-machine singletons (the XMPP components: one link per server, not per worker; the expiry sweep) run in worker 1.
   const leader = !cluster || cluster.index === 1;

@@ -1,4 +1,4 @@
-import type { offerToClient } from '../webpush/connection/clients.js';
+import type { OfferOutcome } from '../webpush/connection/clients.js';
 
 /**
  * What the primary and its workers exchange over node:cluster IPC (one source of truth for the shapes), and the
@@ -8,10 +8,10 @@ import type { offerToClient } from '../webpush/connection/clients.js';
  */
 
 /**
- * Where a push offered to the worker holding the client ended (the IPC twin of the peer API's 200/409/404): whatever
- * offerToClient answers, carried through the transport as it is, so a new outcome needs no change here.
+ * Where a push offered to the worker holding the client ended: the one table of outcomes (OFFER_OUTCOMES) lives in
+ * src/webpush/connection/clients.ts, and the mesh carries the value as it is (frames.ts).
  */
-export type OfferOutcome = Awaited<ReturnType<typeof offerToClient>>;
+export type { OfferOutcome };
 
 export type WorkerToPrimary = { pg: 1; t: 'metrics'; id: number };
 

@@ -173,8 +173,9 @@ export class SqliteStore implements Store {
         'SELECT chid, key_hash FROM channels WHERE uaid = ? AND chid > ? ORDER BY chid LIMIT ?',
       ),
       deleteChannelMessages: db.prepare('DELETE FROM messages WHERE uaid = ? AND chid = ?'),
+      // OR REPLACE: saving a message again by its key (uaid, seq) leaves one copy (Store.saveMessage).
       insertMessage: db.prepare(
-        `INSERT INTO messages (uaid, seq, chid, version, ttl, expiry, topic, urgency, data, headers, timestamp, dashboard_key)
+        `INSERT OR REPLACE INTO messages (uaid, seq, chid, version, ttl, expiry, topic, urgency, data, headers, timestamp, dashboard_key)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       deleteTopic: db.prepare('DELETE FROM messages WHERE uaid = ? AND chid = ? AND topic = ?'),

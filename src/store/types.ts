@@ -103,7 +103,12 @@ export interface Store {
   /** Removes the channel and its pending messages; false when it did not exist. */
   removeChannel(uaid: string, channelID: string): Promise<boolean>;
 
-  /** Stores a message; one with a topic replaces the pending message of the same topic on the same channel. */
+  /**
+   * Stores a message; one with a topic replaces the pending message of the same topic on the same channel. Saving
+   * a message again by its key (uaid, seq) leaves one copy, never an error: in a fleet or with workers the process
+   * holding the client saves it, and the endpoint saves it again when that process did not answer (README
+   * "Durability").
+   */
   saveMessage(message: Notification): Promise<void>;
   /** Pending, unexpired messages with seq > afterSeq, in seq order. */
   fetchMessages(uaid: string, afterSeq: number, limit: number, now: number): Promise<Notification[]>;

@@ -1,5 +1,5 @@
-import { describe, expect, it, vi } from 'vitest';
-import type { Notification } from '../../src/store/index.js';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { type Notification, type Store, openStore } from '../../src/store/index.js';
 import type { ConnectedClient } from '../../src/webpush/connection/clients.js';
 import { type MeshPort, WorkerLink } from '../../src/cluster/worker.js';
 import type { PeerFrame } from '../../src/cluster/frames.js';
@@ -10,6 +10,15 @@ import type { WorkerToPrimary } from '../../src/cluster/ipc.js';
  * of several "workers" in one process, frames delivered in order on the next microtask (as a socket would, later),
  * links cut and restored at will. No processes, no sockets.
  */
+/** The machine's shared store (one SQLite file in production), fresh for each test: the holder saves what it takes. */
+let machineStore: Store;
+beforeEach(async () => {
+  machineStore = await openStore('sqlite::memory:');
+});
+afterEach(async () => {
+  await machineStore.close();
+});
+
 class Switchboard {
   readonly links = new Map<number, WorkerLink>();
   readonly sent: { from: number; to: number; f: PeerFrame }[] = [];
@@ -28,6 +37,7 @@ class Switchboard {
       siblings: () => [...this.links.keys()].filter((to) => to !== index && !this.cut.has(`${index}>${to}`)),
     };
     const link = new WorkerLink(index, port, (m) => this.primary.push(m));
+    link.clients.store = machineStore;
     this.links.set(index, link);
     return link;
   }
@@ -103,7 +113,7 @@ describe('WorkerLink', () => {
     expect(board.primary).toEqual([]);
   });
 
-  it('hands a push straight to the holder, which answers as the peer API does: delivered, busy, absent, no-channel', async () => {
+  it('hands a push straight to the holder, which saves it and answers as the peer API does: delivered, stored, busy, absent, no-channel', async () => {
     const board = new Switchboard();
     const one = board.add(1);
     const two = board.add(2);
@@ -115,7 +125,11 @@ describe('WorkerLink', () => {
     expect(one.siblingClients).toBe(2);
     expect(await one.push(note(UA('b')))).toBe('delivered');
     expect(ready.events).toEqual(['deliver v1']);
-    expect(await one.push(note(UA('c')))).toBe('busy');
+    // A client that reads from storage: the holder saves the message and tells its session.
+    expect(await one.push(note(UA('c')))).toBe('stored');
+    expect(busy.events).toEqual(['storageChanged']);
+    // TTL 0 is never stored: not saved there, the endpoint drops it.
+    expect(await one.push({ ...note(UA('c')), ttl: 0 })).toBe('busy');
     expect(await one.push(note(UA('b'), 'other'))).toBe('no-channel');
     // Nobody holds it: answered at once, without a frame.
     const before = board.sent.length;
@@ -125,6 +139,9 @@ describe('WorkerLink', () => {
     one.receive(2, { t: 'attach', uaid: UA('z'), connectedAt: 1 });
     expect(await one.push(note(UA('z')))).toBe('absent');
     expect(board.sent.at(-1)).toMatchObject({ from: 2, to: 1, f: { t: 'answer', v: 'absent' } });
+    // Worker 2 saved both TTL > 0 messages it answered for.
+    expect(await machineStore.countMessages(UA('b'), 10)).toBe(1);
+    expect(await machineStore.countMessages(UA('c'), 10)).toBe(1);
   });
 
   it('notifies the holder of stored messages; a sibling holding nothing answers false', async () => {

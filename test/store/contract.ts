@@ -141,6 +141,25 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       await store.close();
     });
 
+    it('saving a message again by its key leaves one copy, never an error (a holder saved it, then the endpoint did)', async () => {
+      const store = await open();
+      const uaid = newUaid();
+      const chid = channelId();
+      const plain = message(uaid, chid);
+      const topical = message(uaid, chid, { topic: 'z' });
+      await store.saveMessage(plain);
+      await store.saveMessage(topical);
+      // Again, one after the other and both in one turn (one group commit on the backends that batch).
+      await store.saveMessage(plain);
+      await store.saveMessage(topical);
+      await Promise.all([store.saveMessage(plain), store.saveMessage(plain), store.saveMessage(topical)]);
+      expect(await store.fetchMessages(uaid, 0, 10, Date.now())).toEqual([plain, topical]);
+      expect(await store.countMessages(uaid, 10)).toBe(2);
+      await store.forgetMessage(plain);
+      expect(await store.fetchMessages(uaid, 0, 10, Date.now())).toEqual([topical]);
+      await store.close();
+    });
+
     it('forgets acked messages, many in one turn, by key: a replaced topic message or an unknown one is left alone', async () => {
       const store = await open();
       const uaid = newUaid();

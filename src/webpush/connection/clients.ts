@@ -1,4 +1,24 @@
-import type { Notification } from '../../store/index.js';
+/**
+ * The clients connected to this process (ClientRegistry), and the one durable delivery to such a client
+ * (deliverDurably) that the endpoint's local path, the fleet's peer API and the workers' IPC all use.
+ */
+import type { Notification, Store } from '../../store/index.js';
+import { storageCall } from '../protocol/errors.js';
+
+/**
+ * Where a push offered to the process holding its client ended: one table for the local path, the workers' IPC
+ * (src/cluster/ipc.ts re-exports it) and the fleet's peer API (whose HTTP statuses are PEER_STATUS in peer-server.ts).
+ * - `delivered`: written to the client's connection and, with TTL > 0, saved by the holder (committed; or, during
+ *   a store outage, kept by the session, which stores it when the connection ends), deleted when the client acks;
+ * - `stored`: the client could not take it now (it reads from storage, or too much is in flight): the holder saved
+ *   it and told the client's session to read storage;
+ * - `busy`: the client is there but could not take it, and the holder did not save it (TTL 0, or, over a hop, its
+ *   save failed): the caller stores it (TTL > 0) or drops it (TTL 0);
+ * - `absent`: the client is not held here (the caller takes the full path: router record, store, notify);
+ * - `no-channel`: the client here has no such channel (its channel list is authoritative: 404/410).
+ */
+export const OFFER_OUTCOMES = ['delivered', 'stored', 'busy', 'absent', 'no-channel'] as const;
+export type OfferOutcome = (typeof OFFER_OUTCOMES)[number];
 
 export interface DirectOptions {
   saved?: Promise<boolean>;
@@ -29,6 +49,11 @@ export interface ConnectedClient {
 /** The clients connected to this process, by uaid: the in-process route that avoids a storage round trip. */
 export class ClientRegistry {
   private readonly clients = new Map<string, ConnectedClient>();
+  /**
+   * Where a message offered to one of these clients by another process is saved (offerToClient); the gateway sets
+   * it once its store is open (a worker's registry exists before: src/cluster/worker.ts).
+   */
+  store: Store | null = null;
 
   get(uaid: string): ConnectedClient | undefined {
     return this.clients.get(uaid);
@@ -61,19 +86,43 @@ export class ClientRegistry {
 }
 
 /**
- * Offers a notification to the client held in this process, as the peer API and the workers' IPC both do:
- * `delivered` once the frame is written, `busy` when the client reads from storage (the message must queue
- * there behind the rest), `absent` when the client is not here or the write failed, `no-channel` when the
- * client here has no such channel (its channel list is authoritative).
+ * Delivers a notification to a client of this process durably (README "Durability"): a TTL > 0 message is saved
+ * with the store's group commit in parallel with the direct send, and the answer waits for that commit, so the
+ * session deletes it on ack only after the save (DirectOptions.saved) and a SIGKILL of this process after the
+ * answer loses nothing. A client that cannot take it now gets it from storage: saved, then its session is told.
+ * TTL 0 is never stored (RFC 8030 §5.2). Answers `delivered`, `stored` or `busy` (TTL 0 and a client that cannot
+ * take it: nothing stored); a failed save of a message the client could not take throws (storageCall: 503 for an
+ * outage). A frame written whose save failed still answers `delivered` once the save has failed: a connected client
+ * keeps getting its pushes during a store outage, and its session, told the save failed, stores it when the
+ * connection ends (README "Durability": only a crash in that window loses it).
  */
-export function offerToClient(clients: ClientRegistry, n: Notification): Promise<'delivered' | 'busy' | 'absent' | 'no-channel'> {
+export async function deliverDurably(store: Store, client: ConnectedClient, n: Notification): Promise<'delivered' | 'stored' | 'busy'> {
+  const saving = n.ttl > 0 ? store.saveMessage(n) : null;
+  const saved = saving?.then(
+    () => true,
+    () => false,
+  );
+  if (client.deliverDirect(n, saved ? { saved } : {})) {
+    if (saved) await saved;
+    return 'delivered';
+  }
+  if (!saving) return 'busy';
+  await storageCall(() => saving);
+  client.storageChanged();
+  return 'stored';
+}
+
+/**
+ * Offers a notification to the client held in this process, as the peer API and the workers' IPC both do (the
+ * holder saves, deliverDurably): `absent` when the client is not here, `no-channel` when the client here has no
+ * such channel. A message its client cannot take that this process cannot save answers `busy` (never a throw):
+ * the endpoint then stores it itself.
+ */
+export async function offerToClient(clients: ClientRegistry, n: Notification): Promise<OfferOutcome> {
   const client = clients.get(n.uaid);
-  if (!client) return Promise.resolve('absent');
-  if (!client.channels.has(n.channelID)) return Promise.resolve('no-channel');
-  return new Promise((resolve) => {
-    // The router writes every TTL > 0 message to the shared store before it hands it to another process, so the
-    // session need not store it again at disconnect; it deletes it on ack.
-    const saved = Promise.resolve(n.ttl > 0);
-    if (!client.deliverDirect(n, { saved, onWritten: (err) => resolve(err ? 'absent' : 'delivered') })) resolve('busy');
-  });
+  if (!client) return 'absent';
+  if (!client.channels.has(n.channelID)) return 'no-channel';
+  // Without a store (not yet open) nothing can be saved here: the endpoint saves it.
+  if (!clients.store) return 'busy';
+  return deliverDurably(clients.store, client, n).catch(() => 'busy' as const);
 }

@@ -2,7 +2,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { rootCertificates } from 'node:tls';
 import type { Notification } from '../../store/index.js';
-import { PEER_BATCH_MAX } from '../connection/peer-server.js';
+import { PEER_BATCH_MAX, PEER_NO_ANSWER, peerOutcome } from '../connection/peer-server.js';
 
 /**
  * Calls to other nodes' internal API. Every call is bounded in time; a failure is an answer, not a throw.
@@ -12,7 +12,8 @@ import { PEER_BATCH_MAX } from '../connection/peer-server.js';
  * socket frees: under load the hop costs one request per batch, not per message.
  */
 
-type PushOutcome = 'delivered' | 'busy' | 'gone';
+/** What a push hop answers (peer-server.ts's PEER_STATUS read back): `absent` also when the node cannot be reached in time. */
+export type PushOutcome = ReturnType<typeof peerOutcome>;
 
 export class PeerClient {
   private readonly headers: Record<string, string>;
@@ -42,9 +43,11 @@ export class PeerClient {
   }
 
   /**
-   * Hands a notification to the node holding the client: `delivered` once written to the client's socket,
-   * `busy` when the client is there but reads from storage, `gone` when the node does not hold it or
-   * cannot be reached.
+   * Hands a notification to the node holding the client, which saves it (OfferOutcome in clients.ts): `delivered`
+   * once written to the client's socket and saved there, `stored` when saved there for the client's next storage
+   * read, `busy` when the client is there but the node did not save it, `unanswered` when the node took the
+   * request and did not answer in time (PEER_NO_ANSWER), `absent` when the node does not hold the client or cannot
+   * be reached.
    */
   push(peerUrl: string, n: Notification): Promise<PushOutcome> {
     let peer = this.peers.get(peerUrl);
@@ -53,7 +56,7 @@ export class PeerClient {
     peer.inflight++;
     return this.call('PUT', `${peerUrl}/push/${n.uaid}`, JSON.stringify(n)).then((status) => {
       this.sent(peerUrl);
-      return outcomeOf(status);
+      return peerOutcome(status);
     });
   }
 
@@ -69,7 +72,9 @@ export class PeerClient {
     peer.inflight++;
     void this.callJson('PUT', `${peerUrl}/push`, JSON.stringify(batch.map((b) => b.n))).then(({ status, body }) => {
       const statuses = status === 200 && Array.isArray(body) && body.length === batch.length ? (body as unknown[]) : [];
-      batch.forEach((b, i) => b.resolve(outcomeOf(typeof statuses[i] === 'number' ? statuses[i] : 0)));
+      // A batch not answered in time leaves each of its pushes as a single one would be left (PEER_NO_ANSWER).
+      const whole = status === PEER_NO_ANSWER ? PEER_NO_ANSWER : 0;
+      batch.forEach((b, i) => b.resolve(peerOutcome(typeof statuses[i] === 'number' ? statuses[i] : whole)));
       this.sent(peerUrl);
     });
   }
@@ -84,12 +89,12 @@ export class PeerClient {
     return (await this.call('DELETE', `${peerUrl}/notif/${uaid}/${connectedAt}`)) === 200;
   }
 
-  /** The response status, or 0 when the node could not be reached in time. */
+  /** The response status; 0 when the node could not be reached, PEER_NO_ANSWER when it took the request and did not answer in time. */
   private async call(method: string, url: string, body?: string): Promise<number> {
     return (await this.callJson(method, url, body, false)).status;
   }
 
-  /** The response status and (when asked) its JSON body; status 0 when the node could not be reached in time. */
+  /** The response status and (when asked) its JSON body; the status as `call` gives it. */
   private callJson(method: string, url: string, body?: string, wantBody = true): Promise<{ status: number; body: unknown }> {
     return new Promise((resolve) => {
       let target: URL;
@@ -116,7 +121,13 @@ export class PeerClient {
           finish(res.statusCode ?? 0, parsed);
         });
       });
-      const timer = setTimeout(() => req.destroy(new Error('peer timeout')), this.timeoutMs);
+      // Once the request is written the node has it: no answer in time then is not proof that it is gone.
+      let written = false;
+      req.on('finish', () => (written = true));
+      const timer = setTimeout(() => {
+        finish(written ? PEER_NO_ANSWER : 0);
+        req.destroy(new Error('peer timeout'));
+      }, this.timeoutMs);
       let done = false;
       const finish = (status: number, parsed: unknown = null) => {
         if (done) return;
@@ -128,8 +139,4 @@ export class PeerClient {
       req.end(body);
     });
   }
-}
-
-function outcomeOf(status: number): PushOutcome {
-  return status === 200 ? 'delivered' : status === 409 ? 'busy' : 'gone';
 }

@@ -2,7 +2,7 @@ import type { Metrics } from '../../ops/metrics.js';
 import type { Notification, Store, Urgency } from '../../store/index.js';
 import { ApiError, storageCall } from '../protocol/errors.js';
 import type { MultiFernet } from '../protocol/fernet.js';
-import type { ClientRegistry } from '../connection/clients.js';
+import { type ClientRegistry, deliverDurably } from '../connection/clients.js';
 import { makeMessageId } from '../protocol/message-id.js';
 import { CloseCode } from '../protocol/websocket.js';
 import type { PeerClient } from './peer-client.js';
@@ -128,65 +128,26 @@ export class WebPushRouter {
     const client = this.clients.get(msg.uaid);
     if (client) {
       if (!client.channels.has(msg.channelID)) throw new ApiError('invalidSubscription', 'No such subscription');
-      // Durability (README "Durability"): every TTL > 0 message is written with the store's group commit in
-      // parallel with the direct send, and 201 waits for that commit; the session deletes it on ack.
-      const saving = msg.ttl > 0 ? this.store.saveMessage(notification) : null;
-      const saved = saving
-        ? saving.then(
-            () => true,
-            () => false,
-          )
-        : undefined;
-      if (client.deliverDirect(notification, saved ? { saved } : {})) {
-        // Written to the socket already: a failed write leaves the session to store it at disconnect, as before.
-        if (saved) await saved;
-        return this.done(messageId, 'direct');
-      }
-      if (!saving) return this.done(messageId, 'dropped');
-      await storageCall(() => saving);
-      await this.boundBacklog(msg.uaid);
-      client.storageChanged();
-      return this.done(messageId, 'stored');
+      return this.settle(await deliverDurably(this.store, client, notification), notification, null);
     }
 
-    // Another process may hold the client (a sibling worker over IPC, or the peer a recent push went to). The
-    // message is written before such a hop, so a 201 survives that process's death too; not in parallel: the
-    // other process deletes the message when the client acks, and that delete must find it. Should the push
-    // turn out to have no live subscription, the early copy is removed again.
-    let saved = false;
-    const persist = async (): Promise<void> => {
-      if (msg.ttl > 0 && !saved) {
-        await storageCall(() => this.store.saveMessage(notification));
-        saved = true;
-      }
-    };
-    const unsave = async (): Promise<void> => {
-      if (saved) await storageCall(() => this.store.removeMessage(msg.uaid, seq));
-      saved = false;
-    };
+    // Another process may hold the client (a sibling worker over IPC, or the peer a recent push went to). That
+    // process saves a TTL > 0 message itself, as the local path above does (deliverDurably), before it answers
+    // `delivered` or `stored`; so this node writes nothing before the hop, and saves only when the hop did not end
+    // there (README "Durability"). A holder that saved and then died before answering leaves its copy, and this
+    // node's save of the same (uaid, seq) replaces it: one copy (Store.saveMessage is idempotent by that key).
     if (this.siblings) {
-      // The primary's directory answers without the store.
-      await persist();
+      // This worker's replica of the directory names the holder without the store (src/cluster/directory.ts).
       const outcome = await this.siblings.push(notification);
-      if (outcome === 'delivered') return this.done(messageId, 'direct');
-      if (outcome === 'no-channel') {
-        await unsave();
-        throw new ApiError('invalidSubscription', 'No such subscription');
-      }
-      if (outcome === 'busy') {
-        if (msg.ttl === 0) return this.done(messageId, 'dropped');
-        await this.boundBacklog(msg.uaid);
-        this.clients.storageChanged(msg.uaid);
-        return this.done(messageId, 'stored');
-      }
+      if (outcome === 'no-channel') throw new ApiError('invalidSubscription', 'No such subscription');
+      if (outcome !== 'absent') return this.settle(outcome, notification, null);
     }
     const cached = this.peers ? this.routeCache.get(msg.uaid) : undefined;
     if (cached !== undefined) {
-      // An expired entry is dropped without writing first: the user record below decides where the push goes,
-      // and a push that then finds no subscription must not cost a save and a remove.
+      // An expired entry is dropped without a hop: the user record below decides where the push goes.
       if (cached.until > now) {
-        await persist();
-        if ((await this.peers!.push(cached.peerId, notification)) === 'delivered') return this.done(messageId, 'direct');
+        const outcome = await this.peers!.push(cached.peerId, notification);
+        if (outcome !== 'absent') return this.settle(outcome, notification, cached.peerId);
       }
       this.routeCache.delete(msg.uaid);
     }
@@ -197,10 +158,7 @@ export class WebPushRouter {
     const [user, knownChannel] = this.peers
       ? [await storageCall(() => this.store.getUser(msg.uaid)), undefined]
       : await storageCall(() => Promise.all([this.store.getUser(msg.uaid), this.store.getChannel(msg.uaid, msg.channelID)]));
-    if (!user) {
-      await unsave();
-      throw new ApiError('invalidSubscription', 'No such subscription');
-    }
+    if (!user) throw new ApiError('invalidSubscription', 'No such subscription');
     if (user.routerType === 'webpush' && user.connectedAt < now - this.options.userMaxIdleMs) {
       // autopush lets a router record expire after MAX_ROUTER_TIME without a connection: the endpoint is gone.
       await storageCall(() => this.store.removeUser(msg.uaid));
@@ -208,38 +166,58 @@ export class WebPushRouter {
       throw new ApiError('expiredEndpoint', 'UAID not found');
     }
     if (user.routerType !== 'webpush') {
-      await unsave();
       const channel = knownChannel !== undefined ? knownChannel : await storageCall(() => this.store.getChannel(msg.uaid, msg.channelID));
       if (!channel) throw new ApiError('invalidSubscription', 'No such subscription');
       return this.routeBridged(user.uaid, user.routerType, user.routerData ?? {}, notification);
     }
-    if (knownChannel === null) {
-      await unsave();
-      throw new ApiError('invalidSubscription', 'No such subscription');
-    }
-    await persist();
+    if (knownChannel === null) throw new ApiError('invalidSubscription', 'No such subscription');
     // The client is on another node: hand the message over (autopush's endpoint → connection node hop).
     const routedTo = user.peerId !== null && user.peerId !== this.peerId && this.peers ? user.peerId : null;
     let staleRoute: string | null = null;
     if (routedTo !== null) {
       const outcome = await this.peers!.push(routedTo, notification);
-      if (outcome === 'delivered') {
+      if (outcome !== 'absent') {
         this.routeCache.set(msg.uaid, { peerId: routedTo, until: now + ROUTE_CACHE_MS });
-        return this.done(messageId, 'direct');
+        return this.settle(outcome, notification, routedTo);
       }
-      if (outcome === 'gone') staleRoute = routedTo;
+      staleRoute = routedTo;
     }
     const channel = knownChannel !== undefined ? knownChannel : await storageCall(() => this.store.getChannel(msg.uaid, msg.channelID));
-    if (!channel) {
-      await unsave();
-      throw new ApiError('invalidSubscription', 'No such subscription');
-    }
+    if (!channel) throw new ApiError('invalidSubscription', 'No such subscription');
     if (msg.ttl === 0) return this.done(messageId, 'dropped');
+    await storageCall(() => this.store.saveMessage(notification));
     await this.boundBacklog(msg.uaid);
     // The client may have connected while we were reading storage: have it look again.
     this.clients.storageChanged(msg.uaid);
     if (this.peers) await this.afterStore(msg.uaid, user.connectedAt, staleRoute);
     return this.done(messageId, 'stored');
+  }
+
+  /**
+   * The process holding the client answered (deliverDurably, here or over a hop): `delivered` and `stored` are done
+   * there (the holder saved the message), past the backlog bound; `busy` means the holder did not save it, so a
+   * TTL > 0 message is saved here and its session told (a peer holder through its API); TTL 0 is dropped. A peer
+   * that did not answer in time (`unanswered`) gets a copy saved here, nothing more.
+   */
+  private async settle(outcome: 'delivered' | 'stored' | 'busy' | 'unanswered', n: Notification, holderPeer: string | null): Promise<RouteResult> {
+    if (outcome === 'delivered') return this.done(n.version, 'direct');
+    if (outcome === 'unanswered') {
+      // A peer that took the push and did not answer in time (PEER_NO_ANSWER in peer-server.ts): this copy is for
+      // the case it died; if it lives, it has saved the same key (one copy) and its client reads it from there.
+      if (n.ttl === 0) return this.done(n.version, 'dropped');
+      await storageCall(() => this.store.saveMessage(n));
+      return this.done(n.version, 'stored');
+    }
+    if (outcome === 'busy') {
+      if (n.ttl === 0) return this.done(n.version, 'dropped');
+      await storageCall(() => this.store.saveMessage(n));
+    }
+    await this.boundBacklog(n.uaid);
+    if (outcome === 'busy') {
+      this.clients.storageChanged(n.uaid);
+      if (holderPeer !== null) await this.peers!.notify(holderPeer, n.uaid);
+    }
+    return this.done(n.version, 'stored');
   }
 
   /**

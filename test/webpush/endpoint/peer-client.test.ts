@@ -2,14 +2,15 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { Metrics } from '../../../src/ops/metrics.js';
-import type { Notification } from '../../../src/store/index.js';
+import { type Notification, openStore, type Store } from '../../../src/store/index.js';
 import { ClientRegistry, type ConnectedClient } from '../../../src/webpush/connection/clients.js';
 import { createPeerServer } from '../../../src/webpush/connection/peer-server.js';
 import { PeerClient } from '../../../src/webpush/endpoint/peer-client.js';
 
 /**
  * The endpoint → connection hop: the real peer client against the real peer API on loopback, with clients
- * that record what they were given. Under load (every socket busy) pushes go out as batches.
+ * that record what they were given and a real SQLite store the holder saves into. Under load (every socket busy)
+ * pushes go out as batches.
  */
 const uaid = (i: number) => i.toString(16).padStart(32, '0');
 const note = (i: number, channelID = 'ch'): Notification => ({
@@ -29,9 +30,11 @@ const note = (i: number, channelID = 'ch'): Notification => ({
 describe('PeerClient and the peer API', () => {
   let server: FastifyInstance | null = null;
   let client: PeerClient | null = null;
+  let store: Store | null = null;
   afterEach(async () => {
     client?.close();
     await server?.close();
+    await store?.close();
   });
 
   async function start(clients: ClientRegistry, requests: string[]) {
@@ -62,6 +65,7 @@ describe('PeerClient and the peer API', () => {
 
   it('batches the pushes that wait for a busy peer, and answers each one in order', async () => {
     const clients = new ClientRegistry();
+    clients.store = store = await openStore('sqlite::memory:');
     const delivered: string[] = [];
     for (let i = 1; i <= 20; i++) clients.add(held(i, delivered, i !== 7));
     const requests: string[] = [];
@@ -71,9 +75,13 @@ describe('PeerClient and the peer API', () => {
       ...Array.from({ length: 20 }, (_, k) => client!.push(url, note(k + 1))),
       client.push(url, note(99)),
       client.push(url, note(3, 'unknown-channel')),
+      client.push(url, { ...note(7), seq: 70, version: 'v7-ttl0', ttl: 0 }),
     ]);
-    expect(outcomes.slice(0, 20)).toEqual(Array.from({ length: 20 }, (_, k) => (k + 1 === 7 ? 'busy' : 'delivered')));
-    expect(outcomes.slice(20)).toEqual(['gone', 'gone']);
+    // Client 7 cannot take a message now: the holder stored the TTL 3600 one, and left the TTL 0 one to the endpoint.
+    expect(outcomes.slice(0, 20)).toEqual(Array.from({ length: 20 }, (_, k) => (k + 1 === 7 ? 'stored' : 'delivered')));
+    expect(outcomes.slice(20)).toEqual(['absent', 'absent', 'busy']);
+    // The holder saved every TTL > 0 message it answered for: delivered (deleted on ack) or stored.
+    for (let i = 1; i <= 20; i++) expect((await store.fetchMessages(uaid(i), 0, 10, Date.now())).map((n) => n.version)).toEqual([`v${i}`]);
     expect(delivered.sort()).toEqual(
       Array.from({ length: 20 }, (_, k) => `v${k + 1}`)
         .filter((v) => v !== 'v7')
@@ -91,5 +99,8 @@ describe('PeerClient and the peer API', () => {
     expect((await put(Array.from({ length: 65 }, (_, i) => note(i + 1)))).status).toBe(400);
     expect((await put([{ ...note(1), uaid: 'not-a-uaid' }])).status).toBe(400);
     expect(await (await put([note(1)])).json()).toEqual([404]);
+    // A full batch of the largest pushes (4096 bytes of payload each) fits.
+    const big = Array.from({ length: 64 }, (_, i) => ({ ...note(i + 1), data: 'A'.repeat(5462), headers: { encoding: 'aes128gcm' } }));
+    expect(await (await put(big)).json()).toEqual(Array.from({ length: 64 }, () => 404));
   });
 });

@@ -1,11 +1,12 @@
 // The webpush router (src/webpush/endpoint/router.ts) in process, on a real SQLite store, for the paths that
 // otherwise run only inside `pushgate serve` children: a sibling worker holding the client (IPC answers
-// delivered, busy, absent, no-channel), a fleet peer holding it (delivered, busy, gone, and the route cache),
-// idle-expired and bridged records, and per-worker seq lanes. The sibling and peer are recorders standing in
-// for the IPC link and the peer HTTP client, which test/cluster and test/webpush/endpoint/peer-client cover.
+// delivered, stored, busy, absent, no-channel), a fleet peer holding it (the same outcomes, and the route cache),
+// a holder that saved and then never answered, idle-expired and bridged records, and per-worker seq lanes. The
+// sibling and peer are recorders standing in for the IPC link and the peer HTTP client (saving into the store
+// where the holder would), which test/cluster and test/webpush/endpoint/peer-client cover.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Siblings } from '../../../src/cluster/worker.js';
-import type { OfferOutcome } from '../../../src/cluster/ipc.js';
+import type { OfferOutcome } from '../../../src/webpush/connection/clients.js';
 import { Metrics } from '../../../src/ops/metrics.js';
 import { openStore, type Notification, type Store } from '../../../src/store/index.js';
 import { ClientRegistry } from '../../../src/webpush/connection/clients.js';
@@ -21,21 +22,32 @@ const DAY = 86_400_000;
 
 const request = (ttl = 60): PushRequest => ({ uaid: UAID, channelID: CH, ttl, topic: null, urgency: 'normal', data: null, headers: null });
 
-function siblings(answer: OfferOutcome) {
+/** A holder's answer; with `saves`, the recorder saves the message into the store first, as a holder does. */
+function siblings(answer: OfferOutcome, saves: Store | null = null) {
   const pushed: Notification[] = [];
   const s: Siblings = {
-    push: async (n) => (pushed.push(n), answer),
+    push: async (n) => {
+      pushed.push(n);
+      if (saves) await saves.saveMessage(n);
+      return answer;
+    },
     notify: async () => false,
     dropOlder: () => {},
   };
   return { s, pushed };
 }
 
-function peers(answers: Record<string, 'delivered' | 'busy' | 'gone'>) {
+type PeerAnswer = Awaited<ReturnType<PeerClient['push']>>;
+
+function peers(answers: Record<string, PeerAnswer>, saves: Store | null = null) {
   const pushed: string[] = [];
   const notified: string[] = [];
   const p = {
-    push: async (peer: string) => (pushed.push(peer), answers[peer] ?? 'gone'),
+    push: async (peer: string, n: Notification) => {
+      pushed.push(peer);
+      if (saves) await saves.saveMessage(n);
+      return answers[peer] ?? 'absent';
+    },
     notify: async (peer: string, uaid: string) => (notified.push(`${peer} ${uaid}`), true),
   } as unknown as PeerClient;
   return { p, pushed, notified };
@@ -72,24 +84,44 @@ describe('WebPushRouter', () => {
   afterEach(() => store.close());
 
   describe('with sibling workers', () => {
-    it('delivers through the worker holding the client, keeping the copy that worker deletes on ack', async () => {
+    it('delivers through the worker holding the client and writes nothing itself: that worker saved it', async () => {
       const { s, pushed } = siblings('delivered');
+      const saves = vi.spyOn(store, 'saveMessage');
       await expect(make({ siblings: s }).route(request())).resolves.toMatchObject({ path: 'direct' });
       expect(pushed.map((n) => [n.uaid, n.channelID])).toEqual([[UAID, CH]]);
-      expect(await store.countMessages(UAID, 10)).toBe(1);
+      expect(saves).not.toHaveBeenCalled();
     });
 
-    it('answers 404-style invalidSubscription and removes the early copy when the holder has no such channel', async () => {
+    it('answers 404-style invalidSubscription without writing when the holder has no such channel', async () => {
       const { s } = siblings('no-channel');
+      const saves = vi.spyOn(store, 'saveMessage');
       await expect(make({ siblings: s }).route(request())).rejects.toMatchObject({ kind: 'invalidSubscription' });
-      expect(await store.countMessages(UAID, 10)).toBe(0);
+      expect(saves).not.toHaveBeenCalled();
     });
 
-    it('stores for a busy holder, and drops a TTL 0 message instead', async () => {
+    it('leaves a message the holder stored to it, and bounds the backlog', async () => {
+      const { s } = siblings('stored', store);
+      const saves = vi.spyOn(store, 'saveMessage');
+      const router = make({ siblings: s, msgLimit: 1 });
+      for (let i = 0; i < 11; i++) await expect(router.route(request())).resolves.toMatchObject({ path: 'stored' });
+      // The recorder's saves only: the endpoint wrote none.
+      expect(saves).toHaveBeenCalledTimes(11);
+      expect(await store.countMessages(UAID, 20)).toBe(11);
+      await router.route(request());
+      expect(await store.getUser(UAID)).toBeNull();
+    });
+
+    it('stores for a holder that did not save (busy), and drops a TTL 0 message instead', async () => {
       const { s } = siblings('busy');
       const router = make({ siblings: s });
       await expect(router.route(request())).resolves.toMatchObject({ path: 'stored' });
       await expect(router.route(request(0))).resolves.toMatchObject({ path: 'dropped' });
+      expect(await store.countMessages(UAID, 10)).toBe(1);
+    });
+
+    it('a worker that saved and died before answering (the primary answers absent) leaves exactly one copy', async () => {
+      const { s } = siblings('absent', store);
+      await expect(make({ siblings: s }).route(request())).resolves.toMatchObject({ path: 'stored' });
       expect(await store.countMessages(UAID, 10)).toBe(1);
     });
 
@@ -105,7 +137,9 @@ describe('WebPushRouter', () => {
       await store.updateUser({ uaid: UAID, routerType: 'webpush', routerData: null, connectedAt: now - 1000, peerId: OTHER });
       const { p, pushed } = peers({ [OTHER]: 'delivered' });
       const router = make({ peers: p });
+      const saves = vi.spyOn(store, 'saveMessage');
       await expect(router.route(request())).resolves.toMatchObject({ path: 'direct' });
+      expect(saves).not.toHaveBeenCalled();
       // The cache answers even after the record no longer names the peer: no store read on that hop.
       await store.removeUser(UAID);
       await expect(router.route(request())).resolves.toMatchObject({ path: 'direct' });
@@ -127,25 +161,50 @@ describe('WebPushRouter', () => {
 
     it('takes the full path when the cached peer no longer holds the client', async () => {
       await store.updateUser({ uaid: UAID, routerType: 'webpush', routerData: null, connectedAt: now - 1000, peerId: OTHER });
-      const answers: Record<string, 'delivered' | 'busy' | 'gone'> = { [OTHER]: 'delivered' };
-      const { p, pushed } = peers(answers);
+      const answers: Record<string, PeerAnswer> = { [OTHER]: 'delivered' };
+      const { p, pushed } = peers(answers, store);
       const router = make({ peers: p });
       await router.route(request());
-      answers[OTHER] = 'gone';
+      answers[OTHER] = 'absent';
       await expect(router.route(request())).resolves.toMatchObject({ path: 'stored' });
       // Cached hop, then the record's hop, both refused; the stale route is cleared from the record.
       expect(pushed).toEqual([OTHER, OTHER, OTHER]);
       expect((await store.getUser(UAID))?.peerId).toBeNull();
-      // The first message stays stored until the peer's client acks it (the recorder never does), the second is new.
+      // The first message stays stored until the peer's client acks it (the recorder never does); the second, which
+      // the recorder saved twice as a holder that never answered would, and the endpoint once, is there once.
       expect(await store.countMessages(UAID, 10)).toBe(2);
     });
 
-    it('stores for a busy peer and asks it to look at storage', async () => {
+    it('stores for a peer that did not save (busy) and asks it to look at storage', async () => {
       await store.updateUser({ uaid: UAID, routerType: 'webpush', routerData: null, connectedAt: now - 1000, peerId: OTHER });
       const { p, notified } = peers({ [OTHER]: 'busy' });
       await expect(make({ peers: p }).route(request())).resolves.toMatchObject({ path: 'stored' });
       expect(notified).toEqual([`${OTHER} ${UAID}`]);
       expect((await store.getUser(UAID))?.peerId).toBe(OTHER);
+      expect(await store.countMessages(UAID, 10)).toBe(1);
+    });
+
+    it('saves a copy, and only that, when the peer took the push and did not answer in time', async () => {
+      await store.updateUser({ uaid: UAID, routerType: 'webpush', routerData: null, connectedAt: now - 1000, peerId: OTHER });
+      // The recorder saves first, as a holder whose answer was late does: one copy, the route kept, nobody notified.
+      const { p, pushed, notified } = peers({ [OTHER]: 'unanswered' }, store);
+      const router = make({ peers: p });
+      await expect(router.route(request())).resolves.toMatchObject({ path: 'stored' });
+      await expect(router.route(request(0))).resolves.toMatchObject({ path: 'dropped' });
+      expect(await store.countMessages(UAID, 10)).toBe(1);
+      expect(notified).toEqual([]);
+      expect((await store.getUser(UAID))?.peerId).toBe(OTHER);
+      expect(pushed).toEqual([OTHER, OTHER]);
+    });
+
+    it('leaves a message the peer stored to it, without a write or a notify', async () => {
+      await store.updateUser({ uaid: UAID, routerType: 'webpush', routerData: null, connectedAt: now - 1000, peerId: OTHER });
+      const { p, notified } = peers({ [OTHER]: 'stored' }, store);
+      const router = make({ peers: p });
+      await expect(router.route(request())).resolves.toMatchObject({ path: 'stored' });
+      await expect(router.route(request())).resolves.toMatchObject({ path: 'stored' });
+      expect(notified).toEqual([]);
+      expect(await store.countMessages(UAID, 10)).toBe(2);
     });
 
     it('refuses an unknown uaid and a channel the record does not have', async () => {

@@ -1,0 +1,97 @@
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FernetKey } from '../../src/webpush/protocol/fernet.js';
+import { freePort } from '../helpers/gateway.js';
+import { buildDist, startNode, type NodeProcess } from '../helpers/node-process.js';
+import { channelId, post } from '../helpers/push.js';
+import { PushClient } from '../helpers/ws-client.js';
+
+/**
+ * Durability with PUSHGATE_WORKERS=2 (README "Durability"): a push that lands on the worker that does not hold the
+ * client crosses over IPC and is saved by the worker that holds it, before the 201; the POSTing worker writes
+ * nothing. SIGKILL of a worker (no drain: nothing is stored at disconnect) with every message delivered and none
+ * acked must lose none: each of its clients gets all of them again, with the same versions, at its next hello.
+ */
+describe('PUSHGATE_WORKERS=2: SIGKILL of the workers', () => {
+  let node: NodeProcess;
+  let base: string;
+  let ws: string;
+
+  beforeAll(async () => {
+    buildDist();
+    const port = await freePort();
+    const dataDir = mkdtempSync(join(tmpdir(), 'pushgate-worker-kill-'));
+    base = `http://127.0.0.1:${port}`;
+    ws = `ws://127.0.0.1:${port}/`;
+    node = await startNode(
+      {
+        PUSHGATE_WORKERS: '2',
+        PUSHGATE_PORT: String(port),
+        PUSHGATE_HOST: '127.0.0.1',
+        PUSHGATE_PUBLIC_URL: base,
+        PUSHGATE_DATA_DIR: dataDir,
+        PUSHGATE_STORE: `sqlite:${dataDir}/db`,
+        PUSHGATE_CRYPTO_KEY: FernetKey.generate(),
+      },
+      'pushgate cluster listening',
+    );
+  }, 60_000);
+
+  afterAll(async () => {
+    await node?.kill('SIGTERM');
+  });
+
+  const children = () => readFileSync(`/proc/${node.child.pid}/task/${node.child.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+
+  it('every 201 message delivered but not acked reaches its client after its worker dies', async () => {
+    const subs = await Promise.all(
+      Array.from({ length: 6 }, async () => {
+        const client = await PushClient.connect(ws);
+        const uaid = await client.hello();
+        const chid = channelId();
+        const reg = await client.register(chid);
+        return { client, uaid, chid, token: (reg['pushEndpoint'] as string).split('/').pop()!, versions: new Set<string>() };
+      }),
+    );
+    // Three POSTs per client, each on a fresh connection: node:cluster's round robin spreads them over both workers,
+    // so most clients get pushes through the other worker as well as through their own.
+    for (const s of subs) {
+      for (let i = 0; i < 3; i++) {
+        const res = await post(`${base}/wpush/v1/${s.token}`, { TTL: '600', connection: 'close' });
+        expect(res.status).toBe(201);
+        const n = await s.client.next();
+        expect(n).toMatchObject({ messageType: 'notification', channelID: s.chid });
+        s.versions.add(n['version'] as string);
+      }
+    }
+    const closed = new Set<string>();
+    for (const s of subs) void s.client.closedWith.then(() => closed.add(s.uaid));
+    // One worker: its clients' sockets drop with it (the other worker's clients stay, their sessions intact).
+    const [victim] = children();
+    process.kill(victim!, 'SIGKILL');
+    await expect.poll(() => children().length === 2 && !children().includes(victim!), { timeout: 15_000 }).toBe(true);
+    await expect.poll(() => closed.size, { timeout: 5000 }).toBeGreaterThan(0);
+    for (const s of subs) s.client.close();
+    for (const s of subs) {
+      // The restarted worker may still be starting: reconnect until one answers, as a browser would.
+      let c: PushClient | null = null;
+      await expect
+        .poll(
+          async () => {
+            c = await PushClient.connect(ws).catch(() => null);
+            return c !== null;
+          },
+          { timeout: 10_000 },
+        )
+        .toBe(true);
+      const again = c as unknown as PushClient;
+      expect(await again.hello(s.uaid)).toBe(s.uaid);
+      const got = new Set<string>();
+      for (let i = 0; i < 3; i++) got.add((await again.receiveAndAck())['version'] as string);
+      expect(got).toEqual(s.versions);
+      again.close();
+    }
+  }, 60_000);
+});

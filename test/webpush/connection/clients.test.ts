@@ -1,0 +1,149 @@
+// The one durable delivery (deliverDurably in src/webpush/connection/clients.ts) that the endpoint's local path, the
+// fleet's peer API and the workers' IPC share, and offerToClient around it: without sockets, a recording client and
+// a real SQLite store (and that store failing, as an outage does).
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { type Notification, openStore, type Store, StoreUnavailableError } from '../../../src/store/index.js';
+import { ClientRegistry, type ConnectedClient, type DirectOptions, deliverDurably, offerToClient } from '../../../src/webpush/connection/clients.js';
+
+const UAID = 'a'.repeat(32);
+
+let seq = 0;
+const note = (ttl = 60): Notification => {
+  seq++;
+  return {
+    uaid: UAID,
+    channelID: 'ch',
+    seq,
+    version: `v${seq}`,
+    ttl,
+    expiry: Date.now() + 60_000,
+    topic: null,
+    urgency: 'normal',
+    data: null,
+    headers: null,
+    timestamp: Date.now(),
+  };
+};
+
+/** A client that takes direct messages when `ready`, recording what it got and when storage was rung. */
+function recorder(store: Store, ready: boolean) {
+  const events: string[] = [];
+  const given: { n: Notification; options: DirectOptions }[] = [];
+  /** What the store held for the uaid when the session was told to read storage. */
+  const storedWhenRung: Promise<number>[] = [];
+  const client: ConnectedClient = {
+    uaid: UAID,
+    connectedAt: 1,
+    channels: new Map([['ch', null]]),
+    deliverDirect(n, options = {}) {
+      if (!ready) return false;
+      given.push({ n, options });
+      events.push(`deliver ${n.version}`);
+      return true;
+    },
+    storageChanged() {
+      events.push('storageChanged');
+      storedWhenRung.push(store.countMessages(UAID, 10));
+    },
+    close: () => {},
+  };
+  return { client, events, given, storedWhenRung };
+}
+
+/** The store with every message write failing as an outage does. */
+function failing(store: Store): Store {
+  return new Proxy(store, {
+    get(target, prop, receiver) {
+      if (prop === 'saveMessage') return () => Promise.reject(new StoreUnavailableError('down'));
+      return Reflect.get(target, prop, receiver) as unknown;
+    },
+  });
+}
+
+describe('deliverDurably', () => {
+  let store: Store;
+  beforeEach(async () => {
+    store = await openStore('sqlite::memory:');
+  });
+  afterEach(() => store.close());
+
+  it('sends a TTL > 0 message directly, saved in parallel, and answers delivered only once the save committed', async () => {
+    const { client, given } = recorder(store, true);
+    const n = note();
+    const answer = deliverDurably(store, client, n);
+    // What the store holds the moment the answer comes: the commit is in.
+    const storedAtAnswer = answer.then(() => store.fetchMessages(UAID, 0, 10, Date.now()));
+    // The frame went out at once, before the commit: the send does not wait for the store.
+    expect(given.map((g) => g.n.version)).toEqual([n.version]);
+    expect(await answer).toBe('delivered');
+    expect(await storedAtAnswer).toEqual([n]);
+    // The session learns the save committed, so its delete on ack comes after it.
+    expect(await given[0]!.options.saved).toBe(true);
+  });
+
+  it('sends a TTL 0 message without storing it', async () => {
+    const { client, given } = recorder(store, true);
+    expect(await deliverDurably(store, client, note(0))).toBe('delivered');
+    expect(given[0]!.options.saved).toBeUndefined();
+    expect(await store.countMessages(UAID, 10)).toBe(0);
+  });
+
+  it('stores a message a busy client cannot take, then tells its session to read storage', async () => {
+    const { client, events, storedWhenRung } = recorder(store, false);
+    const n = note();
+    expect(await deliverDurably(store, client, n)).toBe('stored');
+    expect(events).toEqual(['storageChanged']);
+    expect(await storedWhenRung[0]).toBe(1);
+    expect(await store.fetchMessages(UAID, 0, 10, Date.now())).toEqual([n]);
+  });
+
+  it('drops nothing into storage for a busy client and a TTL 0 message: busy, for the caller to drop', async () => {
+    const { client, events } = recorder(store, false);
+    expect(await deliverDurably(store, client, note(0))).toBe('busy');
+    expect(events).toEqual([]);
+    expect(await store.countMessages(UAID, 10)).toBe(0);
+  });
+
+  it('keeps delivering to a connected client during a store outage, and tells the session the save failed', async () => {
+    const { client, given } = recorder(store, true);
+    expect(await deliverDurably(failing(store), client, note())).toBe('delivered');
+    // Not saved: the session stores it itself when the connection ends, and deletes nothing on ack.
+    expect(await given[0]!.options.saved).toBe(false);
+  });
+
+  it('throws the outage (503 backOff) when a busy client’s message cannot be saved', async () => {
+    const { client, events } = recorder(store, false);
+    await expect(deliverDurably(failing(store), client, note())).rejects.toMatchObject({ kind: 'backOff' });
+    expect(events).toEqual([]);
+  });
+});
+
+describe('offerToClient', () => {
+  let store: Store;
+  beforeEach(async () => {
+    store = await openStore('sqlite::memory:');
+  });
+  afterEach(() => store.close());
+
+  it('saves in the registry’s store as the local path does; absent and no-channel without touching it', async () => {
+    const clients = new ClientRegistry();
+    clients.store = store;
+    const ready = recorder(store, true);
+    clients.add(ready.client);
+    const n = note();
+    expect(await offerToClient(clients, n)).toBe('delivered');
+    expect(await store.fetchMessages(UAID, 0, 10, Date.now())).toEqual([n]);
+    expect(await offerToClient(clients, { ...note(), uaid: 'b'.repeat(32) })).toBe('absent');
+    expect(await offerToClient(clients, { ...note(), channelID: 'other' })).toBe('no-channel');
+    expect(await store.countMessages(UAID, 10)).toBe(1);
+  });
+
+  it('answers busy, never throws, when this process cannot save a message its client cannot take: the endpoint stores it', async () => {
+    const clients = new ClientRegistry();
+    clients.store = failing(store);
+    clients.add(recorder(store, false).client);
+    expect(await offerToClient(clients, note())).toBe('busy');
+    clients.store = null;
+    expect(await offerToClient(clients, note())).toBe('busy');
+  });
+});
