@@ -98,6 +98,8 @@ export function runPrimary(opts: PrimaryOptions): Promise<number> {
 
   let exitCode = 0;
   const listening = new Set<number>();
+  /** Restarts waiting out their back-off; cleared at shutdown. */
+  const restarts = new Set<NodeJS.Timeout>();
   return new Promise((settle) => {
     const resolve = (code: number) => {
       rmSync(socketDir, { recursive: true, force: true });
@@ -127,14 +129,19 @@ export function runPrimary(opts: PrimaryOptions): Promise<number> {
       slot.failures = Date.now() - slot.startedAt < STABLE_MS ? slot.failures + 1 : 1;
       const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** (slot.failures - 1));
       log.error({ worker: slot.index, code, signal, restartInMs: delay }, 'worker exited; restarting');
-      setTimeout(() => {
+      // Not unref'd: with every worker dead at once, this timer is what keeps the primary alive to restart them.
+      const timer = setTimeout(() => {
+        restarts.delete(timer);
         if (!stopping) fork(slot);
-      }, delay).unref();
+      }, delay);
+      restarts.add(timer);
     });
 
     const stop = (signal: NodeJS.Signals) => {
       if (stopping) return;
       stopping = true;
+      for (const timer of restarts) clearTimeout(timer);
+      restarts.clear();
       log.info({ signal }, 'shutting down: workers drain');
       // Each worker runs its own graceful close (clients told to reconnect, in-flight requests finished).
       for (const s of slots) s.worker?.process.kill('SIGTERM');

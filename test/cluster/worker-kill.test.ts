@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -55,8 +55,8 @@ describe('PUSHGATE_WORKERS=2: SIGKILL of the workers', () => {
         return { client, uaid, chid, token: (reg['pushEndpoint'] as string).split('/').pop()!, versions: new Set<string>() };
       }),
     );
-    // Three POSTs per client, each on a fresh connection: node:cluster's round robin spreads them over both workers,
-    // so most clients get pushes through the other worker as well as through their own.
+    // Three POSTs per client, each on a fresh connection: the workers accept in turn as the kernel hands them out, so
+    // pushes land on either worker, through the mesh when the client is held by the other.
     for (const s of subs) {
       for (let i = 0; i < 3; i++) {
         const res = await post(`${base}/wpush/v1/${s.token}`, { TTL: '600', connection: 'close' });
@@ -68,8 +68,11 @@ describe('PUSHGATE_WORKERS=2: SIGKILL of the workers', () => {
     }
     const closed = new Set<string>();
     for (const s of subs) void s.client.closedWith.then(() => closed.add(s.uaid));
-    // One worker: its clients' sockets drop with it (the other worker's clients stay, their sessions intact).
-    const [victim] = children();
+    // One worker: its clients' sockets drop with it (the other worker's clients stay, their sessions intact). The kernel
+    // may have handed every connection to one worker, so the victim is the one with more open descriptors: it holds
+    // at least half of the six clients.
+    const fds = (pid: number) => readdirSync(`/proc/${pid}/fd`).length;
+    const victim = children().sort((a, b) => fds(b) - fds(a))[0];
     process.kill(victim!, 'SIGKILL');
     await expect.poll(() => children().length === 2 && !children().includes(victim!), { timeout: 15_000 }).toBe(true);
     await expect.poll(() => closed.size, { timeout: 5000 }).toBeGreaterThan(0);
@@ -93,5 +96,27 @@ describe('PUSHGATE_WORKERS=2: SIGKILL of the workers', () => {
       expect(got).toEqual(s.versions);
       again.close();
     }
+  }, 60_000);
+
+  it('restarts both workers when both die at once (the primary stays up to do it)', async () => {
+    const before = children();
+    expect(before).toHaveLength(2);
+    for (const pid of before) process.kill(pid, 'SIGKILL');
+    await expect.poll(() => children().length === 2 && children().every((p) => !before.includes(p)), { timeout: 15_000 }).toBe(true);
+    expect(node.child.exitCode).toBeNull();
+    // Serving again: a client gets through hello on one of the new workers.
+    let c: PushClient | null = null;
+    await expect
+      .poll(
+        async () => {
+          c = await PushClient.connect(ws).catch(() => null);
+          return c !== null;
+        },
+        { timeout: 10_000 },
+      )
+      .toBe(true);
+    const again = c as unknown as PushClient;
+    expect(await again.hello()).toMatch(/^[0-9a-f]{32}$/);
+    again.close();
   }, 60_000);
 });
