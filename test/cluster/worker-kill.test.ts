@@ -1,10 +1,7 @@
-import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync, readdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FernetKey } from '../../src/webpush/protocol/fernet.js';
-import { freePort } from '../helpers/gateway.js';
-import { buildDist, startNode, type NodeProcess } from '../helpers/node-process.js';
+import { startTwoWorkers } from '../helpers/gateway.js';
+import type { NodeProcess } from '../helpers/node-process.js';
 import { channelId, post } from '../helpers/push.js';
 import { PushClient } from '../helpers/ws-client.js';
 
@@ -20,28 +17,27 @@ describe('PUSHGATE_WORKERS=2: SIGKILL of the workers', () => {
   let ws: string;
 
   beforeAll(async () => {
-    buildDist();
-    const port = await freePort();
-    const dataDir = mkdtempSync(join(tmpdir(), 'pushgate-worker-kill-'));
-    base = `http://127.0.0.1:${port}`;
-    ws = `ws://127.0.0.1:${port}/`;
-    node = await startNode(
-      {
-        PUSHGATE_WORKERS: '2',
-        PUSHGATE_PORT: String(port),
-        PUSHGATE_HOST: '127.0.0.1',
-        PUSHGATE_PUBLIC_URL: base,
-        PUSHGATE_DATA_DIR: dataDir,
-        PUSHGATE_STORE: `sqlite:${dataDir}/db`,
-        PUSHGATE_CRYPTO_KEY: FernetKey.generate(),
-      },
-      'pushgate cluster listening',
-    );
+    ({ node, base, ws } = await startTwoWorkers('pushgate-worker-kill-'));
   }, 60_000);
 
   afterAll(async () => {
     await node?.kill('SIGTERM');
   });
+
+  /** A restarted worker may still be starting: connects until one answers, as a browser would. */
+  const reconnect = async (): Promise<PushClient> => {
+    let c: PushClient | null = null;
+    await expect
+      .poll(
+        async () => {
+          c = await PushClient.connect(ws).catch(() => null);
+          return c !== null;
+        },
+        { timeout: 10_000 },
+      )
+      .toBe(true);
+    return c as unknown as PushClient;
+  };
 
   const children = () => readFileSync(`/proc/${node.child.pid}/task/${node.child.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
 
@@ -78,18 +74,7 @@ describe('PUSHGATE_WORKERS=2: SIGKILL of the workers', () => {
     await expect.poll(() => closed.size, { timeout: 5000 }).toBeGreaterThan(0);
     for (const s of subs) s.client.close();
     for (const s of subs) {
-      // The restarted worker may still be starting: reconnect until one answers, as a browser would.
-      let c: PushClient | null = null;
-      await expect
-        .poll(
-          async () => {
-            c = await PushClient.connect(ws).catch(() => null);
-            return c !== null;
-          },
-          { timeout: 10_000 },
-        )
-        .toBe(true);
-      const again = c as unknown as PushClient;
+      const again = await reconnect();
       expect(await again.hello(s.uaid)).toBe(s.uaid);
       const got = new Set<string>();
       for (let i = 0; i < 3; i++) got.add((await again.receiveAndAck())['version'] as string);
@@ -105,17 +90,7 @@ describe('PUSHGATE_WORKERS=2: SIGKILL of the workers', () => {
     await expect.poll(() => children().length === 2 && children().every((p) => !before.includes(p)), { timeout: 15_000 }).toBe(true);
     expect(node.child.exitCode).toBeNull();
     // Serving again: a client gets through hello on one of the new workers.
-    let c: PushClient | null = null;
-    await expect
-      .poll(
-        async () => {
-          c = await PushClient.connect(ws).catch(() => null);
-          return c !== null;
-        },
-        { timeout: 10_000 },
-      )
-      .toBe(true);
-    const again = c as unknown as PushClient;
+    const again = await reconnect();
     expect(await again.hello()).toMatch(/^[0-9a-f]{32}$/);
     again.close();
   }, 60_000);

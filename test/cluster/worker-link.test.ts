@@ -4,6 +4,7 @@ import type { ConnectedClient } from '../../src/webpush/connection/clients.js';
 import { type MeshPort, WorkerLink } from '../../src/cluster/worker.js';
 import type { PeerFrame } from '../../src/cluster/frames.js';
 import type { WorkerToPrimary } from '../../src/cluster/ipc.js';
+import { testNotification } from '../helpers/push.js';
 
 /**
  * A worker's side of the cluster (src/cluster/worker.ts) with its mesh replaced by an in-process switchboard: links
@@ -84,19 +85,7 @@ function fakeClient(uaid: string, connectedAt: number, channels: string[], opts:
 }
 
 const UA = (c: string) => c.repeat(32);
-const note = (uaid: string, channelID = 'ch'): Notification => ({
-  uaid,
-  channelID,
-  seq: 1,
-  version: 'v1',
-  ttl: 60,
-  expiry: Date.now() + 60_000,
-  topic: null,
-  urgency: 'normal',
-  data: null,
-  headers: null,
-  timestamp: Date.now(),
-});
+const note = (uaid: string, channelID = 'ch'): Notification => testNotification({ uaid, channelID, seq: 1 });
 
 describe('WorkerLink', () => {
   it('tells every sibling of each attach and detach, and no one else', async () => {

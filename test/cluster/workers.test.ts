@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FernetKey } from '../../src/webpush/protocol/fernet.js';
-import { freePort } from '../helpers/gateway.js';
+import { freePort, startTwoWorkers } from '../helpers/gateway.js';
 import { mongoServer, type MongoServer } from '../helpers/mongo.js';
 import { buildDist, startNode, type NodeProcess } from '../helpers/node-process.js';
 import { channelId, post } from '../helpers/push.js';
@@ -20,23 +20,7 @@ describe('PUSHGATE_WORKERS=2', () => {
   let ws: string;
 
   beforeAll(async () => {
-    buildDist();
-    const port = await freePort();
-    const dataDir = mkdtempSync(join(tmpdir(), 'pushgate-workers-'));
-    base = `http://127.0.0.1:${port}`;
-    ws = `ws://127.0.0.1:${port}/`;
-    node = await startNode(
-      {
-        PUSHGATE_WORKERS: '2',
-        PUSHGATE_PORT: String(port),
-        PUSHGATE_HOST: '127.0.0.1',
-        PUSHGATE_PUBLIC_URL: base,
-        PUSHGATE_DATA_DIR: dataDir,
-        PUSHGATE_STORE: `sqlite:${dataDir}/db`,
-        PUSHGATE_CRYPTO_KEY: FernetKey.generate(),
-      },
-      'pushgate cluster listening',
-    );
+    ({ node, base, ws } = await startTwoWorkers('pushgate-workers-'));
   }, 60_000);
 
   afterAll(async () => {

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { type ConfigValues, ensureGeneratedKeys, loadConfig } from '../../src/config.js';
 import { createGateway, type Gateway, type GatewayOptions } from '../../src/gateway.js';
 import { FernetKey } from '../../src/webpush/protocol/fernet.js';
+import { buildDist, startNode, type NodeProcess } from './node-process.js';
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -56,4 +57,25 @@ export function logCapture(): { lines: Record<string, unknown>[]; write(line: st
       for (const l of line.split('\n')) if (l.trim()) lines.push(JSON.parse(l) as Record<string, unknown>);
     },
   };
+}
+
+/** `pushgate serve` with PUSHGATE_WORKERS=2 on a fresh SQLite file, as the cluster suites run it: its process and URLs. */
+export async function startTwoWorkers(prefix: string): Promise<{ node: NodeProcess; base: string; ws: string }> {
+  buildDist();
+  const port = await freePort();
+  const dataDir = mkdtempSync(join(tmpdir(), prefix));
+  const base = `http://127.0.0.1:${port}`;
+  const node = await startNode(
+    {
+      PUSHGATE_WORKERS: '2',
+      PUSHGATE_PORT: String(port),
+      PUSHGATE_HOST: '127.0.0.1',
+      PUSHGATE_PUBLIC_URL: base,
+      PUSHGATE_DATA_DIR: dataDir,
+      PUSHGATE_STORE: `sqlite:${dataDir}/db`,
+      PUSHGATE_CRYPTO_KEY: FernetKey.generate(),
+    },
+    'pushgate cluster listening',
+  );
+  return { node, base, ws: `ws://127.0.0.1:${port}/` };
 }

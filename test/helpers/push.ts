@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { Notification } from '../../src/store/index.js';
 import webpush from 'web-push';
 
 /** What an application server needs to push to a subscription. */
@@ -19,4 +20,23 @@ export async function sendWebPush(sub: Subscription, payload: string | Buffer | 
 
 export async function post(url: string, headers: Record<string, string>, body?: Buffer | string): Promise<Response> {
   return fetch(url, { method: 'POST', headers, body: body ?? null });
+}
+
+/**
+ * A stored or routed push message as the router makes it (src/store/types.ts Notification), for tests that hand one
+ * straight to a store, a client or a hop: a 60-second TTL, no body, no topic; `over` sets the rest.
+ */
+export function testNotification(over: Partial<Notification> & Pick<Notification, 'uaid' | 'seq'>): Notification {
+  return {
+    channelID: 'ch',
+    version: `v${over.seq}`,
+    ttl: 60,
+    expiry: Date.now() + 60_000,
+    topic: null,
+    urgency: 'normal',
+    data: null,
+    headers: null,
+    timestamp: Date.now(),
+    ...over,
+  };
 }

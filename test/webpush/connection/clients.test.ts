@@ -4,26 +4,12 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type Notification, openStore, type Store, StoreUnavailableError } from '../../../src/store/index.js';
 import { ClientRegistry, type ConnectedClient, type DirectOptions, deliverDurably, offerToClient } from '../../../src/webpush/connection/clients.js';
+import { testNotification } from '../../helpers/push.js';
 
 const UAID = 'a'.repeat(32);
 
 let seq = 0;
-const note = (ttl = 60): Notification => {
-  seq++;
-  return {
-    uaid: UAID,
-    channelID: 'ch',
-    seq,
-    version: `v${seq}`,
-    ttl,
-    expiry: Date.now() + 60_000,
-    topic: null,
-    urgency: 'normal',
-    data: null,
-    headers: null,
-    timestamp: Date.now(),
-  };
-};
+const note = (ttl = 60): Notification => testNotification({ uaid: UAID, seq: ++seq, ttl });
 
 /** A client that takes direct messages when `ready`, recording what it got and when storage was rung. */
 function recorder(store: Store, ready: boolean) {

@@ -13,7 +13,7 @@ import { WebPushRouter } from '../../../src/webpush/endpoint/router.js';
 import { FernetKey, MultiFernet } from '../../../src/webpush/protocol/fernet.js';
 import { PeerClient } from '../../../src/webpush/endpoint/peer-client.js';
 import { freePort, startGateway, type TestGateway } from '../../helpers/gateway.js';
-import { channelId } from '../../helpers/push.js';
+import { channelId, testNotification } from '../../helpers/push.js';
 import { PushClient } from '../../helpers/ws-client.js';
 
 const SECRET = 'peer-secret-0123456789';
@@ -28,19 +28,7 @@ describe('internal peer API', () => {
   });
   afterAll(() => gw.close());
 
-  const notification = (uaid: string, chid: string): Notification => ({
-    uaid,
-    channelID: chid,
-    seq: 1,
-    version: 'v-direct',
-    ttl: 60,
-    expiry: Date.now() + 60_000,
-    topic: null,
-    urgency: 'normal',
-    data: null,
-    headers: null,
-    timestamp: Date.now(),
-  });
+  const notification = (uaid: string, chid: string): Notification => testNotification({ uaid, channelID: chid, seq: 1, version: 'v-direct' });
 
   it('writes a notification to the client it holds and saves it until the ack, and says absent for anyone else', async () => {
     const c = await PushClient.connect(gw.wsUrl);

@@ -6,6 +6,7 @@ import { type Notification, openStore, type Store } from '../../../src/store/ind
 import { ClientRegistry, type ConnectedClient } from '../../../src/webpush/connection/clients.js';
 import { createPeerServer } from '../../../src/webpush/connection/peer-server.js';
 import { PeerClient } from '../../../src/webpush/endpoint/peer-client.js';
+import { testNotification } from '../../helpers/push.js';
 
 /**
  * The endpoint → connection hop: the real peer client against the real peer API on loopback, with clients
@@ -13,19 +14,7 @@ import { PeerClient } from '../../../src/webpush/endpoint/peer-client.js';
  * pushes go out as batches.
  */
 const uaid = (i: number) => i.toString(16).padStart(32, '0');
-const note = (i: number, channelID = 'ch'): Notification => ({
-  uaid: uaid(i),
-  channelID,
-  seq: i,
-  version: `v${i}`,
-  ttl: 60,
-  expiry: Date.now() + 60_000,
-  topic: null,
-  urgency: 'normal',
-  data: null,
-  headers: null,
-  timestamp: Date.now(),
-});
+const note = (i: number, channelID = 'ch'): Notification => testNotification({ uaid: uaid(i), channelID, seq: i });
 
 describe('PeerClient and the peer API', () => {
   let server: FastifyInstance | null = null;
