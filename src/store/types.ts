@@ -48,7 +48,7 @@ export interface Notification {
   timestamp: number;
   /**
    * Developer dashboard (src/dashboard): the hex key hash of the opted-in VAPID key that signed it. Absent for every
-   * other message, so untracked messages cost nothing; it travels through storage, the peer hop and worker IPC so the
+   * other message, so untracked messages cost nothing; it travels through storage, the peer hop and the workers' mesh so the
    * process that sees the ack can record it.
    */
   dashboardKey?: string;

@@ -1,12 +1,12 @@
 /**
  * The clients connected to this process (ClientRegistry), and the one durable delivery to such a client
- * (deliverDurably) that the endpoint's local path, the fleet's peer API and the workers' IPC all use.
+ * (deliverDurably) that the endpoint's local path, the fleet's peer API and the workers' mesh all use.
  */
 import type { Notification, Store } from '../../store/index.js';
 import { storageCall } from '../protocol/errors.js';
 
 /**
- * Where a push offered to the process holding its client ended: one table for the local path, the workers' IPC
+ * Where a push offered to the process holding its client ended: one table for the local path, the workers' mesh
  * (src/cluster/ipc.ts re-exports it) and the fleet's peer API (whose HTTP statuses are PEER_STATUS in peer-server.ts).
  * - `delivered`: written to the client's connection and, with TTL > 0, saved by the holder (committed; or, during
  *   a store outage, kept by the session, which stores it when the connection ends), deleted when the client acks;
@@ -113,7 +113,7 @@ export async function deliverDurably(store: Store, client: ConnectedClient, n: N
 }
 
 /**
- * Offers a notification to the client held in this process, as the peer API and the workers' IPC both do (the
+ * Offers a notification to the client held in this process, as the peer API and the workers' mesh both do (the
  * holder saves, deliverDurably): `absent` when the client is not here, `no-channel` when the client here has no
  * such channel. A message its client cannot take that this process cannot save answers `busy` (never a throw):
  * the endpoint then stores it itself.

@@ -57,7 +57,7 @@ export interface PeerServerOptions {
   /** Required: the internal port accepts nothing without it (config refuses PUSHGATE_ROUTER_PORT alone). */
   secret: string;
   log: FastifyBaseLogger;
-  /** With several workers the internal port is shared: a client held by a sibling worker is reached over IPC. */
+  /** With several workers the internal port is shared: a client held by a sibling worker is reached over the workers' mesh. */
   siblings?: Siblings | null;
   metrics: Metrics;
   /** PEM key and certificate: serve the internal port over https (PUSHGATE_ROUTER_TLS_CERT/KEY). */

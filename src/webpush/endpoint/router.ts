@@ -92,7 +92,7 @@ export class WebPushRouter {
     private readonly peerId: string | null = null,
     private readonly peers: PeerClient | null = null,
     private readonly bridges: Bridges | null = null,
-    /** The other workers of this machine (PUSHGATE_WORKERS > 1): a client they hold is reached over IPC, not the store. */
+    /** The other workers of this machine (PUSHGATE_WORKERS > 1): a client they hold is reached over their mesh (src/cluster/mesh.ts), not the store. */
     private readonly siblings: Siblings | null = null,
     private readonly options: RouterOptions = { userMaxIdleMs: 60 * 86_400_000, storageBatch: 10, now: () => Date.now() },
   ) {}
@@ -131,7 +131,7 @@ export class WebPushRouter {
       return this.settle(await deliverDurably(this.store, client, notification), notification, null);
     }
 
-    // Another process may hold the client (a sibling worker over IPC, or the peer a recent push went to). That
+    // Another process may hold the client (a sibling worker over the mesh, or the peer a recent push went to). That
     // process saves a TTL > 0 message itself, as the local path above does (deliverDurably), before it answers
     // `delivered` or `stored`; so this node writes nothing before the hop, and saves only when the hop did not end
     // there (README "Durability"). A holder that saved and then died before answering leaves its copy, and this

@@ -154,7 +154,7 @@ export async function endpointRoutes(app: FastifyInstance, opts: EndpointOptions
     // RFC 8030 §5.3: the client learns a non-default urgency with the message (autopush drops it).
     if (h.urgency !== 'normal') headers = { ...(headers ?? {}), urgency: h.urgency };
 
-    // The dashboard's tag goes with the message (storage, peer hop, worker IPC) only for opted-in keys.
+    // The dashboard's tag goes with the message (storage, peer hop, workers' mesh) only for opted-in keys.
     const dashboardKey = dashboard?.tag(keyHash);
     const result = await router.route({
       uaid: info.uaid,
