@@ -10,6 +10,20 @@ import { channelId, post } from '../helpers/push.js';
 import { PushClient } from '../helpers/ws-client.js';
 
 /**
+ * With two workers each connected client is an entry in the other worker's replica of the directory, learned by a
+ * frame from its own worker (all of them at once when the link between the two comes up, just after start). Until
+ * then a push that lands on the other worker is stored and read at once rather than sent directly. Waits until the
+ * replicas know every connection, so a test that counts direct pushes does not race that frame.
+ */
+async function replicasInSync(origin: string): Promise<void> {
+  const sample = async (name: string) => {
+    const line = (await (await fetch(`${origin}/metrics`)).text()).split('\n').find((l) => l.startsWith(`${name} `));
+    return Number(line?.split(' ').pop());
+  };
+  await expect.poll(async () => (await sample('pushgate_cluster_replica_entries')) === (await sample('pushgate_connections')), { timeout: 10_000 }).toBe(true);
+}
+
+/**
  * The protocol against `pushgate serve` with PUSHGATE_WORKERS=2 on one SQLite file: connections and POSTs are
  * spread over both workers by node:cluster, so pushes regularly arrive at the worker that does not hold the
  * client and must cross over IPC (directly, not through the store).
@@ -45,6 +59,7 @@ describe('PUSHGATE_WORKERS=2', () => {
 
   it('delivers every push directly, whichever worker the POST and the websocket landed on', async () => {
     const subs = await Promise.all(Array.from({ length: 8 }, () => subscriber()));
+    await replicasInSync(base);
     const before = await metric('pushgate_notifications_total', 'path="direct"');
     for (const s of subs) {
       const res = await post(`${base}/wpush/v1/${s.token}`, { TTL: '60' });
@@ -194,6 +209,7 @@ describe('a connection node with PUSHGATE_WORKERS=2 behind an endpoint node', ()
       expect(reg['status']).toBe(200);
       subs.push({ client, chid, token: (reg['pushEndpoint'] as string).split('/').pop()! });
     }
+    await replicasInSync(connectionWs.replace('ws:', 'http:').replace(/\/$/, ''));
     for (const s of subs) {
       expect((await post(`${endpointBase}/wpush/v1/${s.token}`, { TTL: '0' })).status).toBe(201);
       // TTL 0 is never stored: it arrives only if the hop reached the worker holding the client.
@@ -243,7 +259,8 @@ describe('PUSHGATE_WORKERS=2 durability: SIGKILL of the whole cluster', () => {
       const reg = await client.register(chid);
       subs.push({ client, uaid, chid, token: (reg['pushEndpoint'] as string).split('/').pop()! });
     }
-    // Each POST on a fresh connection: node:cluster spreads them, so many cross to the other worker.
+    await replicasInSync(base);
+    // Each POST on a fresh connection: the workers accept in turn as the kernel hands them out, so many cross over.
     const perClient = 3;
     for (const s of subs) {
       for (let i = 0; i < perClient; i++) {
