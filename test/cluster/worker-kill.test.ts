@@ -1,6 +1,6 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTwoWorkers } from '../helpers/gateway.js';
+import { replicasInSync, startTwoWorkers } from '../helpers/gateway.js';
 import type { NodeProcess } from '../helpers/node-process.js';
 import { channelId, post } from '../helpers/push.js';
 import { PushClient } from '../helpers/ws-client.js';
@@ -51,6 +51,9 @@ describe('PUSHGATE_WORKERS=2: SIGKILL of the workers', () => {
         return { client, uaid, chid, token: (reg['pushEndpoint'] as string).split('/').pop()!, versions: new Set<string>() };
       }),
     );
+    // Until the other worker's replica knows a client, a push landing there is stored; a second stored one would then
+    // wait for the first one's ack (autopush's flow control), which this test never sends.
+    await replicasInSync(base);
     // Three POSTs per client, each on a fresh connection: the workers accept in turn as the kernel hands them out, so
     // pushes land on either worker, through the mesh when the client is held by the other.
     for (const s of subs) {

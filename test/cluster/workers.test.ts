@@ -3,25 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FernetKey } from '../../src/webpush/protocol/fernet.js';
-import { freePort, startTwoWorkers } from '../helpers/gateway.js';
+import { freePort, replicasInSync, startTwoWorkers } from '../helpers/gateway.js';
 import { mongoServer, type MongoServer } from '../helpers/mongo.js';
 import { buildDist, startNode, type NodeProcess } from '../helpers/node-process.js';
 import { channelId, post } from '../helpers/push.js';
 import { PushClient } from '../helpers/ws-client.js';
-
-/**
- * With two workers each connected client is an entry in the other worker's replica of the directory, learned by a
- * frame from its own worker (all of them at once when the link between the two comes up, just after start). Until
- * then a push that lands on the other worker is stored and read at once rather than sent directly. Waits until the
- * replicas know every connection, so a test that counts direct pushes does not race that frame.
- */
-async function replicasInSync(origin: string): Promise<void> {
-  const sample = async (name: string) => {
-    const line = (await (await fetch(`${origin}/metrics`)).text()).split('\n').find((l) => l.startsWith(`${name} `));
-    return Number(line?.split(' ').pop());
-  };
-  await expect.poll(async () => (await sample('pushgate_cluster_replica_entries')) === (await sample('pushgate_connections')), { timeout: 10_000 }).toBe(true);
-}
 
 /**
  * The protocol against `pushgate serve` with PUSHGATE_WORKERS=2 on one SQLite file: connections and POSTs are
@@ -68,14 +54,15 @@ describe('PUSHGATE_WORKERS=2', () => {
       expect(n).toMatchObject({ messageType: 'notification', channelID: s.chid });
       s.client.ack(s.chid, n['version'] as string);
     }
-    // No push took the store path: the other worker's clients were reached over IPC.
+    // No push took the store path: the other worker's clients were reached over the mesh.
     expect((await metric('pushgate_notifications_total', 'path="direct"')) - before).toBe(8);
     expect(await metric('pushgate_notifications_total', 'path="stored"')).toBe(0);
     // The aggregated gauge counts every worker's connections.
     expect(await metric('pushgate_connections', '')).toBeGreaterThanOrEqual(8);
-    // Fresh connections (no keep-alive) are spread over both workers.
+    // Fresh connections (no keep-alive) reach both workers. Under SCHED_NONE the kernel picks the worker that accepts,
+    // so a short run may land on one: up to 200 connections, stopping once both have answered.
     const answered = new Set<number>();
-    for (let i = 0; i < 6; i++)
+    for (let i = 0; i < 200 && answered.size < 2; i++)
       answered.add(((await (await fetch(`${base}/health`, { headers: { connection: 'close' } })).json()) as { worker: number }).worker);
     expect([...answered].sort()).toEqual([1, 2]);
     for (const s of subs) s.client.close();
@@ -279,8 +266,14 @@ describe('PUSHGATE_WORKERS=2 durability: SIGKILL of the whole cluster', () => {
           ?.split(' ')
           .pop(),
       );
-    // Every push went direct, some of them over the workers' mesh (each worker's replica knew the other's clients).
-    expect(sample('pushgate_notifications_total{', 'outcome="accepted"', 'path="direct"')).toBe(subs.length * perClient);
+    // Every push was accepted for a connected client: sent direct (over the mesh when the other worker held it), or,
+    // when its session was reading storage at that moment, saved and read from there (a session reading storage
+    // queues new messages behind it to keep their order: session.ts deliverDirect). Either way it was written
+    // before its 201, which is what the SIGKILL below tests.
+    const direct = sample('pushgate_notifications_total{', 'outcome="accepted"', 'path="direct"');
+    const stored = sample('pushgate_notifications_total{', 'outcome="accepted"', 'path="stored"') || 0;
+    expect(direct + stored).toBe(subs.length * perClient);
+    expect(direct).toBeGreaterThan(0);
     expect(sample('pushgate_cluster_replica_entries ')).toBe(subs.length);
 
     const pid = first.child.pid!;

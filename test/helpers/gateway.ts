@@ -79,3 +79,22 @@ export async function startTwoWorkers(prefix: string): Promise<{ node: NodeProce
   );
   return { node, base, ws: `ws://127.0.0.1:${port}/` };
 }
+
+/**
+ * With two workers each connected client is an entry in the other worker's replica of the directory, learned by a
+ * frame from its own worker (all of them at once when the link between the two comes up, just after start). Until
+ * then a push that lands on the other worker is stored and read at once rather than sent directly. Waits until the
+ * replicas know every connection, so a test that counts direct pushes does not race that frame.
+ */
+export async function replicasInSync(origin: string): Promise<void> {
+  const sample = async (name: string) => {
+    const line = (await (await fetch(`${origin}/metrics`)).text()).split('\n').find((l) => l.startsWith(`${name} `));
+    return Number(line?.split(' ').pop());
+  };
+  // A bounded wait for a condition (this helper is also imported by the bench, outside vitest).
+  const until = Date.now() + 10_000;
+  while ((await sample('pushgate_cluster_replica_entries')) !== (await sample('pushgate_connections'))) {
+    if (Date.now() > until) throw new Error("the workers' directory replicas did not learn every connection within 10 s");
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
