@@ -78,8 +78,11 @@ export async function startGateway(env: Record<string, string>, port: number, ex
 }
 
 /** The floor server (bench/floor.ts): bare node:http and ws doing a direct push's socket work, measured alike. */
-export async function startFloor(port: number): Promise<GatewayProcess> {
-  const child = fork(fileURLToPath(new URL('../floor.js', import.meta.url)), [String(port)], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+export async function startFloor(port: number, nodeArgs: string[] = []): Promise<GatewayProcess> {
+  const child = fork(fileURLToPath(new URL('../floor.js', import.meta.url)), [String(port)], {
+    execArgv: nodeArgs,
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+  });
   await new Promise<void>((resolve, reject) => {
     child.once('message', () => resolve());
     child.once('exit', (code) => reject(new Error(`the floor server exited (${code})`)));

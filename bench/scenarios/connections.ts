@@ -50,7 +50,7 @@ export async function connections(ctx: BenchContext): Promise<void> {
   // register answers with nothing else, so the gateway's figure can be read against what Node itself costs.
   for (const [size, floor] of [...sizes.map((n) => [n, false] as const), [sizes[0]!, true] as const]) {
     const port = await ctx.port();
-    const gw = floor ? await startFloor(port) : await startGateway(ctx.baseEnv(port), port, ctx.gatewayArgs);
+    const gw = floor ? await startFloor(port, ctx.gatewayArgs) : await startGateway(ctx.baseEnv(port), port, ctx.gatewayArgs);
     const suffix = floor ? ', floor (bare node:http + ws)' : '';
     try {
       await withWorkers(Math.ceil(size / 12_000), 'clients', async (clientsW) => {

@@ -64,7 +64,7 @@ export async function direct(
     }
   } else if (shape === 'floor') {
     const port = await ctx.port();
-    gw.push(await startFloor(port));
+    gw.push(await startFloor(port, ctx.gatewayArgs));
     wsUrls.push(`ws://127.0.0.1:${port}/`);
     endpointOrigin = `http://127.0.0.1:${port}`;
   } else {
