@@ -209,6 +209,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
           minPingIntervalMs: config.minPingInterval * 1000,
           maxUnacked: config.maxUnacked,
           wsHighWater: config.wsHighWater,
+          ackWaitMs: config.ackWaitMs,
           maxChannels: config.maxChannels,
           userMaxIdleMs,
           // Megaphone: the poller / API (another part of src/webpush/broadcast) will supply the real source.

@@ -52,6 +52,12 @@ export class Metrics {
   readonly megaphoneRefreshes = new Counter({ name: 'pushgate_megaphone_refreshes_total', help: 'Broadcast version refreshes, by source and outcome', labelNames: ['source', 'outcome'] as const, registers: [this.registry] });
   /** Store calls by operation (issue 13: the bench reports store round trips per message from it). */
   readonly storeOperations = new Counter({ name: 'pushgate_store_operations_total', help: 'Store calls by operation', labelNames: ['op'] as const, registers: [this.registry] });
+  /** Direct messages whose store write the client's ack made unnecessary (README "Durability", PUSHGATE_ACK_WAIT_MS). */
+  readonly directWritesSkipped = new Counter({
+    name: 'pushgate_direct_writes_skipped_total',
+    help: 'Direct TTL > 0 messages acked before their save began, so never written to storage',
+    registers: [this.registry],
+  });
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'pushgate_' });

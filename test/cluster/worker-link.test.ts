@@ -72,9 +72,11 @@ function fakeClient(uaid: string, connectedAt: number, channels: string[], opts:
     uaid,
     connectedAt,
     channels: new Map(channels.map((c) => [c, null])),
-    deliverDirect(n, { onWritten } = {}) {
+    deliverDirect(n, { onWritten, save } = {}) {
       if (opts.ready === false) return false;
       events.push(`deliver ${n.version}`);
+      // As a session with no ack-delay estimate yet: the save begins at once.
+      void save?.begin();
       onWritten?.();
       return true;
     },

@@ -8,8 +8,9 @@ import { storageCall } from '../protocol/errors.js';
 /**
  * Where a push offered to the process holding its client ended: one table for the local path, the workers' mesh
  * (src/cluster/ipc.ts re-exports it) and the fleet's peer API (whose HTTP statuses are PEER_STATUS in peer-server.ts).
- * - `delivered`: written to the client's connection and, with TTL > 0, saved by the holder (committed; or, during
- *   a store outage, kept by the session, which stores it when the connection ends), deleted when the client acks;
+ * - `delivered`: written to the client's connection and, with TTL > 0, either acked by the client or saved by the
+ *   holder (committed; or, during a store outage, kept by the session, which stores it when the connection ends;
+ *   deleted when the client acks);
  * - `stored`: the client could not take it now (it reads from storage, or too much is in flight): the holder saved
  *   it and told the client's session to read storage;
  * - `busy`: the client is there but could not take it, and the holder did not save it (TTL 0, or, over a hop, its
@@ -21,8 +22,71 @@ export const OFFER_OUTCOMES = ['delivered', 'stored', 'busy', 'absent', 'no-chan
 export type OfferOutcome = (typeof OFFER_OUTCOMES)[number];
 
 export interface DirectOptions {
-  saved?: Promise<boolean>;
+  /** The message's save (TTL > 0): the session begins it at once or after its ack wait (Session.deliverDirect). */
+  save?: DirectSave;
   onWritten?: (err?: Error) => void;
+}
+
+/**
+ * The save of one directly sent TTL > 0 message, and the wait until the message is safe: acked by its client, or
+ * committed to storage (README "Durability"). The session holding the client chooses when the save begins
+ * (Session.deliverDirect): at once, or, for a client whose acks have been coming back within the ack wait, only
+ * when no ack has come by then. A message acked in time is never written: autopush never writes a message it
+ * delivers directly, and Pushgate's answer still waits until the message is acked or committed, so a SIGKILL after
+ * the answer loses nothing.
+ */
+export class DirectSave {
+  private saving: Promise<boolean> | null = null;
+  private timer: NodeJS.Timeout | undefined;
+  private settle!: () => void;
+  /** Why the save failed, once it has. */
+  failure: unknown = null;
+  /**
+   * Settles once the message is safe: acked, or its save settled. A failed save (a store outage) settles it too: the
+   * session keeps the message and stores it when the connection ends (README "Durability").
+   */
+  readonly safe = new Promise<void>((resolve) => (this.settle = resolve));
+
+  constructor(
+    private readonly write: (n: Notification) => Promise<void>,
+    private readonly notification: Notification,
+  ) {}
+
+  /** The save begun so far (true once committed); null while it waits for the client's ack. */
+  get begun(): Promise<boolean> | null {
+    return this.saving;
+  }
+
+  /** Begins the save now; only the first call saves (`n`: the message re-stamped, as the session stores it at close). */
+  begin(n: Notification = this.notification): Promise<boolean> {
+    clearTimeout(this.timer);
+    this.saving ??= this.write(n).then(
+      () => true,
+      (err: unknown) => {
+        this.failure = err;
+        return false;
+      },
+    );
+    void this.saving.then(this.settle);
+    return this.saving;
+  }
+
+  /** Begins the save after `ms` unless the client acks first (release). */
+  beginAfter(ms: number): void {
+    this.timer = setTimeout(() => void this.begin(), ms);
+  }
+
+  /**
+   * Nothing needs saving any more (the client acked, or the message expired): a save not begun never will. Returns
+   * the save begun before, if any: the caller deletes the message once it has committed.
+   */
+  release(): Promise<boolean> | null {
+    if (!this.saving) {
+      clearTimeout(this.timer);
+      this.settle();
+    }
+    return this.saving;
+  }
 }
 
 /** What the router needs of a client connected to this process. */
@@ -35,8 +99,8 @@ export interface ConnectedClient {
   /**
    * Sends the message now when the client is ready for direct delivery; false when it must be stored
    * (draining storage, too many unacked messages, or the socket's send buffer is over its high-water mark).
-   * `saved` settles true once the message is durably stored (the router writes every TTL > 0 message in
-   * parallel with the send); when it is absent or settles false the session stores it itself at disconnect.
+   * `save` (TTL > 0) is begun by the session at once or after its ack wait, and released when the client acks
+   * first; without one, or when it fails, the session stores the message itself at disconnect.
    * `onWritten` is called once the frame has been handed to the socket (or failed to be).
    */
   deliverDirect(notification: Notification, options?: DirectOptions): boolean;
@@ -86,28 +150,23 @@ export class ClientRegistry {
 }
 
 /**
- * Delivers a notification to a client of this process durably (README "Durability"): a TTL > 0 message is saved
- * with the store's group commit in parallel with the direct send, and the answer waits for that commit, so the
- * session deletes it on ack only after the save (DirectOptions.saved) and a SIGKILL of this process after the
- * answer loses nothing. A client that cannot take it now gets it from storage: saved, then its session is told.
- * TTL 0 is never stored (RFC 8030 §5.2). Answers `delivered`, `stored` or `busy` (TTL 0 and a client that cannot
- * take it: nothing stored); a failed save of a message the client could not take throws (storageCall: 503 for an
- * outage). A frame written whose save failed still answers `delivered` once the save has failed: a connected client
- * keeps getting its pushes during a store outage, and its session, told the save failed, stores it when the
- * connection ends (README "Durability": only a crash in that window loses it).
+ * Delivers a notification to a client of this process durably (README "Durability"): a TTL > 0 message sent
+ * directly answers once it is safe (DirectSave: acked by the client, or committed with the store's group commit),
+ * so a SIGKILL of this process after the answer loses nothing. A client that cannot take it now gets it from
+ * storage: saved, then its session is told. TTL 0 is never stored (RFC 8030 §5.2). Answers `delivered`, `stored`
+ * or `busy` (TTL 0 and a client that cannot take it: nothing stored); a failed save of a message the client could
+ * not take throws (storageCall: 503 for an outage). A frame written whose save failed still answers `delivered` once
+ * the save has failed: a connected client keeps getting its pushes during a store outage, and its session stores the
+ * message when the connection ends (README "Durability": only a crash in that window loses it).
  */
 export async function deliverDurably(store: Store, client: ConnectedClient, n: Notification): Promise<'delivered' | 'stored' | 'busy'> {
-  const saving = n.ttl > 0 ? store.saveMessage(n) : null;
-  const saved = saving?.then(
-    () => true,
-    () => false,
-  );
-  if (client.deliverDirect(n, saved ? { saved } : {})) {
-    if (saved) await saved;
+  if (n.ttl === 0) return client.deliverDirect(n) ? 'delivered' : 'busy';
+  const save = new DirectSave((m) => store.saveMessage(m), n);
+  if (client.deliverDirect(n, { save })) {
+    await save.safe;
     return 'delivered';
   }
-  if (!saving) return 'busy';
-  await storageCall(() => saving);
+  await storageCall(() => store.saveMessage(n));
   client.storageChanged();
   return 'stored';
 }

@@ -2,7 +2,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { Metrics } from '../../ops/metrics.js';
 import type { Notification, Store } from '../../store/index.js';
 import type { BroadcastSource } from '../broadcast/source.js';
-import type { ClientRegistry, ConnectedClient, DirectOptions } from './clients.js';
+import type { ClientRegistry, ConnectedClient, DirectOptions, DirectSave } from './clients.js';
 import { makeEndpoint, vapidKeyHashOf } from '../protocol/endpoint-token.js';
 import type { MultiFernet } from '../protocol/fernet.js';
 import type { PeerClient } from '../endpoint/peer-client.js';
@@ -39,6 +39,11 @@ export interface ConnectionContext {
   maxUnacked: number;
   /** Socket send-buffer bytes above which new messages are stored instead of sent. */
   wsHighWater: number;
+  /**
+   * How long a direct TTL > 0 message waits for its ack before it is saved, for a client whose acks have been
+   * coming back within half of it (Session.deliverDirect); 0 saves every one at once.
+   */
+  ackWaitMs: number;
   maxChannels: number;
   /** A uaid not connected for this long is removed at its next hello (autopush's MAX_ROUTER_TIME). */
   userMaxIdleMs: number;
@@ -64,16 +69,19 @@ export interface SessionPort {
 /** A sent notification the client has not acked yet. */
 interface Unacked {
   notification: Notification;
-  /** Read from storage by this session. */
+  /** Read from storage by this session (so stored). */
   fromStorage: boolean;
-  /** Settles true once the message is durably stored (always true for messages read from storage). */
-  saved: Promise<boolean>;
+  /** A direct TTL > 0 message's save (begun, or waiting for the ack); null when read from storage or not durable. */
+  save: DirectSave | null;
+  /** When it was sent (ctx.now()): the ack's delay feeds the session's estimate. */
+  sentAt: number;
 }
 
 const SAVED = Promise.resolve(true);
 /** Channels read per storage call at hello. */
 const CHANNEL_PAGE = 500;
-const NOT_SAVED = Promise.resolve(false);
+/** Weight of the newest ack delay in the session's running estimate (an exponentially weighted mean). */
+const ACK_DELAY_WEIGHT = 0.25;
 
 /**
  * One websocket client (autopush-rs: unidentified → identified):
@@ -110,6 +118,8 @@ export class Session implements ConnectedClient {
   /** Deletes of acked messages still in their group commit (acks do not wait for them; idle() and finish() do). */
   private readonly deleting = new Set<Promise<void>>();
   private closing: Promise<void> | null = null;
+  /** How long this client takes to ack a notification (ms, running estimate); null until its first ack. */
+  private ackDelayMs: number | null = null;
 
   constructor(
     private readonly port: SessionPort,
@@ -320,7 +330,11 @@ export class Session implements ConnectedClient {
     }
     this.channels.delete(channelID);
     // removeChannel deleted the channel's stored messages too.
-    for (const [version, u] of this.unacked) if (u.notification.channelID === channelID) this.unacked.delete(version);
+    for (const [version, u] of this.unacked) {
+      if (u.notification.channelID !== channelID) continue;
+      void u.save?.release();
+      this.unacked.delete(version);
+    }
     this.port.send([{ messageType: 'unregister', channelID, status: 200 }]);
     await this.afterAcks();
   }
@@ -332,26 +346,33 @@ export class Session implements ConnectedClient {
       const entry = this.unacked.get(update.version);
       if (!entry) continue;
       this.unacked.delete(update.version);
+      const delay = Math.max(0, now - entry.sentAt);
+      this.ackDelayMs = this.ackDelayMs === null ? delay : this.ackDelayMs + ACK_DELAY_WEIGHT * (delay - this.ackDelayMs);
       this.ctx.dashboard?.acked(entry.notification, entry.fromStorage, now);
       const path = entry.fromStorage ? 'stored' : 'direct';
       this.ctx.metrics.notifications.inc({ outcome: 'acked', path });
       this.ctx.metrics.deliveryLatency.observe({ path }, (now - entry.notification.timestamp) / 1000);
+      if (entry.notification.ttl === 0) continue;
+      // A direct message whose save had not begun is never written: nothing to delete.
+      const stored = entry.fromStorage ? SAVED : (entry.save?.release() ?? null);
+      if (!stored) {
+        this.sent.delete(update.version);
+        this.ctx.metrics.directWritesSkipped.inc();
+        continue;
+      }
       // Not awaited: the client's next frame need not wait for this delete's group commit. Until it commits the
       // version stays in `sent`, so a storage read in between never sends the message again; a failed delete is
       // logged and the message comes back next session (deleteAcked never rejects).
-      if (entry.notification.ttl > 0) {
-        const deleting = this.deleteAcked(entry).finally(() => this.deleting.delete(deleting));
-        this.deleting.add(deleting);
-      }
+      const deleting = this.deleteAcked(entry.notification, stored).finally(() => this.deleting.delete(deleting));
+      this.deleting.add(deleting);
     }
     await this.afterAcks();
   }
 
   /** An acked message is deleted (autopush may redeliver acked non-topic messages; Pushgate never does). */
-  private async deleteAcked(entry: Unacked): Promise<void> {
-    const n = entry.notification;
+  private async deleteAcked(n: Notification, stored: Promise<boolean>): Promise<void> {
     // A direct message's write may still be in its group commit: delete after it, never before.
-    if (!(await entry.saved)) {
+    if (!(await stored)) {
       this.sent.delete(n.version);
       return;
     }
@@ -370,6 +391,7 @@ export class Session implements ConnectedClient {
     this.ctx.metrics.notifications.inc({ outcome: known ? `nacked_${code}` : 'nacked', path: entry?.fromStorage ? 'stored' : 'direct' });
     if (entry && version !== null) {
       // A nacked message stays in storage until its TTL ends (for the next session); flow control moves past it.
+      void entry.save?.begin();
       this.unacked.delete(version);
       await this.afterAcks();
     }
@@ -395,8 +417,15 @@ export class Session implements ConnectedClient {
     if (this.checkStorage && n.ttl > 0) return false;
     // A client that stops acking or reading costs bounded memory: beyond these, messages wait in storage.
     if (this.unacked.size >= this.ctx.maxUnacked || this.port.bufferedAmount() > this.ctx.wsHighWater) return false;
-    const saved = n.ttl > 0 && options.saved ? options.saved.catch(() => false) : NOT_SAVED;
-    this.sendNotifications([n], false, saved, options.onWritten);
+    const save = n.ttl > 0 ? (options.save ?? null) : null;
+    if (save) {
+      // A client that has been acking within half the wait will most likely ack this one in time, and then it is
+      // never written; any other client's message is saved at once, in parallel with the send (README "Durability").
+      const wait = this.ctx.ackWaitMs;
+      if (wait > 0 && this.ackDelayMs !== null && this.ackDelayMs * 2 <= wait) save.beginAfter(wait);
+      else void save.begin();
+    }
+    this.sendNotifications([n], false, save, options.onWritten);
     return true;
   }
 
@@ -417,10 +446,11 @@ export class Session implements ConnectedClient {
     if (Object.keys(mine).length > 0) this.port.send([{ messageType: 'broadcast', broadcasts: mine }]);
   }
 
-  private sendNotifications(batch: Notification[], fromStorage: boolean, saved: Promise<boolean>, onWritten?: (err?: Error) => void): void {
+  private sendNotifications(batch: Notification[], fromStorage: boolean, save: DirectSave | null, onWritten?: (err?: Error) => void): void {
     const frames = [];
+    const sentAt = this.ctx.now();
     for (const n of batch) {
-      this.unacked.set(n.version, { notification: n, fromStorage, saved });
+      this.unacked.set(n.version, { notification: n, fromStorage, save, sentAt });
       if (n.ttl > 0) this.sent.add(n.version);
       const frame: Record<string, unknown> = { messageType: 'notification', channelID: n.channelID, version: n.version, ttl: n.ttl };
       if (n.data !== null) {
@@ -473,7 +503,7 @@ export class Session implements ConnectedClient {
           if (batch.length === 0) continue;
           this.sentFromStorage += batch.length;
           if (this.sentFromStorage > this.ctx.msgLimit) return await this.resetUaid();
-          this.sendNotifications(batch, true, SAVED);
+          this.sendNotifications(batch, true, null);
           return;
         }
         if (!this.storageDirty) {
@@ -502,6 +532,8 @@ export class Session implements ConnectedClient {
       this.ctx.log.warn({ err: (err as Error).message }, 'could not reset a uaid over msg_limit');
     }
     this.ctx.metrics.notifications.inc({ outcome: 'uaid_reset', path: 'stored' });
+    // The uaid and its messages are gone: nothing left to save.
+    for (const u of this.unacked.values()) void u.save?.release();
     this.unacked.clear();
     this.close(CloseCode.normal, 'too many stored messages: the uaid was reset');
   }
@@ -520,7 +552,10 @@ export class Session implements ConnectedClient {
     this.close(CloseCode.internalError, 'internal error');
   }
 
-  /** Direct messages the client never acked and that are not durable yet are stored, so a disconnect loses nothing. */
+  /**
+   * Direct messages the client never acked and that are not durable yet are stored, so a disconnect loses nothing;
+   * those still waiting for their ack are saved now, and their senders answered once that save commits.
+   */
   private async finish(): Promise<void> {
     const wasIdentified = this.state === 'identified';
     this.state = 'closed';
@@ -535,12 +570,22 @@ export class Session implements ConnectedClient {
     const now = this.ctx.now();
     const entries = [...this.unacked.values()];
     this.unacked.clear();
-    for (const { notification, saved } of entries) {
-      if (notification.ttl === 0 || notification.expiry <= now || (await saved)) continue;
+    for (const { notification, fromStorage, save } of entries) {
+      if (fromStorage) continue;
+      if (notification.ttl === 0 || notification.expiry <= now) {
+        void save?.release();
+        continue;
+      }
+      const begun = save?.begun ?? null;
+      if (begun && (await begun)) continue;
       try {
         // A fresh ordering key (autopush re-stamps): a newer session that already read past the old one still reads it.
         const restamped = { ...notification, seq: this.ctx.nextSeq() };
-        await this.ctx.store.saveMessage(restamped);
+        if (save && !begun) {
+          if (!(await save.begin(restamped))) throw save.failure instanceof Error ? save.failure : new Error('the save failed');
+        } else {
+          await this.ctx.store.saveMessage(restamped);
+        }
         this.ctx.dashboard?.storedUnacked(restamped);
       } catch (err) {
         this.ctx.log.error({ err: (err as Error).message }, 'could not store an unacked message');

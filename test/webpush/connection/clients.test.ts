@@ -3,7 +3,14 @@
 // a real SQLite store (and that store failing, as an outage does).
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type Notification, openStore, type Store, StoreUnavailableError } from '../../../src/store/index.js';
-import { ClientRegistry, type ConnectedClient, type DirectOptions, deliverDurably, offerToClient } from '../../../src/webpush/connection/clients.js';
+import {
+  ClientRegistry,
+  type ConnectedClient,
+  type DirectOptions,
+  type DirectSave,
+  deliverDurably,
+  offerToClient,
+} from '../../../src/webpush/connection/clients.js';
 import { testNotification } from '../../helpers/push.js';
 
 const UAID = 'a'.repeat(32);
@@ -11,7 +18,10 @@ const UAID = 'a'.repeat(32);
 let seq = 0;
 const note = (ttl = 60): Notification => testNotification({ uaid: UAID, seq: ++seq, ttl });
 
-/** A client that takes direct messages when `ready`, recording what it got and when storage was rung. */
+/**
+ * A client that takes direct messages when `ready`, recording what it got and when storage was rung. Like a session
+ * whose client has no ack-delay estimate yet, it begins each message's save at once.
+ */
 function recorder(store: Store, ready: boolean) {
   const events: string[] = [];
   const given: { n: Notification; options: DirectOptions }[] = [];
@@ -24,6 +34,7 @@ function recorder(store: Store, ready: boolean) {
     deliverDirect(n, options = {}) {
       if (!ready) return false;
       given.push({ n, options });
+      void options.save?.begin();
       events.push(`deliver ${n.version}`);
       return true;
     },
@@ -64,13 +75,13 @@ describe('deliverDurably', () => {
     expect(await answer).toBe('delivered');
     expect(await storedAtAnswer).toEqual([n]);
     // The session learns the save committed, so its delete on ack comes after it.
-    expect(await given[0]!.options.saved).toBe(true);
+    expect(await given[0]!.options.save!.begun).toBe(true);
   });
 
   it('sends a TTL 0 message without storing it', async () => {
     const { client, given } = recorder(store, true);
     expect(await deliverDurably(store, client, note(0))).toBe('delivered');
-    expect(given[0]!.options.saved).toBeUndefined();
+    expect(given[0]!.options.save).toBeUndefined();
     expect(await store.countMessages(UAID, 10)).toBe(0);
   });
 
@@ -94,7 +105,32 @@ describe('deliverDurably', () => {
     const { client, given } = recorder(store, true);
     expect(await deliverDurably(failing(store), client, note())).toBe('delivered');
     // Not saved: the session stores it itself when the connection ends, and deletes nothing on ack.
-    expect(await given[0]!.options.saved).toBe(false);
+    expect(await given[0]!.options.save!.begun).toBe(false);
+  });
+
+  it('answers delivered with nothing written when the client acks before its save begins (the session waits for acks)', async () => {
+    const n = note();
+    let save: DirectSave | undefined;
+    const client: ConnectedClient = { ...recorder(store, true).client, deliverDirect: (_n, o = {}) => ((save = o.save), true) };
+    const answer = deliverDurably(store, client, n);
+    save!.beginAfter(60_000);
+    // The ack (Session.ack releases the save): the answer comes, and nothing was written.
+    expect(save!.release()).toBeNull();
+    expect(await answer).toBe('delivered');
+    expect(await store.countMessages(UAID, 10)).toBe(0);
+  });
+
+  it('answers only once the save the end of the wait began has committed, when no ack came', async () => {
+    const n = note();
+    let save: DirectSave | undefined;
+    const client: ConnectedClient = { ...recorder(store, true).client, deliverDirect: (_n, o = {}) => ((save = o.save), true) };
+    const answer = deliverDurably(store, client, n);
+    save!.beginAfter(5);
+    const storedAtAnswer = answer.then(() => store.fetchMessages(UAID, 0, 10, Date.now()));
+    expect(await answer).toBe('delivered');
+    expect(await storedAtAnswer).toEqual([n]);
+    // An ack after the save began: release hands back that save, after whose commit the session deletes it.
+    expect(await save!.release()).toBe(true);
   });
 
   it('throws the outage (503 backOff) when a busy client’s message cannot be saved', async () => {

@@ -10,7 +10,7 @@ import { Metrics } from '../../../src/ops/metrics.js';
 import { SqliteStore } from '../../../src/store/sqlite.js';
 import type { Notification } from '../../../src/store/index.js';
 import { BroadcastVersions } from '../../../src/webpush/broadcast/source.js';
-import { ClientRegistry } from '../../../src/webpush/connection/clients.js';
+import { ClientRegistry, DirectSave } from '../../../src/webpush/connection/clients.js';
 import { type ClientMessage, parseClientMessage } from '../../../src/webpush/connection/messages.js';
 import { type ConnectionContext, Session, type SessionPort } from '../../../src/webpush/connection/session.js';
 import { FernetKey, MultiFernet } from '../../../src/webpush/protocol/fernet.js';
@@ -69,6 +69,8 @@ function world(overrides: Partial<ConnectionContext> = {}) {
     minPingIntervalMs: 45_000,
     maxUnacked: 100,
     wsHighWater: 1 << 20,
+    // Every direct message saved at once, unless a test sets a wait (the ack-wait tests below).
+    ackWaitMs: 0,
     maxChannels: 1000,
     userMaxIdleMs: 60 * DAY,
     broadcasts,
@@ -311,9 +313,10 @@ describe('session state machine (no socket)', () => {
     await say(hello(uaid));
     port.take();
     const direct = w.message(uaid, chid, 'direct');
-    const saved = w.store.saveMessage(direct).then(() => true);
-    expect(session.deliverDirect(direct, { saved })).toBe(true);
-    await saved;
+    const save = new DirectSave((n) => w.store.saveMessage(n), direct);
+    expect(session.deliverDirect(direct, { save })).toBe(true);
+    await save.safe;
+    expect(await save.begun).toBe(true);
     // A stored message arrives: the session reads storage, which also holds the unacked direct one.
     await w.store.saveMessage(w.message(uaid, chid, 'stored'));
     session.storageChanged();
@@ -330,8 +333,9 @@ describe('session state machine (no socket)', () => {
     await session.onMessage(parse(hello(uaid)));
     port.take();
     const direct = w.message(uaid, chid, 'direct');
-    await w.store.saveMessage(direct);
-    expect(session.deliverDirect(direct, { saved: Promise.resolve(true) })).toBe(true);
+    const save = new DirectSave((n) => w.store.saveMessage(n), direct);
+    expect(session.deliverDirect(direct, { save })).toBe(true);
+    await save.safe;
     port.take();
     // The store's delete hangs until the test lets it go.
     let release!: () => void;
@@ -362,6 +366,92 @@ describe('session state machine (no socket)', () => {
     const b = w.open();
     await b.say(hello(uaid));
     expect(b.port.take().map((f) => f['data'])).toEqual([undefined, 'volatile']);
+  });
+
+  describe('the ack wait (README "Durability"): a promptly acked direct message is never written', () => {
+    /** A session whose client has acked once at once (its estimate: 0 ms), and a direct sender with a save. */
+    async function acking(wait: number) {
+      const w = world({ ackWaitMs: wait });
+      const { uaid, chid } = await known(w);
+      const c = w.open();
+      await c.say(hello(uaid));
+      const send = (text: string) => {
+        const n = w.message(uaid, chid, text);
+        const save = new DirectSave((m) => w.store.saveMessage(m), n);
+        expect(c.session.deliverDirect(n, { save })).toBe(true);
+        return save;
+      };
+      // No estimate yet: the first message is saved at once.
+      const first = send('first');
+      expect(first.begun).not.toBeNull();
+      await first.safe;
+      await c.say(ack([chid, 'v-first']));
+      c.port.take();
+      return { w, uaid, chid, c, send };
+    }
+
+    it('a client that acks within half the wait: its message waits for the ack, and is never written', async () => {
+      const { w, uaid, chid, c, send } = await acking(60_000);
+      const save = send('prompt');
+      expect(save.begun).toBeNull();
+      expect(c.port.take().map((f) => f['data'])).toEqual(['prompt']);
+      await c.say(ack([chid, 'v-prompt']));
+      // The sender's answer is released by the ack, with nothing written (the first message's delete committed too).
+      await save.safe;
+      expect(save.begun).toBeNull();
+      expect(await w.store.countMessages(uaid, 10)).toBe(0);
+      expect((await w.ctx.metrics.directWritesSkipped.get()).values[0]?.value).toBe(1);
+    });
+
+    it('no ack within the wait: the message is saved then, and the ack that comes later deletes it', async () => {
+      const { w, uaid, chid, c, send } = await acking(20);
+      const save = send('late');
+      expect(save.begun).toBeNull();
+      // The answer waits for the save the wait's end began.
+      await save.safe;
+      expect(await save.begun).toBe(true);
+      expect((await w.store.fetchMessages(uaid, 0, 10, Date.now())).map((n) => n.data)).toEqual(['late']);
+      await c.say(ack([chid, 'v-late']));
+      expect(await w.store.countMessages(uaid, 10)).toBe(0);
+    });
+
+    it('a client slow to ack (over half the wait) gets every message saved at once', async () => {
+      const { w, chid, c, send } = await acking(60_000);
+      const slow = send('slow');
+      w.tick(40_000);
+      await c.say(ack([chid, 'v-slow']));
+      // Its estimate is now 10 s (a quarter of the way to 40 s), still within half the wait: the next one waits too.
+      // A second ack, 100 s late, takes the estimate to 32.5 s, over half the wait.
+      const again = send('again');
+      expect(again.begun).toBeNull();
+      w.tick(100_000);
+      await c.say(ack([chid, 'v-again']));
+      await Promise.all([slow.safe, again.safe]);
+      const atOnce = send('saved-at-once');
+      expect(atOnce.begun).not.toBeNull();
+      expect(await atOnce.begun).toBe(true);
+    });
+
+    it('a connection that ends before the ack saves the waiting message, re-stamped, before its sender is answered', async () => {
+      const { w, uaid, c, send } = await acking(60_000);
+      const save = send('unacked');
+      expect(save.begun).toBeNull();
+      await c.session.onClosed();
+      await save.safe;
+      expect(await save.begun).toBe(true);
+      const next = w.open();
+      await next.say(hello(uaid));
+      expect(next.port.take().map((f) => f['data'])).toEqual([undefined, 'unacked']);
+    });
+
+    it('a nack saves the waiting message at once (a nacked message stays stored until its TTL ends)', async () => {
+      const { w, uaid, c, send } = await acking(60_000);
+      const save = send('nacked');
+      await c.say(JSON.stringify({ messageType: 'nack', version: 'v-nacked', code: 301 }));
+      await save.safe;
+      expect(await save.begun).toBe(true);
+      expect(await w.store.countMessages(uaid, 10)).toBe(1);
+    });
   });
 
   it('refuses a register beyond maxChannels with status 500', async () => {

@@ -176,6 +176,27 @@ describe('stored messages', () => {
     again.close();
   });
 
+  it('never writes the direct pushes of a client that acks at once: each 201 waits for its ack instead (the ack wait)', async () => {
+    // The longest wait, so that a loaded machine's acks still count as prompt.
+    const gw = await gateway({ ackWaitMs: 1000 });
+    const c = await PushClient.connect(gw.wsUrl);
+    const uaid = await c.hello();
+    const endpoint = (await c.register(channelId()))['pushEndpoint'] as string;
+    const texts = ['first', 'two', 'three', 'four'];
+    for (const t of texts) {
+      const posted = pushText(endpoint, t);
+      const n = await c.next();
+      expect(textOf(n)).toBe(t);
+      c.ack(n['channelID'] as string, n['version'] as string);
+      expect((await posted).status).toBe(201);
+    }
+    // The first push (no ack seen yet from this client) was saved at once and deleted on its ack; the others never
+    // reached the store.
+    expect((await gw.metrics.directWritesSkipped.get()).values[0]?.value).toBe(texts.length - 1);
+    await vi.waitFor(async () => expect(await gw.store.countMessages(uaid, 10)).toBe(0));
+    c.close();
+  });
+
   // Documented behaviour changed (issue 11): the endpoint never refuses for backlog; the session resets at read.
   it('resets a uaid when its session reads more than msg_limit stored messages: earlier batches delivered, then 1000', async () => {
     const gw = await gateway({ msgLimit: 3, storageBatch: 2 });

@@ -41,9 +41,11 @@ describe('PeerClient and the peer API', () => {
       uaid: uaid(i),
       connectedAt: 1,
       channels: new Map([['ch', null]]),
-      deliverDirect(n, { onWritten } = {}) {
+      deliverDirect(n, { onWritten, save } = {}) {
         if (!ready) return false;
         delivered.push(n.version);
+        // As a session with no ack-delay estimate yet: the save begins at once.
+        void save?.begin();
         setImmediate(() => onWritten?.());
         return true;
       },
