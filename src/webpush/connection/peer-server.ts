@@ -16,7 +16,7 @@ export const PEER_BATCH_MAX = 64;
 const PEER_NOTIFICATION_MAX_BYTES = 8 * 1024;
 
 /**
- * The peer API's status for each OfferOutcome (the table in clients.ts), and back: 200 delivered (written and saved
+ * The peer API's status for each OfferOutcome (the table in clients.ts), and back: 200 delivered (sent, and acked or saved
  * by this node), 202 stored (saved here for the client's next storage read), 409 busy (here, but not saved here: the
  * endpoint node stores it), 404 absent or no such channel. Both ends of a fleet run the same version (fleets upgrade
  * together: README "A fleet of machines").
