@@ -26,10 +26,12 @@ interface WorkerContext {
   receivedCount: number;
   fakes: import('../test/fakes/providers.js').ProviderFakes | null;
   xmppServer: import('../test/helpers/xmpp-server.js').FakeComponentServer | null;
+  /** How long a client waits before it acks a notification (0: at once, as a nearby browser does). */
+  ackDelayMs: number;
 }
 
 function createWorkerContext(): WorkerContext {
-  return { clients: [], received: new Map(), receivedCount: 0, fakes: null, xmppServer: null };
+  return { clients: [], received: new Map(), receivedCount: 0, fakes: null, xmppServer: null, ackDelayMs: 0 };
 }
 
 function onNotification(ctx: WorkerContext, ws: WebSocket, text: string, keepTimes: boolean): void {
@@ -37,7 +39,9 @@ function onNotification(ctx: WorkerContext, ws: WebSocket, text: string, keepTim
   if (m['messageType'] !== 'notification') return;
   ctx.receivedCount++;
   if (keepTimes) ctx.received.set(m['version'] as string, now());
-  ws.send(JSON.stringify({ messageType: 'ack', updates: [{ channelID: m['channelID'], version: m['version'], code: 100 }] }));
+  const ack = JSON.stringify({ messageType: 'ack', updates: [{ channelID: m['channelID'], version: m['version'], code: 100 }] });
+  if (ctx.ackDelayMs > 0) setTimeout(() => ws.readyState === WebSocket.OPEN && ws.send(ack), ctx.ackDelayMs);
+  else ws.send(ack);
 }
 
 /** Opens one client: hello (with a uaid to resume), then register when asked. */
@@ -128,6 +132,10 @@ const ops: Record<string, (ctx: WorkerContext, args: any) => Promise<unknown>> =
     const started = now();
     while (ctx.receivedCount < a.count && now() - started < a.timeoutMs) await new Promise((r) => setTimeout(r, 20));
     return { count: ctx.receivedCount, elapsedMs: now() - started };
+  },
+  async setAckDelay(ctx: WorkerContext, a: { ms: number }) {
+    ctx.ackDelayMs = a.ms;
+    return {};
   },
   async closeClients(ctx: WorkerContext) {
     await Promise.all(ctx.clients.splice(0).map((c) => new Promise<void>((r) => (c.ws.once('close', () => r()), c.ws.close()))));

@@ -13,6 +13,9 @@ async function storeOps(gw: GatewayProcess[]): Promise<number> {
   return total;
 }
 
+/** The slow clients' ack delay: over half the default ack wait, so the holder writes every TTL > 0 message. */
+const SLOW_ACK_MS = 200;
+
 /** Connection nodes in the `fleet` shape, besides its endpoint node. */
 const FLEET_CONNECTION_NODES = 1;
 
@@ -122,8 +125,8 @@ export async function direct(
           });
         };
         await saturation('saturation', material);
-        // The same saturation with TTL 0: no durable write (README "Durability"), so the difference between the
-        // two rows' CPU per message is what storing every TTL > 0 message before its 201 and deleting it on ack costs.
+        // The same saturation with TTL 0: never stored (README "Durability"). The bench's clients ack at once, so the
+        // TTL 3600 row above writes almost nothing either (the ack wait); the last row, with slow acks, writes every one.
         if (shape !== 'floor') await saturation('saturation TTL=0', senderMaterial(endpointOrigin, ctx.vapid, 0));
         // The fleet's shared store here is FerretDB (a scan per non-_id query), so its fixed rates stay lower.
         // A quick fleet run keeps to the saturation rows: its 1000/s row ran ten times over FerretDB/SQLite's durable
@@ -149,6 +152,13 @@ export async function direct(
             e2e: e2e(r.ids, g.times),
             extra: { accepted: r.ok, errors: r.sent - r.ok },
           });
+        }
+        // Clients far away: acks 200 ms after each notification, over half of PUSHGATE_ACK_WAIT_MS (100 ms), so every
+        // TTL > 0 message is written at once in parallel with the send and deleted on its ack (README "Durability"):
+        // the durable path's cost. Last, because the sessions' ack-delay estimates carry over to later rows.
+        if (shape !== 'floor') {
+          await Promise.all(clientsW.map((w) => w.call('setAckDelay', { ms: SLOW_ACK_MS })));
+          await saturation(`saturation, acks after ${SLOW_ACK_MS} ms`, material);
         }
         await Promise.all(clientsW.map((w) => w.call('closeClients')));
       }),

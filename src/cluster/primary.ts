@@ -1,6 +1,6 @@
 import cluster, { type Worker } from 'node:cluster';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { lstatSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AggregatorRegistry } from 'prom-client';
@@ -49,12 +49,60 @@ export interface PrimaryOptions {
   port?: number;
 }
 
+/** The workers' socket directories: `pushgate-w-<primary pid>-<random>` under the temp directory. */
+const SOCKET_DIR_PREFIX = 'pushgate-w-';
+
+/**
+ * Removes socket directories that primaries killed without a chance to clean up (SIGKILL, a power loss of a
+ * container with a persistent /tmp) left under `base`: those of this user whose primary's pid is no longer alive.
+ * A live primary's directory is never touched; one whose pid was reused by another process stays (harmless: a
+ * few empty sockets). Returns the names removed.
+ */
+export function removeStaleSocketDirs(base: string): string[] {
+  const removed: string[] = [];
+  let names: string[];
+  try {
+    names = readdirSync(base);
+  } catch {
+    return removed;
+  }
+  const uid = process.getuid?.();
+  for (const name of names) {
+    const m = new RegExp(`^${SOCKET_DIR_PREFIX}(\\d+)-`).exec(name);
+    if (!m) continue;
+    const path = join(base, name);
+    try {
+      const st = lstatSync(path);
+      if (!st.isDirectory() || (uid !== undefined && st.uid !== uid)) continue;
+      if (pidAlive(Number(m[1]))) continue;
+      rmSync(path, { recursive: true, force: true });
+      removed.push(name);
+    } catch {
+      // Gone already, or not ours to remove.
+    }
+  }
+  return removed;
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: alive, under another user.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /** Runs the primary until every worker has exited after a shutdown signal; resolves with the exit code. */
 export function runPrimary(opts: PrimaryOptions): Promise<number> {
   const { log } = opts;
   // mkdtemp creates it 0700: only this user's processes can reach the workers' sockets. Short (under the temp
   // directory, not the data directory) since a unix socket path is limited to about 100 bytes.
-  const socketDir = mkdtempSync(join(tmpdir(), 'pushgate-w-'));
+  // Named with this primary's pid, so that a later primary can tell a dead one's leftovers from a live one's.
+  const stale = removeStaleSocketDirs(tmpdir());
+  if (stale.length > 0) log.info({ removed: stale }, 'removed socket directories of primaries that are gone');
+  const socketDir = mkdtempSync(join(tmpdir(), `${SOCKET_DIR_PREFIX}${process.pid}-`));
   const secret = randomBytes(WORKER_SECRET_BYTES).toString('hex');
   // The workers accept connections themselves (README "Scale-out runs": round-robin had the primary accept and
   // hand over every connection, 170 µs of its CPU each, a one-core ceiling on connects for the whole machine).

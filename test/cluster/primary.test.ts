@@ -2,11 +2,14 @@
 // (fixtures/scripted-worker.mjs): real node:cluster forks and real IPC, but each worker does what the test says,
 // so the primary's forking, metrics aggregation, restart and shutdown rules are checked message by message.
 import cluster, { type Worker } from 'node:cluster';
-import { existsSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyBaseLogger } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runPrimary } from '../../src/cluster/primary.js';
+import { removeStaleSocketDirs, runPrimary } from '../../src/cluster/primary.js';
 import type { PrimaryToWorker, WorkerToPrimary } from '../../src/cluster/ipc.js';
 
 const SCRIPT = fileURLToPath(new URL('./fixtures/scripted-worker.mjs', import.meta.url));
@@ -94,8 +97,9 @@ describe('cluster primary with scripted workers', () => {
         { ready: true, worker: '2', count: '2', extra: 'extra', sockets: socketDir },
       ]),
     );
-    // Only this user can reach the workers' sockets in it.
+    // Only this user can reach the workers' sockets in it; its name carries the primary's pid (removeStaleSocketDirs).
     expect(statSync(socketDir).mode & 0o777).toBe(0o700);
+    expect(basename(socketDir)).toMatch(new RegExp(`^pushgate-w-${process.pid}-`));
   });
 
   it('logs "cluster listening" once every worker listens', async () => {
@@ -153,6 +157,25 @@ describe('cluster primary shutdown', () => {
       expect(lines.some((l) => l.msg === 'worker exited; restarting')).toBe(false);
     } finally {
       run.cleanup();
+    }
+  });
+});
+
+describe('socket directories of primaries that are gone', () => {
+  it("removes those whose primary pid is dead, and keeps a live primary's, other names and plain files", () => {
+    const base = mkdtempSync(join(tmpdir(), 'pushgate-stale-test-'));
+    try {
+      // A pid that was alive a moment ago and has exited (as a SIGKILLed primary's).
+      const dead = spawnSync(process.execPath, ['-e', '']).pid;
+      for (const name of [`pushgate-w-${dead}-aaaaaa`, `pushgate-w-${process.pid}-bbbbbb`, 'pushgate-w-x-cccccc', 'other']) {
+        mkdirSync(join(base, name));
+      }
+      mkdirSync(join(base, `pushgate-w-${dead}-aaaaaa`, 'sockets'));
+      writeFileSync(join(base, `pushgate-w-${dead}-file`), '');
+      expect(removeStaleSocketDirs(base)).toEqual([`pushgate-w-${dead}-aaaaaa`]);
+      expect(readdirSync(base).sort()).toEqual([`pushgate-w-${dead}-file`, `pushgate-w-${process.pid}-bbbbbb`, 'pushgate-w-x-cccccc', 'other'].sort());
+    } finally {
+      rmSync(base, { recursive: true, force: true });
     }
   });
 });
