@@ -357,7 +357,7 @@ export class Session implements ConnectedClient {
       const stored = entry.fromStorage ? SAVED : (entry.save?.release() ?? null);
       if (!stored) {
         this.sent.delete(update.version);
-        this.ctx.metrics.directWritesSkipped.inc();
+        if (entry.save) this.ctx.metrics.directWritesSkipped.inc();
         continue;
       }
       // Not awaited: the client's next frame need not wait for this delete's group commit. Until it commits the
