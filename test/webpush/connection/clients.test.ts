@@ -108,29 +108,32 @@ describe('deliverDurably', () => {
     expect(await given[0]!.options.save!.begun).toBe(false);
   });
 
-  it('answers delivered with nothing written when the client acks before its save begins (the session waits for acks)', async () => {
-    const n = note();
+  /** Delivers `n` to a client that hands its save to the test, which plays the session's ack wait with it. */
+  function deliverWaiting(n: Notification) {
     let save: DirectSave | undefined;
     const client: ConnectedClient = { ...recorder(store, true).client, deliverDirect: (_n, o = {}) => ((save = o.save), true) };
     const answer = deliverDurably(store, client, n);
-    save!.beginAfter(60_000);
+    return { answer, save: save! };
+  }
+
+  it('answers delivered with nothing written when the client acks before its save begins (the session waits for acks)', async () => {
+    const { answer, save } = deliverWaiting(note());
+    save.beginAfter(60_000);
     // The ack (Session.ack releases the save): the answer comes, and nothing was written.
-    expect(save!.release()).toBeNull();
+    expect(save.release()).toBeNull();
     expect(await answer).toBe('delivered');
     expect(await store.countMessages(UAID, 10)).toBe(0);
   });
 
   it('answers only once the save the end of the wait began has committed, when no ack came', async () => {
     const n = note();
-    let save: DirectSave | undefined;
-    const client: ConnectedClient = { ...recorder(store, true).client, deliverDirect: (_n, o = {}) => ((save = o.save), true) };
-    const answer = deliverDurably(store, client, n);
-    save!.beginAfter(5);
+    const { answer, save } = deliverWaiting(n);
+    save.beginAfter(5);
     const storedAtAnswer = answer.then(() => store.fetchMessages(UAID, 0, 10, Date.now()));
     expect(await answer).toBe('delivered');
     expect(await storedAtAnswer).toEqual([n]);
     // An ack after the save began: release hands back that save, after whose commit the session deletes it.
-    expect(await save!.release()).toBe(true);
+    expect(await save.release()).toBe(true);
   });
 
   it('throws the outage (503 backOff) when a busy client’s message cannot be saved', async () => {
