@@ -32,7 +32,8 @@ export function isChannelId(value: unknown): value is string {
 
 /**
  * A fresh uaid: a random (version 4) UUID in simple form. Node's randomUUID draws from a cached block of CSPRNG
- * output, so a uaid costs ≈ 0.5 µs instead of the ≈ 2 µs of a kernel call per `randomBytes(16)` (every new connection makes one).
+ * output, so a uaid costs ≈ 0.5 µs instead of the ≈ 2 µs of one native `randomBytes(16)` call (every new
+ * connection makes one; bench/connect-parts.ts).
  */
 export function newUaid(): string {
   return randomUUID().replaceAll('-', '');
