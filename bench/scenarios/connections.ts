@@ -45,7 +45,10 @@ async function measure(ctx: BenchContext, gw: GatewayProcess, clientsW: Worker[]
 export async function connections(ctx: BenchContext): Promise<void> {
   // RLIMIT_NOFILE caps one process at this many descriptors here; a socket is one.
   const fdLimit = Number(execSync('sh -c "ulimit -n"').toString().trim());
-  const sizes = ctx.quick ? [2000] : [10_000, Math.min(100_000, fdLimit - 1000)];
+  // `--connections-clients=N` measures one population of N (for back-to-back A/B runs of two builds); otherwise
+  // 2,000 with --quick, or 10,000 and as many as the descriptor limit allows.
+  const asked = Number(process.argv.find((a) => a.startsWith('--connections-clients='))?.slice(22) ?? NaN);
+  const sizes = Number.isInteger(asked) && asked > 0 ? [Math.min(asked, fdLimit - 1000)] : ctx.quick ? [2000] : [10_000, Math.min(100_000, fdLimit - 1000)];
   // The floor (bench/floor.ts) last, at the first size: bare node:http and ws doing the same upgrade, hello and
   // register answers with nothing else, so the gateway's figure can be read against what Node itself costs.
   for (const [size, floor] of [...sizes.map((n) => [n, false] as const), [sizes[0]!, true] as const]) {

@@ -22,6 +22,8 @@ export class ConnectionServer {
   private readonly pingTimer: NodeJS.Timeout;
   private readonly unsubscribe: () => void;
   private accepting = true;
+  /** One function for every connection (not a closure each): a closed socket leaves the set. */
+  private readonly forget = (s: SocketSession): boolean => this.sessions.delete(s);
 
   constructor(
     private readonly ctx: ConnectionContext,
@@ -48,11 +50,7 @@ export class ConnectionServer {
     if (path !== '/') return reject(socket, 404, 'Not Found');
     if (!this.accepting) return reject(socket, 503, 'Service Unavailable');
     const startedAt = Date.now();
-    this.wss.handleUpgrade(req, socket, head, (ws) => {
-      const s = new SocketSession(ws, socket, this.ctx, startedAt);
-      this.sessions.add(s);
-      ws.on('close', () => this.sessions.delete(s));
-    });
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.sessions.add(new SocketSession(ws, socket, this.ctx, startedAt, this.forget)));
   }
 
   private pingAll(): void {

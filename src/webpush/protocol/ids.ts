@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 
 /**
  * Identifiers of the autopush websocket protocol: the uaid (user agent id, 32 lower-case hex digits, a UUID
@@ -30,12 +30,13 @@ export function isChannelId(value: unknown): value is string {
   return typeof value === 'string' && CHANNEL_ID.test(value);
 }
 
-/** A fresh uaid: a random (version 4) UUID in simple form. */
+/**
+ * A fresh uaid: a random (version 4) UUID in simple form. Node's randomUUID draws from a cached block of CSPRNG
+ * output, so a uaid costs ≈ 0.5 µs instead of the ≈ 2 µs of one native `randomBytes(16)` call (every new
+ * connection makes one; bench/connect-parts.ts).
+ */
 export function newUaid(): string {
-  const b = randomBytes(16);
-  b[6] = (b[6]! & 0x0f) | 0x40;
-  b[8] = (b[8]! & 0x3f) | 0x80;
-  return b.toString('hex');
+  return randomUUID().replaceAll('-', '');
 }
 
 export function uaidToBytes(uaid: string): Buffer {

@@ -55,6 +55,13 @@ describe('endpoint tokens', () => {
     expect(parseEndpointToken(fernet, token.slice(0, -2) + (token.endsWith('AA') ? 'BB' : 'AA'), 'v1')).toBeNull();
     expect(parseEndpointToken(fernet, '', 'v1')).toBeNull();
   });
+
+  it('refuses ids it cannot encode instead of making a short token', () => {
+    expect(() => makeEndpointToken(fernet, 'not a uaid', chid, null)).toThrow();
+    expect(() => makeEndpointToken(fernet, uaid.slice(0, 30) + 'zz', chid, null)).toThrow();
+    expect(() => makeEndpointToken(fernet, uaid, chid.replaceAll('-', ''), null)).toThrow();
+    expect(() => makeEndpointToken(fernet, uaid, chid.slice(0, 35) + 'x', null)).toThrow();
+  });
 });
 
 describe('message ids', () => {
