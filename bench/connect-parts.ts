@@ -64,6 +64,7 @@ function sessionPart(): (i: number) => Promise<void> {
     minPingIntervalMs: 0,
     maxUnacked: 100,
     wsHighWater: 1 << 20,
+    ackWaitMs: 100,
     maxChannels: 1000,
     userMaxIdleMs: 60 * 86_400_000,
     broadcasts: new BroadcastVersions(),

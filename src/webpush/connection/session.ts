@@ -310,9 +310,11 @@ export class Session implements ConnectedClient {
       }
       if (existing === undefined) writes.push(this.ctx.store.addChannel(this.uaid, { channelID, keyHash }));
       // Both settle before the answer, so a failure of one never answers while the other is still in flight.
-      if (writes.length === 1) await writes[0];
-      else
+      if (writes.length === 1) {
+        await writes[0];
+      } else {
         for (const o of await Promise.allSettled(writes)) if (o.status === 'rejected') throw o.reason instanceof Error ? o.reason : new Error(String(o.reason));
+      }
       this.deferredUser = false;
     } catch (err) {
       this.ctx.log.warn({ err: (err as Error).message }, 'register failed');
