@@ -99,19 +99,29 @@ export class VapidVerifier {
   ) {}
 
   async verify(creds: VapidCredentials, now = Date.now() / 1000): Promise<VerifiedVapid> {
+    return this.cached(creds, now) ?? this.verifyAndCache(creds, now);
+  }
+
+  /**
+   * The answer for a token verified before, without a promise (the push endpoint's common case: senders reuse
+   * their token); undefined when it must be verified (`verify`). A cached token that has expired since is refused.
+   */
+  cached(creds: VapidCredentials, now = Date.now() / 1000): VerifiedVapid | undefined {
     const cacheKey = `${creds.key} ${creds.token}`;
     const cached = this.cache.get(cacheKey);
-    if (cached) {
-      if (cached.exp + this.clockSkew > now) {
-        this.hits++;
-        return cached;
-      }
-      this.cache.delete(cacheKey);
-      throw new VapidFailure('expired', 'VAPID token expired');
+    if (!cached) return undefined;
+    if (cached.exp + this.clockSkew > now) {
+      this.hits++;
+      return cached;
     }
+    this.cache.delete(cacheKey);
+    throw new VapidFailure('expired', 'VAPID token expired');
+  }
+
+  private async verifyAndCache(creds: VapidCredentials, now: number): Promise<VerifiedVapid> {
     this.misses++;
     const verified = await this.verifyUncached(creds, now);
-    this.cache.set(cacheKey, verified);
+    this.cache.set(`${creds.key} ${creds.token}`, verified);
     return verified;
   }
 
