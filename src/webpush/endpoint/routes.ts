@@ -92,13 +92,14 @@ export async function endpointRoutes(app: FastifyInstance, opts: EndpointOptions
   // Params are typed from their JSON schemas (one declaration validates, types and documents).
   const typed = app.withTypeProvider<JsonSchemaToTsProvider>();
   // Only tokens that decrypted are kept, so garbage tokens cannot fill the cache.
-  const tokens = new BoundedMap<string, EndpointTokenInfo>(TOKEN_CACHE_LIMIT);
+  // One cache per API version (the same token reads differently on each path), keyed by the token as it came.
+  const tokens = { v1: new BoundedMap<string, EndpointTokenInfo>(TOKEN_CACHE_LIMIT), v2: new BoundedMap<string, EndpointTokenInfo>(TOKEN_CACHE_LIMIT) };
   const decodeToken = (token: string, version: ApiVersion): EndpointTokenInfo | null => {
-    const key = version === 'v1' ? token : `2${token}`;
-    const hit = tokens.get(key);
+    const cache = tokens[version];
+    const hit = cache.get(token);
     if (hit) return hit;
     const info = parseEndpointToken(fernet, token, version);
-    if (info) tokens.set(key, info);
+    if (info) cache.set(token, info);
     return info;
   };
   const checked = new WeakMap<FastifyRequest, Checked>();
@@ -134,14 +135,25 @@ export async function endpointRoutes(app: FastifyInstance, opts: EndpointOptions
     // path (a v2 token on /wpush/v1/) is refused after the VAPID checks (extractors/subscription.rs).
     if (!info && fernet.decryptString(token) === null) throw new ApiError('invalidUrl', 'Invalid token');
     try {
+      // A sender repeating its `vapid` Authorization header is answered by the header as a whole.
+      const auth = request.headers.authorization;
+      const known = auth !== undefined ? vapid.cachedHeader(auth) : undefined;
+      if (known !== undefined) {
+        acceptCredentials(request, info, known);
+        return;
+      }
       const creds = extractVapid(request.headers);
       const verified = creds ? vapid.cached(creds) : null;
       if (verified === undefined) {
         return vapid
           .verify(creds!)
-          .then((v) => acceptCredentials(request, info, v))
+          .then((v) => {
+            vapid.rememberHeader(auth!, v);
+            acceptCredentials(request, info, v);
+          })
           .catch((err: unknown) => refuseCredentials(request, err));
       }
+      if (verified !== null) vapid.rememberHeader(auth!, verified);
       acceptCredentials(request, info, verified);
     } catch (err) {
       refuseCredentials(request, err);
