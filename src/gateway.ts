@@ -292,8 +292,10 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   }
   const xmpp = xmppServers.map((s) => new PushComponent(s, { ...xmppShared!, jid: s.domain }));
 
-  app.addHook('onResponse', async (request, reply) => {
+  // Callback style: an async hook would cost a promise on every answer (issue 13, the direct push's CPU).
+  app.addHook('onResponse', (request, reply, done) => {
     metrics.httpRequests.inc({ route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) });
+    done();
   });
   app.setNotFoundHandler((_request, reply) => sendError(reply, new ApiError('invalidUrl', 'Not found')));
   // Before the routes: the OpenAPI generator collects them as they are added.

@@ -44,6 +44,24 @@ describe('Fernet endpoint tokens, compatible with autopush', () => {
     expect(python(PY_DECRYPT, key, token)).toBe(uaid + chid.replaceAll('-', '') + '07'.repeat(32));
   });
 
+  it('makes consecutive tokens of every padding length that the independent implementation reads, each with its own IV', () => {
+    // FernetKey.encrypt chains one long-lived CBC cipher from token to token: each must still decrypt on its own.
+    const key = FernetKey.generate();
+    const f = new MultiFernet([key]);
+    const plaintexts = Array.from({ length: 40 }, (_, i) => Buffer.alloc(i + 1, i + 1));
+    const tokens = plaintexts.map((p) => f.encrypt(p).toString('base64url'));
+    const script = `
+import sys
+from cryptography.fernet import Fernet
+f = Fernet(sys.argv[1].encode())
+for t in sys.argv[2:]:
+    print(f.decrypt((t + '=' * (-len(t) % 4)).encode()).hex())
+`;
+    expect(python(script, key, ...tokens).split('\n')).toEqual(plaintexts.map((p) => p.toString('hex')));
+    const ivs = new Set(tokens.map((t) => Buffer.from(t, 'base64url').subarray(9, 25).toString('hex')));
+    expect(ivs.size).toBe(tokens.length);
+  });
+
   it('rejects altered tokens and tokens of other keys', () => {
     const f = new MultiFernet([FernetKey.generate()]);
     const token = makeEndpointToken(f, 'ab'.repeat(16), channelId(), null);
