@@ -57,13 +57,14 @@ function failing(store: Store): Store {
   });
 }
 
-describe('deliverDurably', () => {
-  let store: Store;
-  beforeEach(async () => {
-    store = await openStore('sqlite::memory:');
-  });
-  afterEach(() => store.close());
+// Each test gets a fresh in-memory store.
+let store: Store;
+beforeEach(async () => {
+  store = await openStore('sqlite::memory:');
+});
+afterEach(() => store.close());
 
+describe('deliverDurably', () => {
   it('sends a TTL > 0 message directly, saved in parallel, and answers delivered only once the save committed', async () => {
     const { client, given } = recorder(store, true);
     const n = note();
@@ -144,12 +145,6 @@ describe('deliverDurably', () => {
 });
 
 describe('offerToClient', () => {
-  let store: Store;
-  beforeEach(async () => {
-    store = await openStore('sqlite::memory:');
-  });
-  afterEach(() => store.close());
-
   it('saves in the registry’s store as the local path does; absent and no-channel without touching it', async () => {
     const clients = new ClientRegistry();
     clients.store = store;
