@@ -7,7 +7,7 @@ import { PushClient } from '../helpers/ws-client.js';
 
 /**
  * Durability with PUSHGATE_WORKERS=2 (README "Durability"): a push that lands on the worker that does not hold the
- * client crosses over IPC and is saved by the worker that holds it, before the 201; the POSTing worker writes
+ * client crosses over the workers' mesh to the worker that holds it, which makes it safe (acked or saved) before the 201; the POSTing worker writes
  * nothing. SIGKILL of a worker (no drain: nothing is stored at disconnect) with every message delivered and none
  * acked must lose none: each of its clients gets all of them again, with the same versions, at its next hello.
  */

@@ -12,7 +12,7 @@ import { PushClient } from '../helpers/ws-client.js';
 /**
  * The protocol against `pushgate serve` with PUSHGATE_WORKERS=2 on one SQLite file: connections and POSTs are
  * spread over both workers by node:cluster, so pushes regularly arrive at the worker that does not hold the
- * client and must cross over IPC (directly, not through the store).
+ * client and must cross over the workers' mesh (directly, not through the store).
  */
 describe('PUSHGATE_WORKERS=2', () => {
   let node: NodeProcess;
