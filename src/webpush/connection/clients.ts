@@ -60,14 +60,16 @@ export class DirectSave {
   /** Begins the save now; only the first call saves (`n`: the message re-stamped, as the session stores it at close). */
   begin(n: Notification = this.notification): Promise<boolean> {
     clearTimeout(this.timer);
-    this.saving ??= this.write(n).then(
-      () => true,
-      (err: unknown) => {
-        this.failure = err;
-        return false;
-      },
-    );
-    void this.saving.then(this.settle);
+    if (!this.saving) {
+      this.saving = this.write(n).then(
+        () => true,
+        (err: unknown) => {
+          this.failure = err;
+          return false;
+        },
+      );
+      void this.saving.then(this.settle);
+    }
     return this.saving;
   }
 

@@ -598,31 +598,36 @@ export class Session implements ConnectedClient {
     const now = this.ctx.now();
     const entries = [...this.unacked.values()];
     this.unacked.clear();
-    for (const { notification, fromStorage, save } of entries) {
-      if (fromStorage) continue;
-      if (notification.ttl === 0 || notification.expiry <= now) {
-        void save?.release();
-        continue;
-      }
-      const begun = save?.begun ?? null;
-      if (begun && (await begun)) continue;
-      try {
-        // A fresh ordering key (autopush re-stamps): a newer session that already read past the old one still reads it.
-        const restamped = { ...notification, seq: this.ctx.nextSeq() };
-        if (save && !begun) {
-          if (!(await save.begin(restamped))) throw save.failure instanceof Error ? save.failure : new Error('the save failed');
-        } else {
-          await this.ctx.store.saveMessage(restamped);
-        }
-        this.ctx.dashboard?.storedUnacked(restamped);
-      } catch (err) {
-        this.ctx.log.error({ err: (err as Error).message }, 'could not store an unacked message');
-      }
-    }
+    // All at once: a save still waiting for its ack begins within this call, before anything is awaited, so its wait's
+    // timer never saves it un-re-stamped meanwhile; and the saves share the store's group commit.
+    await Promise.all(entries.map((entry) => this.storeUnacked(entry, now)));
     // A newer connection of this uaid may have read storage before these were saved.
     this.ctx.clients.get(this.uaid)?.storageChanged();
     // Shutdown closes the store after the sessions: the deletes of what was acked go in before it does.
     await Promise.all(this.deleting);
+  }
+
+  /** One unacked message at the connection's end: stored, re-stamped, unless it is durable already (finish). */
+  private async storeUnacked({ notification, fromStorage, save }: Unacked, now: number): Promise<void> {
+    if (fromStorage) return;
+    if (notification.ttl === 0 || notification.expiry <= now) {
+      void save?.release();
+      return;
+    }
+    const begun = save?.begun ?? null;
+    if (begun && (await begun)) return;
+    try {
+      // A fresh ordering key (autopush re-stamps): a newer session that already read past the old one still reads it.
+      const restamped = { ...notification, seq: this.ctx.nextSeq() };
+      if (save && !begun) {
+        if (!(await save.begin(restamped))) throw save.failure instanceof Error ? save.failure : new Error('the save failed');
+      } else {
+        await this.ctx.store.saveMessage(restamped);
+      }
+      this.ctx.dashboard?.storedUnacked(restamped);
+    } catch (err) {
+      this.ctx.log.error({ err: (err as Error).message }, 'could not store an unacked message');
+    }
   }
 
   /** Resolves once the session is closed, its unacked messages are stored and its acked ones deleted. */

@@ -444,6 +444,32 @@ describe('session state machine (no socket)', () => {
       expect(next.port.take().map((f) => f['data'])).toEqual([undefined, 'unacked']);
     });
 
+    it('a connection that ends with several messages waiting saves each one re-stamped, however slow the store', async () => {
+      const { w, c, send } = await acking(20);
+      const saves = [send('a'), send('b')];
+      // Every ordering key from here on is a re-stamp.
+      const restampedFrom = w.ctx.nextSeq();
+      // The store holds every save until both have been asked for: the first one outlasts the second one's wait.
+      const seqs: number[] = [];
+      let release!: () => void;
+      const gate = new Promise<void>((r) => (release = r));
+      let bothAsked!: () => void;
+      const asked = new Promise<void>((r) => (bothAsked = r));
+      const saveMessage = w.store.saveMessage.bind(w.store);
+      w.store.saveMessage = async (m) => {
+        seqs.push(m.seq);
+        if (seqs.length === 2) bothAsked();
+        await gate;
+        return saveMessage(m);
+      };
+      const closing = c.session.onClosed();
+      await asked;
+      release();
+      await closing;
+      await Promise.all(saves.map((save) => save.safe));
+      expect(seqs.every((seq) => seq > restampedFrom)).toBe(true);
+    });
+
     it('a nack saves the waiting message at once (a nacked message stays stored until its TTL ends)', async () => {
       const { w, uaid, c, send } = await acking(60_000);
       const save = send('nacked');
