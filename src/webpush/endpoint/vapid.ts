@@ -114,14 +114,8 @@ export class VapidVerifier {
    * and the credentials' own lookup refuses it with the expiry error.
    */
   cachedHeader(authorization: string, now = Date.now() / 1000): VerifiedVapid | undefined {
-    const hit = this.byHeader.get(authorization);
-    if (hit === undefined) return undefined;
-    if (hit.exp + this.clockSkew > now) {
-      this.hits++;
-      return hit;
-    }
-    this.byHeader.delete(authorization);
-    return undefined;
+    const hit = this.lookup(this.byHeader, authorization, now);
+    return hit === 'expired' ? undefined : hit;
   }
 
   /** Remembers a verified answer by the `vapid` Authorization header it came in (cachedHeader). */
@@ -134,15 +128,21 @@ export class VapidVerifier {
    * their token); undefined when it must be verified (`verify`). A cached token that has expired since is refused.
    */
   cached(creds: VapidCredentials, now = Date.now() / 1000): VerifiedVapid | undefined {
-    const cacheKey = `${creds.key} ${creds.token}`;
-    const cached = this.cache.get(cacheKey);
-    if (!cached) return undefined;
-    if (cached.exp + this.clockSkew > now) {
+    const hit = this.lookup(this.cache, `${creds.key} ${creds.token}`, now);
+    if (hit === 'expired') throw new VapidFailure('expired', 'VAPID token expired');
+    return hit;
+  }
+
+  /** Both caches' one rule: an entry answers while its token is valid (clock skew allowed); an expired one is forgotten. */
+  private lookup(cache: BoundedMap<string, VerifiedVapid>, key: string, now: number): VerifiedVapid | 'expired' | undefined {
+    const hit = cache.get(key);
+    if (hit === undefined) return undefined;
+    if (hit.exp + this.clockSkew > now) {
       this.hits++;
-      return cached;
+      return hit;
     }
-    this.cache.delete(cacheKey);
-    throw new VapidFailure('expired', 'VAPID token expired');
+    cache.delete(key);
+    return 'expired';
   }
 
   private async verifyAndCache(creds: VapidCredentials, now: number): Promise<VerifiedVapid> {
