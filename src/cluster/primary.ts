@@ -51,6 +51,7 @@ export interface PrimaryOptions {
 
 /** The workers' socket directories: `pushgate-w-<primary pid>-<random>` under the temp directory. */
 const SOCKET_DIR_PREFIX = 'pushgate-w-';
+const SOCKET_DIR_NAME = new RegExp(`^${SOCKET_DIR_PREFIX}(\\d+)-`);
 
 /**
  * Removes socket directories that primaries killed without a chance to clean up (SIGKILL, a power loss of a
@@ -68,7 +69,7 @@ export function removeStaleSocketDirs(base: string): string[] {
   }
   const uid = process.getuid?.();
   for (const name of names) {
-    const m = new RegExp(`^${SOCKET_DIR_PREFIX}(\\d+)-`).exec(name);
+    const m = SOCKET_DIR_NAME.exec(name);
     if (!m) continue;
     const path = join(base, name);
     try {
