@@ -1,7 +1,7 @@
-import { readFileSync, readdirSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { replicasInSync, startTwoWorkers } from '../helpers/gateway.js';
-import type { NodeProcess } from '../helpers/node-process.js';
+import { childPids, type NodeProcess, workersReplaced } from '../helpers/node-process.js';
 import { channelId, post } from '../helpers/push.js';
 import { PushClient } from '../helpers/ws-client.js';
 
@@ -39,8 +39,6 @@ describe('PUSHGATE_WORKERS=2: SIGKILL of the workers', () => {
     return c as unknown as PushClient;
   };
 
-  const children = () => readFileSync(`/proc/${node.child.pid}/task/${node.child.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-
   it('every 201 message delivered but not acked reaches its client after its worker dies', async () => {
     const subs = await Promise.all(
       Array.from({ length: 6 }, async () => {
@@ -71,9 +69,9 @@ describe('PUSHGATE_WORKERS=2: SIGKILL of the workers', () => {
     // may have handed every connection to one worker, so the victim is the one with more open descriptors: it holds
     // at least half of the six clients.
     const fds = (pid: number) => readdirSync(`/proc/${pid}/fd`).length;
-    const victim = children().sort((a, b) => fds(b) - fds(a))[0];
-    process.kill(victim!, 'SIGKILL');
-    await expect.poll(() => children().length === 2 && !children().includes(victim!), { timeout: 15_000 }).toBe(true);
+    const victim = childPids(node).sort((a, b) => fds(b) - fds(a))[0]!;
+    process.kill(victim, 'SIGKILL');
+    await workersReplaced(node, [victim], 2, 15_000);
     await expect.poll(() => closed.size, { timeout: 5000 }).toBeGreaterThan(0);
     for (const s of subs) s.client.close();
     for (const s of subs) {
@@ -87,10 +85,10 @@ describe('PUSHGATE_WORKERS=2: SIGKILL of the workers', () => {
   }, 60_000);
 
   it('restarts both workers when both die at once (the primary stays up to do it)', async () => {
-    const before = children();
+    const before = childPids(node);
     expect(before).toHaveLength(2);
     for (const pid of before) process.kill(pid, 'SIGKILL');
-    await expect.poll(() => children().length === 2 && children().every((p) => !before.includes(p)), { timeout: 15_000 }).toBe(true);
+    await workersReplaced(node, before, 2, 15_000);
     expect(node.child.exitCode).toBeNull();
     // Serving again: a client gets through hello on one of the new workers.
     const again = await reconnect();

@@ -1,11 +1,11 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FernetKey } from '../../src/webpush/protocol/fernet.js';
 import { freePort, replicasInSync, startTwoWorkers } from '../helpers/gateway.js';
 import { mongoServer, type MongoServer } from '../helpers/mongo.js';
-import { buildDist, startNode, type NodeProcess } from '../helpers/node-process.js';
+import { buildDist, childPids, startNode, type NodeProcess, workersReplaced } from '../helpers/node-process.js';
 import { channelId, post } from '../helpers/push.js';
 import { PushClient } from '../helpers/ws-client.js';
 
@@ -116,12 +116,11 @@ describe('PUSHGATE_WORKERS=2', () => {
   });
 
   it('restarts a worker that dies; the other keeps serving', async () => {
-    const children = () => readFileSync(`/proc/${node.child.pid}/task/${node.child.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-    const [victim] = children();
+    const [victim] = childPids(node);
     expect(victim).toBeGreaterThan(0);
     process.kill(victim!, 'SIGKILL');
     await expect.poll(() => node.output.join('').includes('worker exited; restarting'), { timeout: 5000 }).toBe(true);
-    await expect.poll(() => children().length === 2 && !children().includes(victim!), { timeout: 10_000 }).toBe(true);
+    await workersReplaced(node, [victim!], 2, 10_000);
     // Every connection (whichever worker it lands on) is served again.
     await expect
       .poll(
@@ -276,8 +275,7 @@ describe('PUSHGATE_WORKERS=2 durability: SIGKILL of the whole cluster', () => {
     expect(direct).toBeGreaterThan(0);
     expect(sample('pushgate_cluster_replica_entries ')).toBe(subs.length);
 
-    const pid = first.child.pid!;
-    const workers = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    const workers = childPids(first);
     expect(workers).toHaveLength(2);
     for (const w of workers) process.kill(w, 'SIGKILL');
     await first.kill('SIGKILL');

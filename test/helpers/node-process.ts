@@ -1,4 +1,5 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 
 /**
  * A Pushgate node as its own process (`node dist/cli.js serve`), as an operator runs it. The tests and the
@@ -81,4 +82,24 @@ export async function authFailureLines(node: NodeProcess, count: number, timeout
 /** Builds dist/ from the sources under test, so that spawned nodes (`node dist/cli.js`) run this very code. */
 export function buildDist(): void {
   execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+}
+
+/**
+ * The pids of a node's child processes (a primary's workers), zombies not yet reaped included. Read once per check:
+ * two reads may straddle a reap or a fork, and a condition over both can hold although no one read shows it.
+ */
+export function childPids(node: NodeProcess): number[] {
+  const pid = node.child.pid!;
+  return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+}
+
+/** Resolves once the primary has `count` workers again, none of them one of `gone` (bounded by `timeout` ms). */
+export async function workersReplaced(node: NodeProcess, gone: number[], count: number, timeout: number): Promise<void> {
+  const until = Date.now() + timeout;
+  for (;;) {
+    const now = childPids(node);
+    if (now.length === count && now.every((p) => !gone.includes(p))) return;
+    if (Date.now() > until) throw new Error(`workers are ${now.join(', ')}: not ${count} new ones within ${timeout} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
 }
