@@ -1,9 +1,11 @@
+import type { Socket } from 'node:net';
 import type { Notification } from '../store/index.js';
 import { type OfferOutcome, WORKER_SECRET_BYTES } from './ipc.js';
 
 /**
- * The frames workers exchange directly over their unix-domain sockets (src/cluster/mesh.ts), pure so the codec is
- * tested without sockets. One frame: u32 length of the rest, u8 type, then the type's body. Directory traffic
+ * The frames workers exchange directly over their unix-domain sockets (src/cluster/mesh.ts), and endpoint nodes
+ * exchange with connection nodes over the fleet's peer link (src/webpush/connection/peer-server.ts and
+ * src/webpush/endpoint/peer-client.ts), pure so the codec is tested without sockets. One frame: u32 length of the rest, u8 type, then the type's body. Directory traffic
  * (attach/detach at every connect and disconnect: 100k connects are 100k frames per sibling) and answers are packed
  * by hand; a push carries its Notification as JSON, so a field added to Notification crosses without a codec change
  * (the JSON of one small object is a few µs; the hop's cost is the process switch, not this).
@@ -15,7 +17,7 @@ export type PeerFrame =
   /** The sender now holds a connection of this uaid, opened at connectedAt. */
   | { t: 'attach'; uaid: string; connectedAt: number }
   | { t: 'detach'; uaid: string; connectedAt: number }
-  /** Close your connection of this uaid if it is older than connectedAt (a takeover from another machine). */
+  /** Close your connection of this uaid if it is older than connectedAt (a takeover on a sibling or another machine). */
   | { t: 'drop'; uaid: string; connectedAt: number }
   /** A notify for this uaid found no holder just before your connection attached: look at storage once more. */
   | { t: 'recheck'; uaid: string; connectedAt: number }
@@ -110,9 +112,11 @@ export function decodeFrame(buf: Buffer): PeerFrame {
   }
 }
 
-/** Splits a byte stream into frames. Throws FrameError on a frame over MAX_FRAME or an empty one. */
+/** Splits a byte stream into frames. Throws FrameError on a frame over `max` bytes or an empty one. */
 export class FrameReader {
   private pending: Buffer = Buffer.alloc(0);
+
+  constructor(private readonly max = MAX_FRAME) {}
 
   /** Feeds a chunk; returns every frame it completes, in order. */
   push(chunk: Buffer): PeerFrame[] {
@@ -120,7 +124,7 @@ export class FrameReader {
     const out: PeerFrame[] = [];
     while (buf.length >= 4) {
       const len = buf.readUInt32BE(0);
-      if (len === 0 || len > MAX_FRAME) throw new FrameError(`frame length ${len}`);
+      if (len === 0 || len > this.max) throw new FrameError(`frame length ${len}`);
       if (buf.length < 4 + len) break;
       out.push(decodeFrame(buf.subarray(4, 4 + len)));
       buf = buf.subarray(4 + len);
@@ -129,4 +133,55 @@ export class FrameReader {
     this.pending = buf.length === 0 ? Buffer.alloc(0) : Buffer.from(buf);
     return out;
   }
+}
+
+/**
+ * A peer that reads nothing while this much waits for it is stuck: its connection is cut (its requests then get
+ * their safe default, so pushes are stored) rather than buffering without bound.
+ */
+export const MAX_BUFFERED = 64 << 20;
+
+/**
+ * Sends frames on `socket`. Frames written in one tick leave in one write (corked until the next tick): batching
+ * when busy, no delay when not. Returns false, having destroyed the socket, when the peer has let MAX_BUFFERED
+ * bytes pile up unread; the socket's close reports it.
+ */
+export function frameSender(socket: Socket, peer: string): (f: PeerFrame) => boolean {
+  let corked = false;
+  const uncork = () => {
+    corked = false;
+    socket.uncork();
+  };
+  return (f) => {
+    if (socket.destroyed) return false;
+    if (!corked) {
+      corked = true;
+      socket.cork();
+      process.nextTick(uncork);
+    }
+    socket.write(encodeFrame(f));
+    if (socket.writableLength <= MAX_BUFFERED) return true;
+    socket.destroy(new Error(`${peer} reads nothing`));
+    return false;
+  };
+}
+
+/**
+ * Reads frames from `socket`, after `head` (bytes that came with an upgrade), each at most `max` bytes, handing each
+ * chunk's frames to `onFrames` in order. A malformed stream destroys the socket; its close reports it.
+ */
+export function receiveFrames(socket: Socket, max: number, onFrames: (frames: PeerFrame[]) => void, head?: Buffer): void {
+  const reader = new FrameReader(max);
+  const onData = (chunk: Buffer) => {
+    let frames: PeerFrame[];
+    try {
+      frames = reader.push(chunk);
+    } catch (err) {
+      if (!(err instanceof FrameError)) throw err;
+      return void socket.destroy(err);
+    }
+    onFrames(frames);
+  };
+  socket.on('data', onData);
+  if (head !== undefined && head.length > 0) onData(head);
 }

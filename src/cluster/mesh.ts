@@ -1,7 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import { unlinkSync } from 'node:fs';
 import { type Server, type Socket, connect, createServer } from 'node:net';
-import { type PeerFrame, FrameError, FrameReader, encodeFrame } from './frames.js';
+import { MAX_FRAME, type PeerFrame, frameSender, receiveFrames } from './frames.js';
 import { workerSocketPath } from './ipc.js';
 import type { MeshPort } from './worker.js';
 
@@ -11,17 +11,12 @@ import type { MeshPort } from './worker.js';
  * primary in between. Each connection carries frames one way (a worker sends on the connection it opened and
  * receives on those its siblings opened), so a connection's close says exactly one thing: an outgoing one, that
  * requests to that sibling will not be answered; an incoming one, that the sibling's directory entries are stale.
- * Frames written in one tick leave in one write (cork until the next tick): batching when busy, no delay when not.
+ * Frames written in one tick leave in one write (frameSender): batching when busy, no delay when not.
  */
 
 /** Reconnect delays toward a sibling that is not (yet, or no longer) listening: it may be starting or restarting. */
 const RETRY_MIN_MS = 50;
 const RETRY_MAX_MS = 1000;
-/**
- * A sibling that reads nothing while this much waits for it is stuck: the link is cut (its requests then get their
- * safe default, so pushes are stored) rather than buffering without bound.
- */
-const MAX_BUFFERED = 64 << 20;
 
 export interface MeshHandlers {
   frame(from: number, f: PeerFrame): void;
@@ -35,8 +30,8 @@ export interface MeshHandlers {
 
 interface Outgoing {
   socket: Socket | null;
-  up: boolean;
-  corked: boolean;
+  /** Set while the connection is up. */
+  send: ((f: PeerFrame) => boolean) | null;
   retryMs: number;
 }
 
@@ -76,34 +71,21 @@ export class Mesh implements MeshPort {
     this.server.unref();
     for (let to = 1; to <= this.count; to++) {
       if (to === this.self) continue;
-      const o: Outgoing = { socket: null, up: false, corked: false, retryMs: RETRY_MIN_MS };
+      const o: Outgoing = { socket: null, send: null, retryMs: RETRY_MIN_MS };
       this.out.set(to, o);
       this.dial(to, o);
     }
   }
 
   *siblings(): Iterable<number> {
-    for (const [to, o] of this.out) if (o.up) yield to;
+    for (const [to, o] of this.out) if (o.send) yield to;
   }
 
   send(to: number, f: PeerFrame): boolean {
     const o = this.out.get(to);
-    const s = o?.socket;
-    if (!o || !o.up || !s) return false;
-    if (!o.corked) {
-      o.corked = true;
-      s.cork();
-      process.nextTick(() => {
-        o.corked = false;
-        s.uncork();
-      });
-    }
-    s.write(encodeFrame(f));
-    if (s.writableLength > MAX_BUFFERED) {
-      // Nothing more is sent on it; the close that follows reports it down.
-      o.up = false;
-      s.destroy(new Error(`worker ${to} reads nothing`));
-    }
+    if (!o?.send) return false;
+    // A false here destroyed the socket: the close that follows reports it down.
+    if (!o.send(f)) o.send = null;
     return true;
   }
 
@@ -123,9 +105,9 @@ export class Mesh implements MeshPort {
     let connected = false;
     s.on('connect', () => {
       connected = true;
-      o.up = true;
+      o.send = frameSender(s, `worker ${to}`);
       o.retryMs = RETRY_MIN_MS;
-      s.write(encodeFrame({ t: 'hello', worker: this.self, secret: this.secret }));
+      o.send({ t: 'hello', worker: this.self, secret: this.secret });
       this.handlers.up(to);
     });
     // Nothing is ever sent back on this connection; reading keeps its close observable.
@@ -134,7 +116,7 @@ export class Mesh implements MeshPort {
       // The close that follows handles it.
     });
     s.on('close', () => {
-      o.up = false;
+      o.send = null;
       o.socket = null;
       if (connected) this.handlers.down(to);
       if (this.closed) return;
@@ -147,17 +129,8 @@ export class Mesh implements MeshPort {
   private accept(s: Socket): void {
     s.unref();
     this.accepted.add(s);
-    const reader = new FrameReader();
     let from = 0;
-    s.on('data', (chunk: Buffer) => {
-      let frames: PeerFrame[];
-      try {
-        frames = reader.push(chunk);
-      } catch (err) {
-        if (!(err instanceof FrameError)) throw err;
-        s.destroy(err);
-        return;
-      }
+    receiveFrames(s, MAX_FRAME, (frames) => {
       for (const f of frames) {
         if (from === 0) {
           if (f.t !== 'hello' || f.worker < 1 || f.worker > this.count || f.worker === this.self) return void s.destroy();

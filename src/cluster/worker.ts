@@ -1,6 +1,7 @@
 import { AggregatorRegistry, Gauge, type Registry } from 'prom-client';
 import type { Notification } from '../store/index.js';
 import { BoundedMap } from '../util/bounded-map.js';
+import { PendingRequests } from '../util/pending.js';
 import { ClientRegistry, type ConnectedClient, offerToClient } from '../webpush/connection/clients.js';
 import { CloseCode } from '../webpush/protocol/websocket.js';
 import { ClientDirectory, supersedes } from './directory.js';
@@ -44,16 +45,13 @@ export interface MeshPort {
 }
 
 interface Pending {
-  resolve: (v: unknown) => void;
-  timer: NodeJS.Timeout;
-  /** The worker asked (0: the primary), and what the request resolves to should that worker go away. */
+  /** The worker asked (0: the primary), and what the request resolves to should that worker go away or time out. */
   to: number;
   ifLost: unknown;
 }
 
 export class WorkerLink implements Siblings {
-  private nextId = 1;
-  private readonly pending = new Map<number, Pending>();
+  private readonly pending = new PendingRequests<Pending>(REQUEST_TIMEOUT_MS);
   private readonly directory = new ClientDirectory();
   private readonly recentMisses = new BoundedMap<string, number>(MISSES_KEPT);
   /** The registry of this worker's clients; every add and remove reaches the siblings' directories. */
@@ -133,8 +131,7 @@ export class WorkerLink implements Siblings {
 
   /** The Prometheus text of every worker, aggregated by the primary. */
   metrics(): Promise<string> {
-    const id = this.nextId++;
-    return this.wait<string>(id, 0, '', () => this.toPrimary({ pg: 1, t: 'metrics', id }));
+    return this.pending.start({ to: 0, ifLost: '' }, lost, (id) => this.toPrimary({ pg: 1, t: 'metrics', id })) as Promise<string>;
   }
 
   /** The uaids this worker believes its siblings hold (for tests and the directory's size). */
@@ -143,7 +140,7 @@ export class WorkerLink implements Siblings {
   }
 
   fromPrimary(m: PrimaryToWorker): void {
-    this.settle(m.id, m.v);
+    this.pending.settle(m.id, m.v);
   }
 
   /** Handles a frame from sibling `from`. */
@@ -184,7 +181,7 @@ export class WorkerLink implements Siblings {
         return;
       }
       case 'answer':
-        this.settle(f.id, f.v);
+        this.pending.settle(f.id, f.v);
         return;
     }
   }
@@ -215,7 +212,7 @@ export class WorkerLink implements Siblings {
 
   /** The link to sibling `to` went down: its unanswered requests get their safe default now. */
   linkDown(to: number): void {
-    for (const [id, p] of this.pending) if (p.to === to) this.settle(id, p.ifLost);
+    this.pending.settleWhere((p) => p.to === to, lost);
   }
 
   /** Sibling `from` no longer talks to us (it died, or restarted): none of its clients are known connected. */
@@ -241,28 +238,14 @@ export class WorkerLink implements Siblings {
   }
 
   private request<T>(to: number, make: (id: number) => PeerFrame, ifLost: T): Promise<T> {
-    const id = this.nextId++;
-    return this.wait<T>(id, to, ifLost, () => {
-      if (!this.mesh.send(to, make(id))) this.settle(id, ifLost);
-    });
-  }
-
-  private wait<T>(id: number, to: number, ifLost: T, send: () => void): Promise<T> {
-    return new Promise<T>((resolve) => {
-      const timer = setTimeout(() => this.settle(id, ifLost), REQUEST_TIMEOUT_MS);
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, timer, to, ifLost });
-      send();
-    });
-  }
-
-  private settle(id: number, v: unknown): void {
-    const p = this.pending.get(id);
-    if (!p) return;
-    this.pending.delete(id);
-    clearTimeout(p.timer);
-    p.resolve(v);
+    return this.pending.start({ to, ifLost }, lost, (id) => {
+      if (!this.mesh.send(to, make(id))) this.pending.settle(id, ifLost);
+    }) as Promise<T>;
   }
 }
+
+/** What a request resolves to when its worker goes away or does not answer in time. */
+const lost = (p: Pending) => p.ifLost;
 
 /** A worker's client registry: every add and remove reaches the siblings, storage news the holder. */
 class LinkedRegistry extends ClientRegistry {

@@ -56,6 +56,10 @@ describe('worker frames', () => {
     const huge = Buffer.alloc(4);
     huge.writeUInt32BE(MAX_FRAME + 1);
     expect(() => new FrameReader().push(huge)).toThrow(FrameError);
+    // A reader with a smaller bound (the fleet's peer link) refuses past it, and takes a frame at it.
+    const push = encodeFrame({ t: 'notify', id: 1, uaid: 'x'.repeat(100) });
+    expect(() => new FrameReader(push.length - 5).push(push)).toThrow(FrameError);
+    expect(new FrameReader(push.length - 4).push(push)).toHaveLength(1);
     expect(() => new FrameReader().push(Buffer.alloc(4))).toThrow(FrameError);
     expect(() => decodeFrame(Buffer.from([200]))).toThrow(FrameError);
     expect(() => decodeFrame(Buffer.from([0, 1]))).toThrow(FrameError);

@@ -7,7 +7,7 @@ import { storageCall } from '../protocol/errors.js';
 
 /**
  * Where a push offered to the process holding its client ended: one table for the local path, the workers' mesh
- * (src/cluster/ipc.ts re-exports it) and the fleet's peer API (whose HTTP statuses are PEER_STATUS in peer-server.ts).
+ * (src/cluster/ipc.ts re-exports it) and the fleet's peer link (../protocol/peer-link.ts), each carrying the value as it is.
  * - `delivered`: written to the client's connection and, with TTL > 0, either acked by the client or saved by the
  *   holder (committed; or, during a store outage, kept by the session, which stores it when the connection ends;
  *   deleted when the client acks);

@@ -1,56 +1,29 @@
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
-import { type Notification, URGENCIES } from '../../store/index.js';
+import type { Notification } from '../../store/index.js';
 import { type ClientRegistry, type OfferOutcome, offerToClient } from './clients.js';
 import type { Siblings } from '../../cluster/worker.js';
+import { type PeerFrame, frameSender, receiveFrames } from '../../cluster/frames.js';
 import { CloseCode } from '../protocol/websocket.js';
 import { secretMatches } from '../protocol/peer-auth.js';
+import { LINK_MAX_FRAME, LINK_MAX_INFLIGHT, LINK_PATH, LINK_PROTOCOL, isNotification } from '../protocol/peer-link.js';
 import { authFailed, type Metrics } from '../../ops/metrics.js';
 
-/** The most pushes one `PUT /push` batch carries (the peer client's batches, refused beyond). */
-export const PEER_BATCH_MAX = 64;
 /**
- * Room for one notification in a batch's body. The limit was 64 KiB for a whole batch, which 64 pushes of 1 kB
- * (1.4 kB in base64) overflow: the peer answered 413, and the endpoint read each push of that batch as "client not
- * here" and cleared its route.
- */
-const PEER_NOTIFICATION_MAX_BYTES = 8 * 1024;
-
-/**
- * The peer API's status for each OfferOutcome (the table in clients.ts), and back: 200 delivered (sent, and acked or saved
- * by this node), 202 stored (saved here for the client's next storage read), 409 busy (here, but not saved here: the
- * endpoint node stores it), 404 absent or no such channel. Both ends of a fleet run the same version (fleets upgrade
- * together: README "A fleet of machines").
- */
-export const PEER_STATUS: Readonly<Record<OfferOutcome, number>> = { delivered: 200, stored: 202, busy: 409, absent: 404, 'no-channel': 404 };
-
-/**
- * The peer client's status for a request the node took and did not answer in time. Not an OfferOutcome (the node
- * said nothing) but `unanswered`: the node may hold the client and has most likely saved the message or is about to
- * (its answer waits for its commit, which a loaded store delays), so the endpoint only saves it too (idempotent: one
- * copy) and keeps the route. Clearing that route, as for a node that is gone, would leave a client still connected
- * there unreachable until it reconnects; asking the node to read storage, or counting the backlog, would add store
- * work exactly when the store is what is slow.
- */
-export const PEER_NO_ANSWER = -1;
-
-/** The outcome a peer's status means to the endpoint node; anything else (404, an error, unreachable: 0) is `absent`. */
-export function peerOutcome(status: number): 'delivered' | 'stored' | 'busy' | 'absent' | 'unanswered' {
-  if (status === PEER_NO_ANSWER) return 'unanswered';
-  return status === 200 ? 'delivered' : status === 202 ? 'stored' : status === 409 ? 'busy' : 'absent';
-}
-
-/**
- * The internal node-to-node API of a connection node (autopush's "router" port), on its own listener that
- * is never the public one:
- * - `PUT /push/{uaid}` a notification for a client held here, which this node saves (deliverDurably): 200 once
- *   written to its socket and saved; 202 when the client must read it from storage and it was saved here; 409
- *   when it was not saved here (TTL 0, or the save failed); 404 when the client is not here (PEER_STATUS; the
- *   endpoint node stores it on anything but 200 and 202);
- * - `PUT /push` a batch of such notifications (an array, at most PEER_BATCH_MAX): answers the array of their
- *   statuses, in order (the endpoint node batches when every connection to this node is busy);
- * - `PUT /notif/{uaid}` storage holds new messages for the client: 200 when it is here, 404 otherwise;
- * - `DELETE /notif/{uaid}/{connectedAt}` the client connected to another node at connectedAt: drop the
- *   older connection held here.
+ * The internal node-to-node port of a connection node (autopush's "router" port), on its own listener that is never
+ * the public one. It serves one thing: the peer link (../protocol/peer-link.ts), an authenticated upgrade to a
+ * persistent framed connection on which endpoint nodes hand over pushes for clients held here:
+ * - `push`: a notification for a client held here, which this node saves (deliverDurably) and answers with its
+ *   OfferOutcome: `delivered` once written to the socket and acked or saved, `stored` when the client must read it
+ *   from storage and it was saved here, `busy` when it was not saved here (TTL 0, or the save failed), `absent` or
+ *   `no-channel` when the client or its channel is not here (the endpoint node stores it on anything but the first
+ *   two);
+ * - `notify`: storage holds new messages for the client; answers whether it is here;
+ * - `drop`: the client connected to another node at connectedAt; an older connection held here is closed.
+ * Every other request, and an upgrade without the secret, is refused (401 without it, counted and logged as a
+ * failed authentication; 404 with it).
  */
 export interface PeerServerOptions {
   clients: ClientRegistry;
@@ -64,102 +37,139 @@ export interface PeerServerOptions {
   tls: { key: Buffer; cert: Buffer } | null;
 }
 
-const uaidParams = { type: 'object', properties: { uaid: { type: 'string', pattern: '^[0-9a-f]{32}$' } }, required: ['uaid'] } as const;
-
-const notificationBody = {
-  type: 'object',
-  properties: {
-    uaid: { type: 'string' },
-    channelID: { type: 'string' },
-    seq: { type: 'integer' },
-    version: { type: 'string' },
-    ttl: { type: 'integer', minimum: 0 },
-    expiry: { type: 'integer' },
-    topic: { type: ['string', 'null'] },
-    urgency: { type: 'string', enum: URGENCIES },
-    data: { type: ['string', 'null'] },
-    headers: { type: ['object', 'null'], additionalProperties: { type: 'string' } },
-    timestamp: { type: 'integer' },
-    // Developer dashboard: the hex sha256 of an opted-in VAPID key (src/dashboard/tracker.ts).
-    dashboardKey: { type: 'string', pattern: '^[0-9a-f]{64}$' },
-  },
-  required: ['uaid', 'channelID', 'seq', 'version', 'ttl', 'expiry', 'topic', 'urgency', 'data', 'headers', 'timestamp'],
-} as const;
-
 export function createPeerServer(opts: PeerServerOptions): FastifyInstance {
   const app = Fastify({
     loggerInstance: opts.log,
     logController: new LogController({ disableRequestLogging: true }),
-    // A full batch of the largest pushes: 4096 payload bytes are 5,462 in base64url, plus headers and fields.
-    bodyLimit: PEER_BATCH_MAX * PEER_NOTIFICATION_MAX_BYTES,
-    ajv: { customOptions: { allowUnionTypes: true } },
+    bodyLimit: 1024,
     forceCloseConnections: 'idle',
     ...(opts.tls ? { https: opts.tls } : {}),
   }) as unknown as FastifyInstance;
   const { clients, secret } = opts;
-  const offer = async (n: Notification) => {
-    const outcome = await offerToClient(clients, n);
-    return outcome === 'absent' && opts.siblings ? opts.siblings.push(n) : outcome;
+
+  const authorized = (presented: string | undefined, remote: string | undefined): boolean => {
+    if (secretMatches(presented, secret)) return true;
+    // Issue 9 §17: counted and logged, never with what was presented.
+    authFailed(opts.metrics, opts.log, 'router', presented === undefined ? 'missing' : 'mismatch', { remote });
+    return false;
   };
-
   app.addHook('onRequest', async (request, reply) => {
-    const presented = request.headers.authorization;
-    if (!secretMatches(presented, secret)) {
-      // Issue 9 §17: counted and logged, never with what was presented.
-      authFailed(opts.metrics, opts.log, 'router', presented === undefined ? 'missing' : 'mismatch', { remote: request.ip });
-      return reply.code(401).send({ error: 'unauthorized' });
-    }
+    if (!authorized(request.headers.authorization, request.ip)) return reply.code(401).send({ error: 'unauthorized' });
   });
 
-  app.put<{ Params: { uaid: string }; Body: Notification }>(
-    '/push/:uaid',
-    { schema: { params: uaidParams, body: notificationBody } },
-    async (request, reply) => {
-      if (request.body.uaid !== request.params.uaid) return reply.code(404).send({ delivered: false });
-      const outcome = await offer(request.body);
-      return reply.code(PEER_STATUS[outcome]).send({ delivered: outcome === 'delivered' });
-    },
-  );
-
-  app.put<{ Body: Notification[] }>(
-    '/push',
-    {
-      schema: {
-        body: {
-          type: 'array',
-          maxItems: PEER_BATCH_MAX,
-          items: { ...notificationBody, properties: { ...notificationBody.properties, uaid: uaidParams.properties.uaid } },
-        },
-      },
-    },
-    async (request) => Promise.all(request.body.map(async (n) => PEER_STATUS[await offer(n)])),
-  );
-
-  app.put<{ Params: { uaid: string } }>('/notif/:uaid', { schema: { params: uaidParams } }, async (request, reply) => {
-    const client = clients.get(request.params.uaid);
-    if (client) client.storageChanged();
-    else if (!(await opts.siblings?.notify(request.params.uaid))) return reply.code(404).send({ notified: false });
-    return { notified: true };
+  const links = new LinkServer(clients, opts.siblings ?? null);
+  app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const refuse = (status: string) => socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    socket.on('error', () => socket.destroy());
+    if (!authorized(req.headers.authorization, req.socket.remoteAddress)) return refuse('401 Unauthorized');
+    if (req.method !== 'GET' || req.url !== LINK_PATH || req.headers.upgrade?.toLowerCase() !== LINK_PROTOCOL) return refuse('404 Not Found');
+    if (links.closing) return refuse('503 Service Unavailable');
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${LINK_PROTOCOL}\r\n\r\n`);
+    links.serve(socket as Socket, head);
   });
-
-  app.delete<{ Params: { uaid: string; connectedAt: number } }>(
-    '/notif/:uaid/:connectedAt',
-    {
-      schema: {
-        params: { type: 'object', properties: { uaid: uaidParams.properties.uaid, connectedAt: { type: 'integer' } }, required: ['uaid', 'connectedAt'] },
-      },
-    },
-    async (request) => {
-      const client = clients.get(request.params.uaid);
-      if (client && client.connectedAt < request.params.connectedAt) {
-        client.close(CloseCode.normal, 'a newer connection of this uaid took over');
-        return { dropped: true };
-      }
-      // With several workers the holder may be a sibling: it applies the same rule.
-      if (!client) opts.siblings?.dropOlder(request.params.uaid, request.params.connectedAt);
-      return { dropped: false };
-    },
-  );
-
+  // Before the listener's close waits for its connections: each link ends once its pushes in flight are answered.
+  app.addHook('preClose', (done) => {
+    links.close();
+    done();
+  });
   return app;
+}
+
+const UAID = /^[0-9a-f]{32}$/;
+
+/** The connection node's side of every open peer link. */
+class LinkServer {
+  closing = false;
+  /** Each open link and the number of its requests not yet answered. */
+  private readonly open = new Map<Socket, { inflight: number }>();
+
+  constructor(
+    private readonly clients: ClientRegistry,
+    /** With several workers the internal port is shared: a client held by a sibling worker is reached over the workers' mesh. */
+    private readonly siblings: Siblings | null,
+  ) {}
+
+  serve(socket: Socket, head: Buffer): void {
+    const link = { inflight: 0 };
+    this.open.set(socket, link);
+    socket.setNoDelay(true);
+    // A peer machine that vanished without a FIN is noticed, and its link's memory freed.
+    socket.setKeepAlive(true, 30_000);
+    const send = frameSender(socket, 'the endpoint node');
+    let paused = false;
+    const answer = (f: PeerFrame & { t: 'answer' }) => {
+      send(f);
+      link.inflight--;
+      if (paused && link.inflight <= LINK_MAX_INFLIGHT / 2) {
+        paused = false;
+        socket.resume();
+      }
+      if (this.closing && link.inflight === 0) socket.end();
+    };
+    const onFrames = (frames: PeerFrame[]) => {
+      for (const f of frames) {
+        switch (f.t) {
+          case 'push':
+            link.inflight++;
+            // Checked at the edge: a malformed notification is answered as one for a client that is not here.
+            if (this.closing || !isNotification(f.n)) answer({ t: 'answer', id: f.id, v: 'absent' });
+            else
+              void this.offer(f.n).then(
+                (v) => answer({ t: 'answer', id: f.id, v }),
+                // Not expected (offerToClient answers `busy` for a failed save): the endpoint node then stores it.
+                () => answer({ t: 'answer', id: f.id, v: 'busy' }),
+              );
+            break;
+          case 'notify':
+            link.inflight++;
+            if (!UAID.test(f.uaid)) answer({ t: 'answer', id: f.id, v: false });
+            else
+              void this.notify(f.uaid).then(
+                (v) => answer({ t: 'answer', id: f.id, v }),
+                () => answer({ t: 'answer', id: f.id, v: false }),
+              );
+            break;
+          case 'drop':
+            if (UAID.test(f.uaid)) this.drop(f.uaid, f.connectedAt);
+            break;
+          default:
+            return void socket.destroy(new Error(`a peer link carries no ${f.t} frame from the endpoint node`));
+        }
+      }
+      if (!paused && link.inflight >= LINK_MAX_INFLIGHT) {
+        paused = true;
+        socket.pause();
+      }
+    };
+    socket.on('end', () => socket.destroy());
+    socket.on('close', () => this.open.delete(socket));
+    receiveFrames(socket, LINK_MAX_FRAME, onFrames, head);
+  }
+
+  /** Shutdown: no more links; each open one ends once its requests in flight are answered. */
+  close(): void {
+    this.closing = true;
+    for (const [socket, link] of this.open) if (link.inflight === 0) socket.end();
+  }
+
+  private async offer(n: Notification): Promise<OfferOutcome> {
+    const outcome = await offerToClient(this.clients, n);
+    return outcome === 'absent' && this.siblings ? this.siblings.push(n) : outcome;
+  }
+
+  private async notify(uaid: string): Promise<boolean> {
+    const client = this.clients.get(uaid);
+    if (client) {
+      client.storageChanged();
+      return true;
+    }
+    return (await this.siblings?.notify(uaid)) ?? false;
+  }
+
+  private drop(uaid: string, connectedAt: number): void {
+    const client = this.clients.get(uaid);
+    if (client && client.connectedAt < connectedAt) client.close(CloseCode.normal, 'a newer connection of this uaid took over');
+    // With several workers the holder may be a sibling: it applies the same rule.
+    else if (!client) this.siblings?.dropOlder(uaid, connectedAt);
+  }
 }

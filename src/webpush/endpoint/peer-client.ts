@@ -1,142 +1,245 @@
 import http from 'node:http';
 import https from 'node:https';
+import type { Socket } from 'node:net';
 import { rootCertificates } from 'node:tls';
 import type { Notification } from '../../store/index.js';
-import { PEER_BATCH_MAX, PEER_NO_ANSWER, peerOutcome } from '../connection/peer-server.js';
+import type { OfferOutcome } from '../connection/clients.js';
+import { type PeerFrame, frameSender, receiveFrames } from '../../cluster/frames.js';
+import { PendingRequests } from '../../util/pending.js';
+import { LINK_MAX_FRAME, LINK_PATH, LINK_PROTOCOL, type PushOutcome, pushOutcome } from '../protocol/peer-link.js';
 
 /**
- * Calls to other nodes' internal API. Every call is bounded in time; a failure is an answer, not a throw.
- * Calls go over kept-alive HTTP/1.1 connections (one pool per peer, node:http's Agent): the per-message cost
- * of the endpoint → connection hop is one request on an open socket, not a connection set-up (issue 13).
- * When every socket to a peer is busy, pushes wait and go out together as one `PUT /push` batch as soon as a
- * socket frees: under load the hop costs one request per batch, not per message.
+ * Calls from an endpoint node to the connection nodes holding clients, over one persistent peer link per node
+ * (../protocol/peer-link.ts): a push is one frame each way on an open socket, and the pushes of one tick leave in
+ * one write, so under load the hop costs a write per batch, not a request per message (issue 13). A link is opened
+ * on first use and again after it closes. Every call is bounded in time; a failure is an answer, not a throw.
  */
-
-/** What a push hop answers (peer-server.ts's PEER_STATUS read back): `absent` also when the node cannot be reached in time. */
-export type PushOutcome = ReturnType<typeof peerOutcome>;
+export type { PushOutcome };
 
 export class PeerClient {
-  private readonly headers: Record<string, string>;
-  private readonly agents;
-  /** Per peer: requests in flight, and pushes waiting for a free socket. */
-  private readonly peers = new Map<string, { inflight: number; waiting: { n: Notification; resolve: (o: PushOutcome) => void }[] }>();
+  private readonly links = new Map<string, PeerLink>();
+  private readonly dialOptions: DialOptions;
 
   constructor(
     secret: string | null,
-    private readonly timeoutMs = 3000,
+    timeoutMs = 3000,
     /** A PEM CA trusted beside the system CAs for peers reached over https (PUSHGATE_ROUTER_CA). */
     ca: string | Buffer | null = null,
-    /** Sockets kept open per peer; pushes beyond this many in flight are batched. */
-    private readonly socketsPerPeer = 32,
   ) {
-    this.headers = secret ? { authorization: `Bearer ${secret}` } : {};
-    this.agents = {
-      http: new http.Agent({ keepAlive: true, maxSockets: socketsPerPeer, scheduling: 'lifo' }),
-      https: new https.Agent({ keepAlive: true, maxSockets: socketsPerPeer, scheduling: 'lifo', ...(ca ? { ca: [...rootCertificates, ca.toString()] } : {}) }),
+    this.dialOptions = {
+      headers: { connection: 'Upgrade', upgrade: LINK_PROTOCOL, ...(secret ? { authorization: `Bearer ${secret}` } : {}) },
+      ca: ca ? [...rootCertificates, ca.toString()] : null,
+      timeoutMs,
     };
   }
 
-  /** Closes the kept-alive connections (gateway shutdown). */
+  /** Closes every link (gateway shutdown); calls still waiting get their `absent` or `false`. */
   close(): void {
-    this.agents.http.destroy();
-    this.agents.https.destroy();
+    for (const link of this.links.values()) link.close();
+    this.links.clear();
   }
 
   /**
    * Hands a notification to the node holding the client, which saves it (OfferOutcome in clients.ts): `delivered`
-   * once written to the client's socket and saved there, `stored` when saved there for the client's next storage
-   * read, `busy` when the client is there but the node did not save it, `unanswered` when the node took the
-   * request and did not answer in time (PEER_NO_ANSWER), `absent` when the node does not hold the client or cannot
-   * be reached.
+   * once written to the client's socket and acked or saved there, `stored` when saved there for the client's next
+   * storage read, `busy` when the client is there but the node did not save it, `unanswered` when the node took the
+   * push and did not answer in time, `absent` when the node does not hold the client or cannot be reached.
    */
-  push(peerUrl: string, n: Notification): Promise<PushOutcome> {
-    let peer = this.peers.get(peerUrl);
-    if (!peer) this.peers.set(peerUrl, (peer = { inflight: 0, waiting: [] }));
-    if (peer.inflight >= this.socketsPerPeer) return new Promise((resolve) => peer.waiting.push({ n, resolve }));
-    peer.inflight++;
-    return this.call('PUT', `${peerUrl}/push/${n.uaid}`, JSON.stringify(n)).then((status) => {
-      this.sent(peerUrl);
-      return peerOutcome(status);
-    });
-  }
-
-  /** A request to the peer finished: its socket takes the pushes that waited, as one batch. */
-  private sent(peerUrl: string): void {
-    const peer = this.peers.get(peerUrl)!;
-    peer.inflight--;
-    if (peer.waiting.length === 0) {
-      if (peer.inflight === 0) this.peers.delete(peerUrl);
-      return;
-    }
-    const batch = peer.waiting.splice(0, PEER_BATCH_MAX);
-    peer.inflight++;
-    void this.callJson('PUT', `${peerUrl}/push`, JSON.stringify(batch.map((b) => b.n))).then(({ status, body }) => {
-      const statuses = status === 200 && Array.isArray(body) && body.length === batch.length ? (body as unknown[]) : [];
-      // A batch not answered in time leaves each of its pushes as a single one would be left (PEER_NO_ANSWER).
-      const whole = status === PEER_NO_ANSWER ? PEER_NO_ANSWER : 0;
-      batch.forEach((b, i) => b.resolve(peerOutcome(typeof statuses[i] === 'number' ? statuses[i] : whole)));
-      this.sent(peerUrl);
-    });
+  async push(peerUrl: string, n: Notification): Promise<PushOutcome> {
+    const v = await this.link(peerUrl).request((id) => ({ t: 'push', id, n }), 'absent', 'unanswered');
+    return v === 'unanswered' ? v : pushOutcome(v as OfferOutcome);
   }
 
   /** Tells the node holding the client that storage has new messages for it; true when the client is there. */
   async notify(peerUrl: string, uaid: string): Promise<boolean> {
-    return (await this.call('PUT', `${peerUrl}/notif/${uaid}`)) === 200;
+    return (await this.link(peerUrl).request((id) => ({ t: 'notify', id, uaid }), false, false)) === true;
   }
 
-  /** Asks a node to drop its connection of a uaid older than connectedAt (the client moved here). */
-  async dropOlder(peerUrl: string, uaid: string, connectedAt: number): Promise<boolean> {
-    return (await this.call('DELETE', `${peerUrl}/notif/${uaid}/${connectedAt}`)) === 200;
+  /** Asks a node to drop its connection of a uaid older than connectedAt (the client moved here); true once sent. */
+  dropOlder(peerUrl: string, uaid: string, connectedAt: number): Promise<boolean> {
+    return this.link(peerUrl).tell({ t: 'drop', uaid, connectedAt });
   }
 
-  /** The response status; 0 when the node could not be reached, PEER_NO_ANSWER when it took the request and did not answer in time. */
-  private async call(method: string, url: string, body?: string): Promise<number> {
-    return (await this.callJson(method, url, body, false)).status;
+  private link(peerUrl: string): PeerLink {
+    let link = this.links.get(peerUrl);
+    if (!link) this.links.set(peerUrl, (link = new PeerLink(peerUrl, this.dialOptions)));
+    return link;
+  }
+}
+
+interface DialOptions {
+  headers: Record<string, string>;
+  ca: string[] | null;
+  timeoutMs: number;
+}
+
+interface Pending {
+  /** The answer when the link fails before the node answers. */
+  ifLost: unknown;
+  /** The answer when the node took the frame (it was written to the link) and said nothing in time. */
+  ifSilent: unknown;
+  written: boolean;
+}
+
+/** A frame waiting for the link to come up, and what to do once it is written or cannot be. */
+interface Queued {
+  f: PeerFrame;
+  sent?: (written: boolean) => void;
+}
+
+/** The link to one connection node: up, being dialled, or neither (dialled at the next call). */
+class PeerLink {
+  private send: ((f: PeerFrame) => boolean) | null = null;
+  private socket: Socket | null = null;
+  private dialing = false;
+  private closed = false;
+  private queued: Queued[] = [];
+  private readonly pending: PendingRequests<Pending>;
+
+  constructor(
+    private readonly url: string,
+    private readonly options: DialOptions,
+  ) {
+    this.pending = new PendingRequests(options.timeoutMs);
   }
 
-  /** The response status and (when asked) its JSON body; the status as `call` gives it. */
-  private callJson(method: string, url: string, body?: string, wantBody = true): Promise<{ status: number; body: unknown }> {
-    return new Promise((resolve) => {
-      let target: URL;
-      try {
-        target = new URL(url);
-      } catch {
-        return resolve({ status: 0, body: null });
-      }
-      const tls = target.protocol === 'https:';
-      const headers = body ? { ...this.headers, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) } : this.headers;
-      const req = (tls ? https : http).request(target, { method, headers, agent: tls ? this.agents.https : this.agents.http }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('error', () => finish(0));
-        res.on('data', (c: Buffer) => {
-          if (wantBody) chunks.push(c);
-        });
-        res.on('end', () => {
-          let parsed: unknown = null;
-          try {
-            if (wantBody) parsed = JSON.parse(Buffer.concat(chunks).toString());
-          } catch {
-            // Not JSON: the caller sees no body.
-          }
-          finish(res.statusCode ?? 0, parsed);
-        });
-      });
-      // Once the request is written the node has it: no answer in time then is not proof that it is gone.
-      let written = false;
-      req.on('finish', () => (written = true));
-      const timer = setTimeout(() => {
-        finish(written ? PEER_NO_ANSWER : 0);
-        req.destroy(new Error('peer timeout'));
-      }, this.timeoutMs);
-      let done = false;
-      const finish = (status: number, parsed: unknown = null) => {
-        if (done) return;
-        done = true;
-        clearTimeout(timer);
-        resolve({ status, body: parsed });
-      };
-      req.on('error', () => finish(0));
-      req.end(body);
+  /** Sends the frame `make` builds with a fresh id and resolves with its answer, or `ifLost` / `ifSilent` (Pending). */
+  request(make: (id: number) => PeerFrame, ifLost: unknown, ifSilent: unknown): Promise<unknown> {
+    if (this.closed) return Promise.resolve(ifLost);
+    return this.pending.start(
+      { ifLost, ifSilent, written: false },
+      (p) => (p.written ? p.ifSilent : p.ifLost),
+      (id) => this.write({ f: make(id) }),
+    );
+  }
+
+  /** Sends a frame that has no answer; resolves true once it is written to the link, false if it cannot be. */
+  tell(f: PeerFrame): Promise<boolean> {
+    if (this.closed) return Promise.resolve(false);
+    return new Promise((sent) => this.write({ f, sent }));
+  }
+
+  close(): void {
+    this.closed = true;
+    this.socket?.destroy();
+    this.failQueued();
+  }
+
+  private write(q: Queued): void {
+    if (this.send) return this.deliver(q);
+    this.queued.push(q);
+    if (!this.dialing) this.dial();
+  }
+
+  private deliver(q: Queued): void {
+    const id = 'id' in q.f ? q.f.id : null;
+    if (id !== null) {
+      const p = this.pending.get(id);
+      // Timed out while the link was being dialled: answered already.
+      if (!p) return;
+      p.written = true;
+    }
+    // A false destroyed the socket (the node reads nothing): its close settles what was written.
+    const ok = this.send!(q.f);
+    q.sent?.(ok);
+  }
+
+  private dial(): void {
+    this.dialing = true;
+    let target: URL;
+    try {
+      target = new URL(this.url.replace(/\/$/, '') + LINK_PATH);
+    } catch {
+      return this.dialFailed();
+    }
+    const tls = target.protocol === 'https:';
+    const req = (tls ? https : http).request(target, {
+      method: 'GET',
+      agent: false,
+      headers: this.options.headers,
+      ...(tls && this.options.ca ? { ca: this.options.ca } : {}),
     });
+    let settled = false;
+    const fail = () => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      this.dialFailed();
+    };
+    const timer = setTimeout(() => {
+      fail();
+      req.destroy(new Error('peer link timeout'));
+    }, this.options.timeoutMs);
+    req.on('upgrade', (res, socket: Socket, head: Buffer) => {
+      if (settled || this.closed || res.headers.upgrade?.toLowerCase() !== LINK_PROTOCOL) {
+        socket.destroy();
+        return fail();
+      }
+      settled = true;
+      clearTimeout(timer);
+      this.up(socket, head);
+    });
+    // 401 (wrong secret), 404, 503 (the node is shutting down): not a link.
+    req.on('response', (res) => {
+      res.resume();
+      fail();
+    });
+    req.on('error', fail);
+    req.end();
+  }
+
+  private dialFailed(): void {
+    this.dialing = false;
+    this.failQueued();
+  }
+
+  private failQueued(): void {
+    const queued = this.queued;
+    this.queued = [];
+    for (const q of queued) {
+      if ('id' in q.f) {
+        const p = this.pending.get(q.f.id);
+        if (p) this.pending.settle(q.f.id, p.ifLost);
+      }
+      q.sent?.(false);
+    }
+  }
+
+  private up(socket: Socket, head: Buffer): void {
+    this.dialing = false;
+    this.socket = socket;
+    socket.setNoDelay(true);
+    // A peer machine that vanished without a FIN is noticed.
+    socket.setKeepAlive(true, 30_000);
+    this.send = frameSender(socket, `peer ${this.url}`);
+    socket.on('error', () => {
+      // The close that follows handles it.
+    });
+    socket.on('end', () => socket.destroy());
+    socket.on('close', () => {
+      if (this.socket === socket) {
+        this.socket = null;
+        this.send = null;
+      }
+      // What was written and not answered is lost with the link (the node may be gone): as an unreachable node.
+      this.pending.settleWhere(
+        (p) => p.written,
+        (p) => p.ifLost,
+      );
+    });
+    receiveFrames(
+      socket,
+      LINK_MAX_FRAME,
+      (frames) => {
+        for (const f of frames) {
+          if (f.t !== 'answer') return void socket.destroy(new Error(`a peer link carries no ${f.t} frame from the connection node`));
+          this.pending.settle(f.id, f.v);
+        }
+      },
+      head,
+    );
+    const queued = this.queued;
+    this.queued = [];
+    for (const q of queued) this.deliver(q);
   }
 }

@@ -202,7 +202,7 @@ export class WebPushRouter {
   private async settle(outcome: 'delivered' | 'stored' | 'busy' | 'unanswered', n: Notification, holderPeer: string | null): Promise<RouteResult> {
     if (outcome === 'delivered') return this.done(n.version, 'direct');
     if (outcome === 'unanswered') {
-      // A peer that took the push and did not answer in time (PEER_NO_ANSWER in peer-server.ts): this copy is for
+      // A peer that took the push and did not answer in time (PushOutcome in protocol/peer-link.ts): this copy is for
       // the case it died; if it lives, it has saved the same key (one copy) and its client reads it from there.
       if (n.ttl === 0) return this.done(n.version, 'dropped');
       await storageCall(() => this.store.saveMessage(n));

@@ -1,51 +1,59 @@
+import http from 'node:http';
+import { type Socket, connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
+import { encodeFrame, FrameReader, type PeerFrame } from '../../../src/cluster/frames.js';
 import { Metrics } from '../../../src/ops/metrics.js';
 import { type Notification, openStore, type Store } from '../../../src/store/index.js';
-import { ClientRegistry, type ConnectedClient } from '../../../src/webpush/connection/clients.js';
+import { ClientRegistry, type ConnectedClient, type DirectSave } from '../../../src/webpush/connection/clients.js';
 import { createPeerServer } from '../../../src/webpush/connection/peer-server.js';
 import { PeerClient } from '../../../src/webpush/endpoint/peer-client.js';
+import { LINK_MAX_FRAME, LINK_MAX_INFLIGHT, LINK_PROTOCOL } from '../../../src/webpush/protocol/peer-link.js';
 import { testNotification } from '../../helpers/push.js';
 
 /**
- * The endpoint → connection hop: the real peer client against the real peer API on loopback, with clients
- * that record what they were given and a real SQLite store the holder saves into. Under load (every socket busy)
- * pushes go out as batches.
+ * The endpoint → connection hop: the real peer client against the real peer link on loopback, with clients that
+ * record what they were given and a real SQLite store the holder saves into; and the link attacked with raw
+ * sockets, as a peer that is buggy or not a peer at all.
  */
+const SECRET = 'a-secret-of-16-chars';
 const uaid = (i: number) => i.toString(16).padStart(32, '0');
 const note = (i: number, channelID = 'ch'): Notification => testNotification({ uaid: uaid(i), channelID, seq: i });
 
-describe('PeerClient and the peer API', () => {
+describe('PeerClient and the peer link', () => {
   let server: FastifyInstance | null = null;
   let client: PeerClient | null = null;
   let store: Store | null = null;
+  const sockets: Socket[] = [];
   afterEach(async () => {
     client?.close();
+    for (const s of sockets.splice(0)) s.destroy();
     await server?.close();
     await store?.close();
+    server = client = store = null;
   });
 
-  async function start(clients: ClientRegistry, requests: string[]) {
-    server = createPeerServer({ clients, secret: 'a-secret-of-16-chars', log: pino({ level: 'silent' }), metrics: new Metrics(), tls: null });
-    server.addHook('onRequest', async (req) => {
-      requests.push(`${req.method} ${req.url}`);
-    });
+  /** Starts the peer server; `upgrades` counts the links opened to it. */
+  async function start(clients: ClientRegistry, upgrades = { n: 0 }) {
+    server = createPeerServer({ clients, secret: SECRET, log: pino({ level: 'silent' }), metrics: new Metrics(), tls: null });
+    server.server.on('upgrade', () => upgrades.n++);
     await server.listen({ port: 0, host: '127.0.0.1' });
     const addr = server.server.address();
-    return `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+    return { url: `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`, port: typeof addr === 'object' && addr ? addr.port : 0 };
   }
 
-  function held(i: number, delivered: string[], ready = true): ConnectedClient {
+  function held(i: number, delivered: string[], opts: { ready?: boolean; saves?: DirectSave[] } = {}): ConnectedClient {
     return {
       uaid: uaid(i),
       connectedAt: 1,
       channels: new Map([['ch', null]]),
       deliverDirect(n, { onWritten, save } = {}) {
-        if (!ready) return false;
+        if (opts.ready === false) return false;
         delivered.push(n.version);
-        // As a session with no ack-delay estimate yet: the save begins at once.
-        void save?.begin();
+        // As a session with no ack-delay estimate yet the save begins at once; one that waits for acks keeps it.
+        if (opts.saves && save) opts.saves.push(save);
+        else void save?.begin();
         setImmediate(() => onWritten?.());
         return true;
       },
@@ -54,14 +62,36 @@ describe('PeerClient and the peer API', () => {
     };
   }
 
-  it('batches the pushes that wait for a busy peer, and answers each one in order', async () => {
+  /** An upgraded raw link to the server, and the answers it reads. */
+  async function rawLink(port: number, headers: Record<string, string> = {}) {
+    const req = http.request({
+      host: '127.0.0.1',
+      port,
+      path: '/link',
+      headers: { connection: 'Upgrade', upgrade: LINK_PROTOCOL, authorization: `Bearer ${SECRET}`, ...headers },
+    });
+    const socket = await new Promise<Socket>((resolve, reject) => {
+      req.on('upgrade', (_res, s: Socket) => resolve(s));
+      req.on('response', (res) => reject(new Error(`status ${res.statusCode}`)));
+      req.on('error', reject);
+      req.end();
+    });
+    sockets.push(socket);
+    const answers: PeerFrame[] = [];
+    const reader = new FrameReader();
+    socket.on('data', (c: Buffer) => answers.push(...reader.push(c)));
+    const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    return { socket, answers, closed };
+  }
+
+  it('carries a burst of pushes on one link and answers each one', async () => {
     const clients = new ClientRegistry();
     clients.store = store = await openStore('sqlite::memory:');
     const delivered: string[] = [];
-    for (let i = 1; i <= 20; i++) clients.add(held(i, delivered, i !== 7));
-    const requests: string[] = [];
-    const url = await start(clients, requests);
-    client = new PeerClient('a-secret-of-16-chars', 3000, null, 1);
+    for (let i = 1; i <= 20; i++) clients.add(held(i, delivered, { ready: i !== 7 }));
+    const upgrades = { n: 0 };
+    const { url } = await start(clients, upgrades);
+    client = new PeerClient(SECRET, 3000, null);
     const outcomes = await Promise.all([
       ...Array.from({ length: 20 }, (_, k) => client!.push(url, note(k + 1))),
       client.push(url, note(99)),
@@ -78,20 +108,135 @@ describe('PeerClient and the peer API', () => {
         .filter((v) => v !== 'v7')
         .sort(),
     );
-    // One socket: the first push went alone, the 21 that waited went as one batch.
-    expect(requests).toEqual([`PUT /push/${uaid(1)}`, 'PUT /push']);
+    expect(await client.notify(url, uaid(1))).toBe(true);
+    expect(await client.notify(url, uaid(99))).toBe(false);
+    // Every call above went over the one link opened by the first.
+    expect(upgrades.n).toBe(1);
   });
 
-  it('refuses a batch without the secret or beyond its size', async () => {
-    const url = await start(new ClientRegistry(), []);
-    const put = (body: unknown, auth = 'Bearer a-secret-of-16-chars') =>
-      fetch(`${url}/push`, { method: 'PUT', headers: { authorization: auth, 'content-type': 'application/json' }, body: JSON.stringify(body) });
-    expect((await put([note(1)], 'Bearer wrong-secret-0000000')).status).toBe(401);
-    expect((await put(Array.from({ length: 65 }, (_, i) => note(i + 1)))).status).toBe(400);
-    expect((await put([{ ...note(1), uaid: 'not-a-uaid' }])).status).toBe(400);
-    expect(await (await put([note(1)])).json()).toEqual([404]);
-    // A full batch of the largest pushes (4096 bytes of payload each) fits.
-    const big = Array.from({ length: 64 }, (_, i) => ({ ...note(i + 1), data: 'A'.repeat(5462), headers: { encoding: 'aes128gcm' } }));
-    expect(await (await put(big)).json()).toEqual(Array.from({ length: 64 }, () => 404));
+  it('opens the link again after it closes', async () => {
+    const clients = new ClientRegistry();
+    clients.store = store = await openStore('sqlite::memory:');
+    clients.add(held(1, []));
+    const upgrades = { n: 0 };
+    const links: Socket[] = [];
+    const { url } = await start(clients, upgrades);
+    server!.server.on('upgrade', (_req, s: Socket) => links.push(s));
+    client = new PeerClient(SECRET, 3000, null);
+    expect(await client.push(url, note(1))).toBe('delivered');
+    links[0]!.destroy();
+    await expect.poll(() => client!.push(url, { ...note(1), seq: 2, version: 'v1b' })).toBe('delivered');
+    expect(upgrades.n).toBe(2);
+  });
+
+  it('refuses a link without the secret, and anything but the link', async () => {
+    const { port } = await start(new ClientRegistry());
+    await expect(rawLink(port, { authorization: 'Bearer wrong-secret-0000000' })).rejects.toThrow('status 401');
+    await expect(rawLink(port, { authorization: '' })).rejects.toThrow('status 401');
+    await expect(rawLink(port, { upgrade: 'websocket' })).rejects.toThrow('status 404');
+    const put = (auth: string) => fetch(`http://127.0.0.1:${port}/push/${uaid(1)}`, { method: 'PUT', headers: { authorization: auth } });
+    expect((await put('Bearer wrong-secret-0000000')).status).toBe(401);
+    expect((await put(`Bearer ${SECRET}`)).status).toBe(404);
+    // A client with the wrong secret gets `absent` for its push, not an exception.
+    client = new PeerClient('wrong-secret-0000000', 3000, null);
+    expect(await client.push(`http://127.0.0.1:${port}`, note(1))).toBe('absent');
+  });
+
+  it('answers a malformed notification as absent, and ends a link that sends garbage, a frame too large or one it must not', async () => {
+    const clients = new ClientRegistry();
+    clients.store = store = await openStore('sqlite::memory:');
+    const delivered: string[] = [];
+    clients.add(held(1, delivered));
+    const { port } = await start(clients);
+    const ok = await rawLink(port);
+    const bad = [
+      { ...note(1), uaid: 'not-a-uaid' },
+      { ...note(1), ttl: -1 },
+      { ...note(1), urgency: 'now' },
+      { ...note(1), headers: { a: 1 } },
+    ];
+    bad.forEach((n, id) => ok.socket.write(encodeFrame({ t: 'push', id, n: n as unknown as Notification })));
+    ok.socket.write(encodeFrame({ t: 'notify', id: 9, uaid: '../../etc' }));
+    await expect.poll(() => ok.answers.length).toBe(5);
+    expect(ok.answers).toEqual([...bad.map((_, id) => ({ t: 'answer', id, v: 'absent' })), { t: 'answer', id: 9, v: false }]);
+    expect(delivered).toEqual([]);
+    // Still serving: a good push on the same link is delivered.
+    ok.socket.write(encodeFrame({ t: 'push', id: 10, n: note(1) }));
+    await expect.poll(() => ok.answers.at(-1)).toEqual({ t: 'answer', id: 10, v: 'delivered' });
+
+    const huge = Buffer.alloc(8);
+    huge.writeUInt32BE(LINK_MAX_FRAME + 1, 0);
+    for (const attack of [Buffer.from('GET / HTTP/1.1\r\n\r\n'), huge, encodeFrame({ t: 'answer', id: 1, v: true })]) {
+      const link = await rawLink(port);
+      link.socket.write(attack);
+      await link.closed;
+    }
+    // A socket that never upgrades gets nothing from the link either.
+    const plain = connect(port, '127.0.0.1');
+    sockets.push(plain);
+    plain.write(encodeFrame({ t: 'push', id: 1, n: note(1) }));
+    const reply = await new Promise<string>((resolve) => plain.once('data', (d: Buffer) => resolve(d.toString())));
+    expect(reply).toMatch(/^HTTP\/1\.1 400/);
+    expect(delivered).toEqual(['v1']);
+  });
+
+  it('stops reading a link with LINK_MAX_INFLIGHT pushes unanswered, and reads on as they are answered', async () => {
+    const clients = new ClientRegistry();
+    clients.store = store = await openStore('sqlite::memory:');
+    const saves: DirectSave[] = [];
+    clients.add(held(1, [], { saves }));
+    const { port } = await start(clients);
+    const link = await rawLink(port);
+    const total = LINK_MAX_INFLIGHT + 2000;
+    for (let id = 0; id < total; id++) link.socket.write(encodeFrame({ t: 'push', id, n: { ...note(1), seq: id, version: `v${id}` } }));
+    // Every offer waits for its client's ack (the saves kept here): the holder takes LINK_MAX_INFLIGHT, plus at most
+    // the rest of the chunk that reached the limit, and then reads no more.
+    await expect.poll(() => saves.length).toBeGreaterThanOrEqual(LINK_MAX_INFLIGHT);
+    const taken = saves.length;
+    expect(taken).toBeLessThan(LINK_MAX_INFLIGHT + 256);
+    // The client acks until half the limit is left unanswered: those answers go out, and reading resumes.
+    const half = taken - LINK_MAX_INFLIGHT / 2;
+    for (const s of saves.slice(0, half)) void s.release();
+    await expect.poll(() => saves.length).toBeGreaterThan(taken);
+    for (let k = half; k < total; k++) {
+      await expect.poll(() => saves.length > k).toBe(true);
+      void saves[k]!.release();
+    }
+    await expect.poll(() => link.answers.length).toBe(total);
+    expect(new Set(link.answers.map((a) => (a as { v: unknown }).v))).toEqual(new Set(['delivered']));
+  });
+
+  it('answers a push written before the link died as absent, and one the node never answers as unanswered', async () => {
+    const clients = new ClientRegistry();
+    clients.store = store = await openStore('sqlite::memory:');
+    const saves: DirectSave[] = [];
+    clients.add(held(1, [], { saves }));
+    const links: Socket[] = [];
+    const { url } = await start(clients);
+    server!.server.on('upgrade', (_req, s: Socket) => links.push(s));
+    client = new PeerClient(SECRET, 500, null);
+    // Saves kept and never released: the holder never answers.
+    expect(await client.push(url, note(1))).toBe('unanswered');
+    const lost = client.push(url, { ...note(1), seq: 2, version: 'v2' });
+    await expect.poll(() => saves.length).toBe(2);
+    links[0]!.destroy();
+    expect(await lost).toBe('absent');
+  });
+
+  it('a node shutting down answers the pushes in flight before its link ends, and opens no new one', async () => {
+    const clients = new ClientRegistry();
+    clients.store = store = await openStore('sqlite::memory:');
+    const saves: DirectSave[] = [];
+    clients.add(held(1, [], { saves }));
+    const { url, port } = await start(clients);
+    client = new PeerClient(SECRET, 3000, null);
+    const inFlight = client.push(url, note(1));
+    await expect.poll(() => saves.length).toBe(1);
+    const closing = server!.close();
+    await expect(rawLink(port)).rejects.toThrow();
+    void saves[0]!.release();
+    expect(await inFlight).toBe('delivered');
+    await closing;
+    server = null;
   });
 });
