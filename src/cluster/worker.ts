@@ -27,7 +27,7 @@ const REQUEST_TIMEOUT_MS = 3000;
 const MISS_WINDOW_MS = 60_000;
 const MISSES_KEPT = 100_000;
 
-/** What the router and the peer API need of the other workers on this machine. */
+/** What the router and the peer link need of the other workers on this machine. */
 export interface Siblings {
   /** Offers a notification to the worker holding the client, if any (never this one). */
   push(n: Notification): Promise<OfferOutcome>;

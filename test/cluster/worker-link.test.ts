@@ -104,7 +104,7 @@ describe('WorkerLink', () => {
     expect(board.primary).toEqual([]);
   });
 
-  it('hands a push straight to the holder, which saves it and answers as the peer API does: delivered, stored, busy, absent, no-channel', async () => {
+  it('hands a push straight to the holder, which saves it and answers as the peer link does: delivered, stored, busy, absent, no-channel', async () => {
     const board = new Switchboard();
     const one = board.add(1);
     const two = board.add(2);

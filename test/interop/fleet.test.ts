@@ -59,11 +59,11 @@ describe('scale-out: endpoint and connection nodes sharing MongoDB', () => {
   const text = (n: Record<string, unknown>) => Buffer.from(n['data'] as string, 'base64url').toString();
 
   it('keeps the internal port apart from the public one and protected by the secret', async () => {
-    const internal = `http://127.0.0.1:${conn[0]!.routerPort}/notif/${'a'.repeat(32)}`;
+    const internal = `http://127.0.0.1:${conn[0]!.routerPort}/link`;
     expect((await fetch(internal, { method: 'PUT' })).status).toBe(401);
     expect((await fetch(internal, { method: 'PUT', headers: { authorization: 'Bearer wrong-secret-000000' } })).status).toBe(401);
     expect((await fetch(internal, { method: 'PUT', headers: { authorization: `Bearer ${secret}` } })).status).toBe(404);
-    expect((await fetch(`http://127.0.0.1:${conn[0]!.port}/notif/${'a'.repeat(32)}`, { method: 'PUT' })).status).toBe(404);
+    expect((await fetch(`http://127.0.0.1:${conn[0]!.port}/link`, { method: 'PUT' })).status).toBe(404);
     // An endpoint node has no websocket door; a connection node has no push endpoints.
     expect((await post(`http://127.0.0.1:${conn[0]!.port}/wpush/v1/x`, { TTL: '1' })).status).toBe(404);
   });

@@ -1,6 +1,6 @@
 /**
  * The clients connected to this process (ClientRegistry), and the one durable delivery to such a client
- * (deliverDurably) that the endpoint's local path, the fleet's peer API and the workers' mesh all use.
+ * (deliverDurably) that the endpoint's local path, the fleet's peer link and the workers' mesh all use.
  */
 import type { Notification, Store } from '../../store/index.js';
 import { storageCall } from '../protocol/errors.js';
@@ -174,7 +174,7 @@ export async function deliverDurably(store: Store, client: ConnectedClient, n: N
 }
 
 /**
- * Offers a notification to the client held in this process, as the peer API and the workers' mesh both do (the
+ * Offers a notification to the client held in this process, as the peer link and the workers' mesh both do (the
  * holder saves, deliverDurably): `absent` when the client is not here, `no-channel` when the client here has no
  * such channel. A message its client cannot take that this process cannot save answers `busy` (never a throw):
  * the endpoint then stores it itself.

@@ -1,5 +1,5 @@
 // The one durable delivery (deliverDurably in src/webpush/connection/clients.ts) that the endpoint's local path, the
-// fleet's peer API and the workers' IPC share, and offerToClient around it: without sockets, a recording client and
+// fleet's peer link and the workers' mesh share, and offerToClient around it: without sockets, a recording client and
 // a real SQLite store (and that store failing, as an outage does).
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type Notification, openStore, type Store, StoreUnavailableError } from '../../../src/store/index.js';

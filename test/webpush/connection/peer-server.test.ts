@@ -1,4 +1,4 @@
-// The internal peer API (src/webpush/connection/peer-server.ts) and its client (src/webpush/endpoint/peer-client.ts)
+// The internal peer link (src/webpush/connection/peer-server.ts) and its client (src/webpush/endpoint/peer-client.ts)
 // in process: a gateway with its internal port, a real websocket client on it, and PeerClient calls as an endpoint
 // node makes them, and the endpoint's router against a holder that saved and never answered. test/interop/fleet.test.ts
 // runs the same API across separate processes.
@@ -18,7 +18,7 @@ import { PushClient } from '../../helpers/ws-client.js';
 
 const SECRET = 'peer-secret-0123456789';
 
-describe('internal peer API', () => {
+describe('internal peer link', () => {
   let gw: TestGateway;
   let peerUrl: string;
   beforeAll(async () => {
@@ -57,7 +57,7 @@ describe('internal peer API', () => {
     await c.register(chid);
     expect(await new PeerClient('wrong-secret-0123456789').push(peerUrl, notification(uaid, chid))).toBe('absent');
     expect(await new PeerClient(null).notify(peerUrl, uaid)).toBe(false);
-    const res = await fetch(`${peerUrl}/notif/${uaid}`, { method: 'PUT' });
+    const res = await fetch(`${peerUrl}/link`);
     expect(res.status).toBe(401);
     c.close();
   });
