@@ -4,8 +4,8 @@ import { type OfferOutcome, WORKER_SECRET_BYTES } from './ipc.js';
 
 /**
  * The frames workers exchange directly over their unix-domain sockets (src/cluster/mesh.ts), and endpoint nodes
- * exchange with connection nodes over the fleet's peer link (src/webpush/connection/peer-server.ts and
- * src/webpush/endpoint/peer-client.ts), pure so the codec is tested without sockets. One frame: u32 length of the rest, u8 type, then the type's body. Directory traffic
+ * exchange with connection nodes over the fleet's peer link (src/webpush/protocol/peer-link.ts), pure so the codec
+ * is tested without sockets. One frame: u32 length of the rest, u8 type, then the type's body. Directory traffic
  * (attach/detach at every connect and disconnect: 100k connects are 100k frames per sibling) and answers are packed
  * by hand; a push carries its Notification as JSON, so a field added to Notification crosses without a codec change
  * (the JSON of one small object is a few µs; the hop's cost is the process switch, not this).
