@@ -1,9 +1,13 @@
 /**
- * The cross-worker hop alone, old against new, in one run (`npx tsc -p tsconfig.bench.json && node
- * .bench-build/bench/hop.js [pushes]`): a node:cluster primary and two workers; worker 2 offers pushes (a 1 kB
- * body's Notification, 64 in flight) to worker 1, which answers each `delivered` without a client behind it.
- * `ipc`: the way before issue 13's mesh, worker → primary → worker and back over node:cluster IPC (JSON), the
- * primary looking the holder up. `mesh`: the workers' own unix-socket frames (src/cluster/mesh.ts), the primary idle.
+ * The hop alone, old against new, in one run (`npx tsc -p tsconfig.bench.json && node .bench-build/bench/hop.js
+ * [pushes] [modes]`, modes comma-separated, all by default): a node:cluster primary and two workers; worker 2 offers
+ * pushes (a 1 kB body's Notification, 64 in flight) to worker 1, which answers each `delivered` without a client
+ * behind it. Between workers: `ipc`, the way before issue 13's mesh, worker → primary → worker and back over
+ * node:cluster IPC (JSON), the primary looking the holder up; `mesh`, the workers' own unix-socket frames
+ * (src/cluster/mesh.ts), the primary idle. Between fleet nodes, over loopback TCP: `http`, the hop before the peer
+ * link, one `PUT /push/{uaid}` per push on kept-alive HTTP/1.1 (node:http's Agent, a socket per push in flight, so
+ * no batching) to a fastify route that checks the notification; `link`, the peer link (src/webpush/endpoint/
+ * peer-client.ts to src/webpush/connection/peer-server.ts, through offerToClient to a client that acks at once).
  * Each process reports its CPU; the figure is the three processes' CPU per push, which on a shared machine is
  * steadier than a rate. Modes alternate, twice each, so a change in the machine's load shows as a spread.
  */
@@ -12,12 +16,21 @@ import cluster, { type Worker } from 'node:cluster';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import http from 'node:http';
+import Fastify from 'fastify';
+import { pino } from 'pino';
 import type { PeerFrame } from '../src/cluster/frames.js';
 import { WORKER_SECRET_BYTES } from '../src/cluster/ipc.js';
 import { Mesh } from '../src/cluster/mesh.js';
-import type { Notification } from '../src/store/index.js';
+import { Metrics } from '../src/ops/metrics.js';
+import type { Notification, Store } from '../src/store/index.js';
+import { ClientRegistry } from '../src/webpush/connection/clients.js';
+import { createPeerServer } from '../src/webpush/connection/peer-server.js';
+import { PeerClient } from '../src/webpush/endpoint/peer-client.js';
+import { isNotification } from '../src/webpush/protocol/peer-link.js';
 
-type Mode = 'ipc' | 'mesh';
+const MODES = ['ipc', 'mesh', 'http', 'link'] as const;
+type Mode = (typeof MODES)[number];
 const WINDOW = 64;
 
 const note = (i: number): Notification => ({
@@ -39,12 +52,12 @@ const cpuUs = () => {
   return c.user + c.system;
 };
 
-async function primary(pushes: number): Promise<void> {
+async function primary(pushes: number, modes: readonly Mode[]): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'pushgate-hop-'));
   const secret = randomBytes(WORKER_SECRET_BYTES).toString('hex');
   const results: { mode: Mode; round: number; usPerPush: number; primaryUsPerPush: number; pushesPerS: number }[] = [];
   for (let round = 1; round <= 2; round++) {
-    for (const mode of ['ipc', 'mesh'] as const) {
+    for (const mode of modes) {
       const workers = [1, 2].map((i) => cluster.fork({ HOP_INDEX: String(i), HOP_MODE: mode, HOP_DIR: dir, HOP_PUSHES: String(pushes), HOP_SECRET: secret }));
       const [w1, w2] = workers as [Worker, Worker];
       const done = new Map<number, { cpu: number; ms: number }>();
@@ -52,9 +65,12 @@ async function primary(pushes: number): Promise<void> {
       await new Promise<void>((resolve) => {
         let ready = 0;
         for (const [i, w] of workers.entries()) {
-          w.on('message', (m: { ready?: true; done?: { cpu: number; ms: number }; t?: string; id?: number; n?: unknown; v?: unknown }) => {
-            if (m.ready && ++ready === 2) {
-              w2.send({ go: true });
+          let port = 0;
+          w.on('message', (m: { ready?: true; port?: number; done?: { cpu: number; ms: number }; t?: string; id?: number; n?: unknown; v?: unknown }) => {
+            if (m.ready) {
+              // Worker 1 listens for the fleet modes: worker 2 is told where.
+              if (m.port) port = m.port;
+              if (++ready === 2) w2.send({ go: true, port });
               return;
             }
             if (m.done) {
@@ -115,11 +131,20 @@ async function worker(): Promise<void> {
     mesh.start();
     await linked;
   }
-  process.on('message', (m: { go?: true; report?: true; t?: string; id?: number; n?: Notification }) => {
+  let port = 0;
+  if (index === 1 && (mode === 'http' || mode === 'link')) port = await listen(mode);
+  let peers: PeerClient | null = null;
+  let agent: http.Agent | null = null;
+  process.on('message', (m: { go?: true; port?: number; report?: true; t?: string; id?: number; n?: Notification }) => {
     if (m.t === 'push') send({ t: 'answer', id: m.id, v: 'delivered' });
     else if (m.t === 'answer') onAnswer(m.id!);
     else if (m.report) send({ done: { cpu: cpuUs() - c0, ms: 0 } });
-    else if (m.go) void run();
+    else if (m.go) {
+      port = m.port ?? 0;
+      if (mode === 'link') peers = new PeerClient(SECRET);
+      if (mode === 'http') agent = new http.Agent({ keepAlive: true, maxSockets: WINDOW });
+      void run();
+    }
   });
   const c0 = cpuUs();
   const run = async () => {
@@ -130,6 +155,8 @@ async function worker(): Promise<void> {
       const offer = () => {
         const id = next++;
         if (mode === 'mesh') mesh!.send(1, { t: 'push', id, n: note(id) });
+        else if (mode === 'link') void peers!.push(`http://127.0.0.1:${port}`, note(id)).then(() => onAnswer(id));
+        else if (mode === 'http') putPush(agent!, port, note(id), () => onAnswer(id));
         else send({ pg: 1, t: 'push', id, n: note(id) });
       };
       onAnswer = () => {
@@ -140,8 +167,60 @@ async function worker(): Promise<void> {
     });
     send({ done: { cpu: cpuUs() - c0, ms: Date.now() - t0 } });
   };
-  send({ ready: true });
+  send({ ready: true, port });
 }
 
-if (cluster.isPrimary) await primary(Number(process.argv[2] ?? 100_000));
-else await worker();
+const SECRET = 'hop-bench-secret-0123456789';
+
+/** Worker 1 of a fleet mode: the connection node's side on a free loopback port; resolves with the port. */
+async function listen(mode: 'http' | 'link'): Promise<number> {
+  if (mode === 'link') {
+    const clients = new ClientRegistry();
+    // A client that acks every message at once: its save is released before it begins, so nothing is written.
+    clients.store = {} as Store;
+    clients.add({
+      uaid: 'a'.repeat(32),
+      connectedAt: 1,
+      channels: new Map([[note(0).channelID, null]]),
+      deliverDirect: (_n, { save } = {}) => (void save?.release(), true),
+      storageChanged: () => {},
+      close: () => {},
+    });
+    const app = createPeerServer({ clients, secret: SECRET, log: pino({ level: 'silent' }), metrics: new Metrics(), tls: null });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    return (app.server.address() as { port: number }).port;
+  }
+  const app = Fastify();
+  app.put<{ Params: { uaid: string }; Body: unknown }>('/push/:uaid', async (request, reply) => {
+    if (request.headers.authorization !== `Bearer ${SECRET}` || !isNotification(request.body)) return reply.code(400).send({});
+    return reply.code(200).send({ delivered: true });
+  });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  return (app.server.address() as { port: number }).port;
+}
+
+/** The old hop's request: one kept-alive HTTP/1.1 PUT per push, its JSON answer read. */
+function putPush(agent: http.Agent, port: number, n: Notification, done: () => void): void {
+  const body = JSON.stringify(n);
+  const req = http.request(
+    {
+      host: '127.0.0.1',
+      port,
+      path: `/push/${n.uaid}`,
+      method: 'PUT',
+      agent,
+      headers: { authorization: `Bearer ${SECRET}`, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) },
+    },
+    (res) => {
+      res.on('data', () => {});
+      res.on('end', done);
+    },
+  );
+  req.end(body);
+}
+
+if (cluster.isPrimary) {
+  const modes = (process.argv[3]?.split(',') ?? MODES) as Mode[];
+  if (!modes.every((m) => MODES.includes(m))) throw new Error(`modes: ${MODES.join(', ')}`);
+  await primary(Number(process.argv[2] ?? 100_000), modes);
+} else await worker();
