@@ -160,7 +160,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   // Routes to other nodes only where routes can be recorded: a fleet shares one store.
   const peers =
     config.role !== 'all' || config.routerPort !== null
-      ? new PeerClient(config.routerSecret, undefined, config.routerCa ? readFileSync(config.routerCa) : null)
+      ? new PeerClient(config.routerSecret, undefined, config.routerCa ? readFileSync(config.routerCa) : null, { metrics, log: app.log })
       : null;
   const peerId = serveConnections ? config.peerUrl : null;
   const broadcastFeed = new Broadcasts({

@@ -58,6 +58,13 @@ export class Metrics {
     help: 'Direct TTL > 0 messages acked before their save began, so never written to storage',
     registers: [this.registry],
   });
+  // A fleet's peer links (src/webpush/protocol/peer-link.ts), as the endpoint node that opens them sees them.
+  readonly peerLinks = new Counter({
+    name: 'pushgate_peer_links_total',
+    help: 'Peer links to connection nodes opened (open) or not: refused (the node answered without the upgrade: 401 wrong secret, 503 shutting down) or unreachable (connection, TLS, timeout)',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'pushgate_' });

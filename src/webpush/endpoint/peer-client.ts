@@ -2,6 +2,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type { Socket } from 'node:net';
 import { rootCertificates } from 'node:tls';
+import type { Metrics } from '../../ops/metrics.js';
 import type { Notification } from '../../store/index.js';
 import type { OfferOutcome } from '../connection/clients.js';
 import { type PeerFrame, frameSender, receiveFrames } from '../../cluster/frames.js';
@@ -25,11 +26,14 @@ export class PeerClient {
     timeoutMs = 3000,
     /** A PEM CA trusted beside the system CAs for peers reached over https (PUSHGATE_ROUTER_CA). */
     ca: string | Buffer | null = null,
+    /** Where dials are counted (pushgate_peer_links_total) and a link's loss and return are logged. */
+    observer: LinkObserver | null = null,
   ) {
     this.dialOptions = {
       headers: { connection: 'Upgrade', upgrade: LINK_PROTOCOL, ...(secret ? { authorization: `Bearer ${secret}` } : {}) },
       ca: ca ? [...rootCertificates, ca.toString()] : null,
       timeoutMs,
+      observer,
     };
   }
 
@@ -67,10 +71,16 @@ export class PeerClient {
   }
 }
 
+export interface LinkObserver {
+  metrics: Metrics;
+  log: { warn(obj: object, msg: string): void; info(obj: object, msg: string): void };
+}
+
 interface DialOptions {
   headers: Record<string, string>;
   ca: string[] | null;
   timeoutMs: number;
+  observer: LinkObserver | null;
 }
 
 interface Pending {
@@ -93,6 +103,8 @@ class PeerLink {
   private socket: Socket | null = null;
   private dialing = false;
   private closed = false;
+  /** The last dial failed: logged once, until a link opens again (a node that is down fails a dial per push). */
+  private failing = false;
   private queued: Queued[] = [];
   private readonly pending: PendingRequests<Pending>;
 
@@ -150,7 +162,7 @@ class PeerLink {
     try {
       target = new URL(this.url.replace(/\/$/, '') + LINK_PATH);
     } catch {
-      return this.dialFailed();
+      return this.dialFailed('unreachable', 'not a URL');
     }
     const tls = target.protocol === 'https:';
     const req = (tls ? https : http).request(target, {
@@ -160,20 +172,20 @@ class PeerLink {
       ...(tls && this.options.ca ? { ca: this.options.ca } : {}),
     });
     let settled = false;
-    const fail = () => {
+    const fail = (result: 'refused' | 'unreachable', reason: string) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      this.dialFailed();
+      this.dialFailed(result, reason);
     };
     const timer = setTimeout(() => {
-      fail();
+      fail('unreachable', 'timeout');
       req.destroy(new Error('peer link timeout'));
     }, this.options.timeoutMs);
     req.on('upgrade', (res, socket: Socket, head: Buffer) => {
       if (settled || this.closed || res.headers.upgrade?.toLowerCase() !== LINK_PROTOCOL) {
         socket.destroy();
-        return fail();
+        return fail('refused', `upgraded to ${res.headers.upgrade}`);
       }
       settled = true;
       clearTimeout(timer);
@@ -182,14 +194,17 @@ class PeerLink {
     // 401 (wrong secret), 404, 503 (the node is shutting down): not a link.
     req.on('response', (res) => {
       res.resume();
-      fail();
+      fail('refused', `status ${res.statusCode}`);
     });
-    req.on('error', fail);
+    req.on('error', (err: NodeJS.ErrnoException) => fail('unreachable', err.code ?? err.message));
     req.end();
   }
 
-  private dialFailed(): void {
+  private dialFailed(result: 'refused' | 'unreachable', reason: string): void {
     this.dialing = false;
+    this.options.observer?.metrics.peerLinks.inc({ result });
+    if (!this.failing) this.options.observer?.log.warn({ peer: this.url, result, reason }, 'peer link not open: pushes for its clients are stored');
+    this.failing = true;
     this.failQueued();
   }
 
@@ -207,6 +222,9 @@ class PeerLink {
 
   private up(socket: Socket, head: Buffer): void {
     this.dialing = false;
+    this.options.observer?.metrics.peerLinks.inc({ result: 'open' });
+    if (this.failing) this.options.observer?.log.info({ peer: this.url }, 'peer link open again');
+    this.failing = false;
     this.socket = socket;
     socket.setNoDelay(true);
     // A peer machine that vanished without a FIN is noticed.

@@ -10,6 +10,7 @@ import { ClientRegistry, type ConnectedClient, type DirectSave } from '../../../
 import { createPeerServer } from '../../../src/webpush/connection/peer-server.js';
 import { PeerClient } from '../../../src/webpush/endpoint/peer-client.js';
 import { LINK_MAX_FRAME, LINK_MAX_INFLIGHT, LINK_PROTOCOL } from '../../../src/webpush/protocol/peer-link.js';
+import { freePort, logCapture } from '../../helpers/gateway.js';
 import { testNotification } from '../../helpers/push.js';
 
 /**
@@ -35,10 +36,10 @@ describe('PeerClient and the peer link', () => {
   });
 
   /** Starts the peer server; `upgrades` counts the links opened to it. */
-  async function start(clients: ClientRegistry, upgrades = { n: 0 }) {
+  async function start(clients: ClientRegistry, upgrades = { n: 0 }, port = 0) {
     server = createPeerServer({ clients, secret: SECRET, log: pino({ level: 'silent' }), metrics: new Metrics(), tls: null });
     server.server.on('upgrade', () => upgrades.n++);
-    await server.listen({ port: 0, host: '127.0.0.1' });
+    await server.listen({ port, host: '127.0.0.1' });
     const addr = server.server.address();
     return { url: `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`, port: typeof addr === 'object' && addr ? addr.port : 0 };
   }
@@ -140,6 +141,39 @@ describe('PeerClient and the peer link', () => {
     // A client with the wrong secret gets `absent` for its push, not an exception.
     client = new PeerClient('wrong-secret-0000000', 3000, null);
     expect(await client.push(`http://127.0.0.1:${port}`, note(1))).toBe('absent');
+  });
+
+  it('counts every dial by result, and logs a link lost once and its return once', async () => {
+    const metrics = new Metrics();
+    const log = logCapture();
+    const observer = { metrics, log: pino({ level: 'info' }, log) };
+    const counts = async (): Promise<Record<string, number>> => {
+      const values = (await metrics.registry.getMetricsAsJSON()).find((m) => m.name === 'pushgate_peer_links_total')?.values ?? [];
+      return Object.fromEntries(values.map((v) => [String(v.labels['result']), v.value]));
+    };
+    // A node not listening yet: each push dials and fails; one warning says so.
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    client = new PeerClient(SECRET, 3000, null, observer);
+    for (let i = 0; i < 2; i++) expect(await client.push(url, note(1))).toBe('absent');
+    // It starts: the next push opens the link, and the log says it is back.
+    const clients = new ClientRegistry();
+    clients.store = store = await openStore('sqlite::memory:');
+    clients.add(held(1, []));
+    await start(clients, { n: 0 }, port);
+    expect(await client.push(url, note(1))).toBe('delivered');
+    expect(await client.push(url, { ...note(1), seq: 2, version: 'v1b' })).toBe('delivered');
+    // A wrong secret: refused at every dial, one warning for that client's link.
+    const wrong = new PeerClient('wrong-secret-0000000', 3000, null, observer);
+    for (let i = 0; i < 3; i++) expect(await wrong.push(url, note(1))).toBe('absent');
+    wrong.close();
+    expect(await counts()).toEqual({ unreachable: 2, open: 1, refused: 3 });
+    expect(log.lines.map((l) => [l['msg'], l['result'], l['reason']])).toEqual([
+      ['peer link not open: pushes for its clients are stored', 'unreachable', 'ECONNREFUSED'],
+      ['peer link open again', undefined, undefined],
+      ['peer link not open: pushes for its clients are stored', 'refused', 'status 401'],
+    ]);
+    expect(JSON.stringify(log.lines)).not.toContain('wrong-secret');
   });
 
   it('answers a malformed notification as absent, and ends a link that sends garbage, a frame too large or one it must not', async () => {
