@@ -99,6 +99,9 @@ describe('scale-out: endpoint and connection nodes sharing MongoDB', () => {
       c2.ack(chid, m['version'] as string);
     }
     expect(await getUsers()).toBe(before);
+    // Every hop above went over persistent peer links: one opened to each connection node, none refused.
+    const links = (await (await fetch(`${endpointUrl}/metrics`)).text()).split('\n').filter((l) => l.startsWith('pushgate_peer_links_total{'));
+    expect(links).toEqual(['pushgate_peer_links_total{result="open"} 2']);
     c2.close();
   });
 
