@@ -6,6 +6,7 @@ import type { Notification } from '../../store/index.js';
 import { type ClientRegistry, type OfferOutcome, offerToClient } from './clients.js';
 import type { Siblings } from '../../cluster/worker.js';
 import { type PeerFrame, frameSender, receiveFrames } from '../../cluster/frames.js';
+import { isUaid } from '../protocol/ids.js';
 import { CloseCode } from '../protocol/websocket.js';
 import { secretMatches } from '../protocol/peer-auth.js';
 import { LINK_MAX_FRAME, LINK_MAX_INFLIGHT, LINK_PATH, LINK_PROTOCOL, isNotification } from '../protocol/peer-link.js';
@@ -75,8 +76,6 @@ export function createPeerServer(opts: PeerServerOptions): FastifyInstance {
   return app;
 }
 
-const UAID = /^[0-9a-f]{32}$/;
-
 /** The connection node's side of every open peer link. */
 class LinkServer {
   closing = false;
@@ -122,7 +121,7 @@ class LinkServer {
             break;
           case 'notify':
             link.inflight++;
-            if (!UAID.test(f.uaid)) answer({ t: 'answer', id: f.id, v: false });
+            if (!isUaid(f.uaid)) answer({ t: 'answer', id: f.id, v: false });
             else
               void this.notify(f.uaid).then(
                 (v) => answer({ t: 'answer', id: f.id, v }),
@@ -130,7 +129,7 @@ class LinkServer {
               );
             break;
           case 'drop':
-            if (UAID.test(f.uaid)) this.drop(f.uaid, f.connectedAt);
+            if (isUaid(f.uaid)) this.drop(f.uaid, f.connectedAt);
             break;
           default:
             return void socket.destroy(new Error(`a peer link carries no ${f.t} frame from the endpoint node`));

@@ -1,5 +1,5 @@
 import http from 'node:http';
-import { type Socket, connect } from 'node:net';
+import { type AddressInfo, type Socket, connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
@@ -40,8 +40,8 @@ describe('PeerClient and the peer link', () => {
     server = createPeerServer({ clients, secret: SECRET, log: pino({ level: 'silent' }), metrics: new Metrics(), tls: null });
     server.server.on('upgrade', () => upgrades.n++);
     await server.listen({ port, host: '127.0.0.1' });
-    const addr = server.server.address();
-    return { url: `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`, port: typeof addr === 'object' && addr ? addr.port : 0 };
+    const bound = (server.server.address() as AddressInfo).port;
+    return { url: `http://127.0.0.1:${bound}`, port: bound };
   }
 
   function held(i: number, delivered: string[], opts: { ready?: boolean; saves?: DirectSave[] } = {}): ConnectedClient {
