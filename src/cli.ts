@@ -14,6 +14,7 @@ import cluster from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import { pino } from 'pino';
 import { loggerOptions } from './log.js';
+import { directoryLayout } from './cluster/directory.js';
 import { runPrimary } from './cluster/primary.js';
 import { WorkerLink } from './cluster/worker.js';
 import { WORKER_COUNT_ENV, WORKER_INDEX_ENV, WORKER_SECRET_BYTES, WORKER_SECRET_ENV, WORKER_SOCKETS_ENV } from './cluster/ipc.js';
@@ -159,7 +160,7 @@ async function serve(): Promise<number> {
   delete process.env[WORKER_SECRET_ENV];
   const clusterOption =
     cluster.isWorker && index >= 1 && count > 1 && socketDir !== '' && secret.length === WORKER_SECRET_BYTES
-      ? { link: WorkerLink.start(index, count, socketDir, secret), index, count }
+      ? { link: WorkerLink.start(index, count, socketDir, secret, directoryLayout(config.workerDirectory, count)), index, count }
       : undefined;
   let gateway;
   try {

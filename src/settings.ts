@@ -2,6 +2,7 @@ import { type SettingsTable, int, nonEmpty, optionalPath, optionalPort, optional
 
 const logLevel = (raw: string): string | undefined => (['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(raw) ? raw : undefined);
 const workers = (raw: string): number | 'auto' | undefined => (raw === 'auto' ? 'auto' : /^[0-9]{1,3}$/.test(raw) && +raw >= 1 && +raw <= 256 ? +raw : undefined);
+const workerDirectory = (raw: string): 'auto' | 'replicated' | 'partitioned' | undefined => (raw === 'auto' || raw === 'replicated' || raw === 'partitioned' ? raw : undefined);
 const role = (raw: string): 'all' | 'connection' | 'endpoint' | undefined => (raw === 'all' || raw === 'connection' || raw === 'endpoint' ? raw : undefined);
 
 /** The process: listeners, public origin, logging, TLS, the fleet role and its internal port, shutdown. */
@@ -30,5 +31,6 @@ export const gatewaySettings = {
   metricsPort: { env: 'PUSHGATE_METRICS_PORT', key: 'metricsPort', help: 'serve /metrics on this separate port instead of the public one', expect: 'an integer from 1 to 65535, different from PUSHGATE_PORT', parse: optionalPort, default: null as number | null },
   metricsHost: { env: 'PUSHGATE_METRICS_HOST', key: 'metricsHost', help: 'listen address of PUSHGATE_METRICS_PORT', expect: 'an IP address or host name', parse: nonEmpty, default: '127.0.0.1' },
   workers: { env: 'PUSHGATE_WORKERS', key: 'workers', help: 'processes serving the public port(s) of `pushgate serve`: auto (one per core) or a number; 1 is a single process', expect: 'auto or an integer from 1 to 256', parse: workers, default: 'auto' as const },
+  workerDirectory: { env: 'PUSHGATE_WORKER_DIRECTORY', key: 'workerDirectory', help: "how workers know which of them holds a client: replicated (each keeps every sibling's clients), partitioned (one owner worker per uaid), auto (replicated up to 8 workers)", expect: 'auto, replicated or partitioned', parse: workerDirectory, default: 'auto' as const },
   shutdownGrace: { env: 'PUSHGATE_SHUTDOWN_GRACE', key: 'shutdownGrace', help: 'seconds SIGTERM waits for in-flight requests before closing', expect: 'an integer from 0 to 600', parse: int(0, 600), default: 10 },
 } satisfies SettingsTable;

@@ -13,6 +13,9 @@ import { round } from '../lib/stats.js';
  * It runs once per node:cluster scheduling policy: `rr` (Node's default on Linux: the primary accepts every
  * connection and passes it to a worker over IPC) and `none` (the workers accept from the shared socket themselves,
  * the kernel choosing which), so the default Pushgate keeps is chosen by measurement (README "Scale-out runs").
+ * Then under `none` with the directory partitioned (PUSHGATE_WORKER_DIRECTORY), and with 16 workers each way: what
+ * the directory costs per connection as the worker count grows (replicated, each connect is an entry and a frame on
+ * every other worker; partitioned, on one).
  */
 const PER_PROCESS = 17_000;
 
@@ -21,13 +24,22 @@ export async function idle(ctx: BenchContext): Promise<void> {
   const procs = Math.ceil(size / PER_PROCESS);
   // node:cluster's round robin spreads evenly; one worker more than strictly needed leaves headroom per worker.
   const gatewayWorkers = procs + 1;
-  for (const policy of ['rr', 'none'] as const) await idleRun(ctx, size, procs, gatewayWorkers, policy);
+  for (const policy of ['rr', 'none'] as const) await idleRun(ctx, size, procs, gatewayWorkers, policy, 'auto');
+  await idleRun(ctx, size, procs, gatewayWorkers, 'none', 'partitioned');
+  for (const directory of ['replicated', 'partitioned'] as const) await idleRun(ctx, size, procs, 16, 'none', directory);
 }
 
-async function idleRun(ctx: BenchContext, size: number, procs: number, gatewayWorkers: number, policy: 'rr' | 'none'): Promise<void> {
+async function idleRun(
+  ctx: BenchContext,
+  size: number,
+  procs: number,
+  gatewayWorkers: number,
+  policy: 'rr' | 'none',
+  directory: 'auto' | 'replicated' | 'partitioned',
+): Promise<void> {
   const port = await ctx.port();
   // Node reads NODE_CLUSTER_SCHED_POLICY in the primary; it overrides Pushgate's own default.
-  const env = { PUSHGATE_WORKERS: String(gatewayWorkers), NODE_CLUSTER_SCHED_POLICY: policy };
+  const env = { PUSHGATE_WORKERS: String(gatewayWorkers), NODE_CLUSTER_SCHED_POLICY: policy, PUSHGATE_WORKER_DIRECTORY: directory };
   const gw = await startGateway(ctx.baseEnv(port, env), port, ctx.gatewayArgs);
   try {
     await withWorkers(procs, 'idle-clients', async (clientsW) => {
@@ -48,13 +60,14 @@ async function idleRun(ctx: BenchContext, size: number, procs: number, gatewayWo
       const after = gw.rssBytes();
       ctx.rows.push({
         scenario: 'idle',
-        case: `${size} clients, ${gatewayWorkers} workers, sched ${policy}`,
+        case: `${size} clients, ${gatewayWorkers} workers, sched ${policy}${directory === 'auto' ? '' : `, directory ${directory}`}`,
         throughput: round((size - r.failures) / (r.elapsedMs / 1000), 0),
         unit: 'connect+hello/s',
         extra: {
           open,
-          // The clients every worker's directory replica holds (its siblings' clients), summed over the workers.
-          replicaEntries: metricValue(m, 'pushgate_cluster_replica_entries'),
+          // The directory's entries for siblings' clients, summed over the workers (replicated: each client on every
+          // other worker; partitioned: on its uaid's owner unless that is its own worker).
+          directoryEntries: metricValue(m, 'pushgate_cluster_directory_entries'),
           failures: r.failures,
           rssPerConnKiB: round((after - before) / open / 1024, 2),
           rssMiB: round(after / 2 ** 20, 0),

@@ -24,12 +24,17 @@ export type PeerFrame =
   | { t: 'push'; id: number; n: Notification }
   | { t: 'notify'; id: number; uaid: string }
   /** The answer to request `id`: an offer's outcome (carried as it is), or a notify's yes/no. */
-  | { t: 'answer'; id: number; v: OfferOutcome | boolean };
+  | { t: 'answer'; id: number; v: OfferOutcome | boolean }
+  /**
+   * A partitioned directory's owner to a holder: `worker` holds a connection of this uaid opened at connectedAt; close
+   * yours if that one supersedes it (directory.ts `supersedes`, the worker index breaking a tie).
+   */
+  | { t: 'taken'; uaid: string; worker: number; connectedAt: number };
 
 /** A frame larger than this is a bug or corruption: the connection is closed rather than buffered without bound. */
 export const MAX_FRAME = 1 << 20;
 
-const TYPES = ['hello', 'attach', 'detach', 'drop', 'recheck', 'push', 'notify', 'answer'] as const satisfies readonly PeerFrame['t'][];
+const TYPES = ['hello', 'attach', 'detach', 'drop', 'recheck', 'push', 'notify', 'answer', 'taken'] as const satisfies readonly PeerFrame['t'][];
 const CODE = new Map<PeerFrame['t'], number>(TYPES.map((t, i) => [t, i]));
 
 export class FrameError extends Error {}
@@ -61,6 +66,11 @@ export function encodeFrame(f: PeerFrame): Buffer {
     case 'drop':
     case 'recheck':
       return frame(f.t, 8, f.uaid, (b) => b.writeDoubleBE(f.connectedAt, HEAD));
+    case 'taken':
+      return frame(f.t, 12, f.uaid, (b) => {
+        b.writeDoubleBE(f.connectedAt, HEAD);
+        b.writeUInt32BE(f.worker, HEAD + 8);
+      });
     case 'push':
       return frame(f.t, 4, JSON.stringify(f.n), (b) => b.writeUInt32BE(f.id, HEAD));
     case 'notify':
@@ -89,6 +99,9 @@ export function decodeFrame(buf: Buffer): PeerFrame {
     case 'recheck':
       if (body.length < 9) throw new FrameError(`short ${t}`);
       return { t, connectedAt: body.readDoubleBE(0), uaid: body.toString('utf8', 8) };
+    case 'taken':
+      if (body.length < 13) throw new FrameError('short taken');
+      return { t, connectedAt: body.readDoubleBE(0), worker: body.readUInt32BE(8), uaid: body.toString('utf8', 12) };
     case 'push':
     case 'notify': {
       if (body.length < 5) throw new FrameError(`short ${t}`);

@@ -4,17 +4,19 @@ import { BoundedMap } from '../util/bounded-map.js';
 import { PendingRequests } from '../util/pending.js';
 import { ClientRegistry, type ConnectedClient, offerToClient } from '../webpush/connection/clients.js';
 import { CloseCode } from '../webpush/protocol/websocket.js';
-import { ClientDirectory, supersedes } from './directory.js';
+import { ClientDirectory, type Holder, type OwnerOf, supersedes } from './directory.js';
 import type { PeerFrame } from './frames.js';
 import { type OfferOutcome, type PrimaryToWorker, type WorkerToPrimary, isPushgateMessage } from './ipc.js';
 import { Mesh } from './mesh.js';
 
 /**
- * A worker's side of the cluster: pushes, notifies and takeovers go straight to the sibling worker holding the
- * client (over the mesh of unix sockets, mesh.ts), found in this worker's own replica of the directory, which the
- * siblings keep current with an attach/detach frame per connect and disconnect. The primary is off the message
- * path; it only aggregates metrics (a request over node:cluster IPC). The logic here is socket-free: it talks to a
- * MeshPort, so tests wire two links together in one process.
+ * A worker's side of the cluster: pushes, notifies and takeovers go to the sibling worker holding the client (over
+ * the mesh of unix sockets, mesh.ts), found in the directory (directory.ts), which the holders keep current with an
+ * attach/detach frame per connect and disconnect to every worker that keeps the uaid's entry. Replicated, that is
+ * every sibling and this worker's own copy names the holder; partitioned, it is the uaid's owner, which a push or
+ * notify landing elsewhere asks and which passes it on to the holder (never further: only the owner forwards). The
+ * primary is off the message path; it only aggregates metrics (a request over node:cluster IPC). The logic here is
+ * socket-free: it talks to a MeshPort, so tests wire several links together in one process.
  */
 
 /** How long a sibling request may take before it counts as unanswered (the caller then uses the store). */
@@ -54,6 +56,8 @@ export class WorkerLink implements Siblings {
   private readonly pending = new PendingRequests<Pending>(REQUEST_TIMEOUT_MS);
   private readonly directory = new ClientDirectory();
   private readonly recentMisses = new BoundedMap<string, number>(MISSES_KEPT);
+  private readonly ownerOf: OwnerOf;
+  private readonly workers: number;
   /** The registry of this worker's clients; every add and remove reaches the siblings' directories. */
   readonly clients: ClientRegistry;
 
@@ -62,12 +66,25 @@ export class WorkerLink implements Siblings {
     readonly self: number,
     private readonly mesh: MeshPort,
     private readonly toPrimary: (m: WorkerToPrimary) => void,
+    layout: {
+      /** The directory's layout (directory.ts directoryLayout): null replicated, else each uaid's owner. */
+      ownerOf?: OwnerOf;
+      /** The workers on this machine (1..workers), for pushgate_cluster_directory_announced. */
+      workers?: number;
+    } = {},
   ) {
+    this.ownerOf = layout.ownerOf ?? null;
+    this.workers = layout.workers ?? 0;
     this.clients = new LinkedRegistry(this);
   }
 
+  /** Keeps `worker` the directory entry of `uaid`? */
+  private keeps(uaid: string, worker: number): boolean {
+    return this.ownerOf === null || this.ownerOf(uaid) === worker;
+  }
+
   /** Joins the cluster: the primary's IPC channel and the mesh of sibling sockets in `socketDir`, opened with `secret`. */
-  static start(self: number, count: number, socketDir: string, secret: Buffer): WorkerLink {
+  static start(self: number, count: number, socketDir: string, secret: Buffer, ownerOf: OwnerOf = null): WorkerLink {
     // The mesh calls the link only once started, below: by then `link` is assigned.
     const mesh = new Mesh(
       socketDir,
@@ -81,7 +98,7 @@ export class WorkerLink implements Siblings {
       },
       secret,
     );
-    const link = new WorkerLink(self, mesh, (m) => process.send?.(m));
+    const link = new WorkerLink(self, mesh, (m) => process.send?.(m), { ownerOf, workers: count });
     process.on('message', (m: unknown) => {
       if (isPushgateMessage<PrimaryToWorker>(m)) link.fromPrimary(m);
     });
@@ -91,13 +108,19 @@ export class WorkerLink implements Siblings {
     return link;
   }
 
-  /** prom-client answers the primary's AggregatorRegistry from this registry, which gains the replica's size. */
+  /** prom-client answers the primary's AggregatorRegistry from this registry, which gains the directory's figures. */
   shareMetrics(registry: Registry): void {
-    const replica: Gauge = new Gauge({
-      name: 'pushgate_cluster_replica_entries',
-      help: "Clients of sibling workers in this worker's directory replica (summed over workers: the replicas' total)",
+    const entries: Gauge = new Gauge({
+      name: 'pushgate_cluster_directory_entries',
+      help: "Clients of sibling workers in this worker's part of the directory (summed over workers: the directory's entries)",
       registers: [registry],
-      collect: () => replica.set(this.siblingClients),
+      collect: () => entries.set(this.siblingClients),
+    });
+    const announced: Gauge = new Gauge({
+      name: 'pushgate_cluster_directory_announced',
+      help: "Directory entries this worker's clients should have on its siblings (equal to the entries once every attach arrived)",
+      registers: [registry],
+      collect: () => announced.set(this.announced()),
     });
     // Constructing one is what installs prom-client's worker-side answer to the primary's requests.
     new AggregatorRegistry();
@@ -105,15 +128,38 @@ export class WorkerLink implements Siblings {
   }
 
   push(n: Notification): Promise<OfferOutcome> {
+    // Partitioned and not the owner: the owner offers it to its own client or passes it to the holder.
+    if (!this.keeps(n.uaid, this.self)) return this.request<OfferOutcome>(this.ownerOf!(n.uaid), (id) => ({ t: 'push', id, n }), 'absent');
     const holder = this.directory.get(n.uaid);
     if (!holder) return Promise.resolve('absent');
     return this.request<OfferOutcome>(holder.worker, (id) => ({ t: 'push', id, n }), 'absent');
   }
 
   notify(uaid: string): Promise<boolean> {
+    if (!this.keeps(uaid, this.self)) {
+      // An owner that does not answer (it died, or is restarting with an empty part of the directory) cannot name the
+      // holder: every sibling is asked, each about its own clients, so a message stored meanwhile is not left unread.
+      return this.request<boolean | null>(this.ownerOf!(uaid), (id) => ({ t: 'notify', id, uaid }), null).then(
+        (found) => found ?? this.notifyEverySibling(uaid),
+      );
+    }
+    return this.notifyHolder(uaid);
+  }
+
+  /** Asks every sibling whether it holds the uaid (each looks at its own clients; an owner also passes it on). */
+  private async notifyEverySibling(uaid: string): Promise<boolean> {
+    const answers = await Promise.all([...this.mesh.siblings()].map((to) => this.request<boolean>(to, (id) => ({ t: 'notify', id, uaid }), false)));
+    return answers.includes(true);
+  }
+
+  /**
+   * The notify of a worker that keeps the uaid's entry: to the holder it names, a miss remembered. Never back to the
+   * sibling that asked (`asker`): it told its own client already, or its entry here is stale, a miss too.
+   */
+  private notifyHolder(uaid: string, asker = 0): Promise<boolean> {
     const at = Date.now();
     const holder = this.directory.get(uaid);
-    if (!holder) {
+    if (!holder || holder.worker === asker) {
       this.recentMisses.set(uaid, at);
       return Promise.resolve(false);
     }
@@ -125,6 +171,8 @@ export class WorkerLink implements Siblings {
   }
 
   dropOlder(uaid: string, connectedAt: number): void {
+    // Partitioned and not the owner: the owner passes it to the holder (receive, `drop`).
+    if (!this.keeps(uaid, this.self)) return void this.mesh.send(this.ownerOf!(uaid), { t: 'drop', uaid, connectedAt });
     const holder = this.directory.get(uaid);
     if (holder) this.mesh.send(holder.worker, { t: 'drop', uaid, connectedAt });
   }
@@ -139,6 +187,14 @@ export class WorkerLink implements Siblings {
     return this.directory.size;
   }
 
+  /** The entries this worker's clients should have in its siblings' parts of the directory, every link up. */
+  announced(): number {
+    if (this.ownerOf === null) return this.clients.size * (this.workers - 1);
+    let n = 0;
+    for (const c of this.clients.all()) if (this.ownerOf(c.uaid) !== this.self) n++;
+    return n;
+  }
+
   fromPrimary(m: PrimaryToWorker): void {
     this.pending.settle(m.id, m.v);
   }
@@ -149,12 +205,28 @@ export class WorkerLink implements Siblings {
       case 'hello':
         return;
       case 'attach': {
+        const incoming = { worker: from, connectedAt: f.connectedAt };
+        const before = this.directory.get(f.uaid);
         this.directory.attach(f.uaid, from, f.connectedAt);
         const local = this.clients.get(f.uaid);
-        if (local && supersedes({ worker: from, connectedAt: f.connectedAt }, { worker: this.self, connectedAt: local.connectedAt })) {
-          local.close(CloseCode.normal, 'a newer connection of this uaid took over');
+        if (local) {
+          const mine = { worker: this.self, connectedAt: local.connectedAt };
+          if (supersedes(incoming, mine)) local.close(CloseCode.normal, 'a newer connection of this uaid took over');
+          else this.tellIfKeepsNone(f.uaid, from, mine);
+        }
+        // Two siblings' connections: one that keeps no entry (partitioned) learns only from here that it lost.
+        if (before && before.worker !== from) {
+          if (supersedes(incoming, before)) this.tellIfKeepsNone(f.uaid, before.worker, incoming);
+          else this.tellIfKeepsNone(f.uaid, from, before);
         }
         this.recheckIfMissed(f.uaid, from, f.connectedAt);
+        return;
+      }
+      case 'taken': {
+        const local = this.clients.get(f.uaid);
+        if (local && supersedes({ worker: f.worker, connectedAt: f.connectedAt }, { worker: this.self, connectedAt: local.connectedAt })) {
+          local.close(CloseCode.normal, 'a newer connection of this uaid took over');
+        }
         return;
       }
       case 'detach':
@@ -162,7 +234,13 @@ export class WorkerLink implements Siblings {
         return;
       case 'drop': {
         const client = this.clients.get(f.uaid);
-        if (client && client.connectedAt < f.connectedAt) client.close(CloseCode.normal, 'a newer connection of this uaid took over');
+        if (client) {
+          if (client.connectedAt < f.connectedAt) client.close(CloseCode.normal, 'a newer connection of this uaid took over');
+        } else if (this.ownerOf?.(f.uaid) === this.self) {
+          // The owner of a partitioned entry passes it on to the holder (which, not the owner, does not pass it further).
+          const holder = this.directory.get(f.uaid);
+          if (holder && holder.worker !== from) this.mesh.send(holder.worker, f);
+        }
         return;
       }
       case 'recheck': {
@@ -172,12 +250,17 @@ export class WorkerLink implements Siblings {
         return;
       }
       case 'push':
-        void offerToClient(this.clients, f.n).then((v) => this.mesh.send(from, { t: 'answer', id: f.id, v }));
+        void this.offer(from, f.n).then((v) => this.mesh.send(from, { t: 'answer', id: f.id, v }));
         return;
       case 'notify': {
         const client = this.clients.get(f.uaid);
-        client?.storageChanged();
-        this.mesh.send(from, { t: 'answer', id: f.id, v: client !== undefined });
+        if (client || this.ownerOf?.(f.uaid) !== this.self) {
+          client?.storageChanged();
+          this.mesh.send(from, { t: 'answer', id: f.id, v: client !== undefined });
+        } else {
+          // The owner of a partitioned entry passes it on to the holder it names.
+          void this.notifyHolder(f.uaid, from).then((v) => this.mesh.send(from, { t: 'answer', id: f.id, v }));
+        }
         return;
       }
       case 'answer':
@@ -187,11 +270,30 @@ export class WorkerLink implements Siblings {
   }
 
   /**
-   * The link to sibling `to` is up: it learns every client held here (its directory may be empty or stale), and
-   * its clients whose attach arrived while this link was down hear of the notifies that missed them.
+   * A push from sibling `from`: to this worker's own client, else (the owner of a partitioned entry) to the holder the
+   * directory names, never back to the asker; a replica or a non-owner answers for its own clients only.
+   */
+  private offer(from: number, n: Notification): Promise<OfferOutcome> {
+    if (this.clients.get(n.uaid) || this.ownerOf?.(n.uaid) !== this.self) return offerToClient(this.clients, n);
+    const holder = this.directory.get(n.uaid);
+    if (!holder || holder.worker === from) return Promise.resolve('absent');
+    return this.request<OfferOutcome>(holder.worker, (id) => ({ t: 'push', id, n }), 'absent');
+  }
+
+  /**
+   * `worker`'s connection of `uaid` lost to `winner`: it is told when it keeps no entry of the uaid (a partitioned
+   * directory's non-owner). One that keeps an entry heard of the winner's attach and decides alike by itself.
+   */
+  private tellIfKeepsNone(uaid: string, worker: number, winner: Holder): void {
+    if (!this.keeps(uaid, worker)) this.mesh.send(worker, { t: 'taken', uaid, worker: winner.worker, connectedAt: winner.connectedAt });
+  }
+
+  /**
+   * The link to sibling `to` is up: it learns every client held here whose entry it keeps (its directory may be empty
+   * or stale), and its clients whose attach arrived while this link was down hear of the notifies that missed them.
    */
   linkUp(to: number): void {
-    for (const c of this.clients.all()) this.mesh.send(to, { t: 'attach', uaid: c.uaid, connectedAt: c.connectedAt });
+    for (const c of this.clients.all()) if (this.keeps(c.uaid, to)) this.mesh.send(to, { t: 'attach', uaid: c.uaid, connectedAt: c.connectedAt });
     for (const uaid of [...this.recentMisses.keys()]) {
       const holder = this.directory.get(uaid);
       if (holder?.worker === to) this.recheckIfMissed(uaid, to, holder.connectedAt);
@@ -222,19 +324,23 @@ export class WorkerLink implements Siblings {
 
   /** Called by the registry: a client connected here. */
   attached(client: ConnectedClient): void {
-    for (const to of this.mesh.siblings()) this.mesh.send(to, { t: 'attach', uaid: client.uaid, connectedAt: client.connectedAt });
+    for (const to of this.mesh.siblings())
+      if (this.keeps(client.uaid, to)) this.mesh.send(to, { t: 'attach', uaid: client.uaid, connectedAt: client.connectedAt });
     const held = this.directory.get(client.uaid);
-    if (held && supersedes(held, { worker: this.self, connectedAt: client.connectedAt })) {
+    if (!held) return;
+    const mine = { worker: this.self, connectedAt: client.connectedAt };
+    if (supersedes(held, mine)) {
       // A newer connection of this uaid is on a sibling already (its attach came first): this one goes.
       setImmediate(() => {
         if (this.clients.get(client.uaid) === client) client.close(CloseCode.normal, 'a newer connection of this uaid took over');
       });
-    }
+    } else this.tellIfKeepsNone(client.uaid, held.worker, mine);
   }
 
   /** Called by the registry: a client connected here went away. */
   detached(client: ConnectedClient): void {
-    for (const to of this.mesh.siblings()) this.mesh.send(to, { t: 'detach', uaid: client.uaid, connectedAt: client.connectedAt });
+    for (const to of this.mesh.siblings())
+      if (this.keeps(client.uaid, to)) this.mesh.send(to, { t: 'detach', uaid: client.uaid, connectedAt: client.connectedAt });
   }
 
   private request<T>(to: number, make: (id: number) => PeerFrame, ifLost: T): Promise<T> {

@@ -1,7 +1,31 @@
 import { describe, expect, it } from 'vitest';
-import { ClientDirectory, supersedes } from '../../src/cluster/directory.js';
+import { ClientDirectory, REPLICATED_UP_TO, directoryLayout, partitionOwner, supersedes } from '../../src/cluster/directory.js';
+import { newUaid } from '../../src/webpush/protocol/ids.js';
 
-/** A worker's replica of its siblings' clients: the takeover rules, without processes. */
+describe('directory layout', () => {
+  it('auto replicates up to REPLICATED_UP_TO workers and partitions above; either can be asked for', () => {
+    expect(REPLICATED_UP_TO).toBe(8);
+    expect(directoryLayout('auto', 2)).toBeNull();
+    expect(directoryLayout('auto', REPLICATED_UP_TO)).toBeNull();
+    expect(directoryLayout('auto', REPLICATED_UP_TO + 1)).toBeTypeOf('function');
+    expect(directoryLayout('replicated', 64)).toBeNull();
+    expect(directoryLayout('partitioned', 2)).toBeTypeOf('function');
+  });
+
+  it('names one owner in 1..workers for each uaid, the same on every worker, spread evenly over random uaids', () => {
+    const owner = partitionOwner(4);
+    const counts = [0, 0, 0, 0, 0];
+    for (let i = 0; i < 20_000; i++) counts[owner(newUaid())]!++;
+    expect(counts[0]).toBe(0);
+    // 5,000 expected each; a binomial's spread at 20,000 draws is about ±61, so ±400 is far beyond chance.
+    for (const c of counts.slice(1)) expect(Math.abs(c - 5000)).toBeLessThan(400);
+    const u = newUaid();
+    expect(partitionOwner(4)(u)).toBe(owner(u));
+    expect(partitionOwner(1)(u)).toBe(1);
+  });
+});
+
+/** A worker's part of the directory of its siblings' clients: the takeover rules, without processes. */
 describe('ClientDirectory', () => {
   it('records the holder and forgets it on detach of the same connection only', () => {
     const d = new ClientDirectory();

@@ -30,6 +30,7 @@ const frames: PeerFrame[] = [
   { t: 'answer', id: 9, v: 'delivered' },
   { t: 'answer', id: 10, v: true },
   { t: 'answer', id: 11, v: false },
+  { t: 'taken', uaid: n.uaid, worker: 12, connectedAt: 1_700_000_000_456 },
 ];
 
 describe('worker frames', () => {

@@ -1,6 +1,6 @@
 import { readdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { replicasInSync, startTwoWorkers } from '../helpers/gateway.js';
+import { directoryInSync, startWorkers } from '../helpers/gateway.js';
 import { childPids, type NodeProcess, workersReplaced } from '../helpers/node-process.js';
 import { channelId, post } from '../helpers/push.js';
 import { PushClient } from '../helpers/ws-client.js';
@@ -17,7 +17,7 @@ describe('PUSHGATE_WORKERS=2: SIGKILL of the workers', () => {
   let ws: string;
 
   beforeAll(async () => {
-    ({ node, base, ws } = await startTwoWorkers('pushgate-worker-kill-'));
+    ({ node, base, ws } = await startWorkers('pushgate-worker-kill-'));
   }, 60_000);
 
   afterAll(async () => {
@@ -51,7 +51,7 @@ describe('PUSHGATE_WORKERS=2: SIGKILL of the workers', () => {
     );
     // Until the other worker's replica knows a client, a push landing there is stored; a second stored one would then
     // wait for the first one's ack (autopush's flow control), which this test never sends.
-    await replicasInSync(base);
+    await directoryInSync(base);
     // Three POSTs per client, each on a fresh connection: the workers accept in turn as the kernel hands them out, so
     // pushes land on either worker, through the mesh when the client is held by the other.
     for (const s of subs) {

@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { type Notification, type Store, openStore } from '../../src/store/index.js';
 import type { ConnectedClient } from '../../src/webpush/connection/clients.js';
 import { type MeshPort, WorkerLink } from '../../src/cluster/worker.js';
+import { partitionOwner } from '../../src/cluster/directory.js';
 import type { PeerFrame } from '../../src/cluster/frames.js';
 import type { WorkerToPrimary } from '../../src/cluster/ipc.js';
 import { testNotification } from '../helpers/push.js';
@@ -27,7 +28,7 @@ class Switchboard {
   private readonly cut = new Set<string>();
   private queue: Promise<void> = Promise.resolve();
 
-  add(index: number): WorkerLink {
+  add(index: number, layout: ConstructorParameters<typeof WorkerLink>[3] = {}): WorkerLink {
     const port: MeshPort = {
       send: (to, f) => {
         if (!this.links.has(to) || this.cut.has(`${index}>${to}`)) return false;
@@ -37,7 +38,7 @@ class Switchboard {
       },
       siblings: () => [...this.links.keys()].filter((to) => to !== index && !this.cut.has(`${index}>${to}`)),
     };
-    const link = new WorkerLink(index, port, (m) => this.primary.push(m));
+    const link = new WorkerLink(index, port, (m) => this.primary.push(m), layout);
     link.clients.store = machineStore;
     this.links.set(index, link);
     return link;
@@ -277,6 +278,14 @@ describe('WorkerLink', () => {
     }
   });
 
+  it('announces an entry per client on every other worker', () => {
+    const board = new Switchboard();
+    const one = board.add(1, { workers: 3 });
+    one.clients.add(fakeClient(UA('q'), 1, []).client);
+    one.clients.add(fakeClient(UA('r'), 1, []).client);
+    expect(one.announced()).toBe(4);
+  });
+
   it('asks the primary for the aggregated metrics, and matches its reply', async () => {
     const board = new Switchboard();
     const one = board.add(1);
@@ -286,5 +295,216 @@ describe('WorkerLink', () => {
     one.fromPrimary({ pg: 1, t: 'reply', id: 999, v: 'stale' });
     one.fromPrimary({ pg: 1, t: 'reply', id: req.id, v: 'up 1\n' });
     expect(await text).toBe('up 1\n');
+  });
+});
+
+/**
+ * The partitioned directory (PUSHGATE_WORKER_DIRECTORY=partitioned, or auto above 8 workers): three workers, each
+ * uaid's entry on one owner. Uaids are picked by owner, so every path is exercised on purpose.
+ */
+describe('WorkerLink, partitioned directory', () => {
+  const WORKERS = 3;
+  const ownerOf = partitionOwner(WORKERS);
+  let next = 0;
+  /** A fresh uaid (32 hex digits) whose entry worker `owner` keeps. */
+  function ownedBy(owner: number): string {
+    for (;;) {
+      const u = (next++).toString(16).padStart(32, '0');
+      if (ownerOf(u) === owner) return u;
+    }
+  }
+  function board3() {
+    const board = new Switchboard();
+    const links = [1, 2, 3].map((i) => board.add(i, { ownerOf, workers: WORKERS }));
+    return { board, one: links[0]!, two: links[1]!, three: links[2]! };
+  }
+  const trace = (board: Switchboard, from = 0) => board.sent.slice(from).map((s) => `${s.from}>${s.to} ${s.f.t}`);
+
+  it("sends each attach and detach to the uaid's owner only, and none when the holder owns it", async () => {
+    const { board, one, two, three } = board3();
+    const elsewhere = fakeClient(ownedBy(2), 5, []);
+    const own = fakeClient(ownedBy(1), 5, []);
+    one.clients.add(elsewhere.client);
+    one.clients.add(own.client);
+    await board.settled();
+    expect(two.siblingClients).toBe(1);
+    expect(three.siblingClients).toBe(0);
+    // Of worker 1's two clients, one has its entry on a sibling.
+    expect(one.announced()).toBe(1);
+    one.clients.remove(elsewhere.client);
+    one.clients.remove(own.client);
+    await board.settled();
+    expect(trace(board)).toEqual(['1>2 attach', '1>2 detach']);
+    expect(two.siblingClients).toBe(0);
+  });
+
+  it('a push that lands on neither holder nor owner goes through the owner; the owner and the holder answer at first hand', async () => {
+    const { board, one, two, three } = board3();
+    const u = ownedBy(2);
+    const held = fakeClient(u, 1, ['ch']);
+    three.clients.add(held.client);
+    await board.settled();
+    let mark = board.sent.length;
+    expect(await one.push(note(u))).toBe('delivered');
+    expect(trace(board, mark)).toEqual(['1>2 push', '2>3 push', '3>2 answer', '2>1 answer']);
+    expect(held.events).toEqual(['deliver v1']);
+    // From the owner: straight to the holder.
+    mark = board.sent.length;
+    expect(await two.push(note(u))).toBe('delivered');
+    expect(trace(board, mark)).toEqual(['2>3 push', '3>2 answer']);
+    // A wrong channel is the holder's answer, passed back as it is.
+    expect(await one.push(note(u, 'other'))).toBe('no-channel');
+    // Held by its owner: one hop.
+    const v = ownedBy(2);
+    two.clients.add(fakeClient(v, 1, ['ch']).client);
+    mark = board.sent.length;
+    expect(await one.push(note(v))).toBe('delivered');
+    expect(trace(board, mark)).toEqual(['1>2 push', '2>1 answer']);
+  });
+
+  it('a push for a client connected nowhere costs one hop to its owner, none on the owner itself', async () => {
+    const { board, one, two } = board3();
+    const u = ownedBy(2);
+    let mark = board.sent.length;
+    expect(await one.push(note(u))).toBe('absent');
+    expect(trace(board, mark)).toEqual(['1>2 push', '2>1 answer']);
+    mark = board.sent.length;
+    expect(await two.push(note(u))).toBe('absent');
+    expect(trace(board, mark)).toEqual([]);
+    // An owner's entry naming the asker itself (stale: the asker checked its own clients first) is not sent back.
+    two.receive(1, { t: 'attach', uaid: u, connectedAt: 1 });
+    mark = board.sent.length;
+    expect(await one.push(note(u))).toBe('absent');
+    expect(trace(board, mark)).toEqual(['1>2 push', '2>1 answer']);
+  });
+
+  it('a notify goes through the owner to the holder; a miss there has the client attaching next look at storage again', async () => {
+    const { board, one, two, three } = board3();
+    const u = ownedBy(2);
+    const held = fakeClient(u, 1, []);
+    three.clients.add(held.client);
+    await board.settled();
+    expect(await one.notify(u)).toBe(true);
+    expect(held.events).toEqual(['storageChanged']);
+    // Nobody holds w yet: the owner remembers the miss, and the attach that reaches it next triggers a recheck.
+    const w = ownedBy(2);
+    expect(await one.notify(w)).toBe(false);
+    const late = fakeClient(w, 50, []);
+    three.clients.add(late.client);
+    await board.settled();
+    expect(late.events).toEqual(['storageChanged']);
+    // Held by the notifier itself: it told its own client; the owner does not send it back.
+    const x = ownedBy(2);
+    const mine = fakeClient(x, 1, []);
+    one.clients.add(mine.client);
+    await board.settled();
+    const mark = board.sent.length;
+    one.clients.storageChanged(x);
+    await board.settled();
+    expect(mine.events).toEqual(['storageChanged']);
+    expect(trace(board, mark)).toEqual(['1>2 notify', '2>1 answer']);
+    expect(two.siblingClients).toBe(3);
+  });
+
+  it('the older connection of a uaid held by two non-owners is closed, whichever attach the owner sees first', async () => {
+    const { board, one, three } = board3();
+    const u = ownedBy(2);
+    const older = fakeClient(u, 100, []);
+    const newer = fakeClient(u, 200, []);
+    // The newer attaches first: the older one's attach then loses at the owner.
+    three.clients.add(newer.client);
+    await board.settled();
+    one.clients.add(older.client);
+    await board.settled();
+    expect(older.events).toEqual(['close 1000']);
+    expect(newer.events).toEqual([]);
+    expect(board.sent.filter((s) => s.f.t === 'taken').map((s) => `${s.from}>${s.to}`)).toEqual(['2>1']);
+    // The other order: the older one's entry is replaced and it is told.
+    const v = ownedBy(2);
+    const first = fakeClient(v, 300, []);
+    const second = fakeClient(v, 400, []);
+    one.clients.add(first.client);
+    await board.settled();
+    three.clients.add(second.client);
+    await board.settled();
+    expect(first.events).toEqual(['close 1000']);
+    expect(second.events).toEqual([]);
+    // The same instant on two workers: the higher worker index wins, as in the replicated directory.
+    const t = ownedBy(2);
+    const low = fakeClient(t, 500, []);
+    const high = fakeClient(t, 500, []);
+    one.clients.add(low.client);
+    three.clients.add(high.client);
+    await board.settled();
+    expect(low.events).toEqual(['close 1000']);
+    expect(high.events).toEqual([]);
+  });
+
+  it("an owner's own connection and a sibling's: the older one closes, whichever came first", async () => {
+    const { board, one, two } = board3();
+    const u = ownedBy(2);
+    const siblings = fakeClient(u, 100, []);
+    const owners = fakeClient(u, 200, []);
+    one.clients.add(siblings.client);
+    await board.settled();
+    two.clients.add(owners.client);
+    await board.settled();
+    expect(siblings.events).toEqual(['close 1000']);
+    expect(owners.events).toEqual([]);
+    const v = ownedBy(2);
+    const ownersOld = fakeClient(v, 300, []);
+    const siblingsNew = fakeClient(v, 400, []);
+    two.clients.add(ownersOld.client);
+    one.clients.add(siblingsNew.client);
+    await board.settled();
+    expect(ownersOld.events).toEqual(['close 1000']);
+    expect(siblingsNew.events).toEqual([]);
+    // And an owner's newer connection where the sibling's attach arrives after it.
+    const w = ownedBy(2);
+    const lateOld = fakeClient(w, 500, []);
+    const ownersNew = fakeClient(w, 600, []);
+    two.clients.add(ownersNew.client);
+    one.clients.add(lateOld.client);
+    await board.settled();
+    expect(lateOld.events).toEqual(['close 1000']);
+    expect(ownersNew.events).toEqual([]);
+  });
+
+  it('a drop from another machine reaches the holder through the owner', async () => {
+    const { board, one, three } = board3();
+    const u = ownedBy(2);
+    const c = fakeClient(u, 100, []);
+    three.clients.add(c.client);
+    await board.settled();
+    one.dropOlder(u, 50);
+    await board.settled();
+    expect(c.events).toEqual([]);
+    one.dropOlder(u, 200);
+    await board.settled();
+    expect(c.events).toEqual(['close 1000']);
+    expect(trace(board).filter((t) => t.endsWith('drop'))).toEqual(['1>2 drop', '2>3 drop', '1>2 drop', '2>3 drop']);
+  });
+
+  it('an owner that is down: a push is absent, a notify asks every sibling; its successor learns its entries when the links come back', async () => {
+    const { board, one, three } = board3();
+    const u = ownedBy(2);
+    const held = fakeClient(u, 1, ['ch']);
+    three.clients.add(held.client);
+    await board.settled();
+    // Worker 2 dies: its siblings' links to it go down, and it forgets what it knew (a successor starts empty).
+    board.cutLink(1, 2);
+    board.cutLink(3, 2);
+    board.links.delete(2);
+    expect(await one.push(note(u))).toBe('absent');
+    // The endpoint then stores the message and notifies: every sibling is asked, and the holder reads storage.
+    expect(await one.notify(u)).toBe(true);
+    expect(held.events).toEqual(['storageChanged']);
+    const successor = board.add(2, { ownerOf, workers: WORKERS });
+    expect(successor.siblingClients).toBe(0);
+    board.restore(1, 2);
+    board.restore(3, 2);
+    await board.settled();
+    expect(successor.siblingClients).toBe(1);
+    expect(await one.push(note(u))).toBe('delivered');
   });
 });

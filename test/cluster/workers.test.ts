@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FernetKey } from '../../src/webpush/protocol/fernet.js';
-import { freePort, replicasInSync, startTwoWorkers } from '../helpers/gateway.js';
+import { freePort, directoryInSync, startWorkers } from '../helpers/gateway.js';
 import { mongoServer, type MongoServer } from '../helpers/mongo.js';
 import { buildDist, childPids, startNode, type NodeProcess, workersReplaced } from '../helpers/node-process.js';
 import { channelId, post } from '../helpers/push.js';
@@ -20,7 +20,7 @@ describe('PUSHGATE_WORKERS=2', () => {
   let ws: string;
 
   beforeAll(async () => {
-    ({ node, base, ws } = await startTwoWorkers('pushgate-workers-'));
+    ({ node, base, ws } = await startWorkers('pushgate-workers-'));
   }, 60_000);
 
   afterAll(async () => {
@@ -45,7 +45,7 @@ describe('PUSHGATE_WORKERS=2', () => {
 
   it('delivers every push directly, whichever worker the POST and the websocket landed on', async () => {
     const subs = await Promise.all(Array.from({ length: 8 }, () => subscriber()));
-    await replicasInSync(base);
+    await directoryInSync(base);
     const before = await metric('pushgate_notifications_total', 'path="direct"');
     for (const s of subs) {
       const res = await post(`${base}/wpush/v1/${s.token}`, { TTL: '60' });
@@ -149,6 +149,95 @@ describe('PUSHGATE_WORKERS=2', () => {
 });
 
 /**
+ * Three workers with the directory partitioned (PUSHGATE_WORKER_DIRECTORY=partitioned; `auto` does so above 8
+ * workers): each uaid's entry lives on one owner worker, so a push landing on a third worker crosses twice (to the
+ * owner, then to the holder), and takeovers are decided by the owner.
+ */
+describe('PUSHGATE_WORKERS=3, directory partitioned', () => {
+  let node: NodeProcess;
+  let base: string;
+  let ws: string;
+
+  beforeAll(async () => {
+    ({ node, base, ws } = await startWorkers('pushgate-partitioned-', 3, { PUSHGATE_WORKER_DIRECTORY: 'partitioned' }));
+  }, 60_000);
+
+  afterAll(async () => {
+    await node?.kill('SIGTERM');
+  });
+
+  async function metrics(): Promise<(name: string, labels?: string) => number> {
+    const text = await (await fetch(`${base}/metrics`)).text();
+    return (name, labels = '') => {
+      const line = text.split('\n').find((l) => (l.startsWith(`${name}{`) || l.startsWith(`${name} `)) && l.includes(labels));
+      return line ? Number(line.split(' ').pop()) : 0;
+    };
+  }
+
+  async function subscriber(): Promise<{ client: PushClient; uaid: string; chid: string; token: string }> {
+    const client = await PushClient.connect(ws);
+    const uaid = await client.hello();
+    const chid = channelId();
+    const reg = await client.register(chid);
+    expect(reg['status']).toBe(200);
+    return { client, uaid, chid, token: (reg['pushEndpoint'] as string).split('/').pop()! };
+  }
+
+  it('delivers every push directly, whichever of the three workers the POST lands on, each client an entry on one owner at most', async () => {
+    const subs = await Promise.all(Array.from({ length: 12 }, () => subscriber()));
+    await directoryInSync(base);
+    const m = await metrics();
+    // One entry per client whose owner is another worker (about two in three), none for the rest: never two.
+    expect(m('pushgate_cluster_directory_entries')).toBeLessThan(subs.length);
+    expect(m('pushgate_cluster_directory_entries')).toBeGreaterThan(0);
+    const before = m('pushgate_notifications_total', 'path="direct"');
+    // Each POST on a fresh connection, so the workers take them in turn: pushes land on holder, owner and third alike.
+    for (let round = 0; round < 3; round++) {
+      for (const s of subs) {
+        const res = await fetch(`${base}/wpush/v1/${s.token}`, { method: 'POST', headers: { TTL: '60', connection: 'close' } });
+        expect(res.status).toBe(201);
+        const n = await s.client.next();
+        expect(n).toMatchObject({ messageType: 'notification', channelID: s.chid });
+        s.client.ack(s.chid, n['version'] as string);
+      }
+    }
+    const after = await metrics();
+    expect(after('pushgate_notifications_total', 'path="direct"') - before).toBe(36);
+    expect(after('pushgate_notifications_total', 'path="stored"')).toBe(0);
+    for (const s of subs) s.client.close();
+  });
+
+  it('a newer connection of a uaid takes over the older one, whichever workers hold them', async () => {
+    const s = await subscriber();
+    for (let i = 0; i < 3; i++) {
+      const newer = await PushClient.connect(ws);
+      expect(await newer.hello(s.uaid)).toBe(s.uaid);
+      expect((await s.client.closedWith).code).toBe(1000);
+      expect((await post(`${base}/wpush/v1/${s.token}`, { TTL: '0' })).status).toBe(201);
+      const n = await newer.next();
+      expect(n).toMatchObject({ messageType: 'notification', channelID: s.chid });
+      newer.ack(s.chid, n['version'] as string);
+      s.client = newer;
+    }
+    s.client.close();
+  });
+
+  it('stores for an offline client and delivers at its next hello, on any worker', async () => {
+    const s = await subscriber();
+    s.client.close();
+    await s.client.closedWith;
+    expect((await post(`${base}/wpush/v1/${s.token}`, { TTL: '60' })).status).toBe(201);
+    for (let i = 0; i < 3; i++) {
+      const c = await PushClient.connect(ws);
+      expect(await c.hello(s.uaid)).toBe(s.uaid);
+      expect(await c.next()).toMatchObject({ messageType: 'notification', channelID: s.chid });
+      c.close();
+      await c.closedWith;
+    }
+  });
+});
+
+/**
  * A fleet whose connection node runs two workers: the endpoint node's peer hop lands on either worker's share
  * of the internal port, and a worker that does not hold the client passes the push to the one that does.
  */
@@ -195,7 +284,7 @@ describe('a connection node with PUSHGATE_WORKERS=2 behind an endpoint node', ()
       expect(reg['status']).toBe(200);
       subs.push({ client, chid, token: (reg['pushEndpoint'] as string).split('/').pop()! });
     }
-    await replicasInSync(connectionWs.replace('ws:', 'http:').replace(/\/$/, ''));
+    await directoryInSync(connectionWs.replace('ws:', 'http:').replace(/\/$/, ''));
     for (const s of subs) {
       expect((await post(`${endpointBase}/wpush/v1/${s.token}`, { TTL: '0' })).status).toBe(201);
       // TTL 0 is never stored: it arrives only if the hop reached the worker holding the client.
@@ -245,7 +334,7 @@ describe('PUSHGATE_WORKERS=2 durability: SIGKILL of the whole cluster', () => {
       const reg = await client.register(chid);
       subs.push({ client, uaid, chid, token: (reg['pushEndpoint'] as string).split('/').pop()! });
     }
-    await replicasInSync(base);
+    await directoryInSync(base);
     // Each POST on a fresh connection: the workers accept in turn as the kernel hands them out, so many cross over.
     const perClient = 3;
     for (const s of subs) {
@@ -273,7 +362,8 @@ describe('PUSHGATE_WORKERS=2 durability: SIGKILL of the whole cluster', () => {
     const stored = sample('pushgate_notifications_total{', 'outcome="accepted"', 'path="stored"') || 0;
     expect(direct + stored).toBe(subs.length * perClient);
     expect(direct).toBeGreaterThan(0);
-    expect(sample('pushgate_cluster_replica_entries ')).toBe(subs.length);
+    // Two workers, replicated: each client is an entry on the other worker.
+    expect(sample('pushgate_cluster_directory_entries ')).toBe(subs.length);
 
     const workers = childPids(first);
     expect(workers).toHaveLength(2);

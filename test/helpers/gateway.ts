@@ -59,21 +59,25 @@ export function logCapture(): { lines: Record<string, unknown>[]; write(line: st
   };
 }
 
-/** `pushgate serve` with PUSHGATE_WORKERS=2 on a fresh SQLite file, as the cluster suites run it: its process and URLs. */
-export async function startTwoWorkers(prefix: string): Promise<{ node: NodeProcess; base: string; ws: string }> {
+/**
+ * `pushgate serve` with PUSHGATE_WORKERS=2 (or `workers`) on a fresh SQLite file, as the cluster suites run it, `env`
+ * added: its process and URLs.
+ */
+export async function startWorkers(prefix: string, workers = 2, env: Record<string, string> = {}): Promise<{ node: NodeProcess; base: string; ws: string }> {
   buildDist();
   const port = await freePort();
   const dataDir = mkdtempSync(join(tmpdir(), prefix));
   const base = `http://127.0.0.1:${port}`;
   const node = await startNode(
     {
-      PUSHGATE_WORKERS: '2',
+      PUSHGATE_WORKERS: String(workers),
       PUSHGATE_PORT: String(port),
       PUSHGATE_HOST: '127.0.0.1',
       PUSHGATE_PUBLIC_URL: base,
       PUSHGATE_DATA_DIR: dataDir,
       PUSHGATE_STORE: `sqlite:${dataDir}/db`,
       PUSHGATE_CRYPTO_KEY: FernetKey.generate(),
+      ...env,
     },
     'pushgate cluster listening',
   );
@@ -81,20 +85,21 @@ export async function startTwoWorkers(prefix: string): Promise<{ node: NodeProce
 }
 
 /**
- * With two workers each connected client is an entry in the other worker's replica of the directory, learned by a
- * frame from its own worker (all of them at once when the link between the two comes up, just after start). Until
- * then a push that lands on the other worker is stored and read at once rather than sent directly. Waits until the
- * replicas know every connection, so a test that counts direct pushes does not race that frame.
+ * With several workers each connected client is an entry in the directory of the workers that keep it (every other
+ * worker when replicated, the uaid's owner when partitioned), learned by a frame from its own worker (all of them at
+ * once when a link between two comes up, just after start). Until then a push that lands on another worker is stored
+ * and read at once rather than sent directly. Waits until the directory holds every entry the workers announced, so
+ * a test that counts direct pushes does not race those frames.
  */
-export async function replicasInSync(origin: string): Promise<void> {
+export async function directoryInSync(origin: string): Promise<void> {
   const sample = async (name: string) => {
     const line = (await (await fetch(`${origin}/metrics`)).text()).split('\n').find((l) => l.startsWith(`${name} `));
     return Number(line?.split(' ').pop());
   };
   // A bounded wait for a condition (this helper is also imported by the bench, outside vitest).
   const until = Date.now() + 10_000;
-  while ((await sample('pushgate_cluster_replica_entries')) !== (await sample('pushgate_connections'))) {
-    if (Date.now() > until) throw new Error("the workers' directory replicas did not learn every connection within 10 s");
+  while ((await sample('pushgate_cluster_directory_entries')) !== (await sample('pushgate_cluster_directory_announced'))) {
+    if (Date.now() > until) throw new Error("the workers' directory did not learn every connection within 10 s");
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
