@@ -10,7 +10,7 @@ import { direct } from './scenarios/direct.js';
 import { idle } from './scenarios/idle.js';
 import { soak } from './scenarios/soak.js';
 import { stored } from './scenarios/stored.js';
-import { workers } from './scenarios/workers.js';
+import { directoryLayouts, workers } from './scenarios/workers.js';
 import { xmpp } from './scenarios/xmpp.js';
 
 /**
@@ -25,6 +25,7 @@ const SCENARIOS: [string, (ctx: BenchContext) => Promise<void>][] = [
   ['direct', (ctx) => direct(ctx)],
   ['floor', (ctx) => direct(ctx, 'floor')],
   ['workers', workers],
+  ['directory', directoryLayouts],
   [
     'stored',
     async (ctx) => {

@@ -30,11 +30,13 @@ export async function direct(
   ctx: BenchContext,
   shape: 'direct' | 'floor' | 'workers' | 'fleet' | 'fleet-single' = 'direct',
   onPostgres = false,
+  /** With `workers`: how many (2 by default) and the directory's layout (PUSHGATE_WORKER_DIRECTORY); rows under `workers-<n>-<layout>`. */
+  cluster?: { workers: number; directory: 'replicated' | 'partitioned' },
 ): Promise<void> {
   // `fleet-single` is the fleet's yardstick: one `all` node on the same kind of MongoDB-wire store, rows under `fleet`.
   // With onPostgres the store is FerretDB on PostgreSQL (the faster stand-in), rows under `fleet-pg`.
   const fleetName = onPostgres ? 'fleet-pg' : 'fleet';
-  const name = shape === 'fleet-single' || shape === 'fleet' ? fleetName : shape;
+  const name = shape === 'fleet-single' || shape === 'fleet' ? fleetName : cluster ? `workers-${cluster.workers}-${cluster.directory}` : shape;
   const storeServer = () => (onPostgres ? ctx.mongoOnPostgres() : ctx.mongo());
   const clientsN = ctx.quick ? 300 : 2000;
   const gw: GatewayProcess[] = [];
@@ -72,7 +74,8 @@ export async function direct(
     endpointOrigin = `http://127.0.0.1:${port}`;
   } else {
     const port = await ctx.port();
-    gw.push(await startGateway(ctx.baseEnv(port, shape === 'workers' ? { PUSHGATE_WORKERS: '2' } : {}), port, ctx.gatewayArgs));
+    const workersEnv = { PUSHGATE_WORKERS: String(cluster?.workers ?? 2), ...(cluster ? { PUSHGATE_WORKER_DIRECTORY: cluster.directory } : {}) };
+    gw.push(await startGateway(ctx.baseEnv(port, shape === 'workers' ? workersEnv : {}), port, ctx.gatewayArgs));
     wsUrls.push(`ws://127.0.0.1:${port}/`);
     endpointOrigin = `http://127.0.0.1:${port}`;
   }
