@@ -134,18 +134,26 @@ export async function direct(
         // The fleet's shared store here is FerretDB (a scan per non-_id query), so its fixed rates stay lower.
         // A quick fleet run keeps to the saturation rows: its 1000/s row ran ten times over FerretDB/SQLite's durable
         // rate and only measured the queue (runs of 18–22 minutes).
+        // The floor runs the direct rows' rates too: at one rate both do the same socket work per second, so their CPU
+        // per message compares like with like (at saturation the floor runs faster, and a busier process pays less
+        // per message for its wake-ups and system calls).
         const rates =
-          shape === 'fleet-single' || shape === 'floor' || (shape === 'fleet' && ctx.quick)
+          shape === 'fleet-single' || (shape === 'fleet' && ctx.quick)
             ? []
             : ctx.quick
-              ? [1000]
+              ? shape === 'direct' || shape === 'floor'
+                ? [1000, 5000]
+                : [1000]
               : shape === 'fleet'
                 ? [500, 1000]
                 : [2000, 5000, 10_000];
         for (const rps of rates) {
+          const cpu0 = gw.reduce((a, g) => a + g.cpuSeconds(), 0);
+          const sys0 = gw.reduce((a, g) => a + g.systemSeconds(), 0);
           const r = await send(senders, endpoints, material, { mode: 'rate', concurrency: 256, rps, durationMs: ctx.phaseMs });
           await Promise.all(clientsW.map((w) => w.call('waitReceived', { count: r.ok / clientsW.length, timeoutMs: 5000 })));
           const g = await receivedTimes(clientsW);
+          const cpu = cpuFigures(gw.reduce((a, p) => a + p.cpuSeconds(), 0) - cpu0, r.elapsedMs, g.count, gw.reduce((a, p) => a + p.systemSeconds(), 0) - sys0);
           ctx.rows.push({
             scenario: name,
             case: `${rps}/s`,
@@ -153,7 +161,13 @@ export async function direct(
             unit: 'delivered msg/s',
             latency: latency(r.latencies),
             e2e: e2e(r.ids, g.times),
-            extra: { accepted: r.ok, errors: r.sent - r.ok },
+            extra: {
+              accepted: r.ok,
+              errors: r.sent - r.ok,
+              gatewayCpuPct: cpu['gatewayCpuPct']!,
+              cpuUsPerMsg: cpu['cpuUsPerMsg']!,
+              kernelUsPerMsg: cpu['kernelUsPerMsg']!,
+            },
           });
         }
         // Clients far away: acks 200 ms after each notification, over half of PUSHGATE_ACK_WAIT_MS (100 ms), so every
