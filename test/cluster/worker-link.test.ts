@@ -406,68 +406,38 @@ describe('WorkerLink, partitioned directory', () => {
     expect(two.siblingClients).toBe(3);
   });
 
-  it('the older connection of a uaid held by two non-owners is closed, whichever attach the owner sees first', async () => {
-    const { board, one, three } = board3();
+  /**
+   * Two connections of one fresh uaid whose entry worker 2 owns: `first` is added, then (after every frame has
+   * arrived when `apart`, else before any has) `second`. Each is [worker, connectedAt]. The connections' events after.
+   */
+  async function twoConnections(first: [number, number], second: [number, number], apart: boolean) {
+    const { board } = board3();
     const u = ownedBy(2);
-    const older = fakeClient(u, 100, []);
-    const newer = fakeClient(u, 200, []);
-    // The newer attaches first: the older one's attach then loses at the owner.
-    three.clients.add(newer.client);
+    const a = fakeClient(u, first[1], []);
+    const b = fakeClient(u, second[1], []);
+    board.links.get(first[0])!.clients.add(a.client);
+    if (apart) await board.settled();
+    board.links.get(second[0])!.clients.add(b.client);
     await board.settled();
-    one.clients.add(older.client);
-    await board.settled();
-    expect(older.events).toEqual(['close 1000']);
-    expect(newer.events).toEqual([]);
-    expect(board.sent.filter((s) => s.f.t === 'taken').map((s) => `${s.from}>${s.to}`)).toEqual(['2>1']);
+    return { a: a.events, b: b.events, taken: board.sent.filter((s) => s.f.t === 'taken').map((s) => `${s.from}>${s.to}`) };
+  }
+
+  it('the older connection of a uaid held by two non-owners is closed, whichever attach the owner sees first', async () => {
+    // The newer attaches first: the older one's attach then loses at the owner, which tells it.
+    expect(await twoConnections([3, 200], [1, 100], true)).toEqual({ a: [], b: ['close 1000'], taken: ['2>1'] });
     // The other order: the older one's entry is replaced and it is told.
-    const v = ownedBy(2);
-    const first = fakeClient(v, 300, []);
-    const second = fakeClient(v, 400, []);
-    one.clients.add(first.client);
-    await board.settled();
-    three.clients.add(second.client);
-    await board.settled();
-    expect(first.events).toEqual(['close 1000']);
-    expect(second.events).toEqual([]);
+    expect(await twoConnections([1, 300], [3, 400], true)).toEqual({ a: ['close 1000'], b: [], taken: ['2>1'] });
     // The same instant on two workers: the higher worker index wins, as in the replicated directory.
-    const t = ownedBy(2);
-    const low = fakeClient(t, 500, []);
-    const high = fakeClient(t, 500, []);
-    one.clients.add(low.client);
-    three.clients.add(high.client);
-    await board.settled();
-    expect(low.events).toEqual(['close 1000']);
-    expect(high.events).toEqual([]);
+    expect(await twoConnections([1, 500], [3, 500], false)).toEqual({ a: ['close 1000'], b: [], taken: ['2>1'] });
   });
 
   it("an owner's own connection and a sibling's: the older one closes, whichever came first", async () => {
-    const { board, one, two } = board3();
-    const u = ownedBy(2);
-    const siblings = fakeClient(u, 100, []);
-    const owners = fakeClient(u, 200, []);
-    one.clients.add(siblings.client);
-    await board.settled();
-    two.clients.add(owners.client);
-    await board.settled();
-    expect(siblings.events).toEqual(['close 1000']);
-    expect(owners.events).toEqual([]);
-    const v = ownedBy(2);
-    const ownersOld = fakeClient(v, 300, []);
-    const siblingsNew = fakeClient(v, 400, []);
-    two.clients.add(ownersOld.client);
-    one.clients.add(siblingsNew.client);
-    await board.settled();
-    expect(ownersOld.events).toEqual(['close 1000']);
-    expect(siblingsNew.events).toEqual([]);
-    // And an owner's newer connection where the sibling's attach arrives after it.
-    const w = ownedBy(2);
-    const lateOld = fakeClient(w, 500, []);
-    const ownersNew = fakeClient(w, 600, []);
-    two.clients.add(ownersNew.client);
-    one.clients.add(lateOld.client);
-    await board.settled();
-    expect(lateOld.events).toEqual(['close 1000']);
-    expect(ownersNew.events).toEqual([]);
+    // The owner's newer connection after the sibling's attach: the sibling is told.
+    expect(await twoConnections([1, 100], [2, 200], true)).toEqual({ a: ['close 1000'], b: [], taken: ['2>1'] });
+    // The sibling's newer attach reaches the owner, which closes its own.
+    expect(await twoConnections([2, 300], [1, 400], false)).toEqual({ a: ['close 1000'], b: [], taken: [] });
+    // The owner's newer connection, the sibling's older attach arriving after it: the sibling is told.
+    expect(await twoConnections([2, 600], [1, 500], false)).toEqual({ a: [], b: ['close 1000'], taken: ['2>1'] });
   });
 
   it('a drop from another machine reaches the holder through the owner', async () => {

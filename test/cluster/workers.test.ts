@@ -9,6 +9,60 @@ import { buildDist, childPids, startNode, type NodeProcess, workersReplaced } fr
 import { channelId, post } from '../helpers/push.js';
 import { PushClient } from '../helpers/ws-client.js';
 
+/** The sum of one metric's samples over all workers, as the aggregated /metrics at `base` reports it. */
+async function metricOf(base: string, name: string, labels: string): Promise<number> {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  const line = text.split('\n').find((l) => (l.startsWith(`${name}{`) || l.startsWith(`${name} `)) && l.includes(labels));
+  return line ? Number(line.split(' ').pop()) : 0;
+}
+
+/** A client of the gateway at `ws` that said hello and registered one channel, with its endpoint's token. */
+async function subscribe(ws: string): Promise<{ client: PushClient; uaid: string; chid: string; token: string }> {
+  const client = await PushClient.connect(ws);
+  const uaid = await client.hello();
+  const chid = channelId();
+  const reg = await client.register(chid);
+  expect(reg['status']).toBe(200);
+  return { client, uaid, chid, token: (reg['pushEndpoint'] as string).split('/').pop()! };
+}
+
+/**
+ * A subscriber reconnects `rounds` times with its uaid: each newer connection closes the older one (by its own
+ * worker's registry, or on a takeover frame from another worker) before the push, which then reaches the newest
+ * connection wherever the POST lands (TTL 0: until the close a push landing on the old one's worker could go there).
+ */
+async function takeovers(base: string, ws: string, rounds: number): Promise<void> {
+  const s = await subscribe(ws);
+  for (let i = 0; i < rounds; i++) {
+    const newer = await PushClient.connect(ws);
+    expect(await newer.hello(s.uaid)).toBe(s.uaid);
+    expect((await s.client.closedWith).code).toBe(1000);
+    expect((await post(`${base}/wpush/v1/${s.token}`, { TTL: '0' })).status).toBe(201);
+    const n = await newer.next();
+    expect(n).toMatchObject({ messageType: 'notification', channelID: s.chid });
+    newer.ack(s.chid, n['version'] as string);
+    s.client = newer;
+  }
+  s.client.close();
+}
+
+/** A push stored for an offline client is delivered at each of `hellos` hellos (wherever they land) until acked at the last. */
+async function storedUntilAcked(base: string, ws: string, hellos: number): Promise<void> {
+  const s = await subscribe(ws);
+  s.client.close();
+  await s.client.closedWith;
+  expect((await post(`${base}/wpush/v1/${s.token}`, { TTL: '60' })).status).toBe(201);
+  for (let i = 0; i < hellos; i++) {
+    const c = await PushClient.connect(ws);
+    expect(await c.hello(s.uaid)).toBe(s.uaid);
+    const n = await c.next();
+    expect(n).toMatchObject({ messageType: 'notification', channelID: s.chid });
+    if (i === hellos - 1) c.ack(s.chid, n['version'] as string);
+    c.close();
+    await c.closedWith;
+  }
+}
+
 /**
  * The protocol against `pushgate serve` with PUSHGATE_WORKERS=2 on one SQLite file: connections and POSTs are
  * spread over both workers by node:cluster, so pushes regularly arrive at the worker that does not hold the
@@ -27,21 +81,8 @@ describe('PUSHGATE_WORKERS=2', () => {
     await node?.kill('SIGTERM');
   });
 
-  /** The sum of one metric's samples over all workers, as the aggregated /metrics reports it. */
-  async function metric(name: string, labels: string): Promise<number> {
-    const text = await (await fetch(`${base}/metrics`)).text();
-    const line = text.split('\n').find((l) => (l.startsWith(`${name}{`) || l.startsWith(`${name} `)) && l.includes(labels));
-    return line ? Number(line.split(' ').pop()) : 0;
-  }
-
-  async function subscriber(): Promise<{ client: PushClient; uaid: string; chid: string; token: string }> {
-    const client = await PushClient.connect(ws);
-    const uaid = await client.hello();
-    const chid = channelId();
-    const reg = await client.register(chid);
-    expect(reg['status']).toBe(200);
-    return { client, uaid, chid, token: (reg['pushEndpoint'] as string).split('/').pop()! };
-  }
+  const metric = (name: string, labels: string) => metricOf(base, name, labels);
+  const subscriber = () => subscribe(ws);
 
   it('delivers every push directly, whichever worker the POST and the websocket landed on', async () => {
     const subs = await Promise.all(Array.from({ length: 8 }, () => subscriber()));
@@ -68,40 +109,10 @@ describe('PUSHGATE_WORKERS=2', () => {
     for (const s of subs) s.client.close();
   });
 
-  it('stores for an offline client and delivers at its next hello on either worker', async () => {
-    const s = await subscriber();
-    s.client.close();
-    await s.client.closedWith;
-    expect((await post(`${base}/wpush/v1/${s.token}`, { TTL: '60' })).status).toBe(201);
-    for (let i = 0; i < 2; i++) {
-      const c = await PushClient.connect(ws);
-      expect(await c.hello(s.uaid)).toBe(s.uaid);
-      const n = await c.next();
-      expect(n).toMatchObject({ messageType: 'notification', channelID: s.chid });
-      if (i === 1) c.ack(s.chid, n['version'] as string);
-      c.close();
-      await c.closedWith;
-    }
-  });
+  it('stores for an offline client and delivers at its next hello on either worker', () => storedUntilAcked(base, ws, 2));
 
-  it('a newer connection of a uaid on another worker takes over the older one', async () => {
-    const s = await subscriber();
-    // Consecutive connections alternate between the workers (node:cluster round robin); try both.
-    for (let i = 0; i < 2; i++) {
-      const newer = await PushClient.connect(ws);
-      expect(await newer.hello(s.uaid)).toBe(s.uaid);
-      // The older connection is closed (by its own worker's registry, or on the takeover frame from the other
-      // worker) before the push: until then a push landing on its worker may still go to it (TTL 0: not stored).
-      expect((await s.client.closedWith).code).toBe(1000);
-      // The push reaches the newest connection, wherever the POST lands.
-      expect((await post(`${base}/wpush/v1/${s.token}`, { TTL: '0' })).status).toBe(201);
-      const n = await newer.next();
-      expect(n).toMatchObject({ messageType: 'notification', channelID: s.chid });
-      newer.ack(s.chid, n['version'] as string);
-      s.client = newer;
-    }
-    s.client.close();
-  });
+  // Consecutive connections alternate between the workers (node:cluster round robin); two rounds try both.
+  it('a newer connection of a uaid on another worker takes over the older one', () => takeovers(base, ws, 2));
 
   it('an unknown channel of a client held by the other worker is refused, not stored', async () => {
     const a = await subscriber();
@@ -166,31 +177,17 @@ describe('PUSHGATE_WORKERS=3, directory partitioned', () => {
     await node?.kill('SIGTERM');
   });
 
-  async function metrics(): Promise<(name: string, labels?: string) => number> {
-    const text = await (await fetch(`${base}/metrics`)).text();
-    return (name, labels = '') => {
-      const line = text.split('\n').find((l) => (l.startsWith(`${name}{`) || l.startsWith(`${name} `)) && l.includes(labels));
-      return line ? Number(line.split(' ').pop()) : 0;
-    };
-  }
-
-  async function subscriber(): Promise<{ client: PushClient; uaid: string; chid: string; token: string }> {
-    const client = await PushClient.connect(ws);
-    const uaid = await client.hello();
-    const chid = channelId();
-    const reg = await client.register(chid);
-    expect(reg['status']).toBe(200);
-    return { client, uaid, chid, token: (reg['pushEndpoint'] as string).split('/').pop()! };
-  }
+  const metric = (name: string, labels = '') => metricOf(base, name, labels);
+  const subscriber = () => subscribe(ws);
 
   it('delivers every push directly, whichever of the three workers the POST lands on, each client an entry on one owner at most', async () => {
     const subs = await Promise.all(Array.from({ length: 12 }, () => subscriber()));
     await directoryInSync(base);
-    const m = await metrics();
     // One entry per client whose owner is another worker (about two in three), none for the rest: never two.
-    expect(m('pushgate_cluster_directory_entries')).toBeLessThan(subs.length);
-    expect(m('pushgate_cluster_directory_entries')).toBeGreaterThan(0);
-    const before = m('pushgate_notifications_total', 'path="direct"');
+    const entries = await metric('pushgate_cluster_directory_entries');
+    expect(entries).toBeLessThan(subs.length);
+    expect(entries).toBeGreaterThan(0);
+    const before = await metric('pushgate_notifications_total', 'path="direct"');
     // Each POST on a fresh connection, so the workers take them in turn: pushes land on holder, owner and third alike.
     for (let round = 0; round < 3; round++) {
       for (const s of subs) {
@@ -201,40 +198,14 @@ describe('PUSHGATE_WORKERS=3, directory partitioned', () => {
         s.client.ack(s.chid, n['version'] as string);
       }
     }
-    const after = await metrics();
-    expect(after('pushgate_notifications_total', 'path="direct"') - before).toBe(36);
-    expect(after('pushgate_notifications_total', 'path="stored"')).toBe(0);
+    expect((await metric('pushgate_notifications_total', 'path="direct"')) - before).toBe(36);
+    expect(await metric('pushgate_notifications_total', 'path="stored"')).toBe(0);
     for (const s of subs) s.client.close();
   });
 
-  it('a newer connection of a uaid takes over the older one, whichever workers hold them', async () => {
-    const s = await subscriber();
-    for (let i = 0; i < 3; i++) {
-      const newer = await PushClient.connect(ws);
-      expect(await newer.hello(s.uaid)).toBe(s.uaid);
-      expect((await s.client.closedWith).code).toBe(1000);
-      expect((await post(`${base}/wpush/v1/${s.token}`, { TTL: '0' })).status).toBe(201);
-      const n = await newer.next();
-      expect(n).toMatchObject({ messageType: 'notification', channelID: s.chid });
-      newer.ack(s.chid, n['version'] as string);
-      s.client = newer;
-    }
-    s.client.close();
-  });
+  it('a newer connection of a uaid takes over the older one, whichever workers hold them', () => takeovers(base, ws, 3));
 
-  it('stores for an offline client and delivers at its next hello, on any worker', async () => {
-    const s = await subscriber();
-    s.client.close();
-    await s.client.closedWith;
-    expect((await post(`${base}/wpush/v1/${s.token}`, { TTL: '60' })).status).toBe(201);
-    for (let i = 0; i < 3; i++) {
-      const c = await PushClient.connect(ws);
-      expect(await c.hello(s.uaid)).toBe(s.uaid);
-      expect(await c.next()).toMatchObject({ messageType: 'notification', channelID: s.chid });
-      c.close();
-      await c.closedWith;
-    }
-  });
+  it('stores for an offline client and delivers at its next hello, on any worker', () => storedUntilAcked(base, ws, 3));
 });
 
 /**
