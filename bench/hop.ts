@@ -28,6 +28,7 @@ import { ClientRegistry } from '../src/webpush/connection/clients.js';
 import { createPeerServer } from '../src/webpush/connection/peer-server.js';
 import { PeerClient } from '../src/webpush/endpoint/peer-client.js';
 import { isNotification } from '../src/webpush/protocol/peer-link.js';
+import { encodePayload } from '../src/webpush/protocol/payload.js';
 
 const MODES = ['ipc', 'mesh', 'http', 'link'] as const;
 type Mode = (typeof MODES)[number];
@@ -42,7 +43,7 @@ const note = (i: number): Notification => ({
   expiry: Date.now() + 60_000,
   topic: null,
   urgency: 'normal',
-  data: 'Q'.repeat(1366),
+  data: encodePayload(Buffer.alloc(1024, 0x41)),
   headers: { encoding: 'aes128gcm' },
   timestamp: Date.now(),
 });

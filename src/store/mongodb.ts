@@ -1,6 +1,7 @@
 import { type AnyBulkWriteOperation, Binary, type Collection, MongoBulkWriteError, MongoClient, MongoServerError } from 'mongodb';
 import type { ChannelRecord, DashboardMark, DashboardQuery, DashboardRecord, Notification, PushRegistration, Store, Urgency, UserRecord } from './types.js';
 import { classifyStoreErrors, mongoUnavailable } from './unavailable.js';
+import { storedPayload } from '../webpush/protocol/payload.js';
 
 /** Writes per bulk command: bounded so that one command's reply, and its majority wait, stays small. */
 const MAX_BULK = 500;
@@ -145,7 +146,7 @@ function toMessage(d: MessageDoc): Notification {
     expiry: d.expiry.getTime(),
     topic: d.topic,
     urgency: d.urgency as Urgency,
-    data: d.data,
+    data: storedPayload(d.data),
     headers: d.headers,
     timestamp: d.timestamp,
     ...(typeof d.dashboardKey === 'string' ? { dashboardKey: d.dashboardKey } : {}),

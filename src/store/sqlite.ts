@@ -4,6 +4,7 @@ import { dirname } from 'node:path';
 import type { ChannelRecord, DashboardMark, DashboardQuery, DashboardRecord, Notification, PushRegistration, Store, Urgency, UserRecord } from './types.js';
 import { StoreUnavailableError } from './types.js';
 import { classifyStoreErrors, sqliteUnavailable } from './unavailable.js';
+import { storedPayload } from '../webpush/protocol/payload.js';
 
 /**
  * The embedded store: SQLite through better-sqlite3 in WAL mode. Statements are prepared once; every
@@ -110,7 +111,7 @@ function toMessage(row: MessageRow): Notification {
     expiry: row.expiry,
     topic: row.topic,
     urgency: row.urgency as Urgency,
-    data: row.data,
+    data: storedPayload(row.data),
     headers: row.headers ? (JSON.parse(row.headers) as Record<string, string>) : null,
     timestamp: row.timestamp,
     ...(row.dashboard_key !== null ? { dashboardKey: row.dashboard_key } : {}),

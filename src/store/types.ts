@@ -3,6 +3,7 @@
  * exactly; nothing outside src/store knows which one runs. All methods are async so that networked
  * backends fit the same shape.
  */
+import type { Base64Url } from '../webpush/protocol/payload.js';
 
 /** RFC 8030 §5.3 urgency levels, lowest first. */
 export const URGENCIES = ['very-low', 'low', 'normal', 'high'] as const;
@@ -40,8 +41,8 @@ export interface Notification {
   expiry: number;
   topic: string | null;
   urgency: Urgency;
-  /** The encrypted body, base64url without padding, or null for a push without data. */
-  data: string | null;
+  /** The encrypted body, base64url without padding (branded: webpush/protocol/payload.ts), or null for a push without data. */
+  data: Base64Url | null;
   /** What the client needs to decrypt: encoding, and for aesgcm encryption and crypto_key. */
   headers: Record<string, string> | null;
   /** ms since the epoch when the message was accepted. */

@@ -8,6 +8,7 @@ import type { MultiFernet } from '../webpush/protocol/fernet.js';
 import type { WebPushRouter } from '../webpush/endpoint/router.js';
 import type { DeliveryOutcome } from './deliver.js';
 import type { EndpointGuard } from './endpoint-guard.js';
+import { encodePayload } from '../webpush/protocol/payload.js';
 
 /**
  * Web Push delivery for XMPP registrations (which no other XEP-0357 App Server offers): the payload is
@@ -101,7 +102,7 @@ export class WebPushSender {
         ttl: TTL,
         topic: null,
         urgency: 'high',
-        data: body.toString('base64url'),
+        data: encodePayload(body),
         headers: { encoding: 'aes128gcm', urgency: 'high' },
       });
       return { ok: true };

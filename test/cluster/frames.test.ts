@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { type PeerFrame, FrameError, FrameReader, MAX_FRAME, decodeFrame, encodeFrame } from '../../src/cluster/frames.js';
 import { WORKER_SECRET_BYTES } from '../../src/cluster/ipc.js';
 import type { Notification } from '../../src/store/index.js';
+import { payload } from '../helpers/push.js';
 
 /** The codec of the frames workers exchange over their sockets (src/cluster/frames.ts), without sockets. */
 const n: Notification = {
@@ -13,7 +14,7 @@ const n: Notification = {
   expiry: 1_800_000_000_000,
   topic: null,
   urgency: 'high',
-  data: 'ZGF0YQ',
+  data: payload('ZGF0YQ'),
   headers: { encoding: 'aes128gcm' },
   timestamp: 1_799_999_940_000,
   dashboardKey: 'ab'.repeat(16),

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Notification } from '../../src/store/index.js';
+import { type Base64Url, isBase64Url } from '../../src/webpush/protocol/payload.js';
 import webpush from 'web-push';
 
 /** What an application server needs to push to a subscription. */
@@ -20,6 +21,12 @@ export async function sendWebPush(sub: Subscription, payload: string | Buffer | 
 
 export async function post(url: string, headers: Record<string, string>, body?: Buffer | string): Promise<Response> {
   return fetch(url, { method: 'POST', headers, body: body ?? null });
+}
+
+/** A test's message body, checked to be what every Notification carries: base64url (src/webpush/protocol/payload.ts). */
+export function payload(text: string): Base64Url {
+  if (!isBase64Url(text)) throw new Error(`not base64url: ${text}`);
+  return text;
 }
 
 /**

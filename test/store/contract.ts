@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
 import type { DashboardRecord, Notification, Store } from '../../src/store/index.js';
 import { newUaid } from '../../src/webpush/protocol/ids.js';
-import { channelId } from '../helpers/push.js';
+import { channelId, payload } from '../helpers/push.js';
 
 /**
  * The storage contract every backend must meet, run against each of them: the same calls, the same answers.
@@ -19,7 +19,7 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       expiry: Date.now() + 60_000,
       topic: null,
       urgency: 'normal',
-      data: 'ZGF0YQ',
+      data: payload('ZGF0YQ'),
       headers: { encoding: 'aes128gcm' },
       timestamp: Date.now(),
       ...over,
@@ -119,7 +119,7 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       await store.saveMessage(message(uaid, a, { topic: 't' }));
       const other = message(uaid, b, { topic: 't' });
       await store.saveMessage(other);
-      const newer = message(uaid, a, { topic: 't', data: 'bmV3' });
+      const newer = message(uaid, a, { topic: 't', data: payload('bmV3') });
       await store.saveMessage(newer);
       expect(await store.fetchMessages(uaid, 0, 10, Date.now())).toEqual([other, newer]);
       expect(await store.removeTopicMessage(uaid, a, 't')).toBe(true);

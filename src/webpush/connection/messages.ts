@@ -1,5 +1,7 @@
 import { ClientMessageType } from '../protocol/websocket.js';
 import { normaliseUaid } from '../protocol/ids.js';
+import type { Base64Url } from '../protocol/payload.js';
+import type { Notification } from '../../store/index.js';
 
 /**
  * Parsing of client frames into typed messages (autopush-rs: autoconnect-common's protocol.rs, a tagged enum):
@@ -106,4 +108,39 @@ function broadcastMap(v: unknown): Map<string, string> | null {
     if (typeof version === 'string') out.set(id, version);
   }
   return out;
+}
+
+/**
+ * The server's `notification` frame (autopush-rs autoconnect-common protocol.rs ServerMessage::Notification): the
+ * keys and order JSON.stringify of this object gives, written by `text()` instead. Its `data` is base64url by type
+ * (protocol/payload.ts), so it goes into the frame as it is: JSON.stringify spends most of a 1 kB frame's
+ * serialisation scanning that string for characters to escape (1.3 against 4.2 µs per frame in a micro-benchmark,
+ * README "Per-core speed"). Every other string is still escaped by JSON.stringify.
+ */
+export class NotificationFrame {
+  readonly messageType = 'notification';
+  readonly channelID: string;
+  readonly version: string;
+  readonly ttl: number;
+  /** autopush sends data and its headers only for a push with a body (undefined keys are left out of the JSON). */
+  readonly data: Base64Url | undefined;
+  readonly headers: Readonly<Record<string, string>> | undefined;
+
+  constructor(n: Notification) {
+    this.channelID = n.channelID;
+    this.version = n.version;
+    this.ttl = n.ttl;
+    this.data = n.data ?? undefined;
+    this.headers = n.data !== null ? (n.headers ?? undefined) : undefined;
+  }
+
+  /** The frame's JSON text: exactly JSON.stringify(this), without the escape scan of `data`. */
+  text(): string {
+    let s = `{"messageType":"notification","channelID":${JSON.stringify(this.channelID)},"version":${JSON.stringify(this.version)},"ttl":${JSON.stringify(this.ttl)}`;
+    if (this.data !== undefined) {
+      s += `,"data":"${this.data}"`;
+      if (this.headers !== undefined) s += `,"headers":${JSON.stringify(this.headers)}`;
+    }
+    return s + '}';
+  }
 }

@@ -8,7 +8,7 @@ import type { MultiFernet } from '../protocol/fernet.js';
 import type { PeerClient } from '../endpoint/peer-client.js';
 import { isChannelId, newUaid } from '../protocol/ids.js';
 import { CloseCode, NACK_CODES } from '../protocol/websocket.js';
-import type { BroadcastVersions, ClientMessage } from './messages.js';
+import { type BroadcastVersions, type ClientMessage, NotificationFrame } from './messages.js';
 
 import type { DashboardTracker } from '../../dashboard/tracker.js';
 
@@ -480,12 +480,7 @@ export class Session implements ConnectedClient {
     for (const n of batch) {
       this.unacked.set(n.version, { notification: n, fromStorage, save, sentAt });
       if (n.ttl > 0) this.sent.add(n.version);
-      const frame: Record<string, unknown> = { messageType: 'notification', channelID: n.channelID, version: n.version, ttl: n.ttl };
-      if (n.data !== null) {
-        frame['data'] = n.data;
-        if (n.headers) frame['headers'] = n.headers;
-      }
-      frames.push(frame);
+      frames.push(new NotificationFrame(n));
     }
     this.port.send(frames, onWritten);
     this.ctx.metrics.notifications.inc({ outcome: 'delivered', path: fromStorage ? 'stored' : 'direct' }, batch.length);

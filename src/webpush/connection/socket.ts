@@ -1,7 +1,7 @@
 import type { Duplex } from 'node:stream';
 import { WebSocket } from 'ws';
 import { type ConnectionContext, Session, type SessionPort } from './session.js';
-import { parseClientMessage } from './messages.js';
+import { NotificationFrame, parseClientMessage } from './messages.js';
 
 /**
  * The thin adapter between one `ws` socket and its Session state machine: it parses frames at the edge, feeds
@@ -10,6 +10,11 @@ import { parseClientMessage } from './messages.js';
  * reports backpressure. A server-initiated close that the peer never answers is cut after a short grace, so a
  * silent client does not hold its socket for ws's 30 s close timeout.
  */
+
+/** A frame's JSON: a notification writes its own (messages.ts NotificationFrame), any other is JSON.stringify'd. */
+function frameText(f: object): string {
+  return f instanceof NotificationFrame ? f.text() : JSON.stringify(f);
+}
 
 /** How long a closing handshake may take before the socket is destroyed. */
 const CLOSE_GRACE_MS = 2000;
@@ -61,10 +66,10 @@ export class SocketSession implements SessionPort {
       onWritten?.(new Error('connection closed'));
       return;
     }
-    if (frames.length === 1) return this.ws.send(JSON.stringify(frames[0]), onWritten);
+    if (frames.length === 1) return this.ws.send(frameText(frames[0]!), onWritten);
     // One write system call for the batch instead of one per frame: ws writes each frame to this socket.
     this.raw.cork();
-    frames.forEach((f, i) => this.ws.send(JSON.stringify(f), i === frames.length - 1 ? onWritten : undefined));
+    frames.forEach((f, i) => this.ws.send(frameText(f), i === frames.length - 1 ? onWritten : undefined));
     this.raw.uncork();
   }
 

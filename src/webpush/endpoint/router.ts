@@ -4,6 +4,7 @@ import { ApiError, storageCall } from '../protocol/errors.js';
 import type { MultiFernet } from '../protocol/fernet.js';
 import { type ClientRegistry, deliverDurably } from '../connection/clients.js';
 import { makeMessageId } from '../protocol/message-id.js';
+import type { Base64Url } from '../protocol/payload.js';
 import { CloseCode } from '../protocol/websocket.js';
 import type { PeerClient } from './peer-client.js';
 import type { Bridges } from '../../bridge/index.js';
@@ -21,7 +22,7 @@ export interface PushRequest {
   ttl: number;
   topic: string | null;
   urgency: Urgency;
-  data: string | null;
+  data: Base64Url | null;
   headers: Record<string, string> | null;
   /** Developer dashboard: the opted-in key that signed it (Notification.dashboardKey); absent otherwise. */
   dashboardKey?: string;

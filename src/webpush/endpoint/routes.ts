@@ -6,6 +6,7 @@ import { authFailed, type Metrics } from '../../ops/metrics.js';
 import type { Store } from '../../store/index.js';
 import { ApiError, errorBodySchema, StorageOutageLog, storageCall } from '../protocol/errors.js';
 import { StoreUnavailableError } from '../../store/types.js';
+import { encodePayload } from '../protocol/payload.js';
 import { type ApiVersion, type EndpointTokenInfo, parseEndpointToken } from '../protocol/endpoint-token.js';
 import type { MultiFernet } from '../protocol/fernet.js';
 import { parseMessageId } from '../protocol/message-id.js';
@@ -188,7 +189,7 @@ export async function endpointRoutes(app: FastifyInstance, opts: EndpointOptions
   async function push(request: FastifyRequest, reply: FastifyReply) {
     const started = process.hrtime.bigint();
     const { info, keyHash } = checkedOf(request)!;
-    const body = request.body instanceof Buffer ? request.body : null;
+    const body: Buffer | null = request.body instanceof Buffer ? (request.body as Buffer) : null;
     const hasBody = body !== null && body.length > 0;
     let h;
     try {
@@ -211,7 +212,7 @@ export async function endpointRoutes(app: FastifyInstance, opts: EndpointOptions
       ttl: h.ttl,
       topic: h.topic,
       urgency: h.urgency,
-      data: hasBody ? body.toString('base64url') : null,
+      data: hasBody ? encodePayload(body) : null,
       headers,
       ...(dashboardKey !== undefined ? { dashboardKey } : {}),
     });

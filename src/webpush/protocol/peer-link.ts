@@ -1,6 +1,7 @@
 import { Ajv } from 'ajv';
 import { type Notification, URGENCIES } from '../../store/index.js';
 import type { OfferOutcome } from '../connection/clients.js';
+import { BASE64URL_PATTERN } from './payload.js';
 
 /**
  * The fleet's peer link: what an endpoint node and a connection node agree on (the client in
@@ -62,7 +63,8 @@ const notificationSchema = {
     expiry: { type: 'integer' },
     topic: { type: ['string', 'null'] },
     urgency: { type: 'string', enum: URGENCIES },
-    data: { type: ['string', 'null'] },
+    // Base64url by type from here on (payload.ts): the client's frame writes it without escaping.
+    data: { type: ['string', 'null'], pattern: BASE64URL_PATTERN },
     headers: { type: ['object', 'null'], additionalProperties: { type: 'string' } },
     timestamp: { type: 'integer' },
     // Developer dashboard: the hex sha256 of an opted-in VAPID key (src/dashboard/tracker.ts).

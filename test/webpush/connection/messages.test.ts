@@ -1,7 +1,10 @@
 // Unit tests of the client frame parser (src/webpush/connection/messages.ts): every frame a client can send
 // becomes a typed message or a reason to close, with no socket involved.
 import { describe, expect, it } from 'vitest';
-import { parseClientMessage } from '../../../src/webpush/connection/messages.js';
+import { randomBytes } from 'node:crypto';
+import { NotificationFrame, parseClientMessage } from '../../../src/webpush/connection/messages.js';
+import { encodePayload, isBase64Url } from '../../../src/webpush/protocol/payload.js';
+import { payload, testNotification } from '../../helpers/push.js';
 
 describe('parseClientMessage', () => {
   it('refuses what is not a JSON object', () => {
@@ -90,5 +93,47 @@ describe('parseClientMessage', () => {
       ok: true,
       message: { messageType: 'broadcast_subscribe', broadcasts: new Map([['remote-settings/monitor_changes', 'v1']]) },
     });
+  });
+});
+
+describe('NotificationFrame', () => {
+  const uaid = 'a'.repeat(32);
+  const cases = [
+    // A 1 kB aes128gcm body, as the direct path carries it.
+    testNotification({
+      uaid,
+      seq: 1,
+      channelID: '5f6a6b0c-0000-4000-8000-000000000001',
+      data: encodePayload(randomBytes(1024)),
+      headers: { encoding: 'aes128gcm' },
+    }),
+    // No body: neither data nor headers, whatever headers the message holds.
+    testNotification({ uaid, seq: 2, data: null, headers: { encoding: 'aes128gcm' } }),
+    // A body without headers, and headers a sender wrote with characters JSON must escape.
+    testNotification({ uaid, seq: 3, data: payload('ZGF0YQ'), headers: null }),
+    testNotification({ uaid, seq: 4, ttl: 0, data: payload(''), headers: { encoding: 'aesgcm', encryption: 'salt="a\\b"\n\u2028é', crypto_key: 'dh=\u0000' } }),
+    // Fields the frame escapes rather than trusts.
+    testNotification({ uaid, seq: 5, channelID: 'quote"back\\slash', version: 'v"1', data: payload('-_09azAZ') }),
+  ];
+
+  it('writes exactly what JSON.stringify of the same frame writes, for bodies, no bodies and escaped headers', () => {
+    for (const n of cases) {
+      const frame = new NotificationFrame(n);
+      expect(frame.text()).toBe(JSON.stringify(frame));
+      const parsed = JSON.parse(frame.text()) as Record<string, unknown>;
+      expect(parsed).toEqual({
+        messageType: 'notification',
+        channelID: n.channelID,
+        version: n.version,
+        ttl: n.ttl,
+        ...(n.data !== null ? { data: n.data, ...(n.headers ? { headers: n.headers } : {}) } : {}),
+      });
+    }
+  });
+
+  it('takes only base64url as a body: the alphabet of RFC 4648 §5 without padding, nothing JSON would escape', () => {
+    expect(isBase64Url(randomBytes(300).toString('base64url'))).toBe(true);
+    for (const bad of ['a"b', 'a\\b', 'ab==', 'a+b/', 'é', 'a b', 'a\nb']) expect(isBase64Url(bad)).toBe(false);
+    expect(() => payload('x"y')).toThrow(/not base64url/);
   });
 });

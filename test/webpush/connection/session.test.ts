@@ -15,7 +15,7 @@ import { type ClientMessage, parseClientMessage } from '../../../src/webpush/con
 import { type ConnectionContext, Session, type SessionPort } from '../../../src/webpush/connection/session.js';
 import { FernetKey, MultiFernet } from '../../../src/webpush/protocol/fernet.js';
 import { CloseCode } from '../../../src/webpush/protocol/websocket.js';
-import { channelId } from '../../helpers/push.js';
+import { channelId, payload } from '../../helpers/push.js';
 
 const silent = { warn() {}, error() {}, info() {}, debug() {} } as unknown as FastifyBaseLogger;
 const DAY = 86_400_000;
@@ -102,7 +102,7 @@ function world(overrides: Partial<ConnectionContext> = {}) {
       expiry: clock + ttl * 1000,
       topic: null,
       urgency: 'normal',
-      data: text,
+      data: payload(text),
       headers: { encoding: 'aes128gcm' },
       timestamp: clock,
     };

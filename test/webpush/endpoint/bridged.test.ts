@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Notification } from '../../../src/store/index.js';
 import { bridgedMessage, bridgeError } from '../../../src/webpush/endpoint/bridged.js';
+import { payload } from '../../helpers/push.js';
 
 const base: Notification = {
   uaid: '0123456789abcdef0123456789abcdef',
@@ -24,7 +25,13 @@ describe('bridgedMessage', () => {
   });
 
   it("carries body and crypto headers in autopush's keys, and high urgency as high priority", () => {
-    const n = { ...base, data: 'Ym9keQ', urgency: 'high' as const, topic: 'news', headers: { encoding: 'aesgcm', encryption: 'salt=s', crypto_key: 'dh=d' } };
+    const n = {
+      ...base,
+      data: payload('Ym9keQ'),
+      urgency: 'high' as const,
+      topic: 'news',
+      headers: { encoding: 'aesgcm', encryption: 'salt=s', crypto_key: 'dh=d' },
+    };
     const m = bridgedMessage('adm', n, { token: 't' });
     expect(m.data).toEqual({ chid: base.channelID, body: 'Ym9keQ', con: 'aesgcm', enc: 'salt=s', cryptokey: 'dh=d' });
     expect(m.priority).toBe('high');

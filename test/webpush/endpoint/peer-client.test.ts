@@ -188,10 +188,12 @@ describe('PeerClient and the peer link', () => {
       { ...note(1), ttl: -1 },
       { ...note(1), urgency: 'now' },
       { ...note(1), headers: { a: 1 } },
+      // A body that is not base64url: the client's frame writes data unescaped (messages.ts NotificationFrame).
+      { ...note(1), data: 'x","messageType":"broadcast' },
     ];
     bad.forEach((n, id) => ok.socket.write(encodeFrame({ t: 'push', id, n: n as unknown as Notification })));
     ok.socket.write(encodeFrame({ t: 'notify', id: 9, uaid: '../../etc' }));
-    await expect.poll(() => ok.answers.length).toBe(5);
+    await expect.poll(() => ok.answers.length).toBe(6);
     expect(ok.answers).toEqual([...bad.map((_, id) => ({ t: 'answer', id, v: 'absent' })), { t: 'answer', id: 9, v: false }]);
     expect(delivered).toEqual([]);
     // Still serving: a good push on the same link is delivered.
