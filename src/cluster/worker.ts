@@ -83,6 +83,14 @@ export class WorkerLink implements Siblings {
     return this.ownerOf === null || this.ownerOf(uaid) === worker;
   }
 
+  /**
+   * Does this worker pass a sibling's push, notify or drop for `uaid` on to the holder? Only a partitioned entry's
+   * owner does (a replica answers for its own clients: the asker's own copy named it), so nothing is passed twice.
+   */
+  private passesOn(uaid: string): boolean {
+    return this.ownerOf !== null && this.ownerOf(uaid) === this.self;
+  }
+
   /** Joins the cluster: the primary's IPC channel and the mesh of sibling sockets in `socketDir`, opened with `secret`. */
   static start(self: number, count: number, socketDir: string, secret: Buffer, ownerOf: OwnerOf = null): WorkerLink {
     // The mesh calls the link only once started, below: by then `link` is assigned.
@@ -236,8 +244,7 @@ export class WorkerLink implements Siblings {
         const client = this.clients.get(f.uaid);
         if (client) {
           if (client.connectedAt < f.connectedAt) client.close(CloseCode.normal, 'a newer connection of this uaid took over');
-        } else if (this.ownerOf?.(f.uaid) === this.self) {
-          // The owner of a partitioned entry passes it on to the holder (which, not the owner, does not pass it further).
+        } else if (this.passesOn(f.uaid)) {
           const holder = this.directory.get(f.uaid);
           if (holder && holder.worker !== from) this.mesh.send(holder.worker, f);
         }
@@ -254,11 +261,10 @@ export class WorkerLink implements Siblings {
         return;
       case 'notify': {
         const client = this.clients.get(f.uaid);
-        if (client || this.ownerOf?.(f.uaid) !== this.self) {
+        if (client || !this.passesOn(f.uaid)) {
           client?.storageChanged();
           this.mesh.send(from, { t: 'answer', id: f.id, v: client !== undefined });
         } else {
-          // The owner of a partitioned entry passes it on to the holder it names.
           void this.notifyHolder(f.uaid, from).then((v) => this.mesh.send(from, { t: 'answer', id: f.id, v }));
         }
         return;
@@ -274,7 +280,7 @@ export class WorkerLink implements Siblings {
    * directory names, never back to the asker; a replica or a non-owner answers for its own clients only.
    */
   private offer(from: number, n: Notification): Promise<OfferOutcome> {
-    if (this.clients.get(n.uaid) || this.ownerOf?.(n.uaid) !== this.self) return offerToClient(this.clients, n);
+    if (this.clients.get(n.uaid) || !this.passesOn(n.uaid)) return offerToClient(this.clients, n);
     const holder = this.directory.get(n.uaid);
     if (!holder || holder.worker === from) return Promise.resolve('absent');
     return this.request<OfferOutcome>(holder.worker, (id) => ({ t: 'push', id, n }), 'absent');
