@@ -100,10 +100,16 @@ export async function direct(
           await Promise.all(clientsW.map((w) => w.call('waitReceived', { count: warm.ok / clientsW.length, timeoutMs: 5000 })));
           await receivedTimes(clientsW);
         }
+        // The gateways' CPU figures (all processes, the kernel's part too) from now to the end of a row.
+        const cpuSince = () => {
+          const total = () => gw.reduce((a, g) => a + g.cpuSeconds(), 0);
+          const system = () => gw.reduce((a, g) => a + g.systemSeconds(), 0);
+          const [cpu0, sys0] = [total(), system()];
+          return (elapsedMs: number, messages: number) => cpuFigures(total() - cpu0, elapsedMs, messages, system() - sys0);
+        };
         // One saturation row: as fast as the senders go for a phase, with the gateways' CPU and store calls per message.
         const saturation = async (label: string, rowMaterial: typeof material): Promise<void> => {
-          const cpu0 = gw.reduce((a, g) => a + g.cpuSeconds(), 0);
-          const sys0 = gw.reduce((a, g) => a + g.systemSeconds(), 0);
+          const since = cpuSince();
           const primary0 = gw[0]!.ownCpuSeconds();
           const ops0 = await storeOps(gw);
           const sat = await send(senders, endpoints, rowMaterial, { mode: 'saturate', concurrency: 64, durationMs: ctx.phaseMs });
@@ -121,7 +127,7 @@ export async function direct(
               accepted: sat.ok,
               errors: sat.sent - sat.ok,
               storeOpsPerMsg: round(((await storeOps(gw)) - ops0) / Math.max(1, got.count), 2),
-              ...cpuFigures(gw.reduce((a, g) => a + g.cpuSeconds(), 0) - cpu0, sat.elapsedMs, got.count, gw.reduce((a, g) => a + g.systemSeconds(), 0) - sys0),
+              ...since(sat.elapsedMs, got.count),
               // With workers, the primary's share of cpuUsPerMsg: what remains of it on the message path.
               ...(shape === 'workers' ? { primaryCpuUsPerMsg: round(((gw[0]!.ownCpuSeconds() - primary0) * 1e6) / Math.max(1, got.count), 0) } : {}),
             },
@@ -148,12 +154,11 @@ export async function direct(
                 ? [500, 1000]
                 : [2000, 5000, 10_000];
         for (const rps of rates) {
-          const cpu0 = gw.reduce((a, g) => a + g.cpuSeconds(), 0);
-          const sys0 = gw.reduce((a, g) => a + g.systemSeconds(), 0);
+          const since = cpuSince();
           const r = await send(senders, endpoints, material, { mode: 'rate', concurrency: 256, rps, durationMs: ctx.phaseMs });
           await Promise.all(clientsW.map((w) => w.call('waitReceived', { count: r.ok / clientsW.length, timeoutMs: 5000 })));
           const g = await receivedTimes(clientsW);
-          const cpu = cpuFigures(gw.reduce((a, p) => a + p.cpuSeconds(), 0) - cpu0, r.elapsedMs, g.count, gw.reduce((a, p) => a + p.systemSeconds(), 0) - sys0);
+          const cpu = since(r.elapsedMs, g.count);
           ctx.rows.push({
             scenario: name,
             case: `${rps}/s`,

@@ -83,6 +83,13 @@ export class WorkerLink implements Siblings {
     return this.ownerOf === null || this.ownerOf(uaid) === worker;
   }
 
+  /** The owner of a partitioned entry kept by another worker, which this one asks; null when it keeps the entry itself. */
+  private ownerElsewhere(uaid: string): number | null {
+    if (this.ownerOf === null) return null;
+    const owner = this.ownerOf(uaid);
+    return owner === this.self ? null : owner;
+  }
+
   /**
    * Does this worker pass a sibling's push, notify or drop for `uaid` on to the holder? Only a partitioned entry's
    * owner does (a replica answers for its own clients: the asker's own copy named it), so nothing is passed twice.
@@ -137,19 +144,19 @@ export class WorkerLink implements Siblings {
 
   push(n: Notification): Promise<OfferOutcome> {
     // Partitioned and not the owner: the owner offers it to its own client or passes it to the holder.
-    if (!this.keeps(n.uaid, this.self)) return this.request<OfferOutcome>(this.ownerOf!(n.uaid), (id) => ({ t: 'push', id, n }), 'absent');
+    const owner = this.ownerElsewhere(n.uaid);
+    if (owner !== null) return this.request<OfferOutcome>(owner, (id) => ({ t: 'push', id, n }), 'absent');
     const holder = this.directory.get(n.uaid);
     if (!holder) return Promise.resolve('absent');
     return this.request<OfferOutcome>(holder.worker, (id) => ({ t: 'push', id, n }), 'absent');
   }
 
   notify(uaid: string): Promise<boolean> {
-    if (!this.keeps(uaid, this.self)) {
+    const owner = this.ownerElsewhere(uaid);
+    if (owner !== null) {
       // An owner that does not answer (it died, or is restarting with an empty part of the directory) cannot name the
       // holder: every sibling is asked, each about its own clients, so a message stored meanwhile is not left unread.
-      return this.request<boolean | null>(this.ownerOf!(uaid), (id) => ({ t: 'notify', id, uaid }), null).then(
-        (found) => found ?? this.notifyEverySibling(uaid),
-      );
+      return this.request<boolean | null>(owner, (id) => ({ t: 'notify', id, uaid }), null).then((found) => found ?? this.notifyEverySibling(uaid));
     }
     return this.notifyHolder(uaid);
   }
@@ -180,7 +187,8 @@ export class WorkerLink implements Siblings {
 
   dropOlder(uaid: string, connectedAt: number): void {
     // Partitioned and not the owner: the owner passes it to the holder (receive, `drop`).
-    if (!this.keeps(uaid, this.self)) return void this.mesh.send(this.ownerOf!(uaid), { t: 'drop', uaid, connectedAt });
+    const owner = this.ownerElsewhere(uaid);
+    if (owner !== null) return void this.mesh.send(owner, { t: 'drop', uaid, connectedAt });
     const holder = this.directory.get(uaid);
     if (holder) this.mesh.send(holder.worker, { t: 'drop', uaid, connectedAt });
   }
