@@ -44,6 +44,8 @@ const SCENARIOS: [string, (ctx: BenchContext) => Promise<void>][] = [
       await direct(ctx, 'fleet-single', true);
     },
   ],
+  // The fleet's connection node with two workers: the endpoint node's link for each worker reaches it directly.
+  ['fleet-workers', (ctx) => direct(ctx, 'fleet', false, { workers: 2, directory: 'replicated' })],
   ['idle', idle],
 ];
 

@@ -17,6 +17,7 @@ import { loggerOptions } from './log.js';
 import { directoryLayout } from './cluster/directory.js';
 import { runPrimary } from './cluster/primary.js';
 import { WorkerLink } from './cluster/worker.js';
+import { WorkerHandoff } from './cluster/handoff.js';
 import { WORKER_COUNT_ENV, WORKER_INDEX_ENV, WORKER_SECRET_BYTES, WORKER_SECRET_ENV, WORKER_SOCKETS_ENV } from './cluster/ipc.js';
 import { dashboardToken, readVapidKey, TOKEN_HOURS } from './dashboard/token.js';
 
@@ -160,7 +161,12 @@ async function serve(): Promise<number> {
   delete process.env[WORKER_SECRET_ENV];
   const clusterOption =
     cluster.isWorker && index >= 1 && count > 1 && socketDir !== '' && secret.length === WORKER_SECRET_BYTES
-      ? { link: WorkerLink.start(index, count, socketDir, secret, directoryLayout(config.workerDirectory, count)), index, count }
+      ? {
+          link: WorkerLink.start(index, count, socketDir, secret, directoryLayout(config.workerDirectory, count)),
+          index,
+          count,
+          handoff: WorkerHandoff.start(index, count),
+        }
       : undefined;
   let gateway;
   try {

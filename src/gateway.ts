@@ -19,6 +19,7 @@ import { VapidVerifier } from './webpush/endpoint/vapid.js';
 import { WebPushRouter } from './webpush/endpoint/router.js';
 import { PeerClient } from './webpush/endpoint/peer-client.js';
 import { createPeerServer } from './webpush/connection/peer-server.js';
+import { workerPeerId } from './webpush/protocol/peer-link.js';
 import { BridgeConfigError, Bridges, loadBridges } from './bridge/index.js';
 import { DEFAULT_RETRY } from './bridge/reliable.js';
 import { registrationRoutes } from './webpush/endpoint/registration.js';
@@ -32,6 +33,7 @@ import { EndpointGuard } from './xmpp/endpoint-guard.js';
 import { NodeRateLimiter } from './xmpp/rate-limit.js';
 import { WebPushSender } from './xmpp/webpush-sender.js';
 import type { WorkerLink } from './cluster/worker.js';
+import type { LinkHandoff } from './cluster/handoff.js';
 import { dashboardRoutes } from './dashboard/routes.js';
 import { DashboardTracker } from './dashboard/tracker.js';
 
@@ -72,7 +74,7 @@ export interface GatewayOptions {
   /** Replace the JSON logger (tests pass false). */
   logger?: boolean;
   /** This process is worker `index` of `count` under a cluster primary (PUSHGATE_WORKERS > 1). */
-  cluster?: { link: WorkerLink; index: number; count: number };
+  cluster?: { link: WorkerLink; index: number; count: number; /** Peer links handed between the workers (a connection node's). */ handoff?: LinkHandoff };
   /** Where the JSON log lines go instead of stdout (tests read them). */
   logStream?: { write(line: string): unknown };
 }
@@ -162,7 +164,12 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
     config.role !== 'all' || config.routerPort !== null
       ? new PeerClient(config.routerSecret, undefined, config.routerCa ? readFileSync(config.routerCa) : null, { metrics, log: app.log })
       : null;
-  const peerId = serveConnections ? config.peerUrl : null;
+  const peerTls = config.routerTlsCert && config.routerTlsKey ? { key: readFileSync(config.routerTlsKey), cert: readFileSync(config.routerTlsCert) } : null;
+  // With several workers and a plain internal port each worker is a peer of its own (peer-link.ts workerPeerId): an
+  // endpoint node's link for it is handed to it (cluster/handoff.ts), so a push arrives where its client is. A TLS
+  // session cannot move between processes: with TLS the node is one peer, and a push crosses the mesh when needed.
+  const handoff = cluster?.handoff && serveConnections && config.routerPort !== null && !peerTls ? cluster.handoff : null;
+  const peerId = !serveConnections || config.peerUrl === null ? null : handoff ? workerPeerId(config.peerUrl, cluster!.index) : config.peerUrl;
   const broadcastFeed = new Broadcasts({
     store,
     metrics,
@@ -221,13 +228,12 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
         { maxFrameBytes: config.maxFrameBytes, wsPingIntervalMs: config.wsPingInterval * 1000 },
       )
     : null;
-  const peerTls = config.routerTlsCert && config.routerTlsKey ? { key: readFileSync(config.routerTlsKey), cert: readFileSync(config.routerTlsCert) } : null;
   // loadConfig refuses PUSHGATE_ROUTER_PORT without PUSHGATE_ROUTER_SECRET; the check here keeps it so for embedders.
   if (serveConnections && config.routerPort !== null && config.routerSecret === null)
     throw new ConfigError('PUSHGATE_ROUTER_SECRET is required with PUSHGATE_ROUTER_PORT');
   const peerServer =
     serveConnections && config.routerPort !== null
-      ? createPeerServer({ clients, secret: config.routerSecret!, log: app.log, metrics, tls: peerTls, siblings: cluster?.link ?? null })
+      ? createPeerServer({ clients, secret: config.routerSecret!, log: app.log, metrics, tls: peerTls, siblings: cluster?.link ?? null, handoff })
       : null;
   // Issue 9 §17: /metrics on a private listener when asked; the public port then no longer serves it.
   const metricsServer =

@@ -13,6 +13,21 @@ async function storeOps(gw: GatewayProcess[]): Promise<number> {
   return total;
 }
 
+/**
+ * Pushes a connection node took over a peer link for a client another of its workers held
+ * (pushgate_peer_link_pushes_total); null from a build that does not count them (before 2026-11-24).
+ */
+async function siblingPushes(gw: GatewayProcess[]): Promise<number | null> {
+  let total: number | null = null;
+  for (const g of gw) {
+    for (const line of (await g.metrics()).split('\n')) {
+      if (line.startsWith('# TYPE pushgate_peer_link_pushes_total ')) total ??= 0;
+      if (line.startsWith('pushgate_peer_link_pushes_total{client="sibling"}')) total = (total ?? 0) + Number(line.split(' ').pop());
+    }
+  }
+  return total;
+}
+
 /** The slow clients' ack delay: over half the default ack wait, so the holder writes every TTL > 0 message. */
 const SLOW_ACK_MS = 200;
 
@@ -30,12 +45,15 @@ export async function direct(
   ctx: BenchContext,
   shape: 'direct' | 'floor' | 'workers' | 'fleet' | 'fleet-single' = 'direct',
   onPostgres = false,
-  /** With `workers`: how many (2 by default) and the directory's layout (PUSHGATE_WORKER_DIRECTORY); rows under `workers-<n>-<layout>`. */
+  /**
+   * With `workers`: how many (2 by default) and the directory's layout (PUSHGATE_WORKER_DIRECTORY); rows under
+   * `workers-<n>-<layout>`. With `fleet`: the connection node runs that many workers; rows under `fleet-w<n>`.
+   */
   cluster?: { workers: number; directory: 'replicated' | 'partitioned' },
 ): Promise<void> {
   // `fleet-single` is the fleet's yardstick: one `all` node on the same kind of MongoDB-wire store, rows under `fleet`.
   // With onPostgres the store is FerretDB on PostgreSQL (the faster stand-in), rows under `fleet-pg`.
-  const fleetName = onPostgres ? 'fleet-pg' : 'fleet';
+  const fleetName = (onPostgres ? 'fleet-pg' : 'fleet') + (shape === 'fleet' && cluster ? `-w${cluster.workers}` : '');
   const name = shape === 'fleet-single' || shape === 'fleet' ? fleetName : cluster ? `workers-${cluster.workers}-${cluster.directory}` : shape;
   const storeServer = () => (onPostgres ? ctx.mongoOnPostgres() : ctx.mongo());
   const clientsN = ctx.quick ? 300 : 2000;
@@ -64,7 +82,8 @@ export async function direct(
     for (let i = 0; i < FLEET_CONNECTION_NODES; i++) {
       const p = await ctx.port();
       const r = await ctx.port();
-      gw.push(await startGateway({ ...ctx.baseEnv(p), ...common, PUSHGATE_ROLE: 'connection', PUSHGATE_ROUTER_PORT: String(r) }, p, ctx.gatewayArgs));
+      const connectionEnv = { ...common, PUSHGATE_ROLE: 'connection', PUSHGATE_ROUTER_PORT: String(r), PUSHGATE_WORKERS: String(cluster?.workers ?? 1) };
+      gw.push(await startGateway({ ...ctx.baseEnv(p), ...connectionEnv }, p, ctx.gatewayArgs));
       wsUrls.push(`ws://127.0.0.1:${p}/`);
     }
   } else if (shape === 'floor') {
@@ -112,6 +131,7 @@ export async function direct(
           const since = cpuSince();
           const primary0 = gw[0]!.ownCpuSeconds();
           const ops0 = await storeOps(gw);
+          const crossed0 = await siblingPushes(gw);
           const sat = await send(senders, endpoints, rowMaterial, { mode: 'saturate', concurrency: 64, durationMs: ctx.phaseMs });
           await Promise.all(clientsW.map((w) => w.call('waitReceived', { count: sat.ok / clientsW.length, timeoutMs: 5000 })));
           const got = await receivedTimes(clientsW);
@@ -127,6 +147,10 @@ export async function direct(
               accepted: sat.ok,
               errors: sat.sent - sat.ok,
               storeOpsPerMsg: round(((await storeOps(gw)) - ops0) / Math.max(1, got.count), 2),
+              // A fleet's pushes that reached a worker other than the holder's and crossed its mesh (0 with one worker).
+              ...(shape === 'fleet' && crossed0 !== null
+                ? { linkPushesCrossedPct: round((100 * ((await siblingPushes(gw))! - crossed0)) / Math.max(1, got.count), 1) }
+                : {}),
               ...since(sat.elapsedMs, got.count),
               // With workers, the primary's share of cpuUsPerMsg: what remains of it on the message path.
               ...(shape === 'workers' ? { primaryCpuUsPerMsg: round(((gw[0]!.ownCpuSeconds() - primary0) * 1e6) / Math.max(1, got.count), 0) } : {}),

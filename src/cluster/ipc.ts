@@ -3,7 +3,8 @@ import type { OfferOutcome } from '../webpush/connection/clients.js';
 /**
  * What the primary and its workers exchange over node:cluster IPC (one source of truth for the shapes), and the
  * environment a worker is forked with. Since pushes and the directory travel directly between workers (mesh.ts,
- * frames.ts), only the metrics request is left here: the primary aggregates every worker's registry.
+ * frames.ts), only two things are left here: the metrics request (the primary aggregates every worker's registry)
+ * and a fleet's peer link handed to the worker it names (handoff.ts), once per link.
  * Every message carries `pg: 1` so it is never mistaken for prom-client's own cluster messages on the same channel.
  */
 
@@ -13,9 +14,14 @@ import type { OfferOutcome } from '../webpush/connection/clients.js';
  */
 export type { OfferOutcome };
 
-export type WorkerToPrimary = { pg: 1; t: 'metrics'; id: number };
+/**
+ * `metrics`: the aggregated metrics, answered by `reply`. `link`: a peer link's socket, sent with the message as its
+ * handle, for worker `to` (handoff.ts); the primary passes it on as it is, with the bytes the accepting worker had
+ * already read after the request (`head`, base64).
+ */
+export type WorkerToPrimary = { pg: 1; t: 'metrics'; id: number } | { pg: 1; t: 'link'; to: number; head: string };
 
-export type PrimaryToWorker = { pg: 1; t: 'reply'; id: number; /** The aggregated metrics text. */ v: string };
+export type PrimaryToWorker = { pg: 1; t: 'reply'; id: number; /** The aggregated metrics text. */ v: string } | { pg: 1; t: 'link'; head: string };
 
 export function isPushgateMessage<T extends { pg: 1 }>(m: unknown): m is T {
   return typeof m === 'object' && m !== null && (m as { pg?: unknown }).pg === 1 && typeof (m as { t?: unknown }).t === 'string';

@@ -1,5 +1,6 @@
 import cluster, { type Worker } from 'node:cluster';
 import { randomBytes } from 'node:crypto';
+import type { Socket } from 'node:net';
 import { lstatSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,9 +20,10 @@ import {
 /**
  * The primary process of `pushgate serve` with PUSHGATE_WORKERS > 1. It serves no client itself: it forks the
  * workers (which share the public listeners through node:cluster), restarts one that dies with a growing delay,
- * answers the workers' /metrics with every worker's metrics aggregated, and on SIGTERM/SIGINT has every worker drain
- * and exit. It is on no message's path: the workers keep their own replicas of the directory and hand pushes to
- * each other over unix sockets in a private directory the primary creates (mesh.ts); it only names that directory.
+ * answers the workers' /metrics with every worker's metrics aggregated, passes a fleet's peer link on to the worker
+ * it names (handoff.ts, once per link), and on SIGTERM/SIGINT has every worker drain and exit. It is on no
+ * message's path: the workers keep the directory themselves and hand pushes to each other over unix sockets in a
+ * private directory the primary creates (mesh.ts); it only names that directory.
  */
 
 /** The exit code of `pushgate serve` for an invalid configuration: restarting cannot help. */
@@ -129,13 +131,30 @@ export function runPrimary(opts: PrimaryOptions): Promise<number> {
     slot.worker = worker;
     slot.startedAt = Date.now();
     byWorkerId.set(worker.id, slot);
-    worker.on('message', (m: unknown) => {
-      if (isPushgateMessage<WorkerToPrimary>(m)) onMessage(worker, m);
+    worker.on('message', (m: unknown, handle: unknown) => {
+      if (!isPushgateMessage<WorkerToPrimary>(m)) return;
+      if (m.t === 'link') passLink(m.to, m.head, handle as Socket | undefined);
+      else onMessage(worker, m);
     });
   };
 
-  /** The one request a worker makes of the primary: every worker's metrics, aggregated. */
-  const onMessage = (from: Worker, m: WorkerToPrimary) => {
+  /**
+   * A fleet's peer link accepted by one worker for worker `to` (handoff.ts), passed on as it is. Once per link, so
+   * the primary stays off the message path. This process's socket object is destroyed once sent: node:child_process
+   * counts a socket a server's worker sent away as open until the receiving process closes its copy, and the
+   * accepting worker's `server.close()` at shutdown would wait for it forever (tried: without it, a worker's close
+   * never completes).
+   */
+  const passLink = (to: number, head: string, socket: Socket | undefined) => {
+    if (!socket) return;
+    const target = slots[to - 1]?.worker;
+    // Not running (restarting): the endpoint node sees the link close and dials again; meanwhile its pushes are stored.
+    if (!target || !target.isConnected()) return void socket.destroy();
+    target.send({ pg: 1, t: 'link', head } satisfies PrimaryToWorker, socket, () => socket.destroy());
+  };
+
+  /** The request a worker makes of the primary: every worker's metrics, aggregated. */
+  const onMessage = (from: Worker, m: WorkerToPrimary & { t: 'metrics' }) => {
     aggregator.clusterMetrics().then(
       (text) => send(from, { pg: 1, t: 'reply', id: m.id, v: text }),
       (err: unknown) => {

@@ -212,7 +212,8 @@ export class WorkerLink implements Siblings {
   }
 
   fromPrimary(m: PrimaryToWorker): void {
-    this.pending.settle(m.id, m.v);
+    // A handed-over link (t: 'link') is handoff.ts's.
+    if (m.t === 'reply') this.pending.settle(m.id, m.v);
   }
 
   /** Handles a frame from sibling `from`. */

@@ -65,6 +65,14 @@ export class Metrics {
     labelNames: ['result'] as const,
     registers: [this.registry],
   });
+  // The connection node's side: a push over a worker's own link finds its client here; one over a link that landed
+  // on another worker (`GET /link`, or a link that could not be handed over) crosses the workers' mesh.
+  readonly peerLinkPushes = new Counter({
+    name: 'pushgate_peer_link_pushes_total',
+    help: 'Pushes received over peer links, by where the client was: here (the worker that read the link), sibling (another worker of this node, reached over the mesh) or elsewhere (not on this node)',
+    labelNames: ['client'] as const,
+    registers: [this.registry],
+  });
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'pushgate_' });

@@ -292,6 +292,7 @@ describe('WorkerLink', () => {
     const text = one.metrics();
     const req = board.primary.at(-1)!;
     expect(req).toMatchObject({ pg: 1, t: 'metrics' });
+    if (req.t !== 'metrics') throw new Error(`the link asked the primary for ${req.t}`);
     one.fromPrimary({ pg: 1, t: 'reply', id: 999, v: 'stale' });
     one.fromPrimary({ pg: 1, t: 'reply', id: req.id, v: 'up 1\n' });
     expect(await text).toBe('up 1\n');

@@ -2,11 +2,13 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openStore, type Store } from '../../src/store/index.js';
+import { PeerClient } from '../../src/webpush/endpoint/peer-client.js';
 import { FernetKey } from '../../src/webpush/protocol/fernet.js';
 import { freePort, directoryInSync, startWorkers } from '../helpers/gateway.js';
 import { mongoServer, type MongoServer } from '../helpers/mongo.js';
 import { buildDist, childPids, startNode, type NodeProcess, workersReplaced } from '../helpers/node-process.js';
-import { channelId, post } from '../helpers/push.js';
+import { channelId, post, testNotification } from '../helpers/push.js';
 import { PushClient } from '../helpers/ws-client.js';
 
 /** The sum of one metric's samples over all workers, as the aggregated /metrics at `base` reports it. */
@@ -209,26 +211,34 @@ describe('PUSHGATE_WORKERS=3, directory partitioned', () => {
 });
 
 /**
- * A fleet whose connection node runs two workers: the endpoint node's peer hop lands on either worker's share
- * of the internal port, and a worker that does not hold the client passes the push to the one that does.
+ * A fleet whose connection node runs two workers: each worker records its own peer id (`<peer URL>/worker/<n>`),
+ * and the endpoint node's link for a worker is handed to it by whichever worker the kernel gives the connection to
+ * (src/cluster/handoff.ts), so every push arrives at the worker holding its client and none crosses the mesh.
  */
 describe('a connection node with PUSHGATE_WORKERS=2 behind an endpoint node', () => {
   let db: MongoServer;
+  let store: Store;
   const nodes: NodeProcess[] = [];
+  const secret = 'fleet-secret-0123456789';
   let endpointBase: string;
+  let connectionBase: string;
   let connectionWs: string;
+  let peerUrl: string;
 
   beforeAll(async () => {
     buildDist();
     db = await mongoServer();
+    store = await openStore(db.url('workersfleet'));
     const [ePort, cPort, rPort] = [await freePort(), await freePort(), await freePort()];
     endpointBase = `http://127.0.0.1:${ePort}`;
+    connectionBase = `http://127.0.0.1:${cPort}`;
     connectionWs = `ws://127.0.0.1:${cPort}/`;
+    peerUrl = `http://127.0.0.1:${rPort}`;
     const common = {
       PUSHGATE_STORE: db.url('workersfleet'),
       PUSHGATE_CRYPTO_KEY: FernetKey.generate(),
       PUSHGATE_PUBLIC_URL: endpointBase,
-      PUSHGATE_ROUTER_SECRET: 'fleet-secret-0123456789',
+      PUSHGATE_ROUTER_SECRET: secret,
       PUSHGATE_HOST: '127.0.0.1',
     };
     nodes.push(await startNode({ ...common, PUSHGATE_ROLE: 'endpoint', PUSHGATE_PORT: String(ePort) }));
@@ -242,20 +252,28 @@ describe('a connection node with PUSHGATE_WORKERS=2 behind an endpoint node', ()
 
   afterAll(async () => {
     for (const n of nodes) await n.kill('SIGTERM');
+    await store?.close();
     await db?.stop();
   });
 
-  it('delivers every push directly over the peer hop, whichever worker answers it', async () => {
+  /** Subscribers until both workers hold at least one (the kernel spreads connections unevenly), by recorded peer id. */
+  async function subscribersOnBothWorkers(): Promise<{ subs: Awaited<ReturnType<typeof subscribe>>[]; peerIds: Map<string, string> }> {
     const subs = [];
-    for (let i = 0; i < 6; i++) {
-      const client = await PushClient.connect(connectionWs);
-      await client.hello();
-      const chid = channelId();
-      const reg = await client.register(chid);
-      expect(reg['status']).toBe(200);
-      subs.push({ client, chid, token: (reg['pushEndpoint'] as string).split('/').pop()! });
+    const peerIds = new Map<string, string>();
+    while (subs.length < 6 || new Set(peerIds.values()).size < 2) {
+      if (subs.length >= 40) throw new Error(`40 connections and the workers holding them: ${[...new Set(peerIds.values())].join(', ')}`);
+      const s = await subscribe(connectionWs);
+      subs.push(s);
+      peerIds.set(s.uaid, (await store.getUser(s.uaid))!.peerId!);
     }
-    await directoryInSync(connectionWs.replace('ws:', 'http:').replace(/\/$/, ''));
+    await directoryInSync(connectionBase);
+    return { subs, peerIds };
+  }
+
+  it("records each worker's own peer id and delivers every push to the holder over its own link", async () => {
+    const { subs, peerIds } = await subscribersOnBothWorkers();
+    expect(new Set(peerIds.values())).toEqual(new Set([`${peerUrl}/worker/1`, `${peerUrl}/worker/2`]));
+    const here = await metricOf(connectionBase, 'pushgate_peer_link_pushes_total', 'client="here"');
     for (const s of subs) {
       expect((await post(`${endpointBase}/wpush/v1/${s.token}`, { TTL: '0' })).status).toBe(201);
       // TTL 0 is never stored: it arrives only if the hop reached the worker holding the client.
@@ -263,7 +281,48 @@ describe('a connection node with PUSHGATE_WORKERS=2 behind an endpoint node', ()
       expect(n).toMatchObject({ messageType: 'notification', channelID: s.chid });
       s.client.ack(s.chid, n['version'] as string);
     }
+    expect((await metricOf(connectionBase, 'pushgate_peer_link_pushes_total', 'client="here"')) - here).toBe(subs.length);
+    expect(await metricOf(connectionBase, 'pushgate_peer_link_pushes_total', 'client="sibling"')).toBe(0);
+    // The endpoint node's first pushes: one link per worker, never one per push.
+    expect(await metricOf(endpointBase, 'pushgate_peer_links_total', 'result="open"')).toBe(2);
     for (const s of subs) s.client.close();
+  });
+
+  it('hands a link to the worker it names, whichever worker accepts it', async () => {
+    const { subs, peerIds } = await subscribersOnBothWorkers();
+    const here = await metricOf(connectionBase, 'pushgate_peer_link_pushes_total', 'client="here"');
+    // 24 links, each dialled afresh: the kernel gives about half of them to the worker they do not name. Had those
+    // been served where they landed, their pushes would count as `sibling` (the chance that none lands wrong: 2^-24).
+    const dials = 24;
+    for (let i = 0; i < dials; i++) {
+      const s = subs[i % subs.length]!;
+      const peers = new PeerClient(secret);
+      const outcome = await peers.push(peerIds.get(s.uaid)!, testNotification({ uaid: s.uaid, channelID: s.chid, seq: i + 1, ttl: 0 }));
+      peers.close();
+      expect(outcome).toBe('delivered');
+      const n = await s.client.next();
+      expect(n).toMatchObject({ messageType: 'notification', channelID: s.chid, version: `v${i + 1}` });
+      s.client.ack(s.chid, n['version'] as string);
+    }
+    expect((await metricOf(connectionBase, 'pushgate_peer_link_pushes_total', 'client="here"')) - here).toBe(dials);
+    expect(await metricOf(connectionBase, 'pushgate_peer_link_pushes_total', 'client="sibling"')).toBe(0);
+    // The node's origin alone (`GET /link`) still works: the worker that accepts it passes each push over the mesh.
+    const s = subs[0]!;
+    const peers = new PeerClient(secret);
+    expect(await peers.push(peerUrl, testNotification({ uaid: s.uaid, channelID: s.chid, seq: 100, ttl: 0 }))).toBe('delivered');
+    peers.close();
+    expect(await s.client.next()).toMatchObject({ messageType: 'notification', version: 'v100' });
+    for (const x of subs) x.client.close();
+  });
+
+  it('drains and exits 0 with handed links open', async () => {
+    // The endpoint node's links to both workers are open, some handed over by the other worker. node:child_process
+    // counts a socket sent away as open on the sender's server until the receiver closes its copy: the primary's
+    // copy is closed once passed on (primary.ts passLink), or the accepting worker's close would never end.
+    expect(await metricOf(endpointBase, 'pushgate_peer_links_total', 'result="open"')).toBeGreaterThan(0);
+    const connection = nodes.pop()!;
+    await connection.kill('SIGTERM');
+    expect(connection.child.exitCode).toBe(0);
   });
 });
 

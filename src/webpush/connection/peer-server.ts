@@ -5,11 +5,12 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } 
 import type { Notification } from '../../store/index.js';
 import { type ClientRegistry, type OfferOutcome, offerToClient } from './clients.js';
 import type { Siblings } from '../../cluster/worker.js';
+import type { LinkHandoff } from '../../cluster/handoff.js';
 import { type PeerFrame, frameSender, receiveFrames } from '../../cluster/frames.js';
 import { isUaid } from '../protocol/ids.js';
 import { CloseCode } from '../protocol/websocket.js';
 import { secretMatches } from '../protocol/peer-auth.js';
-import { LINK_MAX_FRAME, LINK_MAX_INFLIGHT, LINK_PATH, LINK_PROTOCOL, isNotification } from '../protocol/peer-link.js';
+import { LINK_MAX_FRAME, LINK_MAX_INFLIGHT, LINK_PROTOCOL, isNotification, parseLinkTarget } from '../protocol/peer-link.js';
 import { authFailed, type Metrics } from '../../ops/metrics.js';
 
 /**
@@ -36,6 +37,8 @@ export interface PeerServerOptions {
   metrics: Metrics;
   /** PEM key and certificate: serve the internal port over https (PUSHGATE_ROUTER_TLS_CERT/KEY). */
   tls: { key: Buffer; cert: Buffer } | null;
+  /** With several workers and no TLS: a link for another worker (`GET /worker/<n>/link`) is handed to it. */
+  handoff?: LinkHandoff | null;
 }
 
 export function createPeerServer(opts: PeerServerOptions): FastifyInstance {
@@ -58,15 +61,24 @@ export function createPeerServer(opts: PeerServerOptions): FastifyInstance {
     if (!authorized(request.headers.authorization, request.ip)) return reply.code(401).send({ error: 'unauthorized' });
   });
 
-  const links = new LinkServer(clients, opts.siblings ?? null);
-  app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    const refuse = (status: string) => socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+  const links = new LinkServer(clients, opts.siblings ?? null, opts.metrics);
+  const refuse = (socket: Duplex, status: string) => socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+  /** Answers an authorized link upgrade (accepted here, or handed here by a sibling) and serves the link. */
+  const serveHere = (socket: Socket, head: Buffer) => {
     socket.on('error', () => socket.destroy());
-    if (!authorized(req.headers.authorization, req.socket.remoteAddress)) return refuse('401 Unauthorized');
-    if (req.method !== 'GET' || req.url !== LINK_PATH || req.headers.upgrade?.toLowerCase() !== LINK_PROTOCOL) return refuse('404 Not Found');
-    if (links.closing) return refuse('503 Service Unavailable');
+    if (links.closing) return refuse(socket, '503 Service Unavailable');
     socket.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${LINK_PROTOCOL}\r\n\r\n`);
-    links.serve(socket as Socket, head);
+    links.serve(socket, head);
+  };
+  opts.handoff?.onLink(serveHere);
+  app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', () => socket.destroy());
+    if (!authorized(req.headers.authorization, req.socket.remoteAddress)) return refuse(socket, '401 Unauthorized');
+    const target = req.method === 'GET' && req.headers.upgrade?.toLowerCase() === LINK_PROTOCOL ? parseLinkTarget(req.url) : null;
+    if (!target) return refuse(socket, '404 Not Found');
+    // A link for another worker of this node goes to it (handoff.ts); one it cannot reach is served here (the mesh).
+    if (target.worker !== null && opts.handoff?.pass(target.worker, socket as Socket, head)) return;
+    serveHere(socket as Socket, head);
   });
   // Before the listener's close waits for its connections: each link ends once its pushes in flight are answered.
   app.addHook('preClose', (done) => {
@@ -86,6 +98,7 @@ class LinkServer {
     private readonly clients: ClientRegistry,
     /** With several workers the internal port is shared: a client held by a sibling worker is reached over the workers' mesh. */
     private readonly siblings: Siblings | null,
+    private readonly metrics: Metrics,
   ) {}
 
   serve(socket: Socket, head: Buffer): void {
@@ -153,7 +166,13 @@ class LinkServer {
 
   private async offer(n: Notification): Promise<OfferOutcome> {
     const outcome = await offerToClient(this.clients, n);
-    return outcome === 'absent' && this.siblings ? this.siblings.push(n) : outcome;
+    if (outcome !== 'absent' || !this.siblings) {
+      this.metrics.peerLinkPushes.inc({ client: outcome === 'absent' ? 'elsewhere' : 'here' });
+      return outcome;
+    }
+    const there = await this.siblings.push(n);
+    this.metrics.peerLinkPushes.inc({ client: there === 'absent' ? 'elsewhere' : 'sibling' });
+    return there;
   }
 
   private async notify(uaid: string): Promise<boolean> {

@@ -7,6 +7,7 @@ import { makeEndpoint, vapidKeyHashOf } from '../protocol/endpoint-token.js';
 import type { MultiFernet } from '../protocol/fernet.js';
 import type { PeerClient } from '../endpoint/peer-client.js';
 import { isChannelId, newUaid } from '../protocol/ids.js';
+import { onOtherNode } from '../protocol/peer-link.js';
 import { CloseCode, NACK_CODES } from '../protocol/websocket.js';
 import { type BroadcastVersions, type ClientMessage, NotificationFrame } from './messages.js';
 
@@ -235,7 +236,7 @@ export class Session implements ConnectedClient {
         uaid = null;
       } else if (user && user.routerType === 'webpush') {
         await store.updateUser({ ...user, connectedAt: now, peerId: this.ctx.peerId });
-        if (user.peerId !== null && user.peerId !== this.ctx.peerId) previousPeer = user.peerId;
+        if (onOtherNode(user.peerId, this.ctx.peerId)) previousPeer = user.peerId;
         await this.loadChannels(user.uaid);
         this.checkStorage = true;
       } else {

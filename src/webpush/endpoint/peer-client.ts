@@ -7,7 +7,7 @@ import type { Notification } from '../../store/index.js';
 import type { OfferOutcome } from '../connection/clients.js';
 import { type PeerFrame, frameSender, receiveFrames } from '../../cluster/frames.js';
 import { PendingRequests } from '../../util/pending.js';
-import { LINK_MAX_FRAME, LINK_PATH, LINK_PROTOCOL, type PushOutcome, pushOutcome } from '../protocol/peer-link.js';
+import { LINK_MAX_FRAME, LINK_PROTOCOL, type PushOutcome, linkUrl, pushOutcome } from '../protocol/peer-link.js';
 
 /**
  * Calls from an endpoint node to the connection nodes holding clients, over one persistent peer link per node
@@ -160,7 +160,7 @@ class PeerLink {
     this.dialing = true;
     let target: URL;
     try {
-      target = new URL(this.url.replace(/\/$/, '') + LINK_PATH);
+      target = new URL(linkUrl(this.url));
     } catch {
       return this.dialFailed('unreachable', 'not a URL');
     }

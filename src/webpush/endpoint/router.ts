@@ -5,6 +5,7 @@ import type { MultiFernet } from '../protocol/fernet.js';
 import { type ClientRegistry, deliverDurably } from '../connection/clients.js';
 import { makeMessageId } from '../protocol/message-id.js';
 import type { Base64Url } from '../protocol/payload.js';
+import { onOtherNode } from '../protocol/peer-link.js';
 import { CloseCode } from '../protocol/websocket.js';
 import type { PeerClient } from './peer-client.js';
 import type { Bridges } from '../../bridge/index.js';
@@ -173,7 +174,7 @@ export class WebPushRouter {
     }
     if (knownChannel === null) throw new ApiError('invalidSubscription', 'No such subscription');
     // The client is on another node: hand the message over (autopush's endpoint → connection node hop).
-    const routedTo = user.peerId !== null && user.peerId !== this.peerId && this.peers ? user.peerId : null;
+    const routedTo = this.peers && onOtherNode(user.peerId, this.peerId) ? user.peerId : null;
     let staleRoute: string | null = null;
     if (routedTo !== null) {
       const outcome = await this.peers!.push(routedTo, notification);
@@ -267,7 +268,7 @@ export class WebPushRouter {
     try {
       if (staleNode !== null) await this.store.clearNodeId(uaid, connectedAt, staleNode);
       const now = await this.store.getUser(uaid);
-      if (now?.peerId && now.peerId !== this.peerId) await this.peers!.notify(now.peerId, uaid);
+      if (now && onOtherNode(now.peerId, this.peerId)) await this.peers!.notify(now.peerId, uaid);
     } catch {
       // Storage trouble after the message is safely stored: nothing is lost.
     }

@@ -21,6 +21,54 @@ export const LINK_PATH = '/link';
 export const LINK_PROTOCOL = 'pushgate-peer/1';
 
 /**
+ * A connection node with several workers (PUSHGATE_WORKERS) records each worker's own peer id in its clients'
+ * router records: the node's origin (PUSHGATE_PEER_URL) and `/worker/<index>`. An endpoint node dials the peer id
+ * followed by LINK_PATH (`GET /worker/2/link`), so it keeps one link per worker that holds clients, and the worker
+ * that accepts it on the shared port hands it to the worker named (src/cluster/handoff.ts): each push then arrives
+ * at the worker holding its client instead of crossing the workers' mesh. A single-process node's peer id is its
+ * origin alone, as before, and its link is `GET /link`.
+ */
+const WORKER_SEGMENT = '/worker/';
+/** The most workers a node may run (PUSHGATE_WORKERS); a larger index in a path is no worker. */
+const MAX_WORKER_INDEX = 256;
+
+export function workerPeerId(origin: string, worker: number): string {
+  return `${origin}${WORKER_SEGMENT}${worker}`;
+}
+
+/** What an endpoint node dials for a peer id (an origin, or a worker's peer id). */
+export function linkUrl(peerId: string): string {
+  return peerId.replace(/\/$/, '') + LINK_PATH;
+}
+
+/**
+ * The request target of a link upgrade: `/link` (any worker: `worker` null) or `/worker/<index>/link`; null for
+ * anything else (the port answers 404).
+ */
+export function parseLinkTarget(target: string | undefined): { worker: number | null } | null {
+  if (target === LINK_PATH) return { worker: null };
+  const m = /^\/worker\/([1-9][0-9]{0,2})\/link$/.exec(target ?? '');
+  if (!m) return null;
+  const worker = Number(m[1]);
+  return worker <= MAX_WORKER_INDEX ? { worker } : null;
+}
+
+/** The node a peer id names (its origin), whichever of its workers. */
+function nodeOf(peerId: string): string {
+  const at = peerId.lastIndexOf(WORKER_SEGMENT);
+  return at > 0 && /^[0-9]+$/.test(peerId.slice(at + WORKER_SEGMENT.length)) ? peerId.slice(0, at) : peerId;
+}
+
+/**
+ * Does a router record's peer id name a node other than this one (`self`: this node's peer id, null when it holds no
+ * clients)? A node's workers reach each other over the mesh, never over a link: a node routes its siblings' clients
+ * as its own (the mesh finds the holder) and tells no sibling to drop a connection (the mesh's takeover rule does).
+ */
+export function onOtherNode(recorded: string | null, self: string | null): recorded is string {
+  return recorded !== null && (self === null || nodeOf(recorded) !== nodeOf(self));
+}
+
+/**
  * The largest frame either side accepts. A push carries at most 4096 payload bytes (5,462 in base64url) plus its
  * headers and fields; anything past this is a bug or an attack, and ends the link rather than being buffered.
  */

@@ -15,6 +15,8 @@ import { type ClientMessage, parseClientMessage } from '../../../src/webpush/con
 import { type ConnectionContext, Session, type SessionPort } from '../../../src/webpush/connection/session.js';
 import { FernetKey, MultiFernet } from '../../../src/webpush/protocol/fernet.js';
 import { CloseCode } from '../../../src/webpush/protocol/websocket.js';
+import { workerPeerId } from '../../../src/webpush/protocol/peer-link.js';
+import type { PeerClient } from '../../../src/webpush/endpoint/peer-client.js';
 import { channelId, payload } from '../../helpers/push.js';
 
 const silent = { warn() {}, error() {}, info() {}, debug() {} } as unknown as FastifyBaseLogger;
@@ -288,6 +290,30 @@ describe('session state machine (no socket)', () => {
     await b.say(hello(uaid));
     expect(a.port.closedWith?.code).toBe(CloseCode.normal);
     expect(w.ctx.clients.get(uaid)).toBe(b.session);
+  });
+
+  it("tells the node a uaid moved from to drop its older connection, but not this node's other worker (the mesh does)", async () => {
+    const ME = 'http://me.internal:9000';
+    const dropped: string[] = [];
+    const peers = { dropOlder: async (peer: string) => (dropped.push(peer), true) } as unknown as PeerClient;
+    const w = world({ peerId: workerPeerId(ME, 1), peers });
+    const { uaid } = await known(w);
+    for (const [recorded, told] of [
+      ['http://other.internal:9000', ['http://other.internal:9000']],
+      [workerPeerId('http://other.internal:9000', 1), [workerPeerId('http://other.internal:9000', 1)]],
+      [workerPeerId(ME, 2), []],
+      [workerPeerId(ME, 1), []],
+    ] as const) {
+      const user = (await w.store.getUser(uaid))!;
+      await w.store.updateUser({ ...user, peerId: recorded });
+      dropped.length = 0;
+      const c = w.open();
+      await c.say(hello(uaid));
+      expect(dropped, recorded).toEqual(told);
+      // This session's hello recorded its own worker's peer id.
+      expect((await w.store.getUser(uaid))!.peerId).toBe(workerPeerId(ME, 1));
+      await c.session.onClosed();
+    }
   });
 
   it('sends directly until maxUnacked are in flight or the socket buffer is over its high-water mark', async () => {

@@ -9,7 +9,8 @@ import { type Notification, openStore, type Store } from '../../../src/store/ind
 import { ClientRegistry, type ConnectedClient, type DirectSave } from '../../../src/webpush/connection/clients.js';
 import { createPeerServer } from '../../../src/webpush/connection/peer-server.js';
 import { PeerClient } from '../../../src/webpush/endpoint/peer-client.js';
-import { LINK_MAX_FRAME, LINK_MAX_INFLIGHT, LINK_PROTOCOL } from '../../../src/webpush/protocol/peer-link.js';
+import { LINK_MAX_FRAME, LINK_MAX_INFLIGHT, LINK_PROTOCOL, workerPeerId } from '../../../src/webpush/protocol/peer-link.js';
+import type { LinkHandoff } from '../../../src/cluster/handoff.js';
 import { freePort, logCapture } from '../../helpers/gateway.js';
 import { testNotification } from '../../helpers/push.js';
 
@@ -36,8 +37,8 @@ describe('PeerClient and the peer link', () => {
   });
 
   /** Starts the peer server; `upgrades` counts the links opened to it. */
-  async function start(clients: ClientRegistry, upgrades = { n: 0 }, port = 0) {
-    server = createPeerServer({ clients, secret: SECRET, log: pino({ level: 'silent' }), metrics: new Metrics(), tls: null });
+  async function start(clients: ClientRegistry, upgrades = { n: 0 }, port = 0, handoff: LinkHandoff | null = null) {
+    server = createPeerServer({ clients, secret: SECRET, log: pino({ level: 'silent' }), metrics: new Metrics(), tls: null, handoff });
     server.server.on('upgrade', () => upgrades.n++);
     await server.listen({ port, host: '127.0.0.1' });
     const bound = (server.server.address() as AddressInfo).port;
@@ -64,11 +65,11 @@ describe('PeerClient and the peer link', () => {
   }
 
   /** An upgraded raw link to the server, and the answers it reads. */
-  async function rawLink(port: number, headers: Record<string, string> = {}) {
+  async function rawLink(port: number, headers: Record<string, string> = {}, path = '/link') {
     const req = http.request({
       host: '127.0.0.1',
       port,
-      path: '/link',
+      path,
       headers: { connection: 'Upgrade', upgrade: LINK_PROTOCOL, authorization: `Bearer ${SECRET}`, ...headers },
     });
     const socket = await new Promise<Socket>((resolve, reject) => {
@@ -141,6 +142,44 @@ describe('PeerClient and the peer link', () => {
     // A client with the wrong secret gets `absent` for its push, not an exception.
     client = new PeerClient('wrong-secret-0000000', 3000, null);
     expect(await client.push(`http://127.0.0.1:${port}`, note(1))).toBe('absent');
+  });
+
+  it('hands a link for another worker to it, serves one it cannot hand over, and refuses any other target', async () => {
+    const clients = new ClientRegistry();
+    clients.store = store = await openStore('sqlite::memory:');
+    const delivered: string[] = [];
+    clients.add(held(1, delivered));
+    // As worker 1 of 3 whose siblings are this same process: worker 2 takes what is handed to it, worker 3 is down.
+    const handed: number[] = [];
+    let serveHanded: ((socket: Socket, head: Buffer) => void) | null = null;
+    const handoff: LinkHandoff = {
+      pass(to, socket, head) {
+        if (to !== 2) return false;
+        handed.push(to);
+        setImmediate(() => serveHanded!(socket, head));
+        return true;
+      },
+      onLink(serve) {
+        serveHanded = serve;
+      },
+    };
+    const { url, port } = await start(clients, { n: 0 }, 0, handoff);
+    for (const [peerId, version, passed] of [
+      [workerPeerId(url, 2), 'v-w2', [2]],
+      [workerPeerId(url, 3), 'v-w3', []],
+      [url, 'v-any', []],
+    ] as const) {
+      handed.length = 0;
+      const peers = new PeerClient(SECRET, 3000, null);
+      expect(await peers.push(peerId, { ...note(1), version })).toBe('delivered');
+      peers.close();
+      expect(handed).toEqual(passed);
+    }
+    expect(delivered).toEqual(['v-w2', 'v-w3', 'v-any']);
+    for (const path of ['/worker/0/link', '/worker/257/link', '/worker/02/link', '/worker/2/link/', '/worker/two/link', '/worker/2', '/link?x=1', '/links']) {
+      await expect(rawLink(port, {}, path), path).rejects.toThrow('status 404');
+    }
+    expect(handed).toEqual([]);
   });
 
   it('counts every dial by result, and logs a link lost once and its return once', async () => {

@@ -13,6 +13,7 @@ import { ClientRegistry } from '../../../src/webpush/connection/clients.js';
 import type { PeerClient } from '../../../src/webpush/endpoint/peer-client.js';
 import { type PushRequest, WebPushRouter } from '../../../src/webpush/endpoint/router.js';
 import { FernetKey, MultiFernet } from '../../../src/webpush/protocol/fernet.js';
+import { workerPeerId } from '../../../src/webpush/protocol/peer-link.js';
 
 const UAID = 'a'.repeat(32);
 const CH = '11111111-2222-4333-8444-555555555555';
@@ -57,14 +58,14 @@ describe('WebPushRouter', () => {
   let store: Store;
   let now: number;
   const fernet = new MultiFernet([FernetKey.generate()]);
-  const make = (opts: { siblings?: Siblings; peers?: PeerClient; msgLimit?: number } = {}) =>
+  const make = (opts: { siblings?: Siblings; peers?: PeerClient; msgLimit?: number; peerId?: string } = {}) =>
     new WebPushRouter(
       store,
       new ClientRegistry(),
       fernet,
       new Metrics(),
       opts.msgLimit ?? 100,
-      opts.peers ? ME : null,
+      opts.peerId ?? (opts.peers ? ME : null),
       opts.peers ?? null,
       null,
       opts.siblings ?? null,
@@ -144,6 +145,21 @@ describe('WebPushRouter', () => {
       await store.removeUser(UAID);
       await expect(router.route(request())).resolves.toMatchObject({ path: 'direct' });
       expect(pushed).toEqual([OTHER, OTHER]);
+    });
+
+    it("leaves this node's other workers to the mesh: a record naming one is no link to hop to", async () => {
+      const { p, pushed } = peers({ [workerPeerId(ME, 2)]: 'delivered', [workerPeerId(OTHER, 2)]: 'delivered' });
+      // The workers' directory (asked first, without the store) knows of no worker holding the client: the record
+      // naming worker 2 of this node is stale, and the message is stored, with no link opened to this node itself.
+      const { s, pushed: offered } = siblings('absent');
+      const router = make({ peers: p, siblings: s, peerId: workerPeerId(ME, 1) });
+      await store.updateUser({ uaid: UAID, routerType: 'webpush', routerData: null, connectedAt: now - 1000, peerId: workerPeerId(ME, 2) });
+      await expect(router.route(request())).resolves.toMatchObject({ path: 'stored' });
+      expect([offered.length, pushed]).toEqual([1, []]);
+      // The same worker index on another node is another node.
+      await store.updateUser({ uaid: UAID, routerType: 'webpush', routerData: null, connectedAt: now - 1000, peerId: workerPeerId(OTHER, 2) });
+      await expect(router.route(request())).resolves.toMatchObject({ path: 'direct' });
+      expect([offered.length, pushed]).toEqual([2, [workerPeerId(OTHER, 2)]]);
     });
 
     it('drops an expired cache entry without hopping or writing, and lets the user record decide', async () => {
