@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -313,6 +313,43 @@ describe('a connection node with PUSHGATE_WORKERS=2 behind an endpoint node', ()
     peers.close();
     expect(await s.client.next()).toMatchObject({ messageType: 'notification', version: 'v100' });
     for (const x of subs) x.client.close();
+  });
+
+  it("a worker that dies: its clients' pushes are stored until they reconnect, then reach them over a link to wherever they are", async () => {
+    const { subs, peerIds } = await subscribersOnBothWorkers();
+    const [onOne, onTwo] = [1, 2].map((w) => subs.find((s) => peerIds.get(s.uaid) === `${peerUrl}/worker/${w}`)!);
+    // The links to both workers are open.
+    for (const s of [onOne!, onTwo!]) {
+      expect((await post(`${endpointBase}/wpush/v1/${s.token}`, { TTL: '60' })).status).toBe(201);
+      const n = await s.client.next();
+      s.client.ack(s.chid, n['version'] as string);
+    }
+    // Their acks' deletes committed: a message acked just before its worker dies may come again (README "A fleet of
+    // machines"), which is not what this test is about.
+    for (const s of [onOne!, onTwo!]) await expect.poll(() => store.countMessages(s.uaid, 10), { timeout: 5000 }).toBe(0);
+    const connection = nodes[1]!;
+    const victim = childPids(connection).find((pid) => readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes('PUSHGATE_WORKER_INDEX=2'))!;
+    process.kill(victim, 'SIGKILL');
+    expect((await onTwo!.client.closedWith).code).toBe(1006);
+    // Accepted and stored: the link to worker 2 is gone, and no worker holds the client.
+    expect((await post(`${endpointBase}/wpush/v1/${onTwo!.token}`, { TTL: '60', 'Content-Encoding': 'aes128gcm' }, Buffer.from('kept'))).status).toBe(201);
+    // Worker 1's clients are served throughout.
+    expect((await post(`${endpointBase}/wpush/v1/${onOne!.token}`, { TTL: '0' })).status).toBe(201);
+    expect(await onOne!.client.next()).toMatchObject({ channelID: onOne!.chid });
+    await workersReplaced(connection, [victim], 2, 10_000);
+    const back = await PushClient.connect(connectionWs);
+    expect(await back.hello(onTwo!.uaid)).toBe(onTwo!.uaid);
+    const stored = await back.next();
+    expect(stored).toMatchObject({ messageType: 'notification', channelID: onTwo!.chid, data: Buffer.from('kept').toString('base64url') });
+    back.ack(onTwo!.chid, stored['version'] as string);
+    // Wherever it reconnected (worker 1, or worker 2's successor through a new handed link), a TTL 0 push reaches it.
+    await directoryInSync(connectionBase);
+    const crossed = await metricOf(connectionBase, 'pushgate_peer_link_pushes_total', 'client="sibling"');
+    expect((await post(`${endpointBase}/wpush/v1/${onTwo!.token}`, { TTL: '0' })).status).toBe(201);
+    expect(await back.next()).toMatchObject({ messageType: 'notification', channelID: onTwo!.chid });
+    expect(await metricOf(connectionBase, 'pushgate_peer_link_pushes_total', 'client="sibling"')).toBe(crossed);
+    back.close();
+    for (const s of subs) s.client.close();
   });
 
   it('drains and exits 0 with handed links open', async () => {
