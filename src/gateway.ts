@@ -1,6 +1,7 @@
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, LogController } from 'fastify';
 import { createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import type { Http2Session } from 'node:http2';
 import type { Server } from 'node:net';
 import { type Config, ConfigError } from './config.js';
@@ -15,6 +16,7 @@ import { ClientRegistry } from './webpush/connection/clients.js';
 import { ConnectionServer } from './webpush/connection/server.js';
 import { ApiError } from './webpush/protocol/errors.js';
 import { endpointRoutes, sendError } from './webpush/endpoint/routes.js';
+import type { FastPushHandler } from './webpush/endpoint/fast-path.js';
 import { VapidVerifier } from './webpush/endpoint/vapid.js';
 import { WebPushRouter } from './webpush/endpoint/router.js';
 import { PeerClient } from './webpush/endpoint/peer-client.js';
@@ -77,6 +79,8 @@ export interface GatewayOptions {
   cluster?: { link: WorkerLink; index: number; count: number; /** Peer links handed between the workers (a connection node's). */ handoff?: LinkHandoff };
   /** Where the JSON log lines go instead of stdout (tests read them). */
   logStream?: { write(line: string): unknown };
+  /** False: every push goes through fastify's route, none through its fast path (tests compare the two). */
+  fastPath?: boolean;
 }
 
 /**
@@ -131,9 +135,21 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
       return sendError(reply, new ApiError('invalidUrl', 'Invalid URL'));
     },
   };
+  /** The push route's fast path (webpush/endpoint/fast-path.ts), once the endpoint routes are registered. */
+  let fastPush: FastPushHandler | null = null;
+  let closing = false;
   const app = (tls
     ? Fastify({ ...common, http2: true, https: { allowHTTP1: true, ...tls } } as Parameters<typeof Fastify>[0])
-    : Fastify({ ...common, forceCloseConnections: 'idle' })) as unknown as FastifyInstance;
+    : Fastify({
+        ...common,
+        forceCloseConnections: 'idle',
+        // The plain listener (what a TLS-terminating proxy talks to) lets the push route's fast path look at each
+        // request first; anything it does not take goes to fastify unread. As fastify's own factory, plus the limits below.
+        serverFactory: (handler) =>
+          createHttpServer((req, res) => {
+            if (fastPush === null || !fastPush(req, res)) handler(req, res);
+          }),
+      })) as unknown as FastifyInstance;
   // Issue 9 §8: bounded time to send a request and a bounded number of connections (see ListenerGuard).
   const server = app.server as unknown as Server & { keepAliveTimeout?: number; headersTimeout?: number; requestTimeout?: number };
   server.keepAliveTimeout = config.keepAliveTimeout * 1000;
@@ -335,6 +351,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
       publicUrl: config.publicUrl,
       maxDataBytes: config.maxDataBytes,
       dashboard,
+      ...(options.fastPath !== false ? { fastPath: (handler: FastPushHandler) => (fastPush = handler), closing: () => closing } : {}),
     });
     app.register(registrationRoutes, {
       store,
@@ -409,6 +426,7 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
           guard.destroyAll();
         }, config.shutdownGrace * 1000);
         grace.unref();
+        closing = true;
         const stopped = app.close();
         guard.closeIdle();
         for (const s of h2sessions) s.close();

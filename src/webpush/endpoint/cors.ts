@@ -15,12 +15,16 @@ function one(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
 
-/** Adds the response headers of an actual cross-origin request (one that carries Origin). */
+/** The response headers of an actual cross-origin request (one that carries Origin); null without Origin. */
+export function corsHeaders(origin: string | undefined): Record<string, string> | null {
+  if (origin === undefined) return null;
+  return { 'access-control-allow-origin': origin, vary: 'Origin, Access-Control-Request-Method, Access-Control-Request-Headers' };
+}
+
+/** Adds them to a route's answer. */
 export function addCorsHeaders(request: FastifyRequest, reply: FastifyReply): void {
-  const origin = one(request.headers.origin);
-  if (origin === undefined) return;
-  reply.header('access-control-allow-origin', origin);
-  reply.header('vary', 'Origin, Access-Control-Request-Method, Access-Control-Request-Headers');
+  const headers = corsHeaders(one(request.headers.origin));
+  if (headers) reply.headers(headers);
 }
 
 /**

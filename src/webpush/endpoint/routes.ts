@@ -4,14 +4,15 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, Reque
 import { TAGS } from '../../ops/openapi.js';
 import { authFailed, type Metrics } from '../../ops/metrics.js';
 import type { Store } from '../../store/index.js';
-import { ApiError, errorBodySchema, StorageOutageLog, storageCall } from '../protocol/errors.js';
+import { ApiError, errorAnswer, errorBodySchema, StorageOutageLog, storageCall } from '../protocol/errors.js';
 import { StoreUnavailableError } from '../../store/types.js';
 import { encodePayload } from '../protocol/payload.js';
 import { type ApiVersion, type EndpointTokenInfo, parseEndpointToken } from '../protocol/endpoint-token.js';
 import type { MultiFernet } from '../protocol/fernet.js';
 import { parseMessageId } from '../protocol/message-id.js';
 import type { WebPushRouter } from './router.js';
-import { parseNotificationHeaders } from './headers.js';
+import { type NotificationHeaders, parseNotificationHeaders } from './headers.js';
+import { type FastPushHandler, fastPushHandler } from './fast-path.js';
 import { BoundedMap } from '../../util/bounded-map.js';
 import { extractVapid, VapidFailure, type VapidVerifier, type VerifiedVapid } from './vapid.js';
 import type { ClientRegistry } from '../connection/clients.js';
@@ -31,7 +32,14 @@ export interface EndpointOptions {
   maxDataBytes: number;
   /** The developer dashboard's recorder (src/dashboard/tracker.ts); null when nothing records. */
   dashboard?: DashboardTracker | null;
+  /** Receives the push route's fast path on the raw request (fast-path.ts), for a plain HTTP/1.1 listener to call. */
+  fastPath?: (handler: FastPushHandler) => void;
+  /** True once the gateway shuts down: the fast path then leaves every request to fastify (503). */
+  closing?: () => boolean;
 }
+
+/** The push route's pattern, as fastify reports it and as pushgate_http_requests_total labels it. */
+export const PUSH_ROUTE = '/wpush/:apiVersion/:token';
 
 const tokenParams = { type: 'object', properties: { token: { type: 'string', maxLength: 1024 } }, required: ['token'] } as const;
 /** `/wpush/{apiVersion}/{token}`: v1 (autopush's unsigned endpoints) or v2 (bound to a VAPID key, RFC 8292 §4.2). */
@@ -72,7 +80,7 @@ const documentOnly = () => () => true;
 const TOKEN_CACHE_LIMIT = 100_000;
 
 /** What the checks before the body established about a push request. */
-interface Checked {
+export interface Checked {
   info: EndpointTokenInfo;
   /** sha256 of the push's verified VAPID key, when it carried one (the dashboard's identity). */
   keyHash: Buffer | undefined;
@@ -169,15 +177,22 @@ export async function endpointRoutes(app: FastifyInstance, opts: EndpointOptions
     }
   }
 
-  /** The checks on a verified (or absent) VAPID credential, in autopush's order; the caller counts a refusal. */
+  /** The checks on a verified (or absent) VAPID credential, in autopush's order: what passed, or the refusal. */
+  function credentialsOf(info: EndpointTokenInfo | null, verified: VerifiedVapid | null): Checked | ApiError | VapidFailure {
+    if (!info) return new ApiError('invalidUrl', 'Invalid token');
+    if (info.keyHash) {
+      if (!verified) return new VapidFailure('missing_key', 'Missing VAPID public key');
+      if (!timingSafeEqual(verified.keyHash, info.keyHash)) return new VapidFailure('key_mismatch', 'VAPID public key mismatch');
+    }
+    return { info, keyHash: verified?.keyHash };
+  }
+
+  /** The route's credential checks: the caller counts a refusal (refuseCredentials). */
   function acceptCredentials(request: FastifyRequest, info: EndpointTokenInfo | null, verified: VerifiedVapid | null): void {
     if (verified?.subProblem) metrics.vapidSubProblems.inc({ problem: verified.subProblem });
-    if (!info) throw new ApiError('invalidUrl', 'Invalid token');
-    if (info.keyHash) {
-      if (!verified) throw new VapidFailure('missing_key', 'Missing VAPID public key');
-      if (!timingSafeEqual(verified.keyHash, info.keyHash)) throw new VapidFailure('key_mismatch', 'VAPID public key mismatch');
-    }
-    (request as CheckedRequest)[CHECKED] = { info, keyHash: verified?.keyHash };
+    const checked = credentialsOf(info, verified);
+    if (checked instanceof Error) throw checked;
+    (request as CheckedRequest)[CHECKED] = checked;
   }
 
   /** A refused credential is counted (autopush's metric) and goes on to the error handler. */
@@ -187,18 +202,24 @@ export async function endpointRoutes(app: FastifyInstance, opts: EndpointOptions
   }
 
   async function push(request: FastifyRequest, reply: FastifyReply) {
-    const started = process.hrtime.bigint();
-    const { info, keyHash } = checkedOf(request)!;
+    const checked = checkedOf(request)!;
     const body: Buffer | null = request.body instanceof Buffer ? (request.body as Buffer) : null;
-    const hasBody = body !== null && body.length > 0;
     let h;
     try {
-      h = parseNotificationHeaders(request.headers, hasBody);
+      h = parseNotificationHeaders(request.headers, body !== null && body.length > 0);
     } catch (err) {
       // A dead subscription answers 410 before any header fault (autopush reads the subscription first).
-      await checkSubscription(store, clients, info.uaid, info.channelID);
+      await checkSubscription(store, clients, checked.info.uaid, checked.info.channelID);
       throw err;
     }
+    const messageId = await accept(checked, h, body);
+    reply.code(201).header('location', `${publicUrl}/m/${messageId}`).header('ttl', String(h.ttl)).send();
+  }
+
+  /** A push whose every check passed, body and headers read: routed, recorded and timed. Its message id. */
+  async function accept({ info, keyHash }: Checked, h: NotificationHeaders, body: Buffer | null): Promise<string> {
+    const started = process.hrtime.bigint();
+    const hasBody = body !== null && body.length > 0;
     if (h.unknownUrgency) metrics.unknownUrgency.inc();
     let headers = h.cryptoHeaders;
     // RFC 8030 §5.3: the client learns a non-default urgency with the message (autopush drops it).
@@ -222,8 +243,33 @@ export async function endpointRoutes(app: FastifyInstance, opts: EndpointOptions
       result,
     );
     metrics.postDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
-    reply.code(201).header('location', `${publicUrl}/m/${result.messageId}`).header('ttl', String(h.ttl)).send();
+    return result.messageId;
   }
+
+  // The same push on the raw HTTP/1.1 request, for senders whose VAPID header was verified before (fast-path.ts).
+  opts.fastPath?.(
+    fastPushHandler({
+      maxDataBytes,
+      publicUrl,
+      closing: opts.closing ?? (() => false),
+      credentials(apiVersion, token, authorization) {
+        const verified = vapid.cachedHeader(authorization);
+        if (verified === undefined) return null;
+        const checked = credentialsOf(decodeToken(token, apiVersion), verified);
+        // A refusal is the route's to answer, count and log.
+        if (checked instanceof Error) return null;
+        if (verified.subProblem) metrics.vapidSubProblems.inc({ problem: verified.subProblem });
+        return checked;
+      },
+      accept,
+      refused(err, headers, params) {
+        const apiError = toApiError(err as Error, app.log, outages);
+        dashboard?.rejected(headers, params, apiError);
+        return apiError;
+      },
+      answered: (status) => metrics.httpRequests.inc({ route: PUSH_ROUTE, status: String(status) }),
+    }),
+  );
 
   // Callback-style preParsing: no promise per push unless the VAPID signature must be checked (checkCredentials).
   const afterCredentials = (pending: Promise<void> | undefined, payload: RequestPayload, done: (err: Error | null, payload?: RequestPayload) => void) => {
@@ -232,7 +278,7 @@ export async function endpointRoutes(app: FastifyInstance, opts: EndpointOptions
   };
 
   typed.post(
-    '/wpush/:apiVersion/:token',
+    PUSH_ROUTE,
     {
       schema: pushSchema,
       validatorCompiler: documentOnly,
@@ -314,8 +360,6 @@ export function toApiError(err: FastifyError | Error, log?: { error: (o: object,
 }
 
 export function sendError(reply: FastifyReply, err: ApiError): void {
-  if (err.retryAfter !== undefined) reply.header('retry-after', String(err.retryAfter));
-  // autopush lets caches and senders remember a gone endpoint for a day.
-  if (err.status === 410) reply.header('cache-control', 'max-age=86400');
-  reply.code(err.status).type('application/json').send(err.body());
+  const { status, headers, body } = errorAnswer(err);
+  reply.code(status).headers(headers).send(body);
 }

@@ -129,6 +129,19 @@ export function errorBody(status: number, errno: number, message: string): Error
   return { code: status, errno, error: REASON[status] ?? 'Error', message, more_info: ERROR_DOC_URL };
 }
 
+/**
+ * An ApiError as the HTTP answer every door sends (routes.ts sendError, and the push route's fast path): the
+ * status, `Retry-After` when the error has one, a day's `Cache-Control` on 410 (autopush lets caches and senders
+ * remember a gone endpoint), and the JSON body.
+ */
+export function errorAnswer(err: ApiError): { status: number; headers: Record<string, string>; body: string } {
+  const headers: Record<string, string> = {};
+  if (err.retryAfter !== undefined) headers['retry-after'] = String(err.retryAfter);
+  if (err.status === 410) headers['cache-control'] = 'max-age=86400';
+  headers['content-type'] = 'application/json; charset=utf-8';
+  return { status: err.status, headers, body: JSON.stringify(err.body()) };
+}
+
 /** JSON schema of the error body, shared by every route's response declaration. */
 export const errorBodySchema = {
   type: 'object',
