@@ -294,9 +294,12 @@ describe('a connection node with PUSHGATE_WORKERS=2 behind an endpoint node', ()
     // 24 links, each dialled afresh: the kernel gives about half of them to the worker they do not name. Had those
     // been served where they landed, their pushes would count as `sibling` (the chance that none lands wrong: 2^-24).
     const dials = 24;
+    // Dial and answer may take their time on a loaded machine (three processes pass each link on): this test is
+    // about where a link lands, not about the 3 s a peer link gives a node by default.
+    const patient = () => new PeerClient(secret, 15_000);
     for (let i = 0; i < dials; i++) {
       const s = subs[i % subs.length]!;
-      const peers = new PeerClient(secret);
+      const peers = patient();
       const outcome = await peers.push(peerIds.get(s.uaid)!, testNotification({ uaid: s.uaid, channelID: s.chid, seq: i + 1, ttl: 0 }));
       peers.close();
       expect(outcome).toBe('delivered');
@@ -308,7 +311,7 @@ describe('a connection node with PUSHGATE_WORKERS=2 behind an endpoint node', ()
     expect(await metricOf(connectionBase, 'pushgate_peer_link_pushes_total', 'client="sibling"')).toBe(0);
     // The node's origin alone (`GET /link`) still works: the worker that accepts it passes each push over the mesh.
     const s = subs[0]!;
-    const peers = new PeerClient(secret);
+    const peers = patient();
     expect(await peers.push(peerUrl, testNotification({ uaid: s.uaid, channelID: s.chid, seq: 100, ttl: 0 }))).toBe('delivered');
     peers.close();
     expect(await s.client.next()).toMatchObject({ messageType: 'notification', version: 'v100' });
