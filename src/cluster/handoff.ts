@@ -2,6 +2,14 @@ import type { Socket } from 'node:net';
 import { type PrimaryToWorker, type WorkerToPrimary, isPushgateMessage } from './ipc.js';
 
 /**
+ * Every process a socket passes through closes its own copy as soon as the message carrying it is written (the send
+ * callback: a later turn of that process's event loop has not begun, so it has read nothing since). Node's default
+ * (`keepOpen: false`) closes it only when the receiver's acknowledgement comes back, and until then that copy's file
+ * descriptor is still read: bytes the endpoint node sends once the named worker has answered the upgrade could be
+ * read there and lost. That happened, one run in about twenty beside two CPU hogs: a push never answered.
+ */
+
+/**
  * A fleet's peer link handed to the worker it names. A connection node's workers share its internal port, so the
  * kernel gives an endpoint node's `GET /worker/<n>/link` (../webpush/protocol/peer-link.ts) to whichever worker
  * accepts first. That worker checks the secret, then passes the socket, unanswered, through the primary to worker
@@ -32,11 +40,8 @@ export class WorkerHandoff implements LinkHandoff {
   static start(self: number, count: number): WorkerHandoff {
     const handoff = new WorkerHandoff(self, count, (m, socket) => {
       if (!process.connected || !process.send) return false;
-      // Queued even when send returns false (a long backlog); a send that fails later closes the socket, and the
-      // endpoint node dials again.
-      process.send(m, socket, {}, (err) => {
-        if (err) socket.destroy();
-      });
+      // Queued even when send returns false (a long backlog). This copy is closed once sent (handOver).
+      process.send(m, socket, { keepOpen: true }, () => socket.destroy());
       return true;
     });
     process.on('message', (m: unknown, handle: unknown) => {
@@ -47,8 +52,6 @@ export class WorkerHandoff implements LinkHandoff {
 
   pass(to: number, socket: Socket, head: Buffer): boolean {
     if (to === this.self || to < 1 || to > this.count) return false;
-    // Nothing more is read here: what arrives next belongs to the worker named.
-    socket.pause();
     return this.toPrimary({ pg: 1, t: 'link', to, head: head.toString('base64') }, socket);
   }
 

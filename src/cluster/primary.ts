@@ -140,17 +140,17 @@ export function runPrimary(opts: PrimaryOptions): Promise<number> {
 
   /**
    * A fleet's peer link accepted by one worker for worker `to` (handoff.ts), passed on as it is. Once per link, so
-   * the primary stays off the message path. This process's socket object is destroyed once sent: node:child_process
-   * counts a socket a server's worker sent away as open until the receiving process closes its copy, and the
-   * accepting worker's `server.close()` at shutdown would wait for it forever (tried: without it, a worker's close
-   * never completes).
+   * the primary stays off the message path. This process's copy is closed as soon as the message is written (see
+   * handoff.ts for why not at the acknowledgement). Closing it also matters at shutdown: node:child_process counts a
+   * socket a server's worker sent away as open until the receiving process closes its copy, and the accepting
+   * worker's `server.close()` would wait for it forever (tried: without it, a worker's close never completes).
    */
   const passLink = (to: number, head: string, socket: Socket | undefined) => {
     if (!socket) return;
     const target = slots[to - 1]?.worker;
     // Not running (restarting): the endpoint node sees the link close and dials again; meanwhile its pushes are stored.
     if (!target || !target.isConnected()) return void socket.destroy();
-    target.send({ pg: 1, t: 'link', head } satisfies PrimaryToWorker, socket, () => socket.destroy());
+    target.send({ pg: 1, t: 'link', head } satisfies PrimaryToWorker, socket, { keepOpen: true }, () => socket.destroy());
   };
 
   /** The request a worker makes of the primary: every worker's metrics, aggregated. */

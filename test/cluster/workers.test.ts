@@ -185,9 +185,11 @@ describe('PUSHGATE_WORKERS=3, directory partitioned', () => {
   it('delivers every push directly, whichever of the three workers the POST lands on, each client an entry on one owner at most', async () => {
     const subs = await Promise.all(Array.from({ length: 12 }, () => subscriber()));
     await directoryInSync(base);
-    // One entry per client whose owner is another worker (about two in three), none for the rest: never two.
+    // One entry per client whose owner is another worker (about two in three), none for the rest: never two. All
+    // twelve land on a worker that does not own them in (2/3)^12 ≈ 0.8 % of runs (it happened), so at most one each;
+    // directoryInSync has already checked the entries against what the holders announced.
     const entries = await metric('pushgate_cluster_directory_entries');
-    expect(entries).toBeLessThan(subs.length);
+    expect(entries).toBeLessThanOrEqual(subs.length);
     expect(entries).toBeGreaterThan(0);
     const before = await metric('pushgate_notifications_total', 'path="direct"');
     // Each POST on a fresh connection, so the workers take them in turn: pushes land on holder, owner and third alike.
