@@ -3,7 +3,8 @@ import { type PrimaryToWorker, type WorkerToPrimary, isPushgateMessage } from '.
 
 /**
  * Every process a socket passes through closes its own copy as soon as the message carrying it is written (the send
- * callback: a later turn of that process's event loop has not begun, so it has read nothing since). Node's default
+ * callback: for the usual synchronous write, before that process's event loop polls again, so it reads nothing more;
+ * otherwise once the descriptor has left, before the receiver can have answered the upgrade). Node's default
  * (`keepOpen: false`) closes it only when the receiver's acknowledgement comes back, and until then that copy's file
  * descriptor is still read: bytes the endpoint node sends once the named worker has answered the upgrade could be
  * read there and lost. That happened, one run in about twenty beside two CPU hogs: a push never answered.
@@ -40,7 +41,7 @@ export class WorkerHandoff implements LinkHandoff {
   static start(self: number, count: number): WorkerHandoff {
     const handoff = new WorkerHandoff(self, count, (m, socket) => {
       if (!process.connected || !process.send) return false;
-      // Queued even when send returns false (a long backlog). This copy is closed once sent (handOver).
+      // Queued even when send returns false (a long backlog). This copy is closed once sent (above).
       process.send(m, socket, { keepOpen: true }, () => socket.destroy());
       return true;
     });
