@@ -4,7 +4,7 @@ import { type PrimaryToWorker, type WorkerToPrimary, isPushgateMessage } from '.
 /**
  * Every process a socket passes through closes its own copy as soon as the message carrying it is written (the send
  * callback: for the usual synchronous write, before that process's event loop polls again, so it reads nothing more;
- * otherwise once the descriptor has left, before the receiver can have answered the upgrade). Node's default
+ * for a write the IPC pipe had to queue, in the loop turn that finishes it). Node's default
  * (`keepOpen: false`) closes it only when the receiver's acknowledgement comes back, and until then that copy's file
  * descriptor is still read: bytes the endpoint node sends once the named worker has answered the upgrade could be
  * read there and lost. That happened, one run in about twenty beside two CPU hogs: a push never answered.
