@@ -65,12 +65,14 @@ export function createPeerServer(opts: PeerServerOptions): FastifyInstance {
   const refuse = (socket: Duplex, status: string) => socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
   /** Answers an authorized link upgrade (accepted here, or handed here by a sibling) and serves the link. */
   const serveHere = (socket: Socket, head: Buffer) => {
-    socket.on('error', () => socket.destroy());
     if (links.closing) return refuse(socket, '503 Service Unavailable');
     socket.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${LINK_PROTOCOL}\r\n\r\n`);
     links.serve(socket, head);
   };
-  opts.handoff?.onLink(serveHere);
+  opts.handoff?.onLink((socket, head) => {
+    socket.on('error', () => socket.destroy());
+    serveHere(socket, head);
+  });
   app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => socket.destroy());
     if (!authorized(req.headers.authorization, req.socket.remoteAddress)) return refuse(socket, '401 Unauthorized');

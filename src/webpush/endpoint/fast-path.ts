@@ -58,10 +58,6 @@ export function fastPushHandler(core: FastPushCore): FastPushHandler {
     if (authorization === undefined || headers['transfer-encoding'] !== undefined || headers.expect !== undefined) return false;
     const length = declaredLength(headers['content-length']);
     if (length === null || length > core.maxDataBytes) return false;
-    const apiVersion = m[1] as ApiVersion;
-    const token = m[2]!;
-    const checked = core.credentials(apiVersion, token, authorization);
-    if (!checked) return false;
     let h: NotificationHeaders;
     try {
       h = parseNotificationHeaders(headers, length > 0);
@@ -69,6 +65,12 @@ export function fastPushHandler(core: FastPushCore): FastPushHandler {
       // The route answers a header fault after its subscription check (autopush's order).
       return false;
     }
+    // Last, since it counts what it accepts (pushgate_vapid_sub_problems_total): a request declined after it would be
+    // counted again by the route.
+    const apiVersion = m[1] as ApiVersion;
+    const token = m[2]!;
+    const checked = core.credentials(apiVersion, token, authorization);
+    if (!checked) return false;
 
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));

@@ -36,12 +36,16 @@ describe('the fast path decides before the body', () => {
   let closing = false;
   let acceptWith: () => Promise<string> = async () => 'MID';
   const answered: number[] = [];
+  let credentialChecks = 0;
   const checked = { info: { uaid: 'u', channelID: 'c' }, keyHash: undefined } as unknown as Checked;
   const core: FastPushCore = {
     maxDataBytes: 10,
     publicUrl: 'https://push.example',
     closing: () => closing,
-    credentials: (_v, token, authorization) => (authorization === 'vapid t=ok, k=key' && token !== 'unknown' ? checked : null),
+    credentials: (_v, token, authorization) => {
+      credentialChecks++;
+      return authorization === 'vapid t=ok, k=key' && token !== 'unknown' ? checked : null;
+    },
     accept: () => acceptWith(),
     refused: (err) => err as ApiError,
     answered: (status) => void answered.push(status),
@@ -112,6 +116,12 @@ describe('the fast path decides before the body', () => {
       const a = await request(`${base}${path}`, method, headers, body);
       expect([a.status, declined], `${method} ${path} ${JSON.stringify(headers)}`).toEqual([599, [`${method} ${path}`]]);
     }
+    // The credential check comes last, since the real one counts what it accepts: a header fault never reaches it.
+    credentialChecks = 0;
+    for (const headers of [{ ...ok, ttl: 'soon' }, { authorization: ok.authorization }, { ...ok, 'content-encoding': 'gzip' }]) {
+      await request(`${base}/wpush/v1/tok`, 'POST', headers, Buffer.from('x'));
+    }
+    expect(credentialChecks).toBe(0);
     closing = true;
     declined.length = 0;
     expect((await request(`${base}/wpush/v1/tok`, 'POST', ok, null)).status).toBe(599);
