@@ -4,29 +4,30 @@ import { connectClients, cpuFigures, e2e, receivedTimes, send, senderMaterial, w
 import { type GatewayProcess, startFloor, startGateway } from '../lib/procs.js';
 import { latency, round } from '../lib/stats.js';
 
-/** Store calls (all operations, every gateway process) counted by pushgate_store_operations_total. */
-async function storeOps(gw: GatewayProcess[]): Promise<number> {
-  let total = 0;
-  for (const g of gw) {
-    for (const line of (await g.metrics()).split('\n')) if (line.startsWith('pushgate_store_operations_total{')) total += Number(line.split(' ').pop());
-  }
-  return total;
+/** Every gateway process's /metrics text, read once for the figures a row needs. */
+function scrape(gw: GatewayProcess[]): Promise<string[]> {
+  return Promise.all(gw.map((g) => g.metrics()));
 }
 
 /**
- * Pushes a connection node took over a peer link for a client another of its workers held
- * (pushgate_peer_link_pushes_total); null from a build that does not count them (before 2026-11-24).
+ * The sum over those texts of a metric's samples whose line starts with `name{labels` (every label set when `labels`
+ * is empty); null when no process exports the metric (a build from before it).
  */
-async function siblingPushes(gw: GatewayProcess[]): Promise<number | null> {
+function sumOf(texts: string[], name: string, labels = ''): number | null {
   let total: number | null = null;
-  for (const g of gw) {
-    for (const line of (await g.metrics()).split('\n')) {
-      if (line.startsWith('# TYPE pushgate_peer_link_pushes_total ')) total ??= 0;
-      if (line.startsWith('pushgate_peer_link_pushes_total{client="sibling"}')) total = (total ?? 0) + Number(line.split(' ').pop());
+  for (const text of texts) {
+    for (const line of text.split('\n')) {
+      if (line.startsWith(`# TYPE ${name} `)) total ??= 0;
+      if (line.startsWith(`${name}{${labels}`)) total = (total ?? 0) + Number(line.split(' ').pop());
     }
   }
   return total;
 }
+
+/** Store calls (all operations) counted by pushgate_store_operations_total. */
+const storeOps = (texts: string[]) => sumOf(texts, 'pushgate_store_operations_total') ?? 0;
+/** Pushes a connection node took over a peer link for a client another of its workers held; null before 2026-11-24. */
+const siblingPushes = (texts: string[]) => sumOf(texts, 'pushgate_peer_link_pushes_total', 'client="sibling"');
 
 /** The slow clients' ack delay: over half the default ack wait, so the holder writes every TTL > 0 message. */
 const SLOW_ACK_MS = 200;
@@ -130,11 +131,12 @@ export async function direct(
         const saturation = async (label: string, rowMaterial: typeof material): Promise<void> => {
           const since = cpuSince();
           const primary0 = gw[0]!.ownCpuSeconds();
-          const ops0 = await storeOps(gw);
-          const crossed0 = await siblingPushes(gw);
+          const before = await scrape(gw);
+          const [ops0, crossed0] = [storeOps(before), siblingPushes(before)];
           const sat = await send(senders, endpoints, rowMaterial, { mode: 'saturate', concurrency: 64, durationMs: ctx.phaseMs });
           await Promise.all(clientsW.map((w) => w.call('waitReceived', { count: sat.ok / clientsW.length, timeoutMs: 5000 })));
           const got = await receivedTimes(clientsW);
+          const after = await scrape(gw);
           ctx.rows.push({
             scenario: name,
             case: shape === 'fleet-single' ? `${label}, one all node` : label,
@@ -146,10 +148,10 @@ export async function direct(
               posted: sat.sent,
               accepted: sat.ok,
               errors: sat.sent - sat.ok,
-              storeOpsPerMsg: round(((await storeOps(gw)) - ops0) / Math.max(1, got.count), 2),
+              storeOpsPerMsg: round((storeOps(after) - ops0) / Math.max(1, got.count), 2),
               // A fleet's pushes that reached a worker other than the holder's and crossed its mesh (0 with one worker).
               ...(shape === 'fleet' && crossed0 !== null
-                ? { linkPushesCrossedPct: round((100 * ((await siblingPushes(gw))! - crossed0)) / Math.max(1, got.count), 1) }
+                ? { linkPushesCrossedPct: round((100 * (siblingPushes(after)! - crossed0)) / Math.max(1, got.count), 1) }
                 : {}),
               ...since(sat.elapsedMs, got.count),
               // With workers, the primary's share of cpuUsPerMsg: what remains of it on the message path.
