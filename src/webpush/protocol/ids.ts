@@ -31,12 +31,23 @@ export function isChannelId(value: unknown): value is string {
 }
 
 /**
- * A fresh uaid: a random (version 4) UUID in simple form. Node's randomUUID draws from a cached block of CSPRNG
- * output, so a uaid costs ≈ 0.5 µs instead of the ≈ 2 µs of one native `randomBytes(16)` call (every new
- * connection makes one; bench/connect-parts.ts).
+ * A fresh uaid: a time-ordered UUID (RFC 9562 §5.7, version 7) in simple form. autopush-rs makes version 4 uaids;
+ * every peer reads a uaid as 32 opaque hex digits (autopush-rs `Uuid::try_parse` takes any version, Firefox stores
+ * the string), so the version is Pushgate's to choose. Why 7:
+ * - The store's primary keys (RFC 9562 §6.13 on UUIDs as database keys) are the uaid (users) and uaid ‖ channelID (channels), B-trees in SQLite and MongoDB
+ *   alike. Random uaids put each new user's two rows on two random leaf pages, so every register commits two pages
+ *   the cache may not even hold. Time-ordered ones land on the right edge of both trees, pages already in cache
+ *   and shared by the registers of the same moment. With 300,000 users stored, CPU per connect+hello+register fell
+ *   from 215–227 µs to 152–164 µs (README, "Connect, hello and register per core").
+ * - It still carries 74 bits from the CSPRNG (RFC 9562 §6.9: the uaid is what lets a client resume its
+ *   registrations, so it must stay unguessable; the version 4 form had 122). What it adds is the creation time to
+ *   the millisecond, which only the user agent and this service ever see.
+ * The random part is Node's randomUUID (a cached block of CSPRNG output, ≈ 0.5 µs against ≈ 2 µs for one
+ * `randomBytes(16)` call): its 12 + 62 random bits after the version nibble and the variant bits it already set.
  */
-export function newUaid(): string {
-  return randomUUID().replaceAll('-', '');
+export function newUaid(now = Date.now()): string {
+  const r = randomUUID(); // xxxxxxxx-xxxx-4xxx-Vxxx-xxxxxxxxxxxx, V the variant (8, 9, a or b)
+  return now.toString(16).padStart(12, '0') + '7' + r.slice(15, 18) + r.slice(19, 23) + r.slice(24);
 }
 
 export function uaidToBytes(uaid: string): Buffer {

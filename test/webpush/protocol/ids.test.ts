@@ -17,12 +17,38 @@ describe('ids', () => {
     expect(isChannelId(null)).toBe(false);
   });
 
-  it('makes version 4 UUIDs as uaids, each different', () => {
-    const a = newUaid();
+  it('makes time-ordered version 7 UUIDs as uaids (RFC 9562 §5.7), each different', () => {
+    const now = Date.UTC(2026, 0, 1);
+    const a = newUaid(now);
     expect(isUaid(a)).toBe(true);
-    expect(a[12]).toBe('4');
+    // The first 48 bits are the creation time in ms, then the version nibble, then the variant bits.
+    expect(parseInt(a.slice(0, 12), 16)).toBe(now);
+    expect(a[12]).toBe('7');
     expect(['8', '9', 'a', 'b']).toContain(a[16]);
-    expect(newUaid()).not.toBe(a);
+    expect(newUaid(now)).not.toBe(a);
+    // A later uaid sorts after an earlier one, so new users' rows land together in the store's B-trees.
+    expect(newUaid(now + 1) > a).toBe(true);
+    expect(newUaid() > a).toBe(true);
+  });
+
+  it('keeps 74 random bits in each uaid: every one of them varies', () => {
+    // Over 256 uaids each random bit is seen both 0 and 1 (the chance of a fair bit not doing so is 2^-255).
+    const ids = Array.from({ length: 256 }, () => BigInt('0x' + newUaid(0)));
+    // rand_b is bits 0–61, rand_a bits 64–75 (RFC 9562 §5.7, counting from the least significant bit).
+    const mask = ((1n << 62n) - 1n) | (0xfffn << 64n);
+    let seenOne = 0n;
+    let seenZero = 0n;
+    for (const id of ids) {
+      seenOne |= id & mask;
+      seenZero |= ~id & mask;
+    }
+    expect(seenOne).toBe(mask);
+    expect(seenZero).toBe(mask);
+    // The fixed bits: version 7 at bits 76–79, variant 0b10 at bits 62–63.
+    for (const id of ids) {
+      expect((id >> 76n) & 0xfn).toBe(7n);
+      expect((id >> 62n) & 0x3n).toBe(2n);
+    }
   });
 
   it('round-trips ids through their 16 bytes', () => {
