@@ -1,4 +1,6 @@
 import { execSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { SqliteStore } from '../../src/store/sqlite.js';
 import type { BenchContext } from '../lib/context.js';
 import { connectClients, cpuFigures, withWorkers } from '../lib/load.js';
 import { type GatewayProcess, metricValue, startFloor, startGateway, type Worker } from '../lib/procs.js';
@@ -41,6 +43,30 @@ async function measure(ctx: BenchContext, gw: GatewayProcess, clientsW: Worker[]
   });
 }
 
+/** Users already stored in the `onto a populated store` row. */
+const POPULATION = 300_000;
+
+/**
+ * Fills the SQLite file at `path` with `users` users of one channel each, under random (version 4) uaids: a store
+ * that grew before time-ordered uaids, or was carried over from autopush. Group commits of 2,000 rows.
+ */
+async function populate(path: string, users: number): Promise<void> {
+  const store = new SqliteStore(path);
+  const keyHash = Buffer.alloc(32, 7);
+  for (let done = 0; done < users; done += 1000) {
+    await Promise.all(
+      Array.from({ length: Math.min(1000, users - done) }, () => {
+        const uaid = randomUUID().replaceAll('-', '');
+        return Promise.all([
+          store.addUser({ uaid, routerType: 'webpush', routerData: null, connectedAt: Date.now(), peerId: null }),
+          store.addChannel(uaid, { channelID: randomUUID(), keyHash }),
+        ]);
+      }),
+    );
+  }
+  await store.close();
+}
+
 /** Connect+hello+register rate and memory per connection of one gateway process. */
 export async function connections(ctx: BenchContext): Promise<void> {
   // RLIMIT_NOFILE caps one process at this many descriptors here; a socket is one.
@@ -49,12 +75,21 @@ export async function connections(ctx: BenchContext): Promise<void> {
   // 2,000 with --quick, or 10,000 and as many as the descriptor limit allows.
   const asked = Number(process.argv.find((a) => a.startsWith('--connections-clients='))?.slice(22) ?? NaN);
   const sizes = Number.isInteger(asked) && asked > 0 ? [Math.min(asked, fdLimit - 1000)] : ctx.quick ? [2000] : [10_000, Math.min(100_000, fdLimit - 1000)];
-  // The floor (bench/floor.ts) last, at the first size: bare node:http and ws doing the same upgrade, hello and
-  // register answers with nothing else, so the gateway's figure can be read against what Node itself costs.
-  for (const [size, floor] of [...sizes.map((n) => [n, false] as const), [sizes[0]!, true] as const]) {
+  // Then, at the first size, the same clients onto a store that already holds POPULATION users (so the new rows'
+  // pages are not the few a near-empty store has), and last the floor (bench/floor.ts): bare node:http and ws doing
+  // the same upgrade, hello and register answers with nothing else, so the gateway's figure can be read against what
+  // Node itself costs.
+  const runs = [
+    ...sizes.map((n) => ({ size: n, kind: 'plain' as const })),
+    { size: sizes[0]!, kind: 'populated' as const },
+    { size: sizes[0]!, kind: 'floor' as const },
+  ];
+  for (const { size, kind } of runs) {
     const port = await ctx.port();
-    const gw = floor ? await startFloor(port, ctx.gatewayArgs) : await startGateway(ctx.baseEnv(port), port, ctx.gatewayArgs);
-    const suffix = floor ? ', floor (bare node:http + ws)' : '';
+    const env = ctx.baseEnv(port);
+    if (kind === 'populated') await populate(env['PUSHGATE_STORE']!.slice('sqlite:'.length), POPULATION);
+    const gw = kind === 'floor' ? await startFloor(port, ctx.gatewayArgs) : await startGateway(env, port, ctx.gatewayArgs);
+    const suffix = { plain: '', populated: `, onto a store of ${POPULATION.toLocaleString('en')} users`, floor: ', floor (bare node:http + ws)' }[kind];
     try {
       await withWorkers(Math.ceil(size / 12_000), 'clients', async (clientsW) => {
         // A warm-up first, as the direct scenario does: 1,000 clients connect, hello, register and leave, so the
