@@ -182,8 +182,10 @@ const ops: Record<string, (ctx: WorkerContext, args: any) => Promise<unknown>> =
             });
           },
         );
-        req.on('error', () => {
-          statuses['error'] = (statuses['error'] ?? 0) + 1;
+        req.on('error', (err: NodeJS.ErrnoException) => {
+          // By its code (ECONNRESET, EPIPE…), so a row's errors say whether the gateway answered or the socket failed.
+          const key = `error ${err.code ?? err.message}`;
+          statuses[key] = (statuses[key] ?? 0) + 1;
           resolve();
         });
         req.end(body);

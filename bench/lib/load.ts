@@ -110,6 +110,17 @@ export async function send(
   };
 }
 
+/**
+ * A send's failures for a row: `errors`, and when there are any, `notAccepted`, what they were (answers other
+ * than 201 by status, failed requests by their error's code), so a row says whether the gateway refused or a socket failed.
+ */
+export function errorsOf(r: { sent: number; ok: number; statuses: Record<string, number> }): { errors: number; notAccepted?: string } {
+  const errors = r.sent - r.ok;
+  if (errors === 0) return { errors };
+  const what = Object.entries(r.statuses).filter(([status]) => status !== '201');
+  return { errors, notAccepted: what.map(([status, n]) => `${status}: ${n}`).join(', ') };
+}
+
 export async function receivedTimes(clientsW: Worker[]) {
   const parts = await Promise.all(clientsW.map((w) => w.call<{ count: number; times: [string, number][] }>('received', { withTimes: true })));
   return { count: parts.reduce((a, p) => a + p.count, 0), times: new Map(parts.flatMap((p) => p.times)) };

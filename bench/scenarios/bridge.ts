@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BenchContext } from '../lib/context.js';
-import { cpuFigures, send, senderMaterial, withWorkers } from '../lib/load.js';
+import { cpuFigures, errorsOf, send, senderMaterial, withWorkers } from '../lib/load.js';
 import { startGateway } from '../lib/procs.js';
 import { latency, round } from '../lib/stats.js';
 
@@ -39,7 +39,7 @@ export async function bridge(ctx: BenchContext): Promise<void> {
           throughput: round(received / (s.elapsedMs / 1000), 0),
           unit: 'FCM msg/s',
           latency: latency(s.latencies),
-          extra: { accepted: s.ok, errors: s.sent - s.ok, atFake: received, ...cpuFigures(gw.cpuSeconds() - c0, s.elapsedMs, received) },
+          extra: { accepted: s.ok, ...errorsOf(s), atFake: received, ...cpuFigures(gw.cpuSeconds() - c0, s.elapsedMs, received) },
         });
       });
     } finally {

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { BenchContext } from '../lib/context.js';
-import { connectClients, cpuFigures, e2e, receivedTimes, send, senderMaterial, withWorkers } from '../lib/load.js';
+import { connectClients, cpuFigures, e2e, errorsOf, receivedTimes, send, senderMaterial, withWorkers } from '../lib/load.js';
 import { type GatewayProcess, startFloor, startGateway } from '../lib/procs.js';
 import { latency, round } from '../lib/stats.js';
 
@@ -147,7 +147,7 @@ export async function direct(
             extra: {
               posted: sat.sent,
               accepted: sat.ok,
-              errors: sat.sent - sat.ok,
+              ...errorsOf(sat),
               storeOpsPerMsg: round((storeOps(after) - ops0) / Math.max(1, got.count), 2),
               // A fleet's pushes that reached a worker other than the holder's and crossed its mesh (0 with one worker).
               ...(shape === 'fleet' && crossed0 !== null
@@ -194,7 +194,7 @@ export async function direct(
             e2e: e2e(r.ids, g.times),
             extra: {
               accepted: r.ok,
-              errors: r.sent - r.ok,
+              ...errorsOf(r),
               gatewayCpuPct: cpu['gatewayCpuPct']!,
               cpuUsPerMsg: cpu['cpuUsPerMsg']!,
               kernelUsPerMsg: cpu['kernelUsPerMsg']!,

@@ -1,5 +1,5 @@
 import type { BenchContext } from '../lib/context.js';
-import { connectClients, send, senderMaterial, withWorkers } from '../lib/load.js';
+import { connectClients, errorsOf, send, senderMaterial, withWorkers } from '../lib/load.js';
 import { metricValue, startGateway } from '../lib/procs.js';
 import { latency, round } from '../lib/stats.js';
 
@@ -44,7 +44,7 @@ export async function soak(ctx: BenchContext, minutes: number): Promise<void> {
             rssEndMiB: round(end / 2 ** 20, 1),
             rssGrowthPct: round(((end - start) / start) * 100, 1),
             rssTrendPct: trendPct,
-            errors: r.sent - r.ok,
+            ...errorsOf(r),
             rssHeapMiBEvery30s: series.join(' '),
           },
         });

@@ -1,5 +1,5 @@
 import type { BenchContext } from '../lib/context.js';
-import { connectClients, cpuFigures, send, senderMaterial, withWorkers } from '../lib/load.js';
+import { connectClients, cpuFigures, errorsOf, send, senderMaterial, withWorkers } from '../lib/load.js';
 import { startGateway } from '../lib/procs.js';
 import { latency, round } from '../lib/stats.js';
 
@@ -33,7 +33,7 @@ export async function stored(ctx: BenchContext, backend: 'sqlite' | 'mongodb'): 
           throughput: round(s.ok / (s.elapsedMs / 1000), 0),
           unit: 'stored msg/s',
           latency: latency(s.latencies),
-          extra: { accepted: s.ok, errors: s.sent - s.ok, ...cpuFigures(gw.cpuSeconds() - c0, s.elapsedMs, s.ok) },
+          extra: { accepted: s.ok, ...errorsOf(s), ...cpuFigures(gw.cpuSeconds() - c0, s.elapsedMs, s.ok) },
         });
         const drainStart = Date.now();
         const c1 = gw.cpuSeconds();
