@@ -156,12 +156,16 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
   // Node's own checks as a second line on plain HTTP/1.1 (headersTimeout must not exceed requestTimeout).
   server.requestTimeout = config.requestTimeout * 1000;
   server.headersTimeout = Math.min(config.headersTimeout, config.requestTimeout) * 1000;
-  const guard = new ListenerGuard(server, {
-    headersMs: config.headersTimeout * 1000,
-    keepAliveMs: config.keepAliveTimeout * 1000,
-    requestMs: config.requestTimeout * 1000,
-    maxConnections: config.maxConnections,
-  });
+  const guard = new ListenerGuard(
+    server,
+    {
+      headersMs: config.headersTimeout * 1000,
+      keepAliveMs: config.keepAliveTimeout * 1000,
+      requestMs: config.requestTimeout * 1000,
+      maxConnections: config.maxConnections,
+    },
+    metrics.httpConnectionsClosed,
+  );
   // HTTP/2 sessions, so that shutdown can ask them to finish (GOAWAY) and cut them after the grace.
   const h2sessions = new Set<Http2Session>();
   if (tls) {

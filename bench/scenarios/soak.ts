@@ -27,6 +27,12 @@ export async function soak(ctx: BenchContext, minutes: number): Promise<void> {
         const r = await send(senders, reg.endpoints, material, { mode: 'rate', concurrency: 256, rps, durationMs: minutes * 60_000 });
         clearInterval(sampler);
         const end = gw.rssBytes();
+        // Connections the listener guard closed during the run (timeouts, evictions at the cap), by reason.
+        const closedByGuard = (await gw.metrics())
+          .split('\n')
+          .filter((l) => l.startsWith('pushgate_http_connections_closed_total{'))
+          .map((l) => `${/reason="([^"]*)"/.exec(l)?.[1]}: ${l.split(' ').pop()}`)
+          .join(', ');
         await clientsW[0]!.call('received', { withTimes: false });
         // RSS swings by ±10 % with garbage collection, so growth compares the mean of the first and last thirds.
         const rss = series.map((x) => Number(x.split('/')[0]));
@@ -45,6 +51,7 @@ export async function soak(ctx: BenchContext, minutes: number): Promise<void> {
             rssGrowthPct: round(((end - start) / start) * 100, 1),
             rssTrendPct: trendPct,
             ...errorsOf(r),
+            ...(closedByGuard ? { closedByGuard } : {}),
             rssHeapMiBEvery30s: series.join(' '),
           },
         });

@@ -24,6 +24,9 @@ export interface ListenerLimits {
   maxConnections: number;
 }
 
+/** Why the guard closed a connection: the metric's `reason` label and the key of `closed`. */
+export type CloseReason = 'headersTimeout' | 'requestTimeout' | 'evicted' | 'refused';
+
 interface Tracked {
   socket: Socket;
   /** Requests whose response has not finished. */
@@ -38,11 +41,13 @@ export class ListenerGuard {
   private readonly tracked = new Map<Socket, Tracked>();
   private readonly timer: NodeJS.Timeout;
   /** Connections closed by the guard, by reason (metrics and tests). */
-  readonly closed = { headersTimeout: 0, requestTimeout: 0, evicted: 0, refused: 0 };
+  readonly closed: Record<CloseReason, number> = { headersTimeout: 0, requestTimeout: 0, evicted: 0, refused: 0 };
 
   constructor(
     server: Server,
     private readonly limits: ListenerLimits,
+    /** Counts each close by its reason too (the gateway passes `pushgate_http_connections_closed_total`). */
+    private readonly counter?: { inc(labels: { reason: CloseReason }): void },
   ) {
     // Prepended: the decision is taken before the HTTP machinery attaches a parser to the socket.
     server.prependListener('connection', (socket: Socket) => this.onConnection(socket));
@@ -81,10 +86,10 @@ export class ListenerGuard {
     if (this.tracked.size >= this.limits.maxConnections) {
       const idle = this.oldestIdle();
       if (idle) {
-        this.closed.evicted++;
+        this.count('evicted');
         this.drop(idle.socket);
       } else {
-        this.closed.refused++;
+        this.count('refused');
         socket.destroy();
         return;
       }
@@ -105,7 +110,7 @@ export class ListenerGuard {
       ? null
       : setTimeout(() => {
           if (complete) return;
-          this.closed.requestTimeout++;
+          this.count('requestTimeout');
           // HTTP/1.1: the socket goes with it (the body's remainder cannot be skipped); HTTP/2: only the stream.
           req.destroy();
         }, this.limits.requestMs);
@@ -125,6 +130,11 @@ export class ListenerGuard {
     res.once('close', finished);
   }
 
+  private count(reason: CloseReason): void {
+    this.closed[reason]++;
+    this.counter?.inc({ reason });
+  }
+
   private oldestIdle(): Tracked | undefined {
     // Map order is opening order: the first idle entry is the oldest connection.
     for (const t of this.tracked.values()) if (t.active === 0) return t;
@@ -135,7 +145,7 @@ export class ListenerGuard {
     for (const t of this.tracked.values()) {
       const limit = t.served ? Math.max(this.limits.headersMs, this.limits.keepAliveMs) : this.limits.headersMs;
       if (t.active === 0 && now - t.idleSince >= limit) {
-        this.closed.headersTimeout++;
+        this.count('headersTimeout');
         this.drop(t.socket);
       }
     }

@@ -42,6 +42,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /** Public HTTP connections the listener guard closed, by reason (ListenerGuard: headersTimeout, requestTimeout, evicted, refused). */
+  readonly httpConnectionsClosed = new Counter({
+    name: 'pushgate_http_connections_closed_total',
+    help: 'Public HTTP connections closed by the listener limits, by reason (headersTimeout, requestTimeout, evicted, refused)',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
   /** Every refused credential, by door (vapid, bridge, router, xmpp, mongoosepush, dashboard…) and reason. */
   readonly authFailures = new Counter({ name: 'pushgate_auth_failures_total', help: 'Failed authentications by door and reason', labelNames: ['door', 'reason'] as const, registers: [this.registry] });
 

@@ -71,6 +71,9 @@ describe('public listener limits (issue 9 §8)', () => {
     await waitFor(() => sockets.every((s) => s.closedAt !== undefined), 4000, 'every silent socket to be closed');
     expect(Math.max(...sockets.map((s) => s.closedAt! - opened))).toBeLessThan(3000);
     expect(gw.guard.closed.evicted).toBeGreaterThanOrEqual(300);
+    // Operators see the same counts on /metrics.
+    const evicted = (await gw.metrics.httpConnectionsClosed.get()).values.find((v) => v.labels.reason === 'evicted');
+    expect(evicted?.value).toBe(gw.guard.closed.evicted);
     client.close();
   });
 
@@ -92,6 +95,9 @@ describe('public listener limits (issue 9 §8)', () => {
     expect(slowHeaders.closedAt! - started).toBeLessThan(2500);
     expect(slowBody.closedAt! - started).toBeLessThan(3500);
     expect(gw.guard.closed.requestTimeout).toBeGreaterThanOrEqual(1);
+    const byReason = new Map((await gw.metrics.httpConnectionsClosed.get()).values.map((v) => [v.labels.reason, v.value]));
+    expect(byReason.get('requestTimeout')).toBe(gw.guard.closed.requestTimeout);
+    expect(byReason.get('headersTimeout')).toBe(gw.guard.closed.headersTimeout);
     client.close();
   });
 
