@@ -34,11 +34,12 @@ export function isChannelId(value: unknown): value is string {
  * A fresh uaid: a time-ordered UUID (RFC 9562 §5.7, version 7) in simple form. autopush-rs makes version 4 uaids;
  * every peer reads a uaid as 32 opaque hex digits (autopush-rs `Uuid::try_parse` takes any version, Firefox stores
  * the string), so the version is Pushgate's to choose. Why 7:
- * - The store's primary keys (RFC 9562 §6.13 on UUIDs as database keys) are the uaid (users) and uaid ‖ channelID (channels), B-trees in SQLite and MongoDB
- *   alike. Random uaids put each new user's two rows on two random leaf pages, so every register commits two pages
- *   the cache may not even hold. Time-ordered ones land on the right edge of both trees, pages already in cache
- *   and shared by the registers of the same moment. With 300,000 users stored, CPU per connect+hello+register fell
- *   from 215–227 µs to 152–164 µs (README, "Connect, hello and register per core").
+ * - The store's primary keys are the uaid (users) and uaid ‖ channelID (channels), B-trees in SQLite and MongoDB
+ *   alike (RFC 9562 §6.13 on UUIDs as database keys). Random uaids put each new user's two rows on two random leaf
+ *   pages, so every register commits two pages the cache may not even hold. Time-ordered ones land on the right
+ *   edge of both trees, on pages already in cache and shared by the registers of the same moment. With 300,000
+ *   users stored, the bench's CPU per connect+hello+register fell from 216–223 µs to 168–170 µs (README,
+ *   "Connect, hello and register per core").
  * - It still carries 74 bits from the CSPRNG (RFC 9562 §6.9: the uaid is what lets a client resume its
  *   registrations, so it must stay unguessable; the version 4 form had 122). What it adds is the creation time to
  *   the millisecond, which only the user agent and this service ever see.
