@@ -153,7 +153,10 @@ const ops: Record<string, (ctx: WorkerContext, args: any) => Promise<unknown>> =
       count?: number;
     },
   ) {
-    const agent = new Agent({ keepAlive: true, maxSockets: a.concurrency });
+    // `timeout` below the gateway's keep-alive close: Node 20's agent ignores the server's `Keep-Alive: timeout=` hint
+    // unless it has a timeout of its own (nodejs/node#52653), and an idle socket it reuses just as the server closes it
+    // fails with ECONNRESET. A sender should drop idle connections before the server does; these now do at 4 s.
+    const agent = new Agent({ keepAlive: true, maxSockets: a.concurrency, timeout: 4000 });
     const bodies = a.targets.map((t) => Buffer.from(t.body, 'base64'));
     const paths = a.targets.map((t) => new URL(t.endpoint));
     const latencies: number[] = [];
