@@ -27,7 +27,7 @@ export async function soak(ctx: BenchContext, minutes: number): Promise<void> {
         const r = await send(senders, reg.endpoints, material, { mode: 'rate', concurrency: 256, rps, durationMs: minutes * 60_000 });
         clearInterval(sampler);
         const end = gw.rssBytes();
-        // Connections the listener guard closed during the run (timeouts, evictions at the cap), by reason.
+        // Connections the listener guard closed since this gateway started (warm-up included), by reason.
         const closedByGuard = (await gw.metrics())
           .split('\n')
           .filter((l) => l.startsWith('pushgate_http_connections_closed_total{'))
