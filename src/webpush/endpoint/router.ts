@@ -75,9 +75,11 @@ export interface RouteResult {
 export class WebPushRouter {
   private lastSeq = 0;
   /**
-   * uaid → the peer that last took a push for it, for ROUTE_CACHE_MS: a hint that spares the store read on the
-   * fleet hop. It needs no invalidation: a peer that no longer holds the client (it moved, or is gone) answers
-   * 404 and the push takes the full path (router record, store, notify), as autopush's reconnect protocol has it.
+   * uaid → the peer that last took a push for it, until ROUTE_CACHE_MS after the last time that peer answered for
+   * the client: a hint that spares the store read on the fleet hop. It needs no invalidation: a peer that no longer
+   * holds the client (it moved, or is gone) answers `absent` and the push takes the full path (router record, store,
+   * notify), as autopush's reconnect protocol has it. So every answer from the holder renews the entry (it has just
+   * shown it holds the client); a holder that stopped answering (`unanswered`) does not, and its entry lapses.
    */
   private readonly routeCache = new BoundedMap<string, { peerId: string; until: number }>(ROUTE_CACHE_SIZE);
   /** With several workers, worker k of n only issues seqs ≡ k (mod n): the store keys messages by (uaid, seq). */
@@ -149,7 +151,10 @@ export class WebPushRouter {
       // An expired entry is dropped without a hop: the user record below decides where the push goes.
       if (cached.until > now) {
         const outcome = await this.peers!.push(cached.peerId, notification);
-        if (outcome !== 'absent') return this.settle(outcome, notification, cached.peerId);
+        if (outcome !== 'absent') {
+          if (outcome !== 'unanswered') cached.until = now + ROUTE_CACHE_MS;
+          return this.settle(outcome, notification, cached.peerId);
+        }
       }
       this.routeCache.delete(msg.uaid);
     }

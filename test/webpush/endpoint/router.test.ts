@@ -175,6 +175,29 @@ describe('WebPushRouter', () => {
       expect(saves).not.toHaveBeenCalled();
     });
 
+    it('renews a cache entry each time its peer answers for the client, and not when the peer does not answer', async () => {
+      await store.updateUser({ uaid: UAID, routerType: 'webpush', routerData: null, connectedAt: now - 1000, peerId: OTHER });
+      const answers: Record<string, PeerAnswer> = { [OTHER]: 'delivered' };
+      const { p, pushed } = peers(answers);
+      const router = make({ peers: p });
+      await router.route(request());
+      const reads = vi.spyOn(store, 'getUser');
+      // A push every 20 s for a minute: each answer renews the entry, so none of them reads the record.
+      for (let i = 0; i < 3; i++) {
+        now += 20_000;
+        await expect(router.route(request())).resolves.toMatchObject({ path: 'direct' });
+      }
+      expect([pushed.length, reads.mock.calls.length]).toEqual([4, 0]);
+      // A peer that took the push and did not answer renews nothing: 31 s on, the record decides again.
+      answers[OTHER] = 'unanswered';
+      now += 20_000;
+      await expect(router.route(request())).resolves.toMatchObject({ path: 'stored' });
+      answers[OTHER] = 'delivered';
+      now += 11_000;
+      await expect(router.route(request())).resolves.toMatchObject({ path: 'direct' });
+      expect([pushed.length, reads.mock.calls.length]).toEqual([6, 1]);
+    });
+
     it('takes the full path when the cached peer no longer holds the client', async () => {
       await store.updateUser({ uaid: UAID, routerType: 'webpush', routerData: null, connectedAt: now - 1000, peerId: OTHER });
       const answers: Record<string, PeerAnswer> = { [OTHER]: 'delivered' };
