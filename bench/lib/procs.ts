@@ -1,4 +1,4 @@
-import { type ChildProcess, fork } from 'node:child_process';
+import { type ChildProcess, execFileSync, fork } from 'node:child_process';
 import { appendFileSync, readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { startNode } from '../../test/helpers/node-process.js';
@@ -19,6 +19,12 @@ export interface GatewayProcess {
   systemSeconds(): number;
   /** CPU seconds of the top process alone (with PUSHGATE_WORKERS > 1, the primary; its workers not counted). */
   ownCpuSeconds(): number;
+  /**
+   * Has glibc in each process of the tree hand the free memory it keeps back to the kernel (malloc_trim(0), called
+   * through gdb, which pauses each process for a moment), so that RSS read after it is memory in use. False when gdb
+   * is not installed or may not attach (bench/ only: the gateway itself never does this).
+   */
+  trimFreeMemory(): boolean;
   /** Open descriptors of each of the top process's children (with PUSHGATE_WORKERS > 1, each worker's share). */
   childDescriptors(): number[];
   metrics(): Promise<string>;
@@ -136,6 +142,20 @@ function measured(child: ChildProcess, port: number, stop: () => Promise<void>):
     },
     async metrics() {
       return (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    },
+    trimFreeMemory() {
+      try {
+        for (const p of tree(pid)) {
+          const out = execFileSync('gdb', ['-p', String(p), '-batch', '-ex', 'call (int)malloc_trim(0)'], {
+            timeout: 30_000,
+            stdio: ['ignore', 'pipe', 'ignore'],
+          });
+          if (!/^\$1 = [01]$/m.test(out.toString())) return false;
+        }
+        return true;
+      } catch {
+        return false;
+      }
     },
     stop,
   };

@@ -17,16 +17,27 @@ export async function soak(ctx: BenchContext, minutes: number): Promise<void> {
         // Warm up one minute, then compare RSS at the start and the end of the soak.
         await send(senders, reg.endpoints, material, { mode: 'rate', concurrency: 256, rps, durationMs: 60_000 });
         const start = gw.rssBytes();
-        // RSS and V8 heap every 30 s: a plateau is warm-up, a steady climb is a leak.
-        const series: string[] = [];
+        // The same after glibc has handed back the free memory it keeps (malloc_trim): what is in use. RSS alone rose
+        // 15–25 % in some runs, in one step with the heap flat, and a trim then brought it below where it started
+        // (README "Benchmarks", the soak row): memory freed after a burst that the allocator kept for reuse.
+        const inUseStart = gw.trimFreeMemory() ? gw.rssBytes() : null;
+        // RSS and the V8 heap (reserved, used) every 30 s: a plateau is warm-up, a steady climb is a leak. RSS outside
+        // the heap V8 reserved is native memory (sockets' buffers, SQLite's cache, the allocator's free lists): a
+        // climb there with the heap flat is a native leak or fragmentation, a step with the reserved heap is V8's sizing.
+        const samples: { rss: number; total: number; used: number }[] = [];
         const sampler = setInterval(() => {
-          void gw
-            .metrics()
-            .then((m) => series.push(`${round(gw.rssBytes() / 2 ** 20, 0)}/${round(metricValue(m, 'pushgate_nodejs_heap_size_used_bytes') / 2 ** 20, 0)}`));
+          void gw.metrics().then((m) =>
+            samples.push({
+              rss: gw.rssBytes() / 2 ** 20,
+              total: metricValue(m, 'pushgate_nodejs_heap_size_total_bytes') / 2 ** 20,
+              used: metricValue(m, 'pushgate_nodejs_heap_size_used_bytes') / 2 ** 20,
+            }),
+          );
         }, 30_000);
         const r = await send(senders, reg.endpoints, material, { mode: 'rate', concurrency: 256, rps, durationMs: minutes * 60_000 });
         clearInterval(sampler);
         const end = gw.rssBytes();
+        const inUseEnd = inUseStart !== null && gw.trimFreeMemory() ? gw.rssBytes() : null;
         // Connections the listener guard closed since this gateway started (warm-up included), by reason.
         const closedByGuard = (await gw.metrics())
           .split('\n')
@@ -35,10 +46,10 @@ export async function soak(ctx: BenchContext, minutes: number): Promise<void> {
           .join(', ');
         await clientsW[0]!.call('received', { withTimes: false });
         // RSS swings by ±10 % with garbage collection, so growth compares the mean of the first and last thirds.
-        const rss = series.map((x) => Number(x.split('/')[0]));
-        const third = Math.max(1, Math.floor(rss.length / 3));
+        const third = Math.max(1, Math.floor(samples.length / 3));
         const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
-        const trendPct = round(((mean(rss.slice(-third)) - mean(rss.slice(0, third))) / mean(rss.slice(0, third))) * 100, 1);
+        const trend = (xs: number[]) => round(((mean(xs.slice(-third)) - mean(xs.slice(0, third))) / mean(xs.slice(0, third))) * 100, 1);
+        const trendPct = trend(samples.map((x) => x.rss));
         ctx.rows.push({
           scenario: 'soak',
           case: `${minutes} min at ${rps}/s`,
@@ -50,9 +61,19 @@ export async function soak(ctx: BenchContext, minutes: number): Promise<void> {
             rssEndMiB: round(end / 2 ** 20, 1),
             rssGrowthPct: round(((end - start) / start) * 100, 1),
             rssTrendPct: trendPct,
+            // Without gdb, not measured (no field).
+            ...(inUseStart !== null && inUseEnd !== null
+              ? {
+                  rssTrimmedStartMiB: round(inUseStart / 2 ** 20, 1),
+                  rssTrimmedEndMiB: round(inUseEnd / 2 ** 20, 1),
+                  rssTrimmedGrowthPct: round(((inUseEnd - inUseStart) / inUseStart) * 100, 1),
+                }
+              : {}),
             ...errorsOf(r),
             ...(closedByGuard ? { closedByGuard } : {}),
-            rssHeapMiBEvery30s: series.join(' '),
+            // The same between thirds for RSS outside the reserved V8 heap.
+            outsideHeapTrendPct: trend(samples.map((x) => x.rss - x.total)),
+            rssHeapTotalUsedMiBEvery30s: samples.map((x) => [x.rss, x.total, x.used].map((v) => round(v, 0)).join('/')).join(' '),
           },
         });
       }),

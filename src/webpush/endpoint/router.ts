@@ -152,7 +152,12 @@ export class WebPushRouter {
       if (cached.until > now) {
         const outcome = await this.peers!.push(cached.peerId, notification);
         if (outcome !== 'absent') {
-          if (outcome !== 'unanswered') cached.until = now + ROUTE_CACHE_MS;
+          if (outcome !== 'unanswered') {
+            // Set again rather than changed in place: the bounded map evicts in insertion order, so a full cache then
+            // drops the routes least recently answered for, not the oldest busy ones.
+            this.routeCache.delete(msg.uaid);
+            this.routeCache.set(msg.uaid, { peerId: cached.peerId, until: now + ROUTE_CACHE_MS });
+          }
           return this.settle(outcome, notification, cached.peerId);
         }
       }
