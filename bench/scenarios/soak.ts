@@ -18,7 +18,7 @@ export async function soak(ctx: BenchContext, minutes: number): Promise<void> {
         await send(senders, reg.endpoints, material, { mode: 'rate', concurrency: 256, rps, durationMs: 60_000 });
         const start = gw.rssBytes();
         // The same after glibc has handed back the free memory it keeps (malloc_trim): what is in use. RSS alone rose
-        // 15–25 % in some runs, in one step with the heap flat, and a trim then brought it below where it started
+        // 14–25 % in some runs, in one step with the heap flat, and a trim then brought it below where it started
         // (README "Benchmarks", the soak row): memory freed after a burst that the allocator kept for reuse.
         const inUseStart = gw.trimFreeMemory() ? gw.rssBytes() : null;
         // RSS and the V8 heap (reserved, used) every 30 s: a plateau is warm-up, a steady climb is a leak. RSS outside
