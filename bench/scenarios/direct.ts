@@ -119,14 +119,16 @@ export async function direct(
         // has no ack delay yet to wait on, README "Durability"). A timed warm-up alone left them to the measured row
         // wherever it did not reach every client: the fleet on FerretDB/SQLite reached 1,300 of 2,000 in its 2 s, and
         // its saturation row paid the other 700 first pushes (0.11 store calls per message, 1.85× one node).
-        const first = await send(senders, endpoints, material, { mode: 'saturate', concurrency: 64, durationMs: 60_000, once: true });
-        await Promise.all(clientsW.map((w) => w.call('waitReceived', { count: first.ok / clientsW.length, timeoutMs: 10_000 })));
-        await receivedTimes(clientsW);
+        // An unmeasured send: waits until its pushes have reached their clients, and forgets their receive times.
+        const warmUp = async (warmMaterial: typeof material, opts: { durationMs: number; once?: boolean }, timeoutMs: number) => {
+          const warm = await send(senders, endpoints, warmMaterial, { mode: 'saturate', concurrency: 64, ...opts });
+          await Promise.all(clientsW.map((w) => w.call('waitReceived', { count: warm.ok / clientsW.length, timeoutMs })));
+          await receivedTimes(clientsW);
+        };
+        await warmUp(material, { durationMs: 60_000, once: true }, 10_000);
         for (const warmTtl of shape !== 'floor' ? [undefined, 0] : [undefined]) {
           const warmMaterial = warmTtl === undefined ? material : senderMaterial(endpointOrigin, ctx.vapid, warmTtl);
-          const warm = await send(senders, endpoints, warmMaterial, { mode: 'saturate', concurrency: 64, durationMs: Math.min(2000, ctx.phaseMs / 2) });
-          await Promise.all(clientsW.map((w) => w.call('waitReceived', { count: warm.ok / clientsW.length, timeoutMs: 5000 })));
-          await receivedTimes(clientsW);
+          await warmUp(warmMaterial, { durationMs: Math.min(2000, ctx.phaseMs / 2) }, 5000);
         }
         // The gateways' CPU figures (all processes, the kernel's part too) from now to the end of a row.
         const cpuSince = () => {
