@@ -30,8 +30,8 @@ export interface DirectOptions {
 /**
  * The save of one directly sent TTL > 0 message, and the wait until the message is safe: acked by its client, or
  * committed to storage (README "Durability"). The session holding the client chooses when the save begins
- * (Session.deliverDirect): at once, or, for a client whose acks have been coming back within the ack wait, only
- * when no ack has come by then. A message acked in time is never written: autopush never writes a message it
+ * (Session.deliverDirect): at once, or, for a client whose acks have been coming back within the ack wait (or that
+ * has not had anything to ack yet), only when no ack has come by then. A message acked in time is never written: autopush never writes a message it
  * delivers directly, and Pushgate's answer still waits until the message is acked or committed, so a SIGKILL after
  * the answer loses nothing.
  */
@@ -73,9 +73,12 @@ export class DirectSave {
     return this.saving;
   }
 
-  /** Begins the save after `ms` unless the client acks first (release). */
-  beginAfter(ms: number): void {
-    this.timer = setTimeout(() => void this.begin(), ms);
+  /** Begins the save after `ms` unless the client acks first (release); `onLapse` is told when the wait ran out. */
+  beginAfter(ms: number, onLapse?: () => void): void {
+    this.timer = setTimeout(() => {
+      onLapse?.();
+      void this.begin();
+    }, ms);
   }
 
   /**

@@ -42,7 +42,7 @@ export interface ConnectionContext {
   wsHighWater: number;
   /**
    * How long a direct TTL > 0 message waits for its ack before it is saved, for a client whose acks have been
-   * coming back within half of it (Session.deliverDirect); 0 saves every one at once.
+   * coming back within half of it, or that has acked nothing yet (Session.deliverDirect); 0 saves every one at once.
    */
   ackWaitMs: number;
   maxChannels: number;
@@ -138,7 +138,7 @@ export class Session implements ConnectedClient {
   /** Deletes of acked messages still in their group commit (acks do not wait for them; idle() and finish() do). */
   private deleting = NO_PROMISES;
   private closing: Promise<void> | null = null;
-  /** How long this client takes to ack a notification (ms, running estimate); null until its first ack. */
+  /** How long this client takes to ack a notification (ms, running estimate); null until its first ack or the first ack wait that runs out. */
   private ackDelayMs: number | null = null;
 
   constructor(
@@ -447,13 +447,27 @@ export class Session implements ConnectedClient {
     const save = n.ttl > 0 ? (options.save ?? null) : null;
     if (save) {
       // A client that has been acking within half the wait will most likely ack this one in time, and then it is
-      // never written; any other client's message is saved at once, in parallel with the send (README "Durability").
+      // never written. So is a client that has not acked anything yet: most clients ack within a round trip, and a
+      // connection's first message is often its only one, so saving it at once wrote most of what the wait spares.
+      // A first wait that runs out marks the client slow until its acks say otherwise (ackWaitLapsed). Any other
+      // client's message is saved at once, in parallel with the send (README "Durability").
       const wait = this.ctx.ackWaitMs;
-      if (wait > 0 && this.ackDelayMs !== null && this.ackDelayMs * 2 <= wait) save.beginAfter(wait);
-      else void save.begin();
+      const estimate = this.ackDelayMs;
+      if (wait === 0 || (estimate !== null && estimate * 2 > wait)) void save.begin();
+      else if (estimate === null) save.beginAfter(wait, () => this.ackWaitLapsed());
+      else save.beginAfter(wait);
     }
     this.sendNotifications([n], false, save, options.onWritten);
     return true;
+  }
+
+  /**
+   * A message sent before this client had acked anything was not acked within the whole wait: until its acks say
+   * otherwise, the client counts as slow (an estimate of the full wait, over the half that the next message's
+   * wait needs), so its later messages are saved at once instead of each waiting out its own wait first.
+   */
+  private ackWaitLapsed(): void {
+    this.ackDelayMs ??= this.ctx.ackWaitMs;
   }
 
   storageChanged(): void {

@@ -407,14 +407,40 @@ describe('session state machine (no socket)', () => {
         expect(c.session.deliverDirect(n, { save })).toBe(true);
         return save;
       };
-      // No estimate yet: the first message is saved at once.
+      // No estimate yet: the first message waits for its ack too, and the ack releases it unwritten.
       const first = send('first');
-      expect(first.begun).not.toBeNull();
-      await first.safe;
+      expect(first.begun).toBeNull();
       await c.say(ack([chid, 'v-first']));
+      await first.safe;
+      expect(first.begun).toBeNull();
       c.port.take();
       return { w, uaid, chid, c, send };
     }
+
+    it('a client that has acked nothing yet and lets its first wait run out: saved then, and every later one at once', async () => {
+      const w = world({ ackWaitMs: 20 });
+      const { uaid, chid } = await known(w);
+      const c = w.open();
+      await c.say(hello(uaid));
+      const send = (text: string) => {
+        const n = w.message(uaid, chid, text);
+        const save = new DirectSave((m) => w.store.saveMessage(m), n);
+        expect(c.session.deliverDirect(n, { save })).toBe(true);
+        return save;
+      };
+      const first = send('first');
+      const second = send('second');
+      // Both wait: nothing is known of this client yet.
+      expect([first.begun, second.begun]).toEqual([null, null]);
+      await Promise.all([first.safe, second.safe]);
+      expect([await first.begun, await second.begun]).toEqual([true, true]);
+      // The wait ran out without an ack: the client counts as slow, and its next message is saved at once.
+      const third = send('third');
+      expect(third.begun).not.toBeNull();
+      // Three prompt acks bring the estimate (the whole wait, 20 ms, moved a quarter of the way each time) back under half of it.
+      await c.say(ack([chid, 'v-first'], [chid, 'v-second'], [chid, 'v-third']));
+      expect(send('fourth').begun).toBeNull();
+    });
 
     it('a client that acks within half the wait: its message waits for the ack, and is never written', async () => {
       const { w, uaid, chid, c, send } = await acking(60_000);
@@ -422,11 +448,11 @@ describe('session state machine (no socket)', () => {
       expect(save.begun).toBeNull();
       expect(c.port.take().map((f) => f['data'])).toEqual(['prompt']);
       await c.say(ack([chid, 'v-prompt']));
-      // The sender's answer is released by the ack, with nothing written (the first message's delete committed too).
+      // The sender's answer is released by the ack, with nothing written: this message's write and the first one's spared.
       await save.safe;
       expect(save.begun).toBeNull();
       expect(await w.store.countMessages(uaid, 10)).toBe(0);
-      expect((await w.ctx.metrics.directWritesSkipped.get()).values[0]?.value).toBe(1);
+      expect((await w.ctx.metrics.directWritesSkipped.get()).values[0]?.value).toBe(2);
     });
 
     it('no ack within the wait: the message is saved then, and the ack that comes later deletes it', async () => {
