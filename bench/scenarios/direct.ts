@@ -115,17 +115,36 @@ export async function direct(
         // Both rows' paths (TTL 3600 and TTL 0) are warmed, so neither pays the other's JIT: measured with one warm-up
         // only, the row run second read up to 10 % cheaper whichever TTL it had. The floor stores nothing: one row.
         // Before it, one push to every client: a client's first push pays costs its later ones do not (in a fleet, the
-        // endpoint node's read of its router record, cached after; in every shape, a save at once, since its session
-        // has no ack delay yet to wait on, README "Durability"). A timed warm-up alone left them to the measured row
-        // wherever it did not reach every client: the fleet on FerretDB/SQLite reached 1,300 of 2,000 in its 2 s, and
-        // its saturation row paid the other 700 first pushes (0.11 store calls per message, 1.85× one node).
+        // endpoint node's read of its router record, cached after; and until 2026-11-24 07:30, in every shape, a save
+        // at once, since its session had no ack delay yet to wait on, README "Durability"). A timed warm-up alone left
+        // them to the measured row wherever it did not reach every client: the fleet on FerretDB/SQLite reached 1,300
+        // of 2,000 in its 2 s, and its saturation row paid the other 700 first pushes (0.11 store calls per message,
+        // 1.85× one node).
         // An unmeasured send: waits until its pushes have reached their clients, and forgets their receive times.
         const warmUp = async (warmMaterial: typeof material, opts: { durationMs: number; once?: boolean }, timeoutMs: number) => {
           const warm = await send(senders, endpoints, warmMaterial, { mode: 'saturate', concurrency: 64, ...opts });
           await Promise.all(clientsW.map((w) => w.call('waitReceived', { count: warm.ok / clientsW.length, timeoutMs })));
           await receivedTimes(clientsW);
+          return warm;
         };
-        await warmUp(material, { durationMs: 60_000, once: true }, 10_000);
+        // The first pushes' store calls are a row of their own (a connection's first message was saved at once until
+        // 2026-11-24 07:30: 2 calls per message). Their CPU is not: the process is still cold.
+        const firstOps = storeOps(await scrape(gw));
+        const first = await warmUp(material, { durationMs: 60_000, once: true }, 10_000);
+        if (shape !== 'floor') {
+          ctx.rows.push({
+            scenario: name,
+            case: shape === 'fleet-single' ? 'first push to each client, one all node' : 'first push to each client',
+            throughput: null,
+            unit: 'store calls',
+            extra: {
+              posted: first.sent,
+              accepted: first.ok,
+              ...errorsOf(first),
+              storeOpsPerMsg: round((storeOps(await scrape(gw)) - firstOps) / Math.max(1, first.ok), 2),
+            },
+          });
+        }
         for (const warmTtl of shape !== 'floor' ? [undefined, 0] : [undefined]) {
           const warmMaterial = warmTtl === undefined ? material : senderMaterial(endpointOrigin, ctx.vapid, warmTtl);
           await warmUp(warmMaterial, { durationMs: Math.min(2000, ctx.phaseMs / 2) }, 5000);
