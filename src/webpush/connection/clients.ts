@@ -31,9 +31,9 @@ export interface DirectOptions {
  * The save of one directly sent TTL > 0 message, and the wait until the message is safe: acked by its client, or
  * committed to storage (README "Durability"). The session holding the client chooses when the save begins
  * (Session.deliverDirect): at once, or, for a client whose acks have been coming back within the ack wait (or that
- * has not had anything to ack yet), only when no ack has come by then. A message acked in time is never written: autopush never writes a message it
- * delivers directly, and Pushgate's answer still waits until the message is acked or committed, so a SIGKILL after
- * the answer loses nothing.
+ * has not had anything to ack yet), only when no ack has come by then. A message acked in time is never written:
+ * autopush never writes a message it delivers directly, and Pushgate's answer still waits until the message is
+ * acked or committed, so a SIGKILL after the answer loses nothing.
  */
 export class DirectSave {
   private saving: Promise<boolean> | null = null;

@@ -138,7 +138,10 @@ export class Session implements ConnectedClient {
   /** Deletes of acked messages still in their group commit (acks do not wait for them; idle() and finish() do). */
   private deleting = NO_PROMISES;
   private closing: Promise<void> | null = null;
-  /** How long this client takes to ack a notification (ms, running estimate); null until its first ack or the first ack wait that runs out. */
+  /**
+   * How long this client takes to ack a notification (ms, running estimate); null until its first ack, or until the
+   * first ack wait that runs out (ackWaitLapsed).
+   */
   private ackDelayMs: number | null = null;
 
   constructor(

@@ -395,8 +395,8 @@ describe('session state machine (no socket)', () => {
   });
 
   describe('the ack wait (README "Durability"): a promptly acked direct message is never written', () => {
-    /** A session whose client has acked once at once (its estimate: 0 ms), and a direct sender with a save. */
-    async function acking(wait: number) {
+    /** A session that has said hello and acked nothing yet, and a direct sender with a save. */
+    async function connected(wait: number) {
       const w = world({ ackWaitMs: wait });
       const { uaid, chid } = await known(w);
       const c = w.open();
@@ -407,6 +407,13 @@ describe('session state machine (no socket)', () => {
         expect(c.session.deliverDirect(n, { save })).toBe(true);
         return save;
       };
+      return { w, uaid, chid, c, send };
+    }
+
+    /** The same after the client has acked once at once (its estimate: 0 ms). */
+    async function acking(wait: number) {
+      const connection = await connected(wait);
+      const { chid, c, send } = connection;
       // No estimate yet: the first message waits for its ack too, and the ack releases it unwritten.
       const first = send('first');
       expect(first.begun).toBeNull();
@@ -414,20 +421,11 @@ describe('session state machine (no socket)', () => {
       await first.safe;
       expect(first.begun).toBeNull();
       c.port.take();
-      return { w, uaid, chid, c, send };
+      return connection;
     }
 
     it('a client that has acked nothing yet and lets its first wait run out: saved then, and every later one at once', async () => {
-      const w = world({ ackWaitMs: 20 });
-      const { uaid, chid } = await known(w);
-      const c = w.open();
-      await c.say(hello(uaid));
-      const send = (text: string) => {
-        const n = w.message(uaid, chid, text);
-        const save = new DirectSave((m) => w.store.saveMessage(m), n);
-        expect(c.session.deliverDirect(n, { save })).toBe(true);
-        return save;
-      };
+      const { chid, c, send } = await connected(20);
       const first = send('first');
       const second = send('second');
       // Both wait: nothing is known of this client yet.
@@ -437,7 +435,8 @@ describe('session state machine (no socket)', () => {
       // The wait ran out without an ack: the client counts as slow, and its next message is saved at once.
       const third = send('third');
       expect(third.begun).not.toBeNull();
-      // Three prompt acks bring the estimate (the whole wait, 20 ms, moved a quarter of the way each time) back under half of it.
+      // Three prompt acks bring the estimate (the whole wait, 20 ms, moved a quarter of the way each time) back under
+      // half of it.
       await c.say(ack([chid, 'v-first'], [chid, 'v-second'], [chid, 'v-third']));
       expect(send('fourth').begun).toBeNull();
     });
