@@ -152,12 +152,7 @@ export class WebPushRouter {
       if (cached.until > now) {
         const outcome = await this.peers!.push(cached.peerId, notification);
         if (outcome !== 'absent') {
-          if (outcome !== 'unanswered') {
-            // Set again rather than changed in place: the bounded map evicts in insertion order, so a full cache then
-            // drops the routes least recently answered for, not the oldest busy ones.
-            this.routeCache.delete(msg.uaid);
-            this.routeCache.set(msg.uaid, { peerId: cached.peerId, until: now + ROUTE_CACHE_MS });
-          }
+          if (outcome !== 'unanswered') this.rememberRoute(msg.uaid, cached.peerId, now);
           return this.settle(outcome, notification, cached.peerId);
         }
       }
@@ -189,7 +184,7 @@ export class WebPushRouter {
     if (routedTo !== null) {
       const outcome = await this.peers!.push(routedTo, notification);
       if (outcome !== 'absent') {
-        this.routeCache.set(msg.uaid, { peerId: routedTo, until: now + ROUTE_CACHE_MS });
+        this.rememberRoute(msg.uaid, routedTo, now);
         return this.settle(outcome, notification, routedTo);
       }
       staleRoute = routedTo;
@@ -203,6 +198,16 @@ export class WebPushRouter {
     this.clients.storageChanged(msg.uaid);
     if (this.peers) await this.afterStore(msg.uaid, user.connectedAt, staleRoute);
     return this.done(messageId, 'stored');
+  }
+
+  /**
+   * The peer that answered for a client, for ROUTE_CACHE_MS from now. Set again rather than changed in place: the
+   * bounded map evicts in insertion order, so a full cache drops the routes least recently answered for, not the
+   * oldest busy ones.
+   */
+  private rememberRoute(uaid: string, peerId: string, now: number): void {
+    this.routeCache.delete(uaid);
+    this.routeCache.set(uaid, { peerId, until: now + ROUTE_CACHE_MS });
   }
 
   /**
