@@ -519,7 +519,12 @@ function createPrivate(path: string): void {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     chmodSync(dir, 0o700);
   }
-  if (!existsSync(path)) closeSync(openSync(path, 'wx', 0o600));
+  try {
+    closeSync(openSync(path, 'wx', 0o600));
+  } catch (err) {
+    // Another process made it first: fine, it is tightened below like any existing file.
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
   // An existing file made by an older version (0644 under the usual umask) is tightened too.
   chmodSync(path, 0o600);
 }
