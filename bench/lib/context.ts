@@ -40,7 +40,11 @@ export function createContext(opts: { quick: boolean; profile: boolean; phaseSec
   return {
     quick: opts.quick,
     phaseMs: opts.phaseSeconds !== undefined ? opts.phaseSeconds * 1000 : opts.quick ? 2000 : 10_000,
-    gatewayArgs: opts.profile ? ['--cpu-prof', '--cpu-prof-dir=bench/results/profiles'] : [],
+    // BENCH_GATEWAY_NODE_ARGS: Node options for the gateway, space-separated (to measure a V8 flag, say).
+    gatewayArgs: [
+      ...(opts.profile ? ['--cpu-prof', '--cpu-prof-dir=bench/results/profiles'] : []),
+      ...(process.env['BENCH_GATEWAY_NODE_ARGS']?.split(' ').filter((a) => a !== '') ?? []),
+    ],
     rows: [],
     notes: [],
     cryptoKey,

@@ -57,7 +57,9 @@ export async function direct(
   const fleetName = (onPostgres ? 'fleet-pg' : 'fleet') + (shape === 'fleet' && cluster ? `-w${cluster.workers}` : '');
   const name = shape === 'fleet-single' || shape === 'fleet' ? fleetName : cluster ? `workers-${cluster.workers}-${cluster.directory}` : shape;
   const storeServer = () => (onPostgres ? ctx.mongoOnPostgres() : ctx.mongo());
-  const clientsN = ctx.quick ? 300 : 2000;
+  // `--direct-clients=N` sets the population (a quick run at the full run's 2,000, for A/B runs of two builds).
+  const asked = Number(process.argv.find((a) => a.startsWith('--direct-clients='))?.slice(17) ?? NaN);
+  const clientsN = Number.isInteger(asked) && asked > 0 ? asked : ctx.quick ? 300 : 2000;
   const gw: GatewayProcess[] = [];
   const wsUrls: string[] = [];
   let endpointOrigin: string;
