@@ -14,7 +14,8 @@ import { directoryLayouts, workers } from './scenarios/workers.js';
 import { xmpp } from './scenarios/xmpp.js';
 
 /**
- * `npm run bench [-- --quick] [-- --only=a,b] [-- --profile] [-- --soak-minutes=N] [-- --phase-seconds=N]`: runs each scenario
+ * `npm run bench [-- --quick] [-- --only=a,b] [-- --profile] [-- --soak-minutes=N] [-- --phase-seconds=N]` (and the
+ * scenario's own `--connections-clients=N`, `--direct-clients=N`; BENCH_GATEWAY_NODE_ARGS for the gateway's Node): runs each scenario
  * (bench/scenarios/, one per file) against the gateway started as its own process, with load from separate
  * processes on this machine, then prints a table and writes the figures (JSON) and a chart (PNG) under
  * bench/results/.
