@@ -24,10 +24,10 @@ export interface MongoServer {
 }
 
 /** Resolves once something accepts TCP connections on the port (each attempt waits for its own outcome). */
-async function reachable(port: number, child: ChildProcess, deadlineMs = 30_000): Promise<void> {
+async function reachable(port: number, child: ChildProcess, said: () => string = () => '', deadlineMs = 30_000): Promise<void> {
   const deadline = Date.now() + deadlineMs;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`test database exited with ${child.exitCode}`);
+    if (child.exitCode !== null) throw new Error(`test database exited with ${child.exitCode}${said()}`);
     const ok = await new Promise<boolean>((resolve) => {
       const s = connect(port, '127.0.0.1');
       s.once('connect', () => {
@@ -37,7 +37,7 @@ async function reachable(port: number, child: ChildProcess, deadlineMs = 30_000)
       s.once('error', () => resolve(false));
     });
     if (ok) return;
-    if (Date.now() > deadline) throw new Error(`test database did not listen on ${port}`);
+    if (Date.now() > deadline) throw new Error(`test database did not listen on ${port} within ${deadlineMs} ms${said()}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
@@ -75,9 +75,14 @@ export async function mongoServer(): Promise<MongoServer> {
         '--debug-addr=-',
       ];
   let child: ChildProcess | null = null;
+  // The end of what the server wrote to stderr, for the error when it does not come up.
+  let stderrTail = '';
+  const said = () => (stderrTail.trim() ? `; it said: ${stderrTail.trim()}` : '');
   const start = async () => {
-    child = spawn(hasMongod ? 'mongod' : FERRETDB_BIN, args, { stdio: 'ignore' });
-    await reachable(port, child);
+    stderrTail = '';
+    child = spawn(hasMongod ? 'mongod' : FERRETDB_BIN, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    child.stderr!.on('data', (d: Buffer) => (stderrTail = (stderrTail + d.toString()).slice(-2000)));
+    await reachable(port, child, said);
   };
   const stop = async () => {
     const c = child;
