@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import { type Config, ConfigError, ensureGeneratedKeys, type KeptKey, loadConfig, settingsHelp } from './config.js';
 import { createGateway } from './gateway.js';
 import { endpointDiagnostic } from './ops/diagnostic.js';
-import { openStore, StoreUnavailableError } from './store/index.js';
+import { openStore } from './store/index.js';
 import { BridgeConfigError } from './bridge/index.js';
 import { versionInfo } from './ops/version.js';
 import { FernetKey } from './webpush/protocol/fernet.js';
@@ -148,20 +148,6 @@ async function serve(): Promise<number> {
   }
   const workers = workerCount(config.workers, config.store);
   if (cluster.isPrimary && workers > 1) {
-    // Workers open the store at once. On a new SQLite file they would race to switch it to WAL, which takes an
-    // exclusive lock that SQLite's busy handler does not wait for ("database is locked"), and to create the
-    // schema. The primary does both once, before any worker starts; WAL mode is kept in the file.
-    if (config.store.startsWith('sqlite:')) {
-      try {
-        await (await openStore(config.store, { sqliteSynchronous: config.sqliteSynchronous })).close();
-      } catch (err) {
-        if (err instanceof StoreUnavailableError) {
-          process.stderr.write(`pushgate: ${err.message}\n`);
-          return 2;
-        }
-        throw err;
-      }
-    }
     const log = pino(loggerOptions(config.logLevel) as Parameters<typeof pino>[0]);
     reportKeys(log, config, created);
     log.info({ workers }, 'starting workers');

@@ -89,8 +89,7 @@ describe('the pushgate command line', () => {
         PUSHGATE_DATA_DIR: dataDir,
         PUSHGATE_STORE: `sqlite:${dataDir}/db`,
         PUSHGATE_LOG_LEVEL: 'debug',
-        // Two workers open a new SQLite file at once: the primary prepares it first (a race once made a worker
-        // fail with "database is locked").
+        // Two workers open a new SQLite file at once (a race there once made one fail with "database is locked").
         PUSHGATE_WORKERS: '2',
       },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -118,6 +118,11 @@ function toMessage(row: MessageRow): Notification {
   };
 }
 
+/** How long a statement waits for another process's lock (SQLite's busy_timeout). */
+const BUSY_TIMEOUT_MS = 5000;
+/** What a synchronous pause waits on (Atomics.wait): nothing ever wakes it. */
+const PAUSE = new Int32Array(new SharedArrayBuffer(4));
+
 export class SqliteStore implements Store {
   private readonly db: Database.Database;
   private readonly stmt;
@@ -135,18 +140,24 @@ export class SqliteStore implements Store {
     } catch (err) {
       throw new StoreUnavailableError(`cannot open SQLite database ${path}: ${(err as Error).message}`, { cause: err });
     }
-    this.db.pragma('journal_mode = WAL');
+    this.switchToWal();
     // In WAL mode NORMAL makes a commit durable against a crash of the process (the WAL is written before the
     // promise resolves) and fsyncs only at checkpoints, so a power loss or kernel crash may undo the last commits;
     // FULL fsyncs the WAL at every (group) commit, which survives those too at one fsync per batch. Measured on
     // the direct path FULL costs about half the per-message CPU here (README, Security), hence NORMAL by default.
     this.db.pragma(`synchronous = ${options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
-    this.db.pragma('busy_timeout = 5000');
-    this.db.exec(SCHEMA);
-    // Developer dashboard: a database made before the column existed gains it (NULL: untracked).
-    if (!(this.db.pragma('table_info(messages)') as { name: string }[]).some((c) => c.name === 'dashboard_key')) {
-      this.db.exec('ALTER TABLE messages ADD COLUMN dashboard_key TEXT');
-    }
+    this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    // One IMMEDIATE transaction: processes that open the file at once (workers at start, separate processes) take
+    // turns behind the busy timeout, so the second sees the first's tables and column instead of adding it again.
+    this.db
+      .transaction(() => {
+        this.db.exec(SCHEMA);
+        // Developer dashboard: a database made before the column existed gains it (NULL: untracked).
+        if (!(this.db.pragma('table_info(messages)') as { name: string }[]).some((c) => c.name === 'dashboard_key')) {
+          this.db.exec('ALTER TABLE messages ADD COLUMN dashboard_key TEXT');
+        }
+      })
+      .immediate();
     const db = this.db;
     this.stmt = {
       insertUser: db.prepare(
@@ -371,6 +382,26 @@ export class SqliteStore implements Store {
 
   async health(): Promise<void> {
     this.stmt.ping.get();
+  }
+
+  /**
+   * WAL mode, which the file keeps. A new file is switched in a write transaction; when another connection holds the
+   * file's write lock (a second process switching it or creating the schema at the same moment), SQLite answers
+   * SQLITE_BUSY at once instead of waiting behind the busy timeout, since this connection already holds a read
+   * lock and waiting could deadlock. So it tries again every 10 ms, up to the busy timeout. Only at open, so the
+   * pause may block.
+   */
+  private switchToWal(): void {
+    const deadline = Date.now() + BUSY_TIMEOUT_MS;
+    for (;;) {
+      try {
+        this.db.pragma('journal_mode = WAL');
+        return;
+      } catch (err) {
+        if ((err as { code?: unknown }).code !== 'SQLITE_BUSY' || Date.now() > deadline) throw err;
+        Atomics.wait(PAUSE, 0, 0, 10);
+      }
+    }
   }
 
   async close(): Promise<void> {
