@@ -2,7 +2,7 @@ import { execSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { drawChart } from './lib/chart.js';
-import { type BenchContext, createContext } from './lib/context.js';
+import { type BenchContext, createContext, option } from './lib/context.js';
 import { type Latency, round } from './lib/stats.js';
 import { bridge } from './scenarios/bridge.js';
 import { connections } from './scenarios/connections.js';
@@ -56,13 +56,10 @@ function fmt(l?: Latency): string {
 
 async function main(argv: string[]): Promise<void> {
   const quick = argv.includes('--quick');
-  const only = argv
-    .find((a) => a.startsWith('--only='))
-    ?.slice(7)
-    .split(',');
-  const soakMinutes = Number(argv.find((a) => a.startsWith('--soak-minutes='))?.slice(15) ?? (quick ? 0 : 10));
+  const only = option('only', argv)?.split(',');
+  const soakMinutes = Number(option('soak-minutes', argv) ?? (quick ? 0 : 10));
   // Each measured phase's length (2 s with --quick, 10 s otherwise): longer phases steady a quick run's CPU figures.
-  const phase = argv.find((a) => a.startsWith('--phase-seconds='))?.slice(16);
+  const phase = option('phase-seconds', argv);
   const ctx = createContext({ quick, profile: argv.includes('--profile'), ...(phase !== undefined ? { phaseSeconds: Number(phase) } : {}) });
   const started = Date.now();
   execSync('npx tsc -p tsconfig.build.json', { stdio: 'inherit' });

@@ -7,6 +7,12 @@ import { freePort } from '../../test/helpers/gateway.js';
 import { ferretOnPostgres, mongoServer } from '../../test/helpers/mongo.js';
 import type { ChartRow } from './chart.js';
 
+/** The value of a `--name=value` option on the bench's command line, or undefined. */
+export function option(name: string, argv: readonly string[] = process.argv): string | undefined {
+  const prefix = `--${name}=`;
+  return argv.find((a) => a.startsWith(prefix))?.slice(prefix.length);
+}
+
 /**
  * What every scenario gets: the run's options, where it records rows and notes, and the shared fixtures
  * (one crypto key and VAPID pair per run, free ports, a MongoDB-wire server). Built once by run.ts; no
