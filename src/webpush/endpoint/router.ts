@@ -184,7 +184,8 @@ export class WebPushRouter {
     if (routedTo !== null) {
       const outcome = await this.peers!.push(routedTo, notification);
       if (outcome !== 'absent') {
-        this.rememberRoute(msg.uaid, routedTo, now);
+        // The same rule as the cached hop's: a peer that took the push and did not answer is no route to remember.
+        if (outcome !== 'unanswered') this.rememberRoute(msg.uaid, routedTo, now);
         return this.settle(outcome, notification, routedTo);
       }
       staleRoute = routedTo;

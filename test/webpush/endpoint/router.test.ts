@@ -228,12 +228,16 @@ describe('WebPushRouter', () => {
       // The recorder saves first, as a holder whose answer was late does: one copy, the route kept, nobody notified.
       const { p, pushed, notified } = peers({ [OTHER]: 'unanswered' }, store);
       const router = make({ peers: p });
+      const reads = vi.spyOn(store, 'getUser');
       await expect(router.route(request())).resolves.toMatchObject({ path: 'stored' });
       await expect(router.route(request(0))).resolves.toMatchObject({ path: 'dropped' });
       expect(await store.countMessages(UAID, 10)).toBe(1);
       expect(notified).toEqual([]);
       expect((await store.getUser(UAID))?.peerId).toBe(OTHER);
       expect(pushed).toEqual([OTHER, OTHER]);
+      // A silent peer is not cached as the client's route: the second push read the record again (two reads, and the
+      // assertion's own third), so a client that reconnected elsewhere meanwhile would be found there.
+      expect(reads).toHaveBeenCalledTimes(3);
     });
 
     it('leaves a message the peer stored to it, without a write or a notify', async () => {
