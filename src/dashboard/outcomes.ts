@@ -1,5 +1,6 @@
 import { Errno } from '../webpush/protocol/errors.js';
 import type { DashboardRecord } from '../store/index.js';
+import type { MessageView as RecordView } from './web/view.js';
 
 /**
  * The dashboard's vocabulary, pure and without I/O: the outcomes a message can have, what each means and what a
@@ -62,21 +63,7 @@ export function errnoGlossary(): { errno: number; statuses: number[]; advice: st
 }
 
 /** A record as the API shows it. */
-export interface MessageView {
-  id: string | null;
-  received_at: string;
-  ttl: number | null;
-  topic: string | null;
-  urgency: string | null;
-  size: number;
-  subscription: string | null;
-  outcome: Outcome;
-  status: number | null;
-  errno: number | null;
-  detail: string | null;
-  delivered_at: string | null;
-  latency_ms: number | null;
-}
+export type MessageView = RecordView<Outcome>;
 
 /**
  * A record's outcome at `now`: one still `stored` after its TTL ended was never acknowledged (an ack would have

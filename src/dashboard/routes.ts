@@ -62,7 +62,7 @@ const errors = { '4xx': errorBodySchema, '5xx': errorBodySchema } as const;
 const api = { tags: [TAGS.dashboard], security: [{ vapid: [] }] } as const;
 const optedIn = { type: 'object', properties: { opted_in: { type: 'boolean' } }, required: ['opted_in'] } as const;
 const nullable = (type: 'string' | 'integer') => ({ type, nullable: true }) as const;
-/** One recorded push (outcomes.ts MessageView). */
+/** One recorded push (web/view.ts MessageView). */
 const messageView = {
   type: 'object',
   properties: {

@@ -4,28 +4,13 @@
  * from the developer's private key, which never leaves the page; or it uses a token made by `pushgate vapid-token`.
  * It polls the API every few seconds and renders the table, the chart (inline SVG) and the filters.
  */
+import type { MessageView } from './view.js';
 
 const POLL_MS = 3000;
 /** Tokens the page signs live 12 hours (RFC 8292 allows up to 24) and are re-signed an hour before they end. */
 const TOKEN_SECONDS = 12 * 3600;
 
 type Auth = () => Promise<string>;
-
-interface MessageView {
-  id: string | null;
-  received_at: string;
-  ttl: number | null;
-  topic: string | null;
-  urgency: string | null;
-  size: number;
-  subscription: string | null;
-  outcome: string;
-  status: number | null;
-  errno: number | null;
-  detail: string | null;
-  delivered_at: string | null;
-  latency_ms: number | null;
-}
 
 const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T;
 const app = $('app');
