@@ -9,7 +9,7 @@ import { versionInfo } from '../ops/version.js';
 import { ApiError, errorBodySchema, storageCall } from '../webpush/protocol/errors.js';
 import { extractVapid, type VapidVerifier } from '../webpush/endpoint/vapid.js';
 import { sendError, toApiError } from '../webpush/endpoint/routes.js';
-import { effectiveOutcome, hourlyStats, isOutcome, toView } from './outcomes.js';
+import { effectiveOutcome, hourlyStats, isOutcome, type MessageView, toView } from './outcomes.js';
 import { dashboardPage, frontPage, type PageContext, STYLE } from './pages.js';
 import type { DashboardTracker } from './tracker.js';
 
@@ -62,7 +62,7 @@ const errors = { '4xx': errorBodySchema, '5xx': errorBodySchema } as const;
 const api = { tags: [TAGS.dashboard], security: [{ vapid: [] }] } as const;
 const optedIn = { type: 'object', properties: { opted_in: { type: 'boolean' } }, required: ['opted_in'] } as const;
 const nullable = (type: 'string' | 'integer') => ({ type, nullable: true }) as const;
-/** One recorded push (web/view.ts MessageView). */
+/** One recorded push: MessageView's fields, no more and no fewer (`satisfies` checks it at compile time). */
 const messageView = {
   type: 'object',
   properties: {
@@ -79,7 +79,7 @@ const messageView = {
     detail: nullable('string'),
     delivered_at: nullable('string'),
     latency_ms: nullable('integer'),
-  },
+  } satisfies Record<keyof MessageView, object>,
   required: ['id', 'received_at', 'ttl', 'topic', 'urgency', 'size', 'subscription', 'outcome', 'status', 'errno', 'detail', 'delivered_at', 'latency_ms'],
   additionalProperties: false,
 } as const;
