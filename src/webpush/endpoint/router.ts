@@ -5,7 +5,7 @@ import type { MultiFernet } from '../protocol/fernet.js';
 import { type ClientRegistry, deliverDurably } from '../connection/clients.js';
 import { makeMessageId } from '../protocol/message-id.js';
 import type { Base64Url } from '../protocol/payload.js';
-import { onOtherNode } from '../protocol/peer-link.js';
+import { onOtherNode, type PushOutcome } from '../protocol/peer-link.js';
 import { CloseCode } from '../protocol/websocket.js';
 import type { PeerClient } from './peer-client.js';
 import type { Bridges } from '../../bridge/index.js';
@@ -152,7 +152,7 @@ export class WebPushRouter {
       if (cached.until > now) {
         const outcome = await this.peers!.push(cached.peerId, notification);
         if (outcome !== 'absent') {
-          if (outcome !== 'unanswered') this.rememberRoute(msg.uaid, cached.peerId, now);
+          this.rememberRoute(msg.uaid, cached.peerId, outcome, now);
           return this.settle(outcome, notification, cached.peerId);
         }
       }
@@ -184,8 +184,7 @@ export class WebPushRouter {
     if (routedTo !== null) {
       const outcome = await this.peers!.push(routedTo, notification);
       if (outcome !== 'absent') {
-        // The same rule as the cached hop's: a peer that took the push and did not answer is no route to remember.
-        if (outcome !== 'unanswered') this.rememberRoute(msg.uaid, routedTo, now);
+        this.rememberRoute(msg.uaid, routedTo, outcome, now);
         return this.settle(outcome, notification, routedTo);
       }
       staleRoute = routedTo;
@@ -202,11 +201,14 @@ export class WebPushRouter {
   }
 
   /**
-   * The peer that answered for a client, for ROUTE_CACHE_MS from now. Set again rather than changed in place: the
-   * bounded map evicts in insertion order, so a full cache drops the routes least recently answered for, not the
-   * oldest busy ones.
+   * The peer a hop went to becomes the client's route for ROUTE_CACHE_MS from now, if it answered. One that took the
+   * push and did not answer in time (`unanswered`) is not remembered: an entry the cache chose is not renewed and
+   * lapses, and a peer the user record chose is not cached, so the next push reads the record again. Set again rather
+   * than changed in place: the bounded map evicts in insertion order, so a full cache drops the routes least recently
+   * answered for, not the oldest busy ones.
    */
-  private rememberRoute(uaid: string, peerId: string, now: number): void {
+  private rememberRoute(uaid: string, peerId: string, outcome: Exclude<PushOutcome, 'absent'>, now: number): void {
+    if (outcome === 'unanswered') return;
     this.routeCache.delete(uaid);
     this.routeCache.set(uaid, { peerId, until: now + ROUTE_CACHE_MS });
   }
