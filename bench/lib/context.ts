@@ -13,6 +13,12 @@ export function option(name: string, argv: readonly string[] = process.argv): st
   return argv.find((a) => a.startsWith(prefix))?.slice(prefix.length);
 }
 
+/** A `--name=N` option that is a whole number above 0 (a population, say), or undefined when absent or anything else. */
+export function countOption(name: string, argv: readonly string[] = process.argv): number | undefined {
+  const n = Number(option(name, argv) ?? NaN);
+  return Number.isInteger(n) && n > 0 ? n : undefined;
+}
+
 /**
  * What every scenario gets: the run's options, where it records rows and notes, and the shared fixtures
  * (one crypto key and VAPID pair per run, free ports, a MongoDB-wire server). Built once by run.ts; no

@@ -1,7 +1,7 @@
 import { execSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { SqliteStore } from '../../src/store/sqlite.js';
-import { type BenchContext, option } from '../lib/context.js';
+import { type BenchContext, countOption } from '../lib/context.js';
 import { connectClients, cpuFigures, withWorkers } from '../lib/load.js';
 import { type GatewayProcess, metricValue, startFloor, startGateway, type Worker } from '../lib/procs.js';
 import { round } from '../lib/stats.js';
@@ -73,8 +73,8 @@ export async function connections(ctx: BenchContext): Promise<void> {
   const fdLimit = Number(execSync('sh -c "ulimit -n"').toString().trim());
   // `--connections-clients=N` measures one population of N (for back-to-back A/B runs of two builds); otherwise
   // 2,000 with --quick, or 10,000 and as many as the descriptor limit allows.
-  const asked = Number(option('connections-clients') ?? NaN);
-  const sizes = Number.isInteger(asked) && asked > 0 ? [Math.min(asked, fdLimit - 1000)] : ctx.quick ? [2000] : [10_000, Math.min(100_000, fdLimit - 1000)];
+  const asked = countOption('connections-clients');
+  const sizes = asked !== undefined ? [Math.min(asked, fdLimit - 1000)] : ctx.quick ? [2000] : [10_000, Math.min(100_000, fdLimit - 1000)];
   // Then, at the first size, the same clients onto a store that already holds POPULATION users (so the new rows'
   // pages are not the few a near-empty store has), and last the floor (bench/floor.ts): bare node:http and ws doing
   // the same upgrade, hello and register answers with nothing else, so the gateway's figure can be read against what

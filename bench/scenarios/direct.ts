@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { type BenchContext, option } from '../lib/context.js';
+import { type BenchContext, countOption } from '../lib/context.js';
 import { connectClients, cpuFigures, e2e, errorsOf, receivedTimes, send, senderMaterial, withWorkers } from '../lib/load.js';
 import { type GatewayProcess, startFloor, startGateway } from '../lib/procs.js';
 import { latency, round } from '../lib/stats.js';
@@ -58,8 +58,7 @@ export async function direct(
   const name = shape === 'fleet-single' || shape === 'fleet' ? fleetName : cluster ? `workers-${cluster.workers}-${cluster.directory}` : shape;
   const storeServer = () => (onPostgres ? ctx.mongoOnPostgres() : ctx.mongo());
   // `--direct-clients=N` sets the population (a quick run at the full run's 2,000, for A/B runs of two builds).
-  const asked = Number(option('direct-clients') ?? NaN);
-  const clientsN = Number.isInteger(asked) && asked > 0 ? asked : ctx.quick ? 300 : 2000;
+  const clientsN = countOption('direct-clients') ?? (ctx.quick ? 300 : 2000);
   const gw: GatewayProcess[] = [];
   const wsUrls: string[] = [];
   let endpointOrigin: string;
