@@ -211,6 +211,7 @@ export async function direct(
                 : [2000, 5000, 10_000];
         for (const rps of rates) {
           const since = cpuSince();
+          const ops0 = storeOps(await scrape(gw));
           const r = await send(senders, endpoints, material, { mode: 'rate', concurrency: 256, rps, durationMs: ctx.phaseMs });
           await Promise.all(clientsW.map((w) => w.call('waitReceived', { count: r.ok / clientsW.length, timeoutMs: 5000 })));
           const g = await receivedTimes(clientsW);
@@ -225,6 +226,7 @@ export async function direct(
             extra: {
               accepted: r.ok,
               ...errorsOf(r),
+              storeOpsPerMsg: round((storeOps(await scrape(gw)) - ops0) / Math.max(1, g.count), 2),
               gatewayCpuPct: cpu['gatewayCpuPct']!,
               cpuUsPerMsg: cpu['cpuUsPerMsg']!,
               kernelUsPerMsg: cpu['kernelUsPerMsg']!,
