@@ -1,8 +1,10 @@
 // Unit tests of the client frame parser (src/webpush/connection/messages.ts): every frame a client can send
 // becomes a typed message or a reason to close, with no socket involved.
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import { NotificationFrame, parseClientMessage } from '../../../src/webpush/connection/messages.js';
+import { type ClientMessage, NotificationFrame, parseClientMessage } from '../../../src/webpush/connection/messages.js';
+import { ClientMessageType } from '../../../src/webpush/protocol/websocket.js';
 import { encodePayload, isBase64Url } from '../../../src/webpush/protocol/payload.js';
 import { payload, testNotification } from '../../helpers/push.js';
 
@@ -135,5 +137,124 @@ describe('NotificationFrame', () => {
     expect(isBase64Url(randomBytes(300).toString('base64url'))).toBe(true);
     for (const bad of ['a"b', 'a\\b', 'ab==', 'a+b/', 'é', 'a b', 'a\nb']) expect(isBase64Url(bad)).toBe(false);
     expect(() => payload('x"y')).toThrow(/not base64url/);
+  });
+});
+
+/**
+ * The parser and the frame writer over generated input (fast-check). A client may send any text: the parser never
+ * throws, and what it accepts has the typed shape its handlers rely on. Any notification, whatever its strings
+ * hold (quotes, controls, lone surrogates), is written as JSON.stringify writes it.
+ */
+describe('client frames and notification frames, for generated values', () => {
+  /** Any text, with the characters JSON escapes (and lone surrogates, which a grapheme never holds) more often. */
+  const text = fc.oneof(
+    fc.string({ unit: 'grapheme', maxLength: 40 }),
+    fc.string({ unit: fc.constantFrom('"', '\\', '\n', '\u0000', '\u2028', '\ud800', '\udfff', 'a', 'é'), maxLength: 12 }),
+  );
+  const anyJson = fc.jsonValue({ maxDepth: 3 });
+  /** An object with a known messageType and fields of any JSON type, under the names handlers read. */
+  const chaotic = fc.record(
+    {
+      messageType: fc.constantFrom(...ClientMessageType, 'Hello', 'notification'),
+      uaid: anyJson,
+      use_webpush: anyJson,
+      broadcasts: anyJson,
+      channelID: fc.oneof(text, anyJson),
+      key: anyJson,
+      code: anyJson,
+      version: fc.oneof(text, anyJson),
+      updates: anyJson,
+    },
+    { requiredKeys: ['messageType'] },
+  );
+  /** Frames close to what Firefox sends: the right types mostly, ids in either case, up to 150 broadcasts. */
+  const chid = fc.oneof(
+    fc.uuid(),
+    fc.uuid().map((u) => u.toUpperCase()),
+    text,
+  );
+  const broadcasts = fc.dictionary(text, fc.oneof({ weight: 4, arbitrary: text }, { weight: 1, arbitrary: anyJson }), { maxKeys: 150, size: 'max' });
+  const plausible = fc.oneof(
+    fc.record({
+      messageType: fc.constant('hello'),
+      uaid: fc.oneof(
+        fc.uuid(),
+        fc.uuid().map((u) => u.replaceAll('-', '').toUpperCase()),
+        text,
+      ),
+      use_webpush: anyJson,
+      broadcasts,
+    }),
+    fc.record({ messageType: fc.constant('register'), channelID: chid, key: fc.oneof(text, anyJson) }),
+    fc.record({ messageType: fc.constant('unregister'), channelID: chid, code: fc.oneof(fc.integer(), anyJson) }),
+    fc.record({
+      messageType: fc.constant('ack'),
+      updates: fc.array(fc.record({ channelID: chid, version: text, code: fc.oneof(fc.integer(), anyJson) }, { requiredKeys: ['channelID', 'version'] }), {
+        maxLength: 5,
+      }),
+    }),
+    fc.record({ messageType: fc.constant('nack'), version: fc.oneof(text, anyJson), code: fc.oneof(fc.integer(), anyJson) }),
+    fc.record({ messageType: fc.constant('broadcast_subscribe'), broadcasts }),
+  );
+
+  /** What each handler takes for granted about a message the parser accepted. */
+  const wellTyped = (m: ClientMessage) => {
+    const isString = (v: unknown) => typeof v === 'string';
+    const isCode = (v: unknown) => v === null || typeof v === 'number';
+    const isBroadcasts = (b: ReadonlyMap<string, string>) => b.size <= 100 && [...b.values()].every(isString);
+    switch (m.messageType) {
+      case 'hello':
+        return (m.uaid === null || /^[0-9a-f]{32}$/.test(m.uaid)) && typeof m.useWebpush === 'boolean' && isBroadcasts(m.broadcasts);
+      case 'register':
+        return isString(m.channelID) && (m.key === null || isString(m.key));
+      case 'unregister':
+        return isString(m.channelID) && isCode(m.code);
+      case 'ack':
+        return m.updates.every((u) => isString(u.channelID) && u.channelID === u.channelID.toLowerCase() && isString(u.version) && isCode(u.code));
+      case 'nack':
+        return (m.version === null || isString(m.version)) && isCode(m.code);
+      case 'ping':
+        return true;
+      case 'broadcast_subscribe':
+        return isBroadcasts(m.broadcasts);
+    }
+  };
+
+  it('never throws, and whatever it accepts is well typed', () => {
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          text,
+          anyJson.map((v) => JSON.stringify(v)),
+          chaotic.map((v) => JSON.stringify(v)),
+          plausible.map((v) => JSON.stringify(v)),
+          plausible.map((v) => JSON.stringify(v)),
+        ),
+        (frame) => {
+          const r = parseClientMessage(frame);
+          if (r.ok) expect(wellTyped(r.message), JSON.stringify(r.message)).toBe(true);
+          else expect(r.reason).toMatch(/./);
+        },
+      ),
+    );
+  });
+
+  it('writes any notification exactly as JSON.stringify does', () => {
+    const notification = fc.record({
+      channelID: text,
+      version: text,
+      ttl: fc.oneof(fc.integer(), fc.double()),
+      data: fc.option(
+        fc.uint8Array({ maxLength: 64 }).map((b) => encodePayload(Buffer.from(b))),
+        { nil: null },
+      ),
+      headers: fc.option(fc.dictionary(text, text, { maxKeys: 4 }), { nil: null }),
+    });
+    fc.assert(
+      fc.property(notification, (n) => {
+        const frame = new NotificationFrame(testNotification({ uaid: 'a'.repeat(32), seq: 1, ...n }));
+        expect(frame.text()).toBe(JSON.stringify(frame));
+      }),
+    );
   });
 });

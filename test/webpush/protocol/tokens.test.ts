@@ -1,5 +1,6 @@
 // Unit tests of endpoint tokens and message ids (src/webpush/protocol/endpoint-token.ts, message-id.ts):
 // what one key makes, the same key reads back; anything else (other key, other version, tampering) is null.
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   decodeVapidKey,
@@ -99,5 +100,74 @@ describe("vapidKeyHashOf (the register path's cached key hash)", () => {
     // Distinct spellings that are all invalid keys: more than the cache holds, so it empties at least once.
     for (let i = 0; i < 3000; i++) expect(vapidKeyHashOf(`bad${i}`)).toBeNull();
     expect(vapidKeyHashOf(publicKey)).toEqual(expected);
+  });
+});
+
+/**
+ * The same promises over generated values (fast-check): every uaid, channel id, key hash, topic and ordering key
+ * round-trips; a token or id with any one byte changed reads as null; and no string, however made, throws.
+ */
+describe('tokens and ids, for generated values', () => {
+  const uaidArb = fc.uint8Array({ minLength: 16, maxLength: 16 }).map((b) => Buffer.from(b).toString('hex'));
+  const chidArb = fc.uuid();
+  const keyHashArb = fc.option(
+    fc.uint8Array({ minLength: 32, maxLength: 32 }).map((b) => Buffer.from(b)),
+    { nil: null },
+  );
+  /** RFC 8030 §5.4's topic alphabet, as the endpoint admits it (headers.ts). */
+  const topicArb = fc.stringMatching(/^[0-9A-Za-z_-]{1,32}$/);
+  const keyArb = fc.oneof(
+    fc.record({ uaid: uaidArb, channelID: chidArb, topic: topicArb }),
+    fc.record({ uaid: uaidArb, channelID: chidArb, seq: fc.maxSafeNat() }),
+  );
+  /** The token with one decoded byte changed, spelled canonically (an altered character could decode alike). */
+  const tamper = (token: string, at: number, xor: number) => {
+    const bytes = Buffer.from(token, 'base64url');
+    bytes[at % bytes.length]! ^= xor;
+    return bytes.toString('base64url');
+  };
+
+  it('round-trips every endpoint token, under its own API version only', () => {
+    fc.assert(
+      fc.property(uaidArb, chidArb, keyHashArb, (u, c, keyHash) => {
+        const token = makeEndpointToken(fernet, u, c, keyHash);
+        const [own, otherVersion] = keyHash ? (['v2', 'v1'] as const) : (['v1', 'v2'] as const);
+        expect(parseEndpointToken(fernet, token, own)).toEqual({ uaid: u, channelID: c.toLowerCase(), keyHash });
+        expect(parseEndpointToken(fernet, token, otherVersion)).toBeNull();
+        expect(parseEndpointToken(other, token, own)).toBeNull();
+      }),
+    );
+  });
+
+  it('round-trips every message id', () => {
+    fc.assert(
+      fc.property(keyArb, (key) => {
+        expect(parseMessageId(fernet, makeMessageId(fernet, key))).toEqual({ ...key, channelID: key.channelID.toLowerCase() });
+      }),
+    );
+  });
+
+  it('reads a token or id with any one byte changed as null', () => {
+    fc.assert(
+      fc.property(uaidArb, chidArb, keyHashArb, keyArb, fc.nat(), fc.integer({ min: 1, max: 255 }), (u, c, keyHash, key, at, xor) => {
+        const token = makeEndpointToken(fernet, u, c, keyHash);
+        expect(parseEndpointToken(fernet, tamper(token, at, xor), keyHash ? 'v2' : 'v1')).toBeNull();
+        expect(parseMessageId(fernet, tamper(makeMessageId(fernet, key), at, xor))).toBeNull();
+      }),
+    );
+  });
+
+  it('never throws on a string from the network, and reads none of them', () => {
+    const anything = fc.oneof(
+      fc.string({ unit: 'grapheme', maxLength: 300 }),
+      fc.string({ unit: fc.constantFrom(...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_='), maxLength: 400 }),
+    );
+    fc.assert(
+      fc.property(anything, (text) => {
+        expect(parseEndpointToken(fernet, text, 'v1')).toBeNull();
+        expect(parseEndpointToken(fernet, text, 'v2')).toBeNull();
+        expect(parseMessageId(fernet, text)).toBeNull();
+      }),
+    );
   });
 });
