@@ -84,7 +84,7 @@ export class BulkQueue<T extends { _id: string }> {
  * - `users` `{_id: uaid, routerType, routerData, connectedAt, peerId}`; shard key `{_id: "hashed"}`
  * - `channels` `{_id: "uaid:chid", uaid, keyHash}`; index and shard key `{uaid: "hashed"}`… see README
  * - `messages` `{_id, uaid, seq, chid, …, expiry: Date}`; `_id` is "uaid:s:seq", or "uaid:t:chid:topic" for a
- *   message with a Topic, so a topic replacement is one atomic upsert (no partial unique index needed);
+ *   message with a Topic, so a topic holds one document, replaced in place (no partial unique index needed);
  *   index `{uaid: 1, seq: 1}`, TTL index on `expiry`; shard key `{uaid: "hashed"}`.
  * Every hot query names one uaid, so on a sharded cluster it targets one shard. Races are decided by
  * conditional single-document updates on `connectedAt` (autopush's rule); nothing needs transactions.
@@ -293,8 +293,19 @@ export class MongoStore implements Store {
       timestamp: m.timestamp,
       ...(m.dashboardKey !== undefined ? { dashboardKey: m.dashboardKey } : {}),
     };
-    // One atomic upsert: a message with a Topic replaces its predecessor in place (RFC 8030 §5.4).
-    await this.messageWrites.add({ replaceOne: { filter: { _id: doc._id }, replacement: doc, upsert: true } });
+    if (m.topic === null) {
+      await this.messageWrites.add({ replaceOne: { filter: { _id: doc._id }, replacement: doc, upsert: true } });
+      return;
+    }
+    // A message with a Topic replaces its predecessor in place (RFC 8030 §5.4), unless that one is newer
+    // (Store.saveMessage): an insert if the topic's document is missing, and a replace if it is not newer. Each is one
+    // atomic write whichever runs first. A conditional upsert would do it in one, but where a newer document holds the
+    // _id its insert fails with a duplicate key, and FerretDB 1.24 reports that error against another write of the bulk.
+    const { _id, ...fields } = doc;
+    await Promise.all([
+      this.messageWrites.add({ updateOne: { filter: { _id }, update: { $setOnInsert: fields }, upsert: true } }),
+      this.messageWrites.add({ replaceOne: { filter: { _id, seq: { $lte: doc.seq } }, replacement: doc } }),
+    ]);
   }
 
   async fetchMessages(uaid: string, afterSeq: number, limit: number, now: number): Promise<Notification[]> {

@@ -191,6 +191,13 @@ export class SqliteStore implements Store {
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       deleteTopic: db.prepare('DELETE FROM messages WHERE uaid = ? AND chid = ? AND topic = ?'),
+      // A topic message replaces its topic's pending message only when that one is not newer (Store.saveMessage): the
+      // INSERT then finds the topic free, or held by a newer message and does nothing (a uniqueness conflict only).
+      deleteOlderTopic: db.prepare('DELETE FROM messages WHERE uaid = ? AND chid = ? AND topic = ? AND seq <= ?'),
+      insertTopicMessage: db.prepare(
+        `INSERT INTO messages (uaid, seq, chid, version, ttl, expiry, topic, urgency, data, headers, timestamp, dashboard_key)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+      ),
       fetch: db.prepare<[string, number, number, number], MessageRow>('SELECT * FROM messages WHERE uaid = ? AND seq > ? AND expiry > ? ORDER BY seq LIMIT ?'),
       count: db.prepare<[string, number, number], { n: number }>('SELECT count(*) AS n FROM (SELECT 1 FROM messages WHERE uaid = ? AND expiry > ? LIMIT ?)'),
       deleteMessage: db.prepare('DELETE FROM messages WHERE uaid = ? AND seq = ?'),
@@ -242,8 +249,8 @@ export class SqliteStore implements Store {
       return saved;
     });
     this.txSaveTopic = db.transaction((row: MessageArgs) => {
-      this.stmt.deleteTopic.run(row[0], row[2], row[6]);
-      this.stmt.insertMessage.run(...row);
+      this.stmt.deleteOlderTopic.run(row[0], row[2], row[6], row[1]);
+      this.stmt.insertTopicMessage.run(...row);
     });
     this.txRemoveUser = db.transaction((uaid: string) => {
       this.stmt.deleteUserMessages.run(uaid);

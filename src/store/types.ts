@@ -105,7 +105,8 @@ export interface Store {
   removeChannel(uaid: string, channelID: string): Promise<boolean>;
 
   /**
-   * Stores a message; one with a topic replaces the pending message of the same topic on the same channel. Saving
+   * Stores a message; one with a topic replaces the pending message of the same topic on the same channel, unless
+   * that one is newer (a greater seq: the repeat of a message its topic has since replaced is left out). Saving
    * a message again by its key (uaid, seq) leaves one copy, never an error: in a fleet or with workers the process
    * holding the client saves it, and the endpoint saves it again when that process did not answer (README
    * "Durability").

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
 import type { DashboardRecord, Notification, Store } from '../../src/store/index.js';
@@ -7,7 +8,7 @@ import { channelId, payload } from '../helpers/push.js';
 /**
  * The storage contract every backend must meet, run against each of them: the same calls, the same answers.
  */
-export function storeContract(name: string, open: () => Promise<Store>): void {
+export function storeContract(name: string, open: () => Promise<Store>, propertyRuns = 100): void {
   describe(`store contract: ${name}`, () => {
     let seq = Date.now() * 1000;
     const message = (uaid: string, chid: string, over: Partial<Notification> = {}): Notification => ({
@@ -399,6 +400,91 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       expect((await store.listDashboardRecords(key, { limit: 10, outcome: 'replaced' })).map((r) => r.id)).toEqual(['msg-5']);
       await store.removeDashboardKey(key);
       await store.removeDashboardKey(other);
+      await store.close();
+    });
+
+    /**
+     * The message table against a model (fast-check): generated sequences of saves (new messages and repeats of
+     * earlier ones, some in one turn so that a backend batches them), acks by key, topic removals and sweeps, two
+     * uaids, two channels, two topics. After every step each uaid's pending messages must be the model's. The
+     * model is Store's documented contract: a repeat leaves one copy; a topic message replaces the pending message
+     * of its topic on its channel, but never a newer one (a repeat of a message its topic has since replaced, as an
+     * endpoint saves again what a holder already saved, README "Durability").
+     */
+    it('keeps the message table as the model says, through any sequence of saves, repeats, acks and sweeps', async () => {
+      const store = await open();
+      const now = Date.now();
+      const op = fc.oneof(
+        fc.record({ kind: fc.constant('save' as const), u: fc.nat(1), c: fc.nat(1), topic: fc.constantFrom(null, 't1', 't2'), expired: fc.boolean() }),
+        fc.record({ kind: fc.constant('repeat' as const), pick: fc.nat() }),
+        fc.record({ kind: fc.constant('turn' as const), picks: fc.array(fc.option(fc.nat(), { nil: null }), { minLength: 2, maxLength: 4 }) }),
+        fc.record({ kind: fc.constant('forget' as const), pick: fc.nat() }),
+        fc.record({ kind: fc.constant('remove' as const), pick: fc.nat() }),
+        fc.record({ kind: fc.constant('removeTopic' as const), u: fc.nat(1), c: fc.nat(1), topic: fc.constantFrom('t1', 't2') }),
+        fc.record({ kind: fc.constant('sweep' as const) }),
+      );
+      await fc.assert(
+        fc.asyncProperty(fc.array(op, { maxLength: 25 }), async (ops) => {
+          const uaids = [newUaid(), newUaid()];
+          const chids = [channelId(), channelId()];
+          const made: Notification[] = [];
+          const model = new Map<string, Notification>();
+          const key = (m: Pick<Notification, 'uaid' | 'seq'>) => `${m.uaid}:${m.seq}`;
+          const fresh = (u: number, c: number, topic: string | null, expired: boolean) => {
+            const m = message(uaids[u]!, chids[c]!, { topic, expiry: expired ? now - 60_000 : now + 600_000 });
+            made.push(m);
+            return m;
+          };
+          const pick = (i: number) => (made.length ? made[i % made.length]! : null);
+          const modelSave = (m: Notification) => {
+            const rivals = [...model.values()].filter((o) => m.topic !== null && o.uaid === m.uaid && o.channelID === m.channelID && o.topic === m.topic);
+            if (rivals.some((o) => o.seq > m.seq)) return;
+            for (const o of rivals) model.delete(key(o));
+            model.set(key(m), m);
+          };
+          const check = async () => {
+            for (const uaid of uaids) {
+              const expected = [...model.values()].filter((m) => m.uaid === uaid).sort((a, b) => a.seq - b.seq);
+              // now = 0: expired messages too, which only a sweep removes.
+              expect(await store.fetchMessages(uaid, 0, 100, 0)).toEqual(expected);
+              expect(await store.fetchMessages(uaid, 0, 100, Date.now())).toEqual(expected.filter((m) => m.expiry > now));
+            }
+          };
+          for (const o of ops) {
+            if (o.kind === 'save' || o.kind === 'repeat') {
+              const m = o.kind === 'save' ? fresh(o.u, o.c, o.topic, o.expired) : pick(o.pick);
+              if (!m) continue;
+              await store.saveMessage(m);
+              modelSave(m);
+            } else if (o.kind === 'turn') {
+              // In one turn: a new message for null, a repeat otherwise; they apply in the order they were made.
+              const batch = o.picks
+                .map((p, i) => (p === null ? fresh(i % 2, (i >> 1) % 2, i % 3 === 0 ? null : 't1', false) : pick(p)))
+                .filter((m) => m !== null);
+              await Promise.all(batch.map((m) => store.saveMessage(m)));
+              for (const m of batch) modelSave(m);
+            } else if (o.kind === 'forget' || o.kind === 'remove') {
+              const m = pick(o.pick);
+              if (!m) continue;
+              if (o.kind === 'forget') await store.forgetMessage(m);
+              else expect(await store.removeMessage(m.uaid, m.seq)).toBe(model.has(key(m)));
+              model.delete(key(m));
+            } else if (o.kind === 'removeTopic') {
+              const [uaid, chid] = [uaids[o.u]!, chids[o.c]!];
+              const held = [...model.values()].filter((m) => m.uaid === uaid && m.channelID === chid && m.topic === o.topic);
+              expect(await store.removeTopicMessage(uaid, chid, o.topic)).toBe(held.length > 0);
+              for (const m of held) model.delete(key(m));
+            } else {
+              const expired = [...model.values()].filter((m) => m.expiry <= Date.now());
+              // Other runs' expired messages may be swept too: at least this run's.
+              expect(await store.sweepExpired(Date.now())).toBeGreaterThanOrEqual(expired.length);
+              for (const m of expired) model.delete(key(m));
+            }
+            await check();
+          }
+        }),
+        { numRuns: propertyRuns },
+      );
       await store.close();
     });
   });
