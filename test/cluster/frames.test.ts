@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { type PeerFrame, FrameError, FrameReader, MAX_FRAME, decodeFrame, encodeFrame } from '../../src/cluster/frames.js';
 import { WORKER_SECRET_BYTES } from '../../src/cluster/ipc.js';
@@ -71,5 +72,93 @@ describe('worker frames', () => {
     const badAnswer = encodeFrame({ t: 'answer', id: 1, v: true });
     badAnswer[9] = 7;
     expect(() => decodeFrame(badAnswer.subarray(4))).toThrow(FrameError);
+  });
+});
+
+/** The same over generated frames and streams (fast-check). */
+describe('worker frames, for generated values', () => {
+  // Well-formed strings: a lone surrogate is not UTF-8 and would come back as U+FFFD (ids are hex, outcomes ASCII).
+  const text = fc.string({ unit: 'grapheme', maxLength: 40 });
+  /** A uaid is never empty (the decoder refuses a frame without one as short). */
+  const uaid = fc.string({ unit: 'grapheme', minLength: 1, maxLength: 40 });
+  const u32 = fc.nat({ max: 0xffff_ffff });
+  const notification = fc.record({
+    uaid: text,
+    channelID: text,
+    seq: fc.maxSafeNat(),
+    version: text,
+    ttl: fc.nat(),
+    expiry: fc.maxSafeNat(),
+    topic: fc.option(text, { nil: null }),
+    urgency: fc.constantFrom('very-low', 'low', 'normal', 'high'),
+    data: fc.option(
+      fc.uint8Array({ maxLength: 200 }).map((b) => payload(Buffer.from(b).toString('base64url'))),
+      { nil: null },
+    ),
+    headers: fc.option(fc.dictionary(text, text, { maxKeys: 3 }), { nil: null }),
+    timestamp: fc.maxSafeNat(),
+  }) as fc.Arbitrary<Notification>;
+  const frame: fc.Arbitrary<PeerFrame> = fc.oneof(
+    fc.record({
+      t: fc.constant('hello' as const),
+      worker: u32,
+      secret: fc.uint8Array({ minLength: WORKER_SECRET_BYTES, maxLength: WORKER_SECRET_BYTES }).map((b) => Buffer.from(b)),
+    }),
+    fc.record({ t: fc.constantFrom('attach' as const, 'detach' as const, 'drop' as const, 'recheck' as const), uaid, connectedAt: fc.double() }),
+    fc.record({ t: fc.constant('taken' as const), uaid, worker: u32, connectedAt: fc.double() }),
+    fc.record({ t: fc.constant('push' as const), id: u32, n: notification }),
+    fc.record({ t: fc.constant('notify' as const), id: u32, uaid }),
+    fc.record({
+      t: fc.constant('answer' as const),
+      id: u32,
+      v: fc.oneof(fc.boolean(), fc.constantFrom('delivered', 'stored', 'busy', 'absent')),
+    }) as fc.Arbitrary<PeerFrame>,
+  );
+
+  it('round-trips any frames through a stream cut anywhere', () => {
+    fc.assert(
+      fc.property(fc.array(frame, { maxLength: 8 }), fc.array(fc.nat(), { maxLength: 10 }), (fs, cuts) => {
+        const stream = Buffer.concat(fs.map(encodeFrame));
+        const at = [...new Set(cuts.map((c) => c % (stream.length + 1)))].sort((a, b) => a - b);
+        const reader = new FrameReader();
+        const out: PeerFrame[] = [];
+        let from = 0;
+        for (const to of [...at, stream.length]) {
+          out.push(...reader.push(stream.subarray(from, to)));
+          from = to;
+        }
+        expect(out).toEqual(fs);
+      }),
+    );
+  });
+
+  it('meets any bytes with frames or a FrameError, nothing else', () => {
+    // Bytes that start like frames often: a small length prefix and a known type.
+    const framed = fc.tuple(fc.nat({ max: 64 }), fc.nat({ max: 10 }), fc.uint8Array({ maxLength: 64 })).map(([len, t, rest]) => {
+      const b = Buffer.alloc(5 + rest.length);
+      b.writeUInt32BE(len, 0);
+      b[4] = t;
+      Buffer.from(rest).copy(b, 5);
+      return b;
+    });
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.oneof(
+            framed,
+            fc.uint8Array({ maxLength: 64 }).map((b) => Buffer.from(b)),
+          ),
+          { maxLength: 6 },
+        ),
+        (chunks) => {
+          const reader = new FrameReader(1024);
+          try {
+            for (const c of chunks) reader.push(c);
+          } catch (err) {
+            expect(err).toBeInstanceOf(FrameError);
+          }
+        },
+      ),
+    );
   });
 });
