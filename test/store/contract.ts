@@ -424,7 +424,7 @@ export function storeContract(name: string, open: () => Promise<Store>, property
         fc.record({ kind: fc.constant('sweep' as const) }),
       );
       await fc.assert(
-        fc.asyncProperty(fc.array(op, { maxLength: 25 }), async (ops) => {
+        fc.asyncProperty(fc.array(op, { maxLength: 25, size: 'max' }), async (ops) => {
           const uaids = [newUaid(), newUaid()];
           const chids = [channelId(), channelId()];
           const made: Notification[] = [];

@@ -5,12 +5,13 @@
  * durable direct messages and Megaphone broadcasts.
  */
 import type { FastifyBaseLogger } from 'fastify';
+import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Metrics } from '../../../src/ops/metrics.js';
 import { SqliteStore } from '../../../src/store/sqlite.js';
 import type { Notification } from '../../../src/store/index.js';
 import { BroadcastVersions } from '../../../src/webpush/broadcast/source.js';
-import { ClientRegistry, DirectSave } from '../../../src/webpush/connection/clients.js';
+import { ClientRegistry, DirectSave, deliverDurably } from '../../../src/webpush/connection/clients.js';
 import { type ClientMessage, parseClientMessage } from '../../../src/webpush/connection/messages.js';
 import { type ConnectionContext, Session, type SessionPort } from '../../../src/webpush/connection/session.js';
 import { FernetKey, MultiFernet } from '../../../src/webpush/protocol/fernet.js';
@@ -562,5 +563,133 @@ describe('session state machine (no socket)', () => {
     other.port.take();
     other.session.broadcastChanged(new Map([['other/id', 'v3']]));
     expect(other.port.take()).toEqual([]);
+  });
+});
+
+/**
+ * Delivery against a model (fast-check): generated runs of pushes (TTL > 0 and TTL 0, to a connected client or not),
+ * acks, nacks, disconnects and reconnects of one user agent, through the real sessions, deliverDurably and an
+ * in-memory SQLite store, with small flow-control bounds and an ack wait that saves at once or only when the
+ * connection ends. What README "Durability" promises:
+ * - a session never sends one message twice;
+ * - a message once acked never comes back, in any later session;
+ * - every accepted TTL > 0 message reaches the client: after the run, one more session that acks all it gets
+ *   receives every accepted message not acked before;
+ * - every push settles (its sender is answered), and a TTL 0 message is never delivered from storage.
+ */
+describe('delivery, for generated runs of pushes, acks, nacks and reconnects', () => {
+  const op = fc.oneof(
+    { weight: 4, arbitrary: fc.record({ kind: fc.constant('push' as const), channel: fc.nat(1), ttl0: fc.boolean() }) },
+    { weight: 3, arbitrary: fc.record({ kind: fc.constant('ack' as const), pick: fc.nat() }) },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant('nack' as const), pick: fc.nat() }) },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant('ackAll' as const) }) },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant('disconnect' as const) }) },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant('connect' as const) }) },
+  );
+  /** Lets the store's group commits and the sessions' queued work run. */
+  const settle = async () => {
+    for (let i = 0; i < 3; i++) await new Promise<void>((r) => setImmediate(r));
+  };
+
+  it('never sends twice, never brings back an acked message, and loses no accepted one', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(op, { maxLength: 40, size: 'max' }), fc.constantFrom(0, 60_000), async (ops, ackWaitMs) => {
+        const w = world({ maxUnacked: 3, storageBatch: 2, ackWaitMs });
+        const { uaid, chid } = await known(w);
+        const chids = [chid];
+        let text = 0;
+        /** TTL > 0 messages whose push was accepted, durable from then on; TTL 0 ones that were sent. */
+        const accepted = new Set<string>();
+        const ttl0 = new Set<string>();
+        const acked = new Set<string>();
+        const pushes: Promise<unknown>[] = [];
+        type Connection = ReturnType<typeof w.open> & { received: string[]; unacked: Map<string, string> };
+        let current = null as Connection | null;
+        /** The session's answer to the last client message: its first frame that is not a notification (kept aside). */
+        const answerOf = (s: Connection) => {
+          const frames = s.port.take();
+          const i = frames.findIndex((f) => f['messageType'] !== 'notification');
+          s.port.frames.push(...frames.filter((_, j) => j !== i));
+          return frames[i];
+        };
+
+        const connect = async () => {
+          const s = Object.assign(w.open(), { received: [] as string[], unacked: new Map<string, string>() });
+          current = s;
+          await s.say(hello(uaid));
+          expect(answerOf(s)).toMatchObject({ messageType: 'hello', uaid, status: 200 });
+          if (chids.length < 2) {
+            chids.push(channelId());
+            await s.say(register(chids[1]!));
+            expect(answerOf(s)).toMatchObject({ messageType: 'register', status: 200 });
+          }
+        };
+        /** Takes the frames the session sent: each notification once per session, never one acked before. */
+        const collect = () => {
+          if (!current) return;
+          for (const f of current.port.take()) {
+            if (f['messageType'] !== 'notification') continue;
+            const version = f['version'] as string;
+            expect(current.received, 'sent twice in one session').not.toContain(version);
+            expect(acked.has(version), 'an acked message came back').toBe(false);
+            current.received.push(version);
+            current.unacked.set(version, f['channelID'] as string);
+          }
+        };
+        const answer = async (version: string, kind: 'ack' | 'nack') => {
+          const s = current!;
+          const channelID = s.unacked.get(version)!;
+          s.unacked.delete(version);
+          if (kind === 'ack') {
+            acked.add(version);
+            await s.say(ack([channelID, version]));
+          } else {
+            await s.say(JSON.stringify({ messageType: 'nack', version, code: 301 }));
+          }
+        };
+
+        await connect();
+        for (const o of ops) {
+          if (o.kind === 'push') {
+            const n = w.message(uaid, chids[o.channel % chids.length]!, `m${++text}`, o.ttl0 ? 0 : 600);
+            const client = w.ctx.clients.get(uaid);
+            // The endpoint's local path: the connected client durably, else storage (TTL 0: dropped).
+            const pushed = client ? deliverDurably(w.store, client, n) : n.ttl > 0 ? w.store.saveMessage(n).then(() => 'stored') : Promise.resolve('dropped');
+            if (n.ttl > 0) accepted.add(n.version);
+            else ttl0.add(n.version);
+            pushes.push(pushed);
+          } else if (o.kind === 'disconnect') {
+            if (current) await current.session.onClosed();
+            collect();
+            current = null;
+          } else if (o.kind === 'connect') {
+            if (!current) await connect();
+          } else if (current) {
+            const versions = [...current.unacked.keys()];
+            if (o.kind === 'ackAll') for (const v of versions) await answer(v, 'ack');
+            else if (versions.length > 0) await answer(versions[o.pick % versions.length]!, o.kind);
+          }
+          await settle();
+          collect();
+        }
+        // One more session that acks everything it gets, until nothing more comes.
+        if (current) await current.session.onClosed();
+        await settle();
+        await connect();
+        for (;;) {
+          await settle();
+          collect();
+          const versions = [...current!.unacked.keys()];
+          if (versions.length === 0) break;
+          for (const v of versions) await answer(v, 'ack');
+        }
+        const final = new Set(current!.received);
+        for (const v of accepted) if (!acked.has(v)) expect(final.has(v), `accepted ${v} was lost`).toBe(true);
+        for (const v of ttl0) expect(final.has(v), `TTL 0 ${v} came from storage`).toBe(false);
+        await current!.session.onClosed();
+        await Promise.all(pushes);
+      }),
+      { numRuns: 300 },
+    );
   });
 });
