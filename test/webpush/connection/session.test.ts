@@ -14,6 +14,7 @@ import { BroadcastVersions } from '../../../src/webpush/broadcast/source.js';
 import { ClientRegistry, DirectSave, deliverDurably } from '../../../src/webpush/connection/clients.js';
 import { type ClientMessage, parseClientMessage } from '../../../src/webpush/connection/messages.js';
 import { type ConnectionContext, Session, type SessionPort } from '../../../src/webpush/connection/session.js';
+import { generateVapidKeys } from '../../../src/webpush/protocol/endpoint-token.js';
 import { FernetKey, MultiFernet } from '../../../src/webpush/protocol/fernet.js';
 import { CloseCode } from '../../../src/webpush/protocol/websocket.js';
 import { workerPeerId } from '../../../src/webpush/protocol/peer-link.js';
@@ -691,5 +692,94 @@ describe('delivery, for generated runs of pushes, acks, nacks and reconnects', (
       }),
       { numRuns: 300 },
     );
+  });
+});
+
+/**
+ * Any sequence of client messages (typed, as the parser gives them: right and wrong uaids, channel ids, keys,
+ * versions and codes), with pushes arriving between them: the session answers each register and unregister once,
+ * with its channelID, and never fails (a close with 1011, internal error, is a bug here: the store never fails).
+ */
+describe('the session, for generated client messages', () => {
+  const { publicKey } = generateVapidKeys();
+  const chidArb = fc.oneof(fc.constantFrom(...Array.from({ length: 3 }, () => channelId())), fc.uuid(), fc.constantFrom('', 'not-a-uuid', 'A'.repeat(36)));
+  const versionArb = fc.oneof(
+    fc.nat(20).map((i) => `v-m${i}`),
+    fc.string({ maxLength: 8 }),
+  );
+  const codeArb = fc.option(fc.oneof(fc.constantFrom(100, 101, 102, 301, 302, 303), fc.integer()), { nil: null });
+  const broadcastsArb = fc
+    .dictionary(fc.constantFrom('remote-settings/monitor_changes', 'x/y', ''), fc.string({ maxLength: 6 }), { maxKeys: 3 })
+    .map((o) => new Map(Object.entries(o)));
+  // A second hello, or a second ping within the minimum interval, closes the session (1008): those come rarely.
+  const messageArb: fc.Arbitrary<ClientMessage | { push: number }> = fc.oneof(
+    {
+      weight: 1,
+      arbitrary: fc.record({
+        messageType: fc.constant('hello' as const),
+        uaid: fc.option(fc.constantFrom('0'.repeat(32), 'f'.repeat(32)), { nil: null }),
+        useWebpush: fc.boolean(),
+        broadcasts: broadcastsArb,
+      }),
+    },
+    {
+      weight: 10,
+      arbitrary: fc.record({
+        messageType: fc.constant('register' as const),
+        channelID: chidArb,
+        key: fc.option(fc.constantFrom(publicKey, '', 'bad key'), { nil: null }),
+      }),
+    },
+    { weight: 5, arbitrary: fc.record({ messageType: fc.constant('unregister' as const), channelID: chidArb, code: codeArb }) },
+    {
+      weight: 8,
+      arbitrary: fc.record({
+        messageType: fc.constant('ack' as const),
+        updates: fc.array(fc.record({ channelID: chidArb, version: versionArb, code: codeArb }), { maxLength: 3 }),
+      }),
+    },
+    { weight: 4, arbitrary: fc.record({ messageType: fc.constant('nack' as const), version: fc.option(versionArb, { nil: null }), code: codeArb }) },
+    { weight: 1, arbitrary: fc.record({ messageType: fc.constant('ping' as const) }) },
+    { weight: 3, arbitrary: fc.record({ messageType: fc.constant('broadcast_subscribe' as const), broadcasts: broadcastsArb }) },
+    { weight: 12, arbitrary: fc.record({ push: fc.nat(2) }) },
+  );
+
+  it('answers each register and unregister once and never fails', async () => {
+    // Mostly a session that says hello first: anything else before it is closed at once (1008).
+    const helloFirst = fc.oneof({ weight: 4, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constant(false) });
+    // Runs whose session was still open after its last message: most runs must reach deep into their messages.
+    let openToTheEnd = 0;
+    await fc.assert(
+      fc.asyncProperty(helloFirst, fc.array(messageArb, { maxLength: 30, size: 'max' }), fc.constantFrom(0, 60_000), async (first, rest, ackWaitMs) => {
+        const messages = first ? [{ messageType: 'hello', uaid: null, useWebpush: true, broadcasts: new Map() } as ClientMessage, ...rest] : rest;
+        const w = world({ maxUnacked: 2, storageBatch: 2, ackWaitMs });
+        w.broadcasts.update({ 'remote-settings/monitor_changes': 'v1' });
+        const { port, session, say } = w.open();
+        const pushes: Promise<unknown>[] = [];
+        let text = 0;
+        for (const m of messages) {
+          if ('push' in m) {
+            // A push to one of the channels this session may have registered; refused ones (no such channel) are fine.
+            const client = w.ctx.clients.get(session.uaid);
+            const channel = [...(client?.channels.keys() ?? [])][m.push];
+            if (client && channel) pushes.push(deliverDurably(w.store, client, w.message(session.uaid, channel, `m${text++}`, m.push === 2 ? 0 : 600)));
+            continue;
+          }
+          await say(m);
+          const answers = port.take().filter((f) => f['messageType'] === m.messageType);
+          if ((m.messageType === 'register' || m.messageType === 'unregister') && port.closedWith === null) {
+            expect(answers, JSON.stringify(m)).toHaveLength(1);
+            expect(answers[0]!['channelID']).toBe(m.channelID);
+          }
+          expect(port.closedWith?.code, JSON.stringify(m)).not.toBe(CloseCode.internalError);
+        }
+        if (port.closedWith === null) openToTheEnd++;
+        await session.onClosed();
+        await Promise.all(pushes);
+        expect(port.closedWith?.code).not.toBe(CloseCode.internalError);
+      }),
+      { numRuns: 200 },
+    );
+    expect(openToTheEnd).toBeGreaterThan(50);
   });
 });
