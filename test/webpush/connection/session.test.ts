@@ -6,7 +6,7 @@
  */
 import type { FastifyBaseLogger } from 'fastify';
 import fc from 'fast-check';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { Metrics } from '../../../src/ops/metrics.js';
 import { SqliteStore } from '../../../src/store/sqlite.js';
 import type { Notification } from '../../../src/store/index.js';
@@ -569,7 +569,7 @@ describe('session state machine (no socket)', () => {
 
 /**
  * Delivery against a model (fast-check): generated runs of pushes (TTL > 0 and TTL 0, to a connected client or not),
- * acks, nacks, disconnects and reconnects of one user agent, through the real sessions, deliverDurably and an
+ * acks, nacks, disconnects, reconnects and takeovers of one user agent, through the real sessions, deliverDurably and an
  * in-memory SQLite store, with small flow-control bounds and an ack wait that saves at once or only when the
  * connection ends. What README "Durability" promises:
  * - a session never sends one message twice;
@@ -586,6 +586,10 @@ describe('delivery, for generated runs of pushes, acks, nacks and reconnects', (
     { weight: 1, arbitrary: fc.record({ kind: fc.constant('ackAll' as const) }) },
     { weight: 1, arbitrary: fc.record({ kind: fc.constant('disconnect' as const) }) },
     { weight: 1, arbitrary: fc.record({ kind: fc.constant('connect' as const) }) },
+    // A new connection while the old one is open: the newer hello takes over, and the older session ends.
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant('takeover' as const) }) },
+    // The ack waits running out: every direct message still waiting for its ack begins its save.
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant('lapse' as const) }) },
   );
   /** Lets the store's group commits and the sessions' queued work run. */
   const settle = async () => {
@@ -593,6 +597,9 @@ describe('delivery, for generated runs of pushes, acks, nacks and reconnects', (
   };
 
   it('never sends twice, never brings back an acked message, and loses no accepted one', async () => {
+    // The ack wait's timers are the test's to run (`lapse`); the store's group commits keep the real setImmediate.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    onTestFinished(() => void vi.useRealTimers());
     await fc.assert(
       fc.asyncProperty(fc.array(op, { maxLength: 40, size: 'max' }), fc.constantFrom(0, 60_000), async (ops, ackWaitMs) => {
         const w = world({ maxUnacked: 3, storageBatch: 2, ackWaitMs });
@@ -663,8 +670,18 @@ describe('delivery, for generated runs of pushes, acks, nacks and reconnects', (
             if (current) await current.session.onClosed();
             collect();
             current = null;
-          } else if (o.kind === 'connect') {
-            if (!current) await connect();
+          } else if (o.kind === 'connect' || o.kind === 'takeover') {
+            if (o.kind === 'takeover' && current) {
+              collect();
+              const old = current;
+              w.tick(1);
+              await connect();
+              // The registry closed the older session (1000); its end stores what it held unacked.
+              expect(old.port.closedWith?.code).toBe(CloseCode.normal);
+              await old.session.closed();
+            } else if (!current) await connect();
+          } else if (o.kind === 'lapse') {
+            vi.advanceTimersByTime(ackWaitMs);
           } else if (current) {
             const versions = [...current.unacked.keys()];
             if (o.kind === 'ackAll') for (const v of versions) await answer(v, 'ack');
