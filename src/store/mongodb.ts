@@ -83,7 +83,7 @@ export class BulkQueue<T extends { _id: string }> {
  * The MongoDB backend (official driver). Collections and their keys:
  * - `users` `{_id: uaid, routerType, routerData, connectedAt, peerId}`; shard key `{_id: "hashed"}`
  * - `channels` `{_id: "uaid:chid", uaid, keyHash}`; index and shard key `{uaid: "hashed"}`… see README
- * - `messages` `{_id, uaid, seq, chid, …, expiry: Date}`; `_id` is "uaid:s:seq", or "uaid:t:chid:topic" for a
+ * - `messages` `{_id, uaid, seq, chid, …, expiry: Date}`; `_id` is "uaid:s:seq:tag" (tag: messageId), or "uaid:t:chid:topic" for a
  *   message with a Topic, so a topic holds one document, replaced in place (no partial unique index needed);
  *   index `{uaid: 1, seq: 1}`, TTL index on `expiry`; shard key `{uaid: "hashed"}`.
  * Every hot query names one uaid, so on a sharded cluster it targets one shard. Races are decided by
@@ -132,8 +132,18 @@ type DashboardRecordDoc = DashboardRecord & { _id: string };
 
 const DUPLICATE_KEY = 11000;
 
-function messageId(m: { uaid: string; seq: number; channelID: string; topic: string | null }): string {
-  return m.topic !== null ? `${m.uaid}:t:${m.channelID}:${m.topic}` : `${m.uaid}:s:${m.seq}`;
+/**
+ * A message's _id: its topic's slot, or its seq and a tag of its version (the last 16 characters of the Fernet
+ * token, its HMAC): two messages that two processes of a fleet stamped with the same seq keep two documents
+ * (Store.saveMessage), and saving one message again replaces it.
+ */
+function messageId(m: { uaid: string; seq: number; version: string; channelID: string; topic: string | null }): string {
+  return m.topic !== null ? `${m.uaid}:t:${m.channelID}:${m.topic}` : `${m.uaid}:s:${m.seq}:${m.version.replace(/=+$/, '').slice(-16)}`;
+}
+
+/** The _id a message without a topic had until 2026-11-24 (no version tag): deletes still find those documents. */
+function legacyMessageId(m: { uaid: string; seq: number }): string {
+  return `${m.uaid}:s:${m.seq}`;
 }
 
 function toMessage(d: MessageDoc): Notification {
@@ -321,9 +331,9 @@ export class MongoStore implements Store {
     return this.messages.countDocuments({ uaid, expiry: { $gt: new Date() } }, { limit: cap });
   }
 
-  async removeMessage(uaid: string, seq: number): Promise<boolean> {
-    // By uaid and seq: an ack for a topic message that was replaced meanwhile deletes nothing.
-    const r = await this.messages.deleteOne({ uaid, seq });
+  async removeMessage(uaid: string, seq: number, version: string): Promise<boolean> {
+    // By uaid, seq and version: a topic message replaced meanwhile, or another message at the seq, is left alone.
+    const r = await this.messages.deleteOne({ uaid, seq, version });
     return r.deletedCount > 0;
   }
 
@@ -484,9 +494,11 @@ export class MongoStore implements Store {
   }
 
   // Acked messages.
-  async forgetMessage(m: Pick<Notification, 'uaid' | 'seq' | 'channelID' | 'topic'>): Promise<void> {
+  async forgetMessage(m: Pick<Notification, 'uaid' | 'seq' | 'version' | 'channelID' | 'topic'>): Promise<void> {
     // By _id, which the server finds without a scan, and seq: a topic message replaced meanwhile is left alone.
-    await this.messageWrites.add({ deleteOne: { filter: { _id: messageId(m), seq: m.seq } } });
+    const deletes = [this.messageWrites.add({ deleteOne: { filter: { _id: messageId(m), seq: m.seq, version: m.version } } })];
+    if (m.topic === null) deletes.push(this.messageWrites.add({ deleteOne: { filter: { _id: legacyMessageId(m), version: m.version } } }));
+    await Promise.all(deletes);
   }
 }
 

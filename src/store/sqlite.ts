@@ -118,6 +118,12 @@ function toMessage(row: MessageRow): Notification {
   };
 }
 
+/**
+ * How far past its seq a message is moved when other messages hold the seqs (Store.saveMessage): processes that
+ * stamp the same uaid's messages in the same microsecond are few, so a handful of steps is the most ever needed.
+ */
+const MAX_SEQ_SHIFT = 1000;
+
 /** How long a statement waits for another process's lock (SQLite's busy_timeout). */
 const BUSY_TIMEOUT_MS = 5000;
 /** What a synchronous pause waits on (Atomics.wait): nothing ever wakes it. */
@@ -126,7 +132,7 @@ const PAUSE = new Int32Array(new SharedArrayBuffer(4));
 export class SqliteStore implements Store {
   private readonly db: Database.Database;
   private readonly stmt;
-  private readonly txSaveTopic;
+  private readonly txSaveMessage;
   private readonly txRemoveUser;
   private readonly txRemoveChannel;
   private readonly txSaveReg;
@@ -185,22 +191,25 @@ export class SqliteStore implements Store {
         'SELECT chid, key_hash FROM channels WHERE uaid = ? AND chid > ? ORDER BY chid LIMIT ?',
       ),
       deleteChannelMessages: db.prepare('DELETE FROM messages WHERE uaid = ? AND chid = ?'),
-      // OR REPLACE: saving a message again by its key (uaid, seq) leaves one copy (Store.saveMessage).
+      // Store.saveMessage: nothing is replaced. A conflict is another message holding (uaid, seq), or a newer message
+      // holding the topic (a partial unique index); the save then moves on (txSaveMessage).
       insertMessage: db.prepare(
-        `INSERT OR REPLACE INTO messages (uaid, seq, chid, version, ttl, expiry, topic, urgency, data, headers, timestamp, dashboard_key)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      ),
-      deleteTopic: db.prepare('DELETE FROM messages WHERE uaid = ? AND chid = ? AND topic = ?'),
-      // A topic message replaces its topic's pending message only when that one is not newer (Store.saveMessage): the
-      // INSERT then finds the topic free, or held by a newer message and does nothing (a uniqueness conflict only).
-      deleteOlderTopic: db.prepare('DELETE FROM messages WHERE uaid = ? AND chid = ? AND topic = ? AND seq <= ?'),
-      insertTopicMessage: db.prepare(
         `INSERT INTO messages (uaid, seq, chid, version, ttl, expiry, topic, urgency, data, headers, timestamp, dashboard_key)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
       ),
+      // The message itself, at its seq or where a save moved it.
+      findMessage: db.prepare<[string, number, number, string], { seq: number }>(
+        'SELECT seq FROM messages WHERE uaid = ? AND seq >= ? AND seq < ? AND version = ? LIMIT 1',
+      ),
+      topicHeld: db.prepare<[string, string, string], { seq: number }>('SELECT seq FROM messages WHERE uaid = ? AND chid = ? AND topic = ?'),
+      deleteTopic: db.prepare('DELETE FROM messages WHERE uaid = ? AND chid = ? AND topic = ?'),
+      // A topic message replaces its topic's pending message only when that one is not newer (Store.saveMessage).
+      deleteOlderTopic: db.prepare('DELETE FROM messages WHERE uaid = ? AND chid = ? AND topic = ? AND seq <= ?'),
       fetch: db.prepare<[string, number, number, number], MessageRow>('SELECT * FROM messages WHERE uaid = ? AND seq > ? AND expiry > ? ORDER BY seq LIMIT ?'),
       count: db.prepare<[string, number, number], { n: number }>('SELECT count(*) AS n FROM (SELECT 1 FROM messages WHERE uaid = ? AND expiry > ? LIMIT ?)'),
-      deleteMessage: db.prepare('DELETE FROM messages WHERE uaid = ? AND seq = ?'),
+      // By version, at its seq or up to MAX_SEQ_SHIFT past it (where a save moved it): another message holding the
+      // seq is left alone.
+      deleteMessage: db.prepare('DELETE FROM messages WHERE uaid = ? AND seq >= ? AND seq < ? AND version = ?'),
       sweep: db.prepare('DELETE FROM messages WHERE expiry <= ?'),
       ping: db.prepare('SELECT 1'),
       regByDevice: db.prepare<[string, string], { node: string }>('SELECT node FROM push_registrations WHERE account = ? AND device_id = ?'),
@@ -248,9 +257,19 @@ export class SqliteStore implements Store {
       this.stmt.regUpsert.run(saved.node, saved.account, saved.deviceId, JSON.stringify(saved));
       return saved;
     });
-    this.txSaveTopic = db.transaction((row: MessageArgs) => {
-      this.stmt.deleteOlderTopic.run(row[0], row[2], row[6], row[1]);
-      this.stmt.insertTopicMessage.run(...row);
+    this.txSaveMessage = db.transaction((row: MessageArgs) => {
+      const [uaid, seq, chid, version, , , topic] = row;
+      // Saved before, here or moved past a seq another message held: one copy.
+      if (this.stmt.findMessage.get(uaid, seq, seq + MAX_SEQ_SHIFT, version)) return;
+      if (topic !== null) this.stmt.deleteOlderTopic.run(uaid, chid, topic, seq);
+      for (let attempt = 0; attempt < MAX_SEQ_SHIFT; attempt++) {
+        if (this.stmt.insertMessage.run(...row).changes > 0) return;
+        // Its topic is held by a newer message (what is left after deleteOlderTopic): nothing to save.
+        if (topic !== null && this.stmt.topicHeld.get(uaid, chid, topic)) return;
+        // Another message holds (uaid, seq): two processes stamped the same key (Store.saveMessage).
+        row[1] += 1;
+      }
+      throw new Error(`no free seq within ${MAX_SEQ_SHIFT} of ${seq}`);
     });
     this.txRemoveUser = db.transaction((uaid: string) => {
       this.stmt.deleteUserMessages.run(uaid);
@@ -351,7 +370,7 @@ export class SqliteStore implements Store {
       m.timestamp,
       m.dashboardKey ?? null,
     ];
-    await this.write(() => (m.topic !== null ? this.txSaveTopic(row) : this.stmt.insertMessage.run(...row)));
+    await this.write(() => this.txSaveMessage(row));
   }
 
   async fetchMessages(uaid: string, afterSeq: number, limit: number, now: number): Promise<Notification[]> {
@@ -362,8 +381,8 @@ export class SqliteStore implements Store {
     return this.stmt.count.get(uaid, Date.now(), cap)?.n ?? 0;
   }
 
-  async removeMessage(uaid: string, seq: number): Promise<boolean> {
-    return this.write(() => this.stmt.deleteMessage.run(uaid, seq).changes > 0);
+  async removeMessage(uaid: string, seq: number, version: string): Promise<boolean> {
+    return this.write(() => this.stmt.deleteMessage.run(uaid, seq, seq + MAX_SEQ_SHIFT, version).changes > 0);
   }
 
   async removeTopicMessage(uaid: string, channelID: string, topic: string): Promise<boolean> {
@@ -539,9 +558,9 @@ export class SqliteStore implements Store {
   }
 
   // Acked messages.
-  async forgetMessage(m: Pick<Notification, 'uaid' | 'seq' | 'channelID' | 'topic'>): Promise<void> {
-    // The primary key: a topic message that was replaced meanwhile has another seq and is left alone.
-    await this.write(() => this.stmt.deleteMessage.run(m.uaid, m.seq));
+  async forgetMessage(m: Pick<Notification, 'uaid' | 'seq' | 'version' | 'channelID' | 'topic'>): Promise<void> {
+    // By version: a topic message replaced meanwhile, or another message at the seq, is left alone.
+    await this.write(() => this.stmt.deleteMessage.run(m.uaid, m.seq, m.seq + MAX_SEQ_SHIFT, m.version));
   }
 }
 

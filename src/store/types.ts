@@ -109,14 +109,17 @@ export interface Store {
    * that one is newer (a greater seq: the repeat of a message its topic has since replaced is left out). Saving
    * a message again by its key (uaid, seq) leaves one copy, never an error: in a fleet or with workers the process
    * holding the client saves it, and the endpoint saves it again when that process did not answer (README
-   * "Durability").
+   * "Durability"). A different message (another version) that holds the key is never replaced (two processes of a
+   * fleet stamped the same uaid's messages alike): both are kept, SQLite moving this one to the next free seq, MongoDB
+   * keeping it beside the other under a version-tagged _id.
    */
   saveMessage(message: Notification): Promise<void>;
   /** Pending, unexpired messages with seq > afterSeq, in seq order. */
   fetchMessages(uaid: string, afterSeq: number, limit: number, now: number): Promise<Notification[]>;
   /** Counts pending messages, stopping at `cap` (the count is bounded so it never scans a large backlog). */
   countMessages(uaid: string, cap: number): Promise<number>;
-  removeMessage(uaid: string, seq: number): Promise<boolean>;
+  /** Removes the message of this version at this seq (or where a save moved it); another message there is left alone. */
+  removeMessage(uaid: string, seq: number, version: string): Promise<boolean>;
   removeTopicMessage(uaid: string, channelID: string, topic: string): Promise<boolean>;
   /** Deletes expired messages; returns how many. */
   sweepExpired(now: number): Promise<number>;
@@ -176,7 +179,7 @@ export interface Store {
    * Deletes a delivered and acked message by its key (uaid and seq, and its topic for a topic message), like
    * removeMessage without a result: a backend may send the deletes of one turn to its server together.
    */
-  forgetMessage(message: Pick<Notification, 'uaid' | 'seq' | 'channelID' | 'topic'>): Promise<void>;
+  forgetMessage(message: Pick<Notification, 'uaid' | 'seq' | 'version' | 'channelID' | 'topic'>): Promise<void>;
 }
 
 /** A later event of a message, found by its message id (src/dashboard/tracker.ts). */

@@ -136,9 +136,10 @@ export function storeContract(name: string, open: () => Promise<Store>, property
       await store.saveMessage(old);
       const replacement = message(uaid, chid, { topic: 'x' });
       await store.saveMessage(replacement);
-      expect(await store.removeMessage(uaid, old.seq)).toBe(false);
+      expect(await store.removeMessage(uaid, old.seq, old.version)).toBe(false);
       expect(await store.fetchMessages(uaid, 0, 10, Date.now())).toEqual([replacement]);
-      expect(await store.removeMessage(uaid, replacement.seq)).toBe(true);
+      expect(await store.removeMessage(uaid, replacement.seq, 'another version')).toBe(false);
+      expect(await store.removeMessage(uaid, replacement.seq, replacement.version)).toBe(true);
       await store.close();
     });
 
@@ -161,6 +162,29 @@ export function storeContract(name: string, open: () => Promise<Store>, property
       await store.close();
     });
 
+    it('never replaces another message that holds the key: both are kept (two processes stamped alike)', async () => {
+      const store = await open();
+      const uaid = newUaid();
+      const chid = channelId();
+      const first = message(uaid, chid);
+      const second = { ...message(uaid, chid), seq: first.seq };
+      const third = { ...message(uaid, chid), seq: first.seq };
+      await store.saveMessage(first);
+      await Promise.all([store.saveMessage(second), store.saveMessage(third)]);
+      // Saved again (the endpoint's copy after a silent holder): still one copy of each.
+      await store.saveMessage(second);
+      const versions = async () => (await store.fetchMessages(uaid, 0, 10, Date.now())).map((m) => m.version).sort();
+      expect(await versions()).toEqual([first, second, third].map((m) => m.version).sort());
+      expect(await store.countMessages(uaid, 10)).toBe(3);
+      // Each is deleted by its own version; a delete naming another version at the seq deletes nothing.
+      expect(await store.removeMessage(uaid, first.seq, 'another version')).toBe(false);
+      await store.forgetMessage(second);
+      expect(await versions()).toEqual([first, third].map((m) => m.version).sort());
+      expect(await store.removeMessage(uaid, first.seq, third.version)).toBe(true);
+      expect(await store.fetchMessages(uaid, 0, 10, Date.now())).toEqual([first]);
+      await store.close();
+    });
+
     it('forgets acked messages, many in one turn, by key: a replaced topic message or an unknown one is left alone', async () => {
       const store = await open();
       const uaid = newUaid();
@@ -176,7 +200,7 @@ export function storeContract(name: string, open: () => Promise<Store>, property
       await Promise.all([
         ...plain.slice(0, 15).map((m) => store.forgetMessage(m)),
         store.forgetMessage(old),
-        store.forgetMessage({ uaid, seq: 999_999_999, channelID: chid, topic: null }),
+        store.forgetMessage({ uaid, seq: 999_999_999, version: 'v-unknown', channelID: chid, topic: null }),
       ]);
       expect(await store.fetchMessages(uaid, 0, 50, Date.now())).toEqual([...kept, replacement]);
       await store.forgetMessage(replacement);
@@ -405,17 +429,20 @@ export function storeContract(name: string, open: () => Promise<Store>, property
 
     /**
      * The message table against a model (fast-check): generated sequences of saves (new messages and repeats of
-     * earlier ones, some in one turn so that a backend batches them), acks by key, topic removals and sweeps, two
-     * uaids, two channels, two topics. After every step each uaid's pending messages must be the model's. The
-     * model is Store's documented contract: a repeat leaves one copy; a topic message replaces the pending message
-     * of its topic on its channel, but never a newer one (a repeat of a message its topic has since replaced, as an
-     * endpoint saves again what a holder already saved, README "Durability").
+     * earlier ones, some in one turn so that a backend batches them; some new ones stamped with an earlier message's
+     * seq, as two processes of a fleet may stamp them), acks by key, topic removals and sweeps, two uaids, two
+     * channels, two topics. After every step each uaid's pending messages must be the model's, by version, in seq
+     * order. The model is Store's documented contract: a repeat leaves one copy; a message stamped with a seq another
+     * message holds is kept beside it; a topic message replaces the pending message of its topic on its channel, but
+     * never a newer one (a repeat of a message its topic has since replaced, as an endpoint saves again what a holder
+     * already saved, README "Durability").
      */
     it('keeps the message table as the model says, through any sequence of saves, repeats, acks and sweeps', async () => {
       const store = await open();
       const now = Date.now();
       const op = fc.oneof(
         fc.record({ kind: fc.constant('save' as const), u: fc.nat(1), c: fc.nat(1), topic: fc.constantFrom(null, 't1', 't2'), expired: fc.boolean() }),
+        fc.record({ kind: fc.constant('collide' as const), pick: fc.nat(), c: fc.nat(1) }),
         fc.record({ kind: fc.constant('repeat' as const), pick: fc.nat() }),
         fc.record({ kind: fc.constant('turn' as const), picks: fc.array(fc.option(fc.nat(), { nil: null }), { minLength: 2, maxLength: 4 }) }),
         fc.record({ kind: fc.constant('forget' as const), pick: fc.nat() }),
@@ -428,10 +455,12 @@ export function storeContract(name: string, open: () => Promise<Store>, property
           const uaids = [newUaid(), newUaid()];
           const chids = [channelId(), channelId()];
           const made: Notification[] = [];
+          /** Pending messages by version. */
           const model = new Map<string, Notification>();
-          const key = (m: Pick<Notification, 'uaid' | 'seq'>) => `${m.uaid}:${m.seq}`;
-          const fresh = (u: number, c: number, topic: string | null, expired: boolean) => {
-            const m = message(uaids[u]!, chids[c]!, { topic, expiry: expired ? now - 60_000 : now + 600_000 });
+          // Seqs far apart, so that a message a backend moved past a seq another holds never reaches the next one.
+          let nextSeq = now * 1000;
+          const fresh = (u: number, c: number, topic: string | null, expired: boolean, seq = (nextSeq += 10_000)) => {
+            const m = message(uaids[u]!, chids[c]!, { seq, topic, expiry: expired ? now - 60_000 : now + 600_000 });
             made.push(m);
             return m;
           };
@@ -439,20 +468,33 @@ export function storeContract(name: string, open: () => Promise<Store>, property
           const modelSave = (m: Notification) => {
             const rivals = [...model.values()].filter((o) => m.topic !== null && o.uaid === m.uaid && o.channelID === m.channelID && o.topic === m.topic);
             if (rivals.some((o) => o.seq > m.seq)) return;
-            for (const o of rivals) model.delete(key(o));
-            model.set(key(m), m);
+            for (const o of rivals) model.delete(o.version);
+            model.set(m.version, m);
           };
+          /** A message as the model compares it: all but the seq, which a backend may have moved. */
+          const bySeq = (ms: Notification[]) => ms.map(({ seq: _, ...rest }) => rest);
           const check = async () => {
             for (const uaid of uaids) {
-              const expected = [...model.values()].filter((m) => m.uaid === uaid).sort((a, b) => a.seq - b.seq);
+              const expected = [...model.values()].filter((m) => m.uaid === uaid).sort((a, b) => a.seq - b.seq || a.version.localeCompare(b.version));
               // now = 0: expired messages too, which only a sweep removes.
-              expect(await store.fetchMessages(uaid, 0, 100, 0)).toEqual(expected);
-              expect(await store.fetchMessages(uaid, 0, 100, Date.now())).toEqual(expected.filter((m) => m.expiry > now));
+              const all = await store.fetchMessages(uaid, 0, 100, 0);
+              expect(all.every((m, i) => i === 0 || m.seq >= all[i - 1]!.seq)).toBe(true);
+              const order = (ms: Notification[]) =>
+                [...ms].sort((a, b) => Math.round(a.seq / 10_000) - Math.round(b.seq / 10_000) || a.version.localeCompare(b.version));
+              expect(bySeq(order(all))).toEqual(bySeq(expected));
+              const live = await store.fetchMessages(uaid, 0, 100, Date.now());
+              expect(bySeq(order(live))).toEqual(bySeq(expected.filter((m) => m.expiry > now)));
             }
           };
           for (const o of ops) {
-            if (o.kind === 'save' || o.kind === 'repeat') {
-              const m = o.kind === 'save' ? fresh(o.u, o.c, o.topic, o.expired) : pick(o.pick);
+            if (o.kind === 'save' || o.kind === 'repeat' || o.kind === 'collide') {
+              const earlier = o.kind === 'collide' ? pick(o.pick) : null;
+              const m =
+                o.kind === 'save'
+                  ? fresh(o.u, o.c, o.topic, o.expired)
+                  : o.kind === 'repeat'
+                    ? pick(o.pick)
+                    : earlier && fresh(uaids.indexOf(earlier.uaid), o.c, null, false, earlier.seq);
               if (!m) continue;
               await store.saveMessage(m);
               modelSave(m);
@@ -467,18 +509,18 @@ export function storeContract(name: string, open: () => Promise<Store>, property
               const m = pick(o.pick);
               if (!m) continue;
               if (o.kind === 'forget') await store.forgetMessage(m);
-              else expect(await store.removeMessage(m.uaid, m.seq)).toBe(model.has(key(m)));
-              model.delete(key(m));
+              else expect(await store.removeMessage(m.uaid, m.seq, m.version)).toBe(model.has(m.version));
+              model.delete(m.version);
             } else if (o.kind === 'removeTopic') {
               const [uaid, chid] = [uaids[o.u]!, chids[o.c]!];
               const held = [...model.values()].filter((m) => m.uaid === uaid && m.channelID === chid && m.topic === o.topic);
               expect(await store.removeTopicMessage(uaid, chid, o.topic)).toBe(held.length > 0);
-              for (const m of held) model.delete(key(m));
+              for (const m of held) model.delete(m.version);
             } else {
               const expired = [...model.values()].filter((m) => m.expiry <= Date.now());
               // Other runs' expired messages may be swept too: at least this run's.
               expect(await store.sweepExpired(Date.now())).toBeGreaterThanOrEqual(expired.length);
-              for (const m of expired) model.delete(key(m));
+              for (const m of expired) model.delete(m.version);
             }
             await check();
           }

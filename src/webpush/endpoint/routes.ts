@@ -9,7 +9,7 @@ import { StoreUnavailableError } from '../../store/types.js';
 import { encodePayload } from '../protocol/payload.js';
 import { type ApiVersion, type EndpointTokenInfo, parseEndpointToken } from '../protocol/endpoint-token.js';
 import type { MultiFernet } from '../protocol/fernet.js';
-import { parseMessageId } from '../protocol/message-id.js';
+import { canonicalMessageId, parseMessageId } from '../protocol/message-id.js';
 import type { WebPushRouter } from './router.js';
 import { type NotificationHeaders, parseNotificationHeaders } from './headers.js';
 import { type FastPushHandler, fastPushHandler } from './fast-path.js';
@@ -330,7 +330,9 @@ export async function endpointRoutes(app: FastifyInstance, opts: EndpointOptions
       // autopush answers 400 "Invalid message ID" (with errno null; Pushgate's table has no null errno: 999).
       if (!key) throw new ApiError('invalidRequest', 'Invalid message ID');
       const removed = await storageCall(() =>
-        key.topic !== undefined ? store.removeTopicMessage(key.uaid, key.channelID, key.topic) : store.removeMessage(key.uaid, key.seq),
+        key.topic !== undefined
+          ? store.removeTopicMessage(key.uaid, key.channelID, key.topic)
+          : store.removeMessage(key.uaid, key.seq, canonicalMessageId(request.params.messageId)),
       );
       if (removed) dashboard?.deleted(request.params.messageId);
       reply.code(204).send(null);

@@ -25,6 +25,12 @@ export function makeMessageId(fernet: MultiFernet, key: MessageKey): string {
   return fernet.encryptToString(Buffer.from(messageIdPlaintext(key), 'utf8'), true);
 }
 
+/** A message id as makeMessageId spells it, the `=` padding restored: the version stored with the message. */
+export function canonicalMessageId(id: string): string {
+  const bare = id.replace(/=+$/, '');
+  return bare + '='.repeat((4 - (bare.length % 4)) % 4);
+}
+
 /**
  * A UUID as Rust's `Uuid::parse_str` reads it in the forms senders meet (simple or dashed, any case),
  * as 32 lower-case hex digits; null otherwise.

@@ -1,0 +1,254 @@
+/**
+ * The fleet's delivery against a model (fast-check): an endpoint node's real router (route cache, user record,
+ * stale routes, notify) in front of two connection nodes' real sessions and registries, all on one SQLite store, with
+ * the peer link played in process. Generated runs of pushes, acks, disconnects, connects and takeovers between the
+ * nodes, route caches running out, and hops that fail: lost before the holder saw the push (`absent`), or taken by
+ * the holder with the answer lost (`unanswered`). What README "Durability" and "A fleet of machines" promise:
+ * - every push is answered, and every accepted TTL > 0 message reaches the client (a last session that acks all
+ *   it gets receives every one not acked before);
+ * - a session never sends a message twice, and an acked message never comes back, except a message whose answer
+ *   was lost: the endpoint saved its own copy, which can arrive again, with the same version.
+ */
+import type { FastifyBaseLogger } from 'fastify';
+import fc from 'fast-check';
+import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest';
+import { Metrics } from '../../../src/ops/metrics.js';
+import { SqliteStore } from '../../../src/store/sqlite.js';
+import { BroadcastVersions } from '../../../src/webpush/broadcast/source.js';
+import { ClientRegistry, offerToClient } from '../../../src/webpush/connection/clients.js';
+import { parseClientMessage } from '../../../src/webpush/connection/messages.js';
+import { type ConnectionContext, Session, type SessionPort } from '../../../src/webpush/connection/session.js';
+import type { PeerClient } from '../../../src/webpush/endpoint/peer-client.js';
+import { WebPushRouter } from '../../../src/webpush/endpoint/router.js';
+import { FernetKey, MultiFernet } from '../../../src/webpush/protocol/fernet.js';
+import { pushOutcome } from '../../../src/webpush/protocol/peer-link.js';
+import { CloseCode } from '../../../src/webpush/protocol/websocket.js';
+import { channelId, payload } from '../../helpers/push.js';
+
+const silent = { warn() {}, error() {}, info() {}, debug() {} } as unknown as FastifyBaseLogger;
+const NODES = ['http://a.internal:9000', 'http://b.internal:9000'] as const;
+const ENDPOINT = 'http://endpoint.internal:9000';
+
+class Port implements SessionPort {
+  frames: Record<string, unknown>[] = [];
+  closedWith: number | null = null;
+  send(frames: object[], onWritten?: (err?: Error) => void): void {
+    this.frames.push(...(frames as Record<string, unknown>[]));
+    onWritten?.();
+  }
+  close(code: number): void {
+    this.closedWith ??= code;
+  }
+  bufferedAmount(): number {
+    return 0;
+  }
+}
+
+const stores: SqliteStore[] = [];
+afterEach(async () => {
+  await Promise.all(stores.splice(0).map((s) => s.close()));
+});
+
+/** Lets the store's group commits and the sessions' queued work run. */
+const settle = async () => {
+  for (let i = 0; i < 4; i++) await new Promise<void>((r) => setImmediate(r));
+};
+
+const op = fc.oneof(
+  {
+    weight: 5,
+    arbitrary: fc.record({ kind: fc.constant('push' as const), ttl0: fc.boolean(), fault: fc.constantFrom('none', 'none', 'none', 'lost', 'silent') }),
+  },
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant('ack' as const), pick: fc.nat() }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('ackAll' as const) }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('disconnect' as const) }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('connect' as const), node: fc.nat(1) }) },
+  // Past the router's route cache (30 s) and every ack wait.
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('later' as const) }) },
+);
+
+describe('fleet delivery, for generated runs of pushes, acks, moves between nodes and failed hops', () => {
+  it('answers every push, loses no accepted message, and repeats only what a lost answer made the endpoint save', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    onTestFinished(() => void vi.useRealTimers());
+    await fc.assert(
+      fc.asyncProperty(fc.array(op, { maxLength: 40, size: 'max' }), fc.constantFrom(0, 100), async (ops, ackWaitMs) => {
+        const store = new SqliteStore(':memory:');
+        stores.push(store);
+        let clock = Date.now();
+        let seq = 0;
+        const fernet = new MultiFernet([FernetKey.generate()]);
+        const registries = NODES.map(() => Object.assign(new ClientRegistry(), { store }));
+        const registryOf = (peer: string) => registries[NODES.indexOf(peer as (typeof NODES)[number])];
+        /**
+         * What a push's first hop does, by the push's body: fail before the holder sees it (`lost`), or reach the
+         * holder and lose its answer (`silent`). Later hops of the same push, and other pushes, go through.
+         */
+        const faults = new Map<string, 'lost' | 'silent'>();
+        const background: Promise<unknown>[] = [];
+        const peers = {
+          push: async (peer: string, n: Parameters<PeerClient['push']>[1]) => {
+            const registry = registryOf(peer);
+            const fault = faults.get(n.data!);
+            faults.delete(n.data!);
+            if (!registry || fault === 'lost') return 'absent';
+            const offered = offerToClient(registry, n);
+            if (fault === 'silent') {
+              background.push(offered);
+              return 'unanswered';
+            }
+            return pushOutcome(await offered);
+          },
+          notify: async (peer: string, uaid: string) => {
+            const client = registryOf(peer)?.get(uaid);
+            client?.storageChanged();
+            return client !== undefined;
+          },
+          dropOlder: async (peer: string, uaid: string, connectedAt: number) => {
+            const client = registryOf(peer)?.get(uaid);
+            if (client && client.connectedAt < connectedAt) client.close(CloseCode.normal, 'a newer connection of this uaid took over');
+            return true;
+          },
+        } as unknown as PeerClient;
+        const nextSeq = () => (seq = Math.max(seq + 1, clock * 1000));
+        const contexts = NODES.map((peerId, i): ConnectionContext => ({
+          store,
+          clients: registries[i]!,
+          fernet,
+          metrics: new Metrics(),
+          log: silent,
+          publicUrl: 'https://push.example',
+          peerId,
+          peers,
+          msgLimit: 1000,
+          storageBatch: 2,
+          helloTimeoutMs: 10_000,
+          minPingIntervalMs: 45_000,
+          maxUnacked: 3,
+          wsHighWater: 1 << 20,
+          ackWaitMs,
+          maxChannels: 10,
+          userMaxIdleMs: 60 * 86_400_000,
+          broadcasts: new BroadcastVersions(),
+          nextSeq,
+          now: () => clock,
+        }));
+        const router = new WebPushRouter(store, new ClientRegistry(), fernet, new Metrics(), 1000, ENDPOINT, peers, null, null, {
+          userMaxIdleMs: 60 * 86_400_000,
+          storageBatch: 2,
+          now: () => clock,
+        });
+
+        type Connection = { port: Port; session: Session; received: string[]; unacked: Map<string, string> };
+        let current = null as Connection | null;
+        let uaid: string | undefined;
+        const chid = channelId();
+        const say = async (c: Connection, text: string) => {
+          const r = parseClientMessage(text);
+          if (!r.ok) throw new Error(r.reason);
+          await c.session.onMessage(r.message);
+          await c.session.idle();
+        };
+        const accepted = new Set<string>();
+        const answerLost = new Set<string>();
+        const acked = new Set<string>();
+        const pushes: Promise<unknown>[] = [];
+        let text = 0;
+
+        /** Notifications the client got: once per session, and never one acked before (but for a lost answer's). */
+        const collect = () => {
+          if (!current) return;
+          for (const f of current.port.frames.splice(0)) {
+            if (f['messageType'] !== 'notification') continue;
+            const version = f['version'] as string;
+            if (!answerLost.has(version)) {
+              expect(current.received, 'sent twice in one session').not.toContain(version);
+              expect(acked.has(version), 'an acked message came back').toBe(false);
+            }
+            current.received.push(version);
+            current.unacked.set(version, f['channelID'] as string);
+          }
+        };
+        const connect = async (node: number) => {
+          clock += 1;
+          const port = new Port();
+          const c: Connection = { port, session: new Session(port, contexts[node]!), received: [], unacked: new Map() };
+          const previous = current;
+          current = c;
+          await say(c, JSON.stringify({ messageType: 'hello', use_webpush: true, broadcasts: {}, ...(uaid ? { uaid } : {}) }));
+          const hello = c.port.frames.shift()!;
+          expect(hello).toMatchObject({ messageType: 'hello', status: 200 });
+          if (!uaid) {
+            uaid = hello['uaid'] as string;
+            await say(c, JSON.stringify({ messageType: 'register', channelID: chid }));
+            expect(c.port.frames.shift()).toMatchObject({ messageType: 'register', status: 200 });
+          }
+          // A client that moved: its older connection is closed by the newer hello (on this node, or on the other one
+          // that the user record names), or else by the client (a failed hop may have cleared the record, as autopush's
+          // does); either way it stores what it held unacked.
+          if (previous) {
+            await settle();
+            await previous.session.closed();
+          }
+        };
+        const ack = async (version: string) => {
+          const c = current!;
+          const channelID = c.unacked.get(version)!;
+          c.unacked.delete(version);
+          acked.add(version);
+          await say(c, JSON.stringify({ messageType: 'ack', updates: [{ channelID, version, code: 100 }] }));
+        };
+
+        await connect(0);
+        for (const o of ops) {
+          if (o.kind === 'push') {
+            const body = payload(`m${++text}`);
+            if (o.fault !== 'none') faults.set(body, o.fault);
+            const pushed = router
+              .route({ uaid: uaid!, channelID: chid, ttl: o.ttl0 ? 0 : 600, topic: null, urgency: 'normal', data: body, headers: null })
+              .then((r) => {
+                if (o.ttl0) return;
+                accepted.add(r.messageId);
+                if (o.fault === 'silent') answerLost.add(r.messageId);
+              });
+            pushes.push(pushed);
+          } else if (o.kind === 'disconnect') {
+            if (current) await current.session.onClosed();
+            collect();
+            current = null;
+          } else if (o.kind === 'connect') {
+            collect();
+            await connect(o.node);
+          } else if (o.kind === 'later') {
+            clock += 31_000;
+            vi.advanceTimersByTime(Math.max(ackWaitMs, 1));
+          } else if (current) {
+            const versions = [...current.unacked.keys()];
+            if (o.kind === 'ackAll') for (const v of versions) await ack(v);
+            else if (versions.length > 0) await ack(versions[o.pick % versions.length]!);
+          }
+          await settle();
+          collect();
+        }
+        // Every push settles once its message is acked or safe; a last session on node A acks all it gets.
+        if (current) await current.session.onClosed();
+        current = null;
+        await settle();
+        await connect(0);
+        for (;;) {
+          vi.advanceTimersByTime(Math.max(ackWaitMs, 1));
+          await settle();
+          collect();
+          const versions = [...current!.unacked.keys()];
+          if (versions.length === 0) break;
+          for (const v of versions) await ack(v);
+        }
+        await Promise.all([...pushes, ...background]);
+        const final = new Set(current!.received);
+        for (const v of accepted) if (!acked.has(v)) expect(final.has(v), `accepted ${v} was lost`).toBe(true);
+        await current!.session.onClosed();
+      }),
+      { numRuns: 200 },
+    );
+  });
+});
