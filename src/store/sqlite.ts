@@ -132,7 +132,7 @@ const PAUSE = new Int32Array(new SharedArrayBuffer(4));
 export class SqliteStore implements Store {
   private readonly db: Database.Database;
   private readonly stmt;
-  private readonly txSaveMessage;
+  private readonly txSaveTopic;
   private readonly txRemoveUser;
   private readonly txRemoveChannel;
   private readonly txSaveReg;
@@ -257,20 +257,8 @@ export class SqliteStore implements Store {
       this.stmt.regUpsert.run(saved.node, saved.account, saved.deviceId, JSON.stringify(saved));
       return saved;
     });
-    this.txSaveMessage = db.transaction((row: MessageArgs) => {
-      const [uaid, seq, chid, version, , , topic] = row;
-      // Saved before, here or moved past a seq another message held: one copy.
-      if (this.stmt.findMessage.get(uaid, seq, seq + MAX_SEQ_SHIFT, version)) return;
-      if (topic !== null) this.stmt.deleteOlderTopic.run(uaid, chid, topic, seq);
-      for (let attempt = 0; attempt < MAX_SEQ_SHIFT; attempt++) {
-        if (this.stmt.insertMessage.run(...row).changes > 0) return;
-        // Its topic is held by a newer message (what is left after deleteOlderTopic): nothing to save.
-        if (topic !== null && this.stmt.topicHeld.get(uaid, chid, topic)) return;
-        // Another message holds (uaid, seq): two processes stamped the same key (Store.saveMessage).
-        row[1] += 1;
-      }
-      throw new Error(`no free seq within ${MAX_SEQ_SHIFT} of ${seq}`);
-    });
+    // A topic message's delete and insert go together or not at all (a savepoint in the group commit's transaction).
+    this.txSaveTopic = db.transaction((row: MessageArgs) => this.saveRow(row));
     this.txRemoveUser = db.transaction((uaid: string) => {
       this.stmt.deleteUserMessages.run(uaid);
       this.stmt.deleteUserChannels.run(uaid);
@@ -370,7 +358,26 @@ export class SqliteStore implements Store {
       m.timestamp,
       m.dashboardKey ?? null,
     ];
-    await this.write(() => this.txSaveMessage(row));
+    await this.write(() => (m.topic !== null ? this.txSaveTopic(row) : this.saveRow(row)));
+  }
+
+  /**
+   * One message's save (Store.saveMessage), inside the group commit's transaction. Without a topic it changes one row
+   * or none, so it needs no savepoint of its own.
+   */
+  private saveRow(row: MessageArgs): void {
+    const [uaid, seq, chid, version, , , topic] = row;
+    // Saved before, here or moved past a seq another message held: one copy.
+    if (this.stmt.findMessage.get(uaid, seq, seq + MAX_SEQ_SHIFT, version)) return;
+    if (topic !== null) this.stmt.deleteOlderTopic.run(uaid, chid, topic, seq);
+    for (let attempt = 0; attempt < MAX_SEQ_SHIFT; attempt++) {
+      if (this.stmt.insertMessage.run(...row).changes > 0) return;
+      // Its topic is held by a newer message (what is left after deleteOlderTopic): nothing to save.
+      if (topic !== null && this.stmt.topicHeld.get(uaid, chid, topic)) return;
+      // Another message holds (uaid, seq): two processes stamped the same key (Store.saveMessage).
+      row[1] += 1;
+    }
+    throw new Error(`no free seq within ${MAX_SEQ_SHIFT} of ${seq}`);
   }
 
   async fetchMessages(uaid: string, afterSeq: number, limit: number, now: number): Promise<Notification[]> {
