@@ -192,7 +192,7 @@ export class SqliteStore implements Store {
       ),
       deleteChannelMessages: db.prepare('DELETE FROM messages WHERE uaid = ? AND chid = ?'),
       // Store.saveMessage: nothing is replaced. A conflict is another message holding (uaid, seq), or a newer message
-      // holding the topic (a partial unique index); the save then moves on (txSaveMessage).
+      // holding the topic (a partial unique index); the save then moves on (saveRow).
       insertMessage: db.prepare(
         `INSERT INTO messages (uaid, seq, chid, version, ttl, expiry, topic, urgency, data, headers, timestamp, dashboard_key)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,

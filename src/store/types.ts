@@ -176,8 +176,8 @@ export interface Store {
   markDashboardRecords(marks: DashboardMark[]): Promise<boolean[]>;
   // Acked messages (src/webpush/connection/session.ts): deletes that nobody waits on for a result.
   /**
-   * Deletes a delivered and acked message by its key (uaid and seq, and its topic for a topic message), like
-   * removeMessage without a result: a backend may send the deletes of one turn to its server together.
+   * Deletes a delivered and acked message by its version at its seq (or where a save moved it), like removeMessage
+   * without a result: a backend may send the deletes of one turn to its server together.
    */
   forgetMessage(message: Pick<Notification, 'uaid' | 'seq' | 'version' | 'channelID' | 'topic'>): Promise<void>;
 }
