@@ -13,39 +13,17 @@ import type { Notification } from '../../../src/store/index.js';
 import { BroadcastVersions } from '../../../src/webpush/broadcast/source.js';
 import { ClientRegistry, DirectSave, deliverDurably } from '../../../src/webpush/connection/clients.js';
 import { type ClientMessage, parseClientMessage } from '../../../src/webpush/connection/messages.js';
-import { type ConnectionContext, Session, type SessionPort } from '../../../src/webpush/connection/session.js';
+import { type ConnectionContext, Session } from '../../../src/webpush/connection/session.js';
 import { generateVapidKeys } from '../../../src/webpush/protocol/endpoint-token.js';
 import { FernetKey, MultiFernet } from '../../../src/webpush/protocol/fernet.js';
 import { CloseCode } from '../../../src/webpush/protocol/websocket.js';
 import { workerPeerId } from '../../../src/webpush/protocol/peer-link.js';
 import type { PeerClient } from '../../../src/webpush/endpoint/peer-client.js';
 import { channelId, payload } from '../../helpers/push.js';
+import { RecordingPort, settle } from '../../helpers/session.js';
 
 const silent = { warn() {}, error() {}, info() {}, debug() {} } as unknown as FastifyBaseLogger;
 const DAY = 86_400_000;
-
-class RecordingPort implements SessionPort {
-  frames: Record<string, unknown>[] = [];
-  closedWith: { code: number; reason: string } | null = null;
-  buffered = 0;
-  writes = 0;
-  send(frames: object[], onWritten?: (err?: Error) => void): void {
-    this.writes++;
-    this.frames.push(...(frames as Record<string, unknown>[]));
-    onWritten?.();
-  }
-  close(code: number, reason: string): void {
-    this.closedWith ??= { code, reason };
-  }
-  bufferedAmount(): number {
-    return this.buffered;
-  }
-  take(): Record<string, unknown>[] {
-    const f = this.frames;
-    this.frames = [];
-    return f;
-  }
-}
 
 const stores: SqliteStore[] = [];
 afterEach(async () => {
@@ -591,10 +569,6 @@ describe('delivery, for generated runs of pushes, acks, nacks and reconnects', (
     // The ack waits running out: every direct message still waiting for its ack begins its save.
     { weight: 1, arbitrary: fc.record({ kind: fc.constant('lapse' as const) }) },
   );
-  /** Lets the store's group commits and the sessions' queued work run. */
-  const settle = async () => {
-    for (let i = 0; i < 3; i++) await new Promise<void>((r) => setImmediate(r));
-  };
 
   it('never sends twice, never brings back an acked message, and loses no accepted one', async () => {
     // The ack wait's timers are the test's to run (`lapse`); the store's group commits keep the real setImmediate.

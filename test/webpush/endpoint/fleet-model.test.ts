@@ -17,42 +17,23 @@ import { SqliteStore } from '../../../src/store/sqlite.js';
 import { BroadcastVersions } from '../../../src/webpush/broadcast/source.js';
 import { ClientRegistry, offerToClient } from '../../../src/webpush/connection/clients.js';
 import { parseClientMessage } from '../../../src/webpush/connection/messages.js';
-import { type ConnectionContext, Session, type SessionPort } from '../../../src/webpush/connection/session.js';
+import { type ConnectionContext, Session } from '../../../src/webpush/connection/session.js';
 import type { PeerClient } from '../../../src/webpush/endpoint/peer-client.js';
 import { WebPushRouter } from '../../../src/webpush/endpoint/router.js';
 import { FernetKey, MultiFernet } from '../../../src/webpush/protocol/fernet.js';
 import { pushOutcome } from '../../../src/webpush/protocol/peer-link.js';
 import { CloseCode } from '../../../src/webpush/protocol/websocket.js';
 import { channelId, payload } from '../../helpers/push.js';
+import { RecordingPort, settle } from '../../helpers/session.js';
 
 const silent = { warn() {}, error() {}, info() {}, debug() {} } as unknown as FastifyBaseLogger;
 const NODES = ['http://a.internal:9000', 'http://b.internal:9000'] as const;
 const ENDPOINT = 'http://endpoint.internal:9000';
 
-class Port implements SessionPort {
-  frames: Record<string, unknown>[] = [];
-  closedWith: number | null = null;
-  send(frames: object[], onWritten?: (err?: Error) => void): void {
-    this.frames.push(...(frames as Record<string, unknown>[]));
-    onWritten?.();
-  }
-  close(code: number): void {
-    this.closedWith ??= code;
-  }
-  bufferedAmount(): number {
-    return 0;
-  }
-}
-
 const stores: SqliteStore[] = [];
 afterEach(async () => {
   await Promise.all(stores.splice(0).map((s) => s.close()));
 });
-
-/** Lets the store's group commits and the sessions' queued work run. */
-const settle = async () => {
-  for (let i = 0; i < 4; i++) await new Promise<void>((r) => setImmediate(r));
-};
 
 const op = fc.oneof(
   {
@@ -139,7 +120,7 @@ describe('fleet delivery, for generated runs of pushes, acks, moves between node
           now: () => clock,
         });
 
-        type Connection = { port: Port; session: Session; received: string[]; unacked: Map<string, string> };
+        type Connection = { port: RecordingPort; session: Session; received: string[]; unacked: Map<string, string> };
         let current = null as Connection | null;
         let uaid: string | undefined;
         const chid = channelId();
@@ -171,7 +152,7 @@ describe('fleet delivery, for generated runs of pushes, acks, moves between node
         };
         const connect = async (node: number) => {
           clock += 1;
-          const port = new Port();
+          const port = new RecordingPort();
           const c: Connection = { port, session: new Session(port, contexts[node]!), received: [], unacked: new Map() };
           const previous = current;
           current = c;
