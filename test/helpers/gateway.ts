@@ -7,16 +7,29 @@ import { createGateway, type Gateway, type GatewayOptions } from '../../src/gate
 import { FernetKey } from '../../src/webpush/protocol/fernet.js';
 import { buildDist, startNode, type NodeProcess } from './node-process.js';
 
+/** Ports this process has handed out: a port closed after probing can come back at once from the kernel. */
+const given = new Set<number>();
+
+/**
+ * A port free now, and never one this process handed out before: two calls in a row (a node's public and internal
+ * ports) otherwise got the same port once in CI, and the node refused to start.
+ */
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
+  for (;;) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const srv = createServer();
+      srv.once('error', reject);
+      srv.listen(0, '127.0.0.1', () => {
+        const addr = srv.address();
+        const p = typeof addr === 'object' && addr ? addr.port : 0;
+        srv.close(() => resolve(p));
+      });
     });
-  });
+    if (!given.has(port)) {
+      given.add(port);
+      return port;
+    }
+  }
 }
 
 export interface TestGateway extends Gateway {
