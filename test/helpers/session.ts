@@ -1,3 +1,4 @@
+import { expect } from 'vitest';
 import type { SessionPort } from '../../src/webpush/connection/session.js';
 
 /** A session's socket as tests see it: the frames it sent, how it was closed, a send buffer the test sets. */
@@ -27,4 +28,52 @@ export class RecordingPort implements SessionPort {
 /** Lets the store's group commits (setImmediate) and the sessions' queued work run. */
 export async function settle(): Promise<void> {
   for (let i = 0; i < 4; i++) await new Promise<void>((r) => setImmediate(r));
+}
+
+/**
+ * The user agent of the delivery model tests (session.test.ts, fleet-model.test.ts): what its current connection
+ * received and has not acked, what it acked, and the checks README "Durability" promises about them.
+ */
+export class ModelClient {
+  readonly acked = new Set<string>();
+  /** Versions that may come again: the endpoint saved its own copy after the holder's answer was lost. */
+  readonly mayRepeat = new Set<string>();
+  /** Notifications the current connection received, in order. */
+  received: string[] = [];
+  /** Its notifications not acked or nacked yet: version → channelID. */
+  readonly unacked = new Map<string, string>();
+
+  /** A new connection: nothing received on it yet. */
+  connected(): void {
+    this.received = [];
+    this.unacked.clear();
+  }
+
+  /** Takes the notifications among `frames`: each once per connection, and never one acked before. */
+  take(frames: Record<string, unknown>[]): void {
+    for (const f of frames) {
+      if (f['messageType'] !== 'notification') continue;
+      const version = f['version'] as string;
+      if (!this.mayRepeat.has(version)) {
+        expect(this.received, 'sent twice in one session').not.toContain(version);
+        expect(this.acked.has(version), 'an acked message came back').toBe(false);
+      }
+      this.received.push(version);
+      this.unacked.set(version, f['channelID'] as string);
+    }
+  }
+
+  /** Answers a notification (an ack or a nack): its channelID, for the frame. */
+  answer(version: string, kind: 'ack' | 'nack'): string {
+    const channelID = this.unacked.get(version)!;
+    this.unacked.delete(version);
+    if (kind === 'ack') this.acked.add(version);
+    return channelID;
+  }
+
+  /** Every accepted message that was not acked arrived on the current connection: none was lost. */
+  expectNoneLost(accepted: Iterable<string>): void {
+    const got = new Set(this.received);
+    for (const v of accepted) if (!this.acked.has(v)) expect(got.has(v), `accepted ${v} was lost`).toBe(true);
+  }
 }

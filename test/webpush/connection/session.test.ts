@@ -20,7 +20,7 @@ import { CloseCode } from '../../../src/webpush/protocol/websocket.js';
 import { workerPeerId } from '../../../src/webpush/protocol/peer-link.js';
 import type { PeerClient } from '../../../src/webpush/endpoint/peer-client.js';
 import { channelId, payload } from '../../helpers/push.js';
-import { RecordingPort, settle } from '../../helpers/session.js';
+import { ModelClient, RecordingPort, settle } from '../../helpers/session.js';
 
 const silent = { warn() {}, error() {}, info() {}, debug() {} } as unknown as FastifyBaseLogger;
 const DAY = 86_400_000;
@@ -583,9 +583,9 @@ describe('delivery, for generated runs of pushes, acks, nacks and reconnects', (
         /** TTL > 0 messages whose push was accepted, durable from then on; TTL 0 ones that were sent. */
         const accepted = new Set<string>();
         const ttl0 = new Set<string>();
-        const acked = new Set<string>();
         const pushes: Promise<unknown>[] = [];
-        type Connection = ReturnType<typeof w.open> & { received: string[]; unacked: Map<string, string> };
+        const client = new ModelClient();
+        type Connection = ReturnType<typeof w.open>;
         let current = null as Connection | null;
         /** The session's answer to the last client message: its first frame that is not a notification (kept aside). */
         const answerOf = (s: Connection) => {
@@ -596,8 +596,9 @@ describe('delivery, for generated runs of pushes, acks, nacks and reconnects', (
         };
 
         const connect = async () => {
-          const s = Object.assign(w.open(), { received: [] as string[], unacked: new Map<string, string>() });
+          const s = w.open();
           current = s;
+          client.connected();
           await s.say(hello(uaid));
           expect(answerOf(s)).toMatchObject({ messageType: 'hello', uaid, status: 200 });
           if (chids.length < 2) {
@@ -606,37 +607,21 @@ describe('delivery, for generated runs of pushes, acks, nacks and reconnects', (
             expect(answerOf(s)).toMatchObject({ messageType: 'register', status: 200 });
           }
         };
-        /** Takes the frames the session sent: each notification once per session, never one acked before. */
         const collect = () => {
-          if (!current) return;
-          for (const f of current.port.take()) {
-            if (f['messageType'] !== 'notification') continue;
-            const version = f['version'] as string;
-            expect(current.received, 'sent twice in one session').not.toContain(version);
-            expect(acked.has(version), 'an acked message came back').toBe(false);
-            current.received.push(version);
-            current.unacked.set(version, f['channelID'] as string);
-          }
+          if (current) client.take(current.port.take());
         };
         const answer = async (version: string, kind: 'ack' | 'nack') => {
-          const s = current!;
-          const channelID = s.unacked.get(version)!;
-          s.unacked.delete(version);
-          if (kind === 'ack') {
-            acked.add(version);
-            await s.say(ack([channelID, version]));
-          } else {
-            await s.say(JSON.stringify({ messageType: 'nack', version, code: 301 }));
-          }
+          const channelID = client.answer(version, kind);
+          await current!.say(kind === 'ack' ? ack([channelID, version]) : JSON.stringify({ messageType: 'nack', version, code: 301 }));
         };
 
         await connect();
         for (const o of ops) {
           if (o.kind === 'push') {
             const n = w.message(uaid, chids[o.channel % chids.length]!, `m${++text}`, o.ttl0 ? 0 : 600);
-            const client = w.ctx.clients.get(uaid);
+            const holder = w.ctx.clients.get(uaid);
             // The endpoint's local path: the connected client durably, else storage (TTL 0: dropped).
-            const pushed = client ? deliverDurably(w.store, client, n) : n.ttl > 0 ? w.store.saveMessage(n).then(() => 'stored') : Promise.resolve('dropped');
+            const pushed = holder ? deliverDurably(w.store, holder, n) : n.ttl > 0 ? w.store.saveMessage(n).then(() => 'stored') : Promise.resolve('dropped');
             if (n.ttl > 0) accepted.add(n.version);
             else ttl0.add(n.version);
             pushes.push(pushed);
@@ -657,7 +642,7 @@ describe('delivery, for generated runs of pushes, acks, nacks and reconnects', (
           } else if (o.kind === 'lapse') {
             vi.advanceTimersByTime(ackWaitMs);
           } else if (current) {
-            const versions = [...current.unacked.keys()];
+            const versions = [...client.unacked.keys()];
             if (o.kind === 'ackAll') for (const v of versions) await answer(v, 'ack');
             else if (versions.length > 0) await answer(versions[o.pick % versions.length]!, o.kind);
           }
@@ -671,13 +656,12 @@ describe('delivery, for generated runs of pushes, acks, nacks and reconnects', (
         for (;;) {
           await settle();
           collect();
-          const versions = [...current!.unacked.keys()];
+          const versions = [...client.unacked.keys()];
           if (versions.length === 0) break;
           for (const v of versions) await answer(v, 'ack');
         }
-        const final = new Set(current!.received);
-        for (const v of accepted) if (!acked.has(v)) expect(final.has(v), `accepted ${v} was lost`).toBe(true);
-        for (const v of ttl0) expect(final.has(v), `TTL 0 ${v} came from storage`).toBe(false);
+        client.expectNoneLost(accepted);
+        for (const v of ttl0) expect(client.received, `TTL 0 ${v} came from storage`).not.toContain(v);
         await current!.session.onClosed();
         await Promise.all(pushes);
       }),

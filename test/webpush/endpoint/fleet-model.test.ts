@@ -24,7 +24,7 @@ import { FernetKey, MultiFernet } from '../../../src/webpush/protocol/fernet.js'
 import { pushOutcome } from '../../../src/webpush/protocol/peer-link.js';
 import { CloseCode } from '../../../src/webpush/protocol/websocket.js';
 import { channelId, payload } from '../../helpers/push.js';
-import { RecordingPort, settle } from '../../helpers/session.js';
+import { ModelClient, RecordingPort, settle } from '../../helpers/session.js';
 
 const silent = { warn() {}, error() {}, info() {}, debug() {} } as unknown as FastifyBaseLogger;
 const NODES = ['http://a.internal:9000', 'http://b.internal:9000'] as const;
@@ -120,7 +120,7 @@ describe('fleet delivery, for generated runs of pushes, acks, moves between node
           now: () => clock,
         });
 
-        type Connection = { port: RecordingPort; session: Session; received: string[]; unacked: Map<string, string> };
+        type Connection = { port: RecordingPort; session: Session };
         let current = null as Connection | null;
         let uaid: string | undefined;
         const chid = channelId();
@@ -131,31 +131,20 @@ describe('fleet delivery, for generated runs of pushes, acks, moves between node
           await c.session.idle();
         };
         const accepted = new Set<string>();
-        const answerLost = new Set<string>();
-        const acked = new Set<string>();
+        const client = new ModelClient();
         const pushes: Promise<unknown>[] = [];
         let text = 0;
 
-        /** Notifications the client got: once per session, and never one acked before (but for a lost answer's). */
         const collect = () => {
-          if (!current) return;
-          for (const f of current.port.frames.splice(0)) {
-            if (f['messageType'] !== 'notification') continue;
-            const version = f['version'] as string;
-            if (!answerLost.has(version)) {
-              expect(current.received, 'sent twice in one session').not.toContain(version);
-              expect(acked.has(version), 'an acked message came back').toBe(false);
-            }
-            current.received.push(version);
-            current.unacked.set(version, f['channelID'] as string);
-          }
+          if (current) client.take(current.port.take());
         };
         const connect = async (node: number) => {
           clock += 1;
           const port = new RecordingPort();
-          const c: Connection = { port, session: new Session(port, contexts[node]!), received: [], unacked: new Map() };
+          const c: Connection = { port, session: new Session(port, contexts[node]!) };
           const previous = current;
           current = c;
+          client.connected();
           await say(c, JSON.stringify({ messageType: 'hello', use_webpush: true, broadcasts: {}, ...(uaid ? { uaid } : {}) }));
           const hello = c.port.frames.shift()!;
           expect(hello).toMatchObject({ messageType: 'hello', status: 200 });
@@ -173,11 +162,8 @@ describe('fleet delivery, for generated runs of pushes, acks, moves between node
           }
         };
         const ack = async (version: string) => {
-          const c = current!;
-          const channelID = c.unacked.get(version)!;
-          c.unacked.delete(version);
-          acked.add(version);
-          await say(c, JSON.stringify({ messageType: 'ack', updates: [{ channelID, version, code: 100 }] }));
+          const channelID = client.answer(version, 'ack');
+          await say(current!, JSON.stringify({ messageType: 'ack', updates: [{ channelID, version, code: 100 }] }));
         };
 
         await connect(0);
@@ -190,7 +176,7 @@ describe('fleet delivery, for generated runs of pushes, acks, moves between node
               .then((r) => {
                 if (o.ttl0) return;
                 accepted.add(r.messageId);
-                if (o.fault === 'silent') answerLost.add(r.messageId);
+                if (o.fault === 'silent') client.mayRepeat.add(r.messageId);
               });
             pushes.push(pushed);
           } else if (o.kind === 'disconnect') {
@@ -204,7 +190,7 @@ describe('fleet delivery, for generated runs of pushes, acks, moves between node
             clock += 31_000;
             vi.advanceTimersByTime(Math.max(ackWaitMs, 1));
           } else if (current) {
-            const versions = [...current.unacked.keys()];
+            const versions = [...client.unacked.keys()];
             if (o.kind === 'ackAll') for (const v of versions) await ack(v);
             else if (versions.length > 0) await ack(versions[o.pick % versions.length]!);
           }
@@ -220,13 +206,12 @@ describe('fleet delivery, for generated runs of pushes, acks, moves between node
           vi.advanceTimersByTime(Math.max(ackWaitMs, 1));
           await settle();
           collect();
-          const versions = [...current!.unacked.keys()];
+          const versions = [...client.unacked.keys()];
           if (versions.length === 0) break;
           for (const v of versions) await ack(v);
         }
         await Promise.all([...pushes, ...background]);
-        const final = new Set(current!.received);
-        for (const v of accepted) if (!acked.has(v)) expect(final.has(v), `accepted ${v} was lost`).toBe(true);
+        client.expectNoneLost(accepted);
         await current!.session.onClosed();
       }),
       { numRuns: 200 },
