@@ -24,7 +24,8 @@ const REQUEST_TIMEOUT_MS = 3000;
 /**
  * A notify that found no holder is remembered this long (and at most MISSES_KEPT of them): a client whose attach
  * arrives after such a notify may have read storage before that message was saved, so it is told to look again.
- * Remembering only misses spares every other connection a second storage read.
+ * Remembering only misses, and rechecking only connections whose hello began before the miss, spares every other
+ * connection a second storage read.
  */
 const MISS_WINDOW_MS = 60_000;
 const MISSES_KEPT = 100_000;
@@ -58,6 +59,7 @@ export class WorkerLink implements Siblings {
   private readonly recentMisses = new BoundedMap<string, number>(MISSES_KEPT);
   private readonly ownerOf: OwnerOf;
   private readonly workers: number;
+  private readonly now: () => number;
   /** The registry of this worker's clients; every add and remove reaches the siblings' directories. */
   readonly clients: ClientRegistry;
 
@@ -71,10 +73,13 @@ export class WorkerLink implements Siblings {
       ownerOf?: OwnerOf;
       /** The workers on this machine (1..workers), for pushgate_cluster_directory_announced. */
       workers?: number;
+      /** The clock the sessions stamp connectedAt with (Date.now; tests give their own). */
+      now?: () => number;
     } = {},
   ) {
     this.ownerOf = layout.ownerOf ?? null;
     this.workers = layout.workers ?? 0;
+    this.now = layout.now ?? Date.now;
     this.clients = new LinkedRegistry(this);
   }
 
@@ -172,15 +177,21 @@ export class WorkerLink implements Siblings {
    * sibling that asked (`asker`): it told its own client already, or its entry here is stale, a miss too.
    */
   private notifyHolder(uaid: string, asker = 0): Promise<boolean> {
-    const at = Date.now();
+    const at = this.now();
     const holder = this.directory.get(uaid);
     if (!holder || holder.worker === asker) {
       this.recentMisses.set(uaid, at);
       return Promise.resolve(false);
     }
-    // A stale entry (that client left; a newer one may be attaching on a third worker) is a miss too.
+    // A stale entry (that client left; a newer one may be attaching on a third worker) is a miss too. The newer
+    // connection's attach may have arrived while the notify was out, before the miss was known: it is rechecked now.
     return this.request<boolean>(holder.worker, (id) => ({ t: 'notify', id, uaid }), false).then((found) => {
-      if (!found) this.recentMisses.set(uaid, at);
+      if (!found) {
+        this.recentMisses.set(uaid, at);
+        const now = this.directory.get(uaid);
+        if (now && (now.worker !== holder.worker || now.connectedAt !== holder.connectedAt) && now.worker !== asker)
+          this.recheckIfMissed(uaid, now.worker, now.connectedAt);
+      }
       return found;
     });
   }
@@ -316,15 +327,19 @@ export class WorkerLink implements Siblings {
   }
 
   /**
-   * A notify for this uaid found no holder shortly before its connection on `worker` attached: that client may
-   * have read storage before the message was saved, so it looks again. The miss is kept while the link to that
-   * worker is down (linkUp tries again).
+   * A notify for this uaid found no holder shortly before its connection on `worker` attached: if that connection's
+   * hello began before the miss (connectedAt is stamped before its storage read, the miss after the message was
+   * saved), it may have read storage before the message was there, so it looks again. A hello that began after the
+   * miss read it already. The miss is kept for its whole window, not spent on the first attach: that attach may be
+   * of a connection already gone (its detach still behind it on the link), and the uaid's newer connection, whose
+   * attach comes later, may have read storage before the message was saved as well. A recheck that cannot be sent
+   * (the link is down) is sent by linkUp.
    */
   private recheckIfMissed(uaid: string, worker: number, connectedAt: number): void {
     const missedAt = this.recentMisses.get(uaid);
     if (missedAt === undefined) return;
-    if (Date.now() - missedAt >= MISS_WINDOW_MS) this.recentMisses.delete(uaid);
-    else if (this.mesh.send(worker, { t: 'recheck', uaid, connectedAt })) this.recentMisses.delete(uaid);
+    if (this.now() - missedAt >= MISS_WINDOW_MS) this.recentMisses.delete(uaid);
+    else if (connectedAt <= missedAt) this.mesh.send(worker, { t: 'recheck', uaid, connectedAt });
   }
 
   /** The link to sibling `to` went down: its unanswered requests get their safe default now. */

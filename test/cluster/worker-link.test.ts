@@ -151,20 +151,35 @@ describe('WorkerLink', () => {
     expect(await one.notify(UA('f'))).toBe(false);
   });
 
-  it('a notify that found no holder has the client that attaches next look at storage again, once', async () => {
+  it('a notify that found no holder has each connection whose hello began before it look at storage again', async () => {
+    let clock = 1000;
     const board = new Switchboard();
-    const one = board.add(1);
-    const two = board.add(2);
+    const one = board.add(1, { now: () => clock });
+    const two = board.add(2, { now: () => clock });
     expect(await one.notify(UA('g'))).toBe(false);
-    const c = fakeClient(UA('g'), 50, []);
+    const c = fakeClient(UA('g'), 1000, []);
     two.clients.add(c.client);
     await board.settled();
     expect(c.events).toEqual(['storageChanged']);
+    // Not spent on that attach: its connection may be gone already, and an older hello's may come next.
     two.clients.remove(c.client);
-    const again = fakeClient(UA('g'), 60, []);
-    two.clients.add(again.client);
+    const earlier = fakeClient(UA('g'), 990, []);
+    two.clients.add(earlier.client);
     await board.settled();
-    expect(again.events).toEqual([]);
+    expect(earlier.events).toEqual(['storageChanged']);
+    // A hello after the miss read storage after the message was saved: no second read.
+    two.clients.remove(earlier.client);
+    const later = fakeClient(UA('g'), 1001, []);
+    two.clients.add(later.client);
+    await board.settled();
+    expect(later.events).toEqual([]);
+    // Past the miss's window, nothing is remembered.
+    clock += 60_000;
+    two.clients.remove(later.client);
+    const late = fakeClient(UA('g'), 999, []);
+    two.clients.add(late.client);
+    await board.settled();
+    expect(late.events).toEqual([]);
   });
 
   it('a notify answered false by a stale holder counts as a miss for the connection attaching on a third worker', async () => {

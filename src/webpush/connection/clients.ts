@@ -164,7 +164,12 @@ export class ClientRegistry {
  * the save has failed: a connected client keeps getting its pushes during a store outage, and its session stores the
  * message when the connection ends (README "Durability": only a crash in that window loses it).
  */
-export async function deliverDurably(store: Store, client: ConnectedClient, n: Notification): Promise<'delivered' | 'stored' | 'busy'> {
+export async function deliverDurably(
+  store: Store,
+  clients: ClientRegistry,
+  client: ConnectedClient,
+  n: Notification,
+): Promise<'delivered' | 'stored' | 'busy'> {
   if (n.ttl === 0) return client.deliverDirect(n) ? 'delivered' : 'busy';
   const save = new DirectSave((m) => store.saveMessage(m), n);
   if (client.deliverDirect(n, { save })) {
@@ -172,7 +177,10 @@ export async function deliverDurably(store: Store, client: ConnectedClient, n: N
     return 'delivered';
   }
   await storageCall(() => store.saveMessage(n));
-  client.storageChanged();
+  // The client may have gone while the save was in its group commit (a newer connection took over, here or on a
+  // sibling worker, and read storage before the message was there): then the registry tells whoever holds the uaid.
+  if (clients.get(n.uaid) === client) client.storageChanged();
+  else clients.storageChanged(n.uaid);
   return 'stored';
 }
 
@@ -188,5 +196,5 @@ export async function offerToClient(clients: ClientRegistry, n: Notification): P
   if (!client.channels.has(n.channelID)) return 'no-channel';
   // Without a store (not yet open) nothing can be saved here: the endpoint saves it.
   if (!clients.store) return 'busy';
-  return deliverDurably(clients.store, client, n).catch(() => 'busy' as const);
+  return deliverDurably(clients.store, clients, client, n).catch(() => 'busy' as const);
 }

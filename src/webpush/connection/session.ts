@@ -129,6 +129,15 @@ export class Session implements ConnectedClient {
   private storageDirty = false;
   private reading = false;
   private storageCursor = 0;
+  /**
+   * Storage changed since the cursor last moved: the next read starts over from the first message. A message's `seq`
+   * is stamped when its push arrives, and it is saved later: after a hop to the worker or node holding the client,
+   * after the router's reads, or in a later group commit than a message stamped after it. By then this session may
+   * have read past its `seq` (a message re-stamped when an older connection closed, saved meanwhile), and reading
+   * on from the cursor would leave it in storage until the next connection. What this session sent is skipped by
+   * `sent` (acked ones until their delete commits, nacked ones for good), so starting over sends nothing twice.
+   */
+  private rewind = false;
   /** Messages sent from storage in this run of reads (autopush's sent_from_storage): past msg_limit, reset. */
   private sentFromStorage = 0;
   private lastPing = 0;
@@ -476,6 +485,7 @@ export class Session implements ConnectedClient {
   storageChanged(): void {
     if (this.state !== 'identified') return;
     this.storageDirty = true;
+    this.rewind = true;
     if (!this.checkStorage) {
       this.checkStorage = true;
       this.queue = this.queue.then(() => this.afterAcks()).catch((err: unknown) => this.fail(err));
@@ -524,6 +534,10 @@ export class Session implements ConnectedClient {
     try {
       for (;;) {
         this.storageDirty = false;
+        if (this.rewind) {
+          this.rewind = false;
+          this.storageCursor = 0;
+        }
         const read = await this.ctx.store.fetchMessages(this.uaid, this.storageCursor, this.ctx.storageBatch, this.ctx.now());
         if (this.state !== 'identified') return;
         if (read.length > 0) {
@@ -611,24 +625,50 @@ export class Session implements ConnectedClient {
     const now = this.ctx.now();
     const entries = [...this.unacked.values()];
     this.unacked.clear();
+    // Storage may hold messages for this uaid that a newer connection has not read: ones this session was told of and
+    // had not read yet, or read and not acked (checkStorage stays set until a read finds nothing more to send).
+    const unread = this.checkStorage;
     // All at once: a save still waiting for its ack begins within this call, before anything is awaited, so its wait's
     // timer never saves it un-re-stamped meanwhile; and the saves share the store's group commit.
-    await Promise.all(entries.map((entry) => this.storeUnacked(entry, now)));
-    // A newer connection of this uaid may have read storage before these were saved.
-    this.ctx.clients.get(this.uaid)?.storageChanged();
+    const stored = await Promise.all(entries.map((entry) => this.storeUnacked(entry, now)));
+    // A newer connection of this uaid may have read storage before those, or the unacked ones saved here, were
+    // there: it is told, wherever it is.
+    if (unread || stored.includes(true)) this.announceStored();
     // Shutdown closes the store after the sessions: the deletes of what was acked go in before it does.
     await Promise.all(this.deleting);
   }
 
-  /** One unacked message at the connection's end: stored, re-stamped, unless it is durable already (finish). */
-  private async storeUnacked({ notification, fromStorage, save }: Unacked, now: number): Promise<void> {
-    if (fromStorage) return;
+  /**
+   * Messages this session left in storage at its end reach the uaid's newer connection, as autopush-rs's
+   * save_and_notify_unacked_direct_notifs has them: the registry tells one on this process and, through a worker's
+   * registry, one on a sibling worker (src/cluster/worker.ts); in a fleet, the node the user record names once a newer
+   * connection has replaced this one there is sent a notify. Not awaited: nothing is lost if it fails (the messages
+   * are stored and read at the next hello), and a shutdown need not wait for a hop to another node.
+   */
+  private announceStored(): void {
+    this.ctx.clients.storageChanged(this.uaid);
+    const { peers, peerId, store } = this.ctx;
+    if (!peers || peerId === null) return;
+    void store
+      .getUser(this.uaid)
+      .then((user) => {
+        if (user && user.connectedAt !== this.connectedAt && onOtherNode(user.peerId, peerId)) return peers.notify(user.peerId, this.uaid);
+      })
+      .catch(() => {});
+  }
+
+  /**
+   * One unacked message at the connection's end: stored, re-stamped, unless it is durable already (finish). True when
+   * this session saved it (now, or before its end), which a newer connection may not have read.
+   */
+  private async storeUnacked({ notification, fromStorage, save }: Unacked, now: number): Promise<boolean> {
+    if (fromStorage) return false;
     if (notification.ttl === 0 || notification.expiry <= now) {
       void save?.release();
-      return;
+      return false;
     }
     const begun = save?.begun ?? null;
-    if (begun && (await begun)) return;
+    if (begun && (await begun)) return true;
     try {
       // A fresh ordering key (autopush re-stamps): a newer session that already read past the old one still reads it.
       const restamped = { ...notification, seq: this.ctx.nextSeq() };
@@ -638,8 +678,10 @@ export class Session implements ConnectedClient {
         await this.ctx.store.saveMessage(restamped);
       }
       this.ctx.dashboard?.storedUnacked(restamped);
+      return true;
     } catch (err) {
       this.ctx.log.error({ err: (err as Error).message }, 'could not store an unacked message');
+      return false;
     }
   }
 

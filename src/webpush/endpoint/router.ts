@@ -132,7 +132,7 @@ export class WebPushRouter {
     const client = this.clients.get(msg.uaid);
     if (client) {
       if (!client.channels.has(msg.channelID)) throw new ApiError('invalidSubscription', 'No such subscription');
-      return this.settle(await deliverDurably(this.store, client, notification), notification, null);
+      return this.settle(await deliverDurably(this.store, this.clients, client, notification), notification, null);
     }
 
     // Another process may hold the client (a sibling worker over the mesh, or the peer a recent push went to). That

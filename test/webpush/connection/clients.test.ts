@@ -47,6 +47,13 @@ function recorder(store: Store, ready: boolean) {
   return { client, events, given, storedWhenRung };
 }
 
+/** A registry holding `client`, as the caller's is. */
+function registered(client: ConnectedClient): ClientRegistry {
+  const clients = new ClientRegistry();
+  clients.add(client);
+  return clients;
+}
+
 /** The store with every message write failing as an outage does. */
 function failing(store: Store): Store {
   return new Proxy(store, {
@@ -68,7 +75,7 @@ describe('deliverDurably', () => {
   it('sends a TTL > 0 message directly, saved in parallel, and answers delivered only once the save committed', async () => {
     const { client, given } = recorder(store, true);
     const n = note();
-    const answer = deliverDurably(store, client, n);
+    const answer = deliverDurably(store, registered(client), client, n);
     // What the store holds the moment the answer comes: the commit is in.
     const storedAtAnswer = answer.then(() => store.fetchMessages(UAID, 0, 10, Date.now()));
     // The frame went out at once, before the commit: the send does not wait for the store.
@@ -81,7 +88,7 @@ describe('deliverDurably', () => {
 
   it('sends a TTL 0 message without storing it', async () => {
     const { client, given } = recorder(store, true);
-    expect(await deliverDurably(store, client, note(0))).toBe('delivered');
+    expect(await deliverDurably(store, registered(client), client, note(0))).toBe('delivered');
     expect(given[0]!.options.save).toBeUndefined();
     expect(await store.countMessages(UAID, 10)).toBe(0);
   });
@@ -89,22 +96,36 @@ describe('deliverDurably', () => {
   it('stores a message a busy client cannot take, then tells its session to read storage', async () => {
     const { client, events, storedWhenRung } = recorder(store, false);
     const n = note();
-    expect(await deliverDurably(store, client, n)).toBe('stored');
+    expect(await deliverDurably(store, registered(client), client, n)).toBe('stored');
     expect(events).toEqual(['storageChanged']);
     expect(await storedWhenRung[0]).toBe(1);
     expect(await store.fetchMessages(UAID, 0, 10, Date.now())).toEqual([n]);
   });
 
+  it('tells the newer connection of the uaid, not the one that left, when the client went while its message was saved', async () => {
+    const old = recorder(store, false);
+    const newer = recorder(store, true);
+    const clients = registered(old.client);
+    const n = note();
+    const answer = deliverDurably(store, clients, old.client, n);
+    // A newer connection takes over during the save's group commit, after it read storage.
+    clients.add(newer.client);
+    expect(await answer).toBe('stored');
+    expect(old.events).toEqual([]);
+    expect(newer.events).toEqual(['storageChanged']);
+    expect(await newer.storedWhenRung[0]).toBe(1);
+  });
+
   it('drops nothing into storage for a busy client and a TTL 0 message: busy, for the caller to drop', async () => {
     const { client, events } = recorder(store, false);
-    expect(await deliverDurably(store, client, note(0))).toBe('busy');
+    expect(await deliverDurably(store, registered(client), client, note(0))).toBe('busy');
     expect(events).toEqual([]);
     expect(await store.countMessages(UAID, 10)).toBe(0);
   });
 
   it('keeps delivering to a connected client during a store outage, and tells the session the save failed', async () => {
     const { client, given } = recorder(store, true);
-    expect(await deliverDurably(failing(store), client, note())).toBe('delivered');
+    expect(await deliverDurably(failing(store), registered(client), client, note())).toBe('delivered');
     // Not saved: the session stores it itself when the connection ends, and deletes nothing on ack.
     expect(await given[0]!.options.save!.begun).toBe(false);
   });
@@ -113,7 +134,7 @@ describe('deliverDurably', () => {
   function deliverWaiting(n: Notification) {
     let save: DirectSave | undefined;
     const client: ConnectedClient = { ...recorder(store, true).client, deliverDirect: (_n, o = {}) => ((save = o.save), true) };
-    const answer = deliverDurably(store, client, n);
+    const answer = deliverDurably(store, registered(client), client, n);
     return { answer, save: save! };
   }
 
@@ -139,7 +160,7 @@ describe('deliverDurably', () => {
 
   it('throws the outage (503 backOff) when a busy client’s message cannot be saved', async () => {
     const { client, events } = recorder(store, false);
-    await expect(deliverDurably(failing(store), client, note())).rejects.toMatchObject({ kind: 'backOff' });
+    await expect(deliverDurably(failing(store), registered(client), client, note())).rejects.toMatchObject({ kind: 'backOff' });
     expect(events).toEqual([]);
   });
 });

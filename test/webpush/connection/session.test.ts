@@ -621,7 +621,11 @@ describe('delivery, for generated runs of pushes, acks, nacks and reconnects', (
             const n = w.message(uaid, chids[o.channel % chids.length]!, `m${++text}`, o.ttl0 ? 0 : 600);
             const holder = w.ctx.clients.get(uaid);
             // The endpoint's local path: the connected client durably, else storage (TTL 0: dropped).
-            const pushed = holder ? deliverDurably(w.store, holder, n) : n.ttl > 0 ? w.store.saveMessage(n).then(() => 'stored') : Promise.resolve('dropped');
+            const pushed = holder
+              ? deliverDurably(w.store, w.ctx.clients, holder, n)
+              : n.ttl > 0
+                ? w.store.saveMessage(n).then(() => 'stored')
+                : Promise.resolve('dropped');
             if (n.ttl > 0) accepted.add(n.version);
             else ttl0.add(n.version);
             pushes.push(pushed);
@@ -737,7 +741,8 @@ describe('the session, for generated client messages', () => {
             // A push to one of the channels this session may have registered; refused ones (no such channel) are fine.
             const client = w.ctx.clients.get(session.uaid);
             const channel = [...(client?.channels.keys() ?? [])][m.push];
-            if (client && channel) pushes.push(deliverDurably(w.store, client, w.message(session.uaid, channel, `m${text++}`, m.push === 2 ? 0 : 600)));
+            if (client && channel)
+              pushes.push(deliverDurably(w.store, w.ctx.clients, client, w.message(session.uaid, channel, `m${text++}`, m.push === 2 ? 0 : 600)));
             continue;
           }
           await say(m);
