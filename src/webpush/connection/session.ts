@@ -130,7 +130,7 @@ export class Session implements ConnectedClient {
   private reading = false;
   private storageCursor = 0;
   /**
-   * Storage changed since the cursor last moved: the next read starts over from the first message. A message's `seq`
+   * Storage changed: the next pass of reads starts over from the first message (readStorage). A message's `seq`
    * is stamped when its push arrives, and it is saved later: after a hop to the worker or node holding the client,
    * after the router's reads, or in a later group commit than a message stamped after it. By then this session may
    * have read past its `seq` (a message re-stamped when an older connection closed, saved meanwhile), and reading
@@ -532,17 +532,25 @@ export class Session implements ConnectedClient {
     }
     this.reading = true;
     try {
+      // A pass reads on from the cursor to the end of storage. One that begins after storage changed starts from the
+      // first message (rewind), its first read widened by what this session sent and will skip, so passing those
+      // costs one read; it starts over only at a pass's start, so pushes arriving during every read cannot keep it
+      // from getting past them.
+      let passStart = true;
       for (;;) {
         this.storageDirty = false;
-        if (this.rewind) {
+        let limit = this.ctx.storageBatch;
+        if (passStart && this.rewind) {
           this.rewind = false;
           this.storageCursor = 0;
+          limit += Math.min(this.sent.size, this.ctx.msgLimit);
         }
-        const read = await this.ctx.store.fetchMessages(this.uaid, this.storageCursor, this.ctx.storageBatch, this.ctx.now());
+        passStart = false;
+        const read = await this.ctx.store.fetchMessages(this.uaid, this.storageCursor, limit, this.ctx.now());
         if (this.state !== 'identified') return;
         if (read.length > 0) {
-          // At most maxUnacked in flight, stored and direct together; the rest is read after acks.
-          const room = this.ctx.maxUnacked - this.unacked.size;
+          // At most maxUnacked in flight, stored and direct together, a batch at a time; the rest is read after acks.
+          const room = Math.min(this.ctx.maxUnacked - this.unacked.size, this.ctx.storageBatch);
           if (room <= 0) return;
           const batch: Notification[] = [];
           for (const n of read) {
@@ -561,11 +569,13 @@ export class Session implements ConnectedClient {
           this.sendNotifications(batch, true, null);
           return;
         }
-        if (!this.storageDirty) {
+        // The end of storage. A message saved meanwhile may lie behind the cursor: another pass, from the start.
+        if (!this.storageDirty && !this.rewind) {
           this.checkStorage = false;
           this.sentFromStorage = 0;
           return;
         }
+        passStart = true;
       }
     } catch (err) {
       // The client stays connected; storage is read again at the next ack or new message.

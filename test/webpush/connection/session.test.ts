@@ -362,6 +362,75 @@ describe('session state machine (no socket)', () => {
     expect(await w.store.countMessages(uaid, 10)).toBe(0);
   });
 
+  it('reads a message saved behind its cursor once told, getting past what it sent in one read even while pushes keep coming', async () => {
+    const w = world({ storageBatch: 2 });
+    const { uaid, chid } = await known(w);
+    const { port, session, say } = w.open();
+    await say(hello(uaid));
+    port.take();
+    const direct = async (text: string) => {
+      const n = w.message(uaid, chid, text);
+      const save = new DirectSave((m) => w.store.saveMessage(m), n);
+      expect(session.deliverDirect(n, { save })).toBe(true);
+      await save.safe;
+    };
+    for (const text of ['d1', 'd2', 'd3']) await direct(text);
+    // Stamped now, saved only later: a push whose hop to this worker or node took a while.
+    const late = w.message(uaid, chid, 'late');
+    for (const text of ['d4', 'd5', 'd6']) await direct(text);
+    expect(port.take()).toHaveLength(6);
+    // A read of storage moves the cursor past every message there, all of them sent already.
+    session.storageChanged();
+    await session.idle();
+    expect(port.take()).toEqual([]);
+    // From now on a push is stored during every read of storage (a client that cannot keep up with its pushes).
+    const fetchMessages = w.store.fetchMessages.bind(w.store);
+    let reads = 0;
+    w.store.fetchMessages = (...args) => {
+      if (++reads > 50) throw new Error('the session never got past the messages it had sent');
+      session.storageChanged();
+      return fetchMessages(...args);
+    };
+    await w.store.saveMessage(late);
+    session.storageChanged();
+    await settle();
+    await session.idle();
+    expect(port.take().map((f) => f['data'])).toEqual(['late']);
+    expect(reads).toBeLessThanOrEqual(3);
+  });
+
+  it("in a fleet, notifies the node of the uaid's newer connection of what an older one left in storage (autopush-rs)", async () => {
+    const notified: [string, string][] = [];
+    const peers = { notify: (peer: string, u: string) => (notified.push([peer, u]), Promise.resolve(true)), dropOlder: () => Promise.resolve(true) };
+    const w = world({ peerId: 'http://a.internal:9000', peers: peers as unknown as PeerClient, ackWaitMs: 1000 });
+    const { uaid, chid } = await known(w);
+    const older = async () => {
+      const c = w.open();
+      await c.say(hello(uaid));
+      // What an earlier connection left is read at hello; acked, so this one takes direct messages.
+      const stored = c.port.take().filter((f) => f['messageType'] === 'notification');
+      if (stored.length > 0) await c.say(ack(...stored.map((f): [string, string] => [chid, f['version'] as string])));
+      const n = w.message(uaid, chid, `unacked-${notified.length}`);
+      // Sent, not acked, its save still waiting for the ack: saved when the connection ends.
+      expect(c.session.deliverDirect(n, { save: new DirectSave((m) => w.store.saveMessage(m), n) })).toBe(true);
+      return c.session;
+    };
+    // No newer connection: the router record still names this one, and no node is told.
+    const alone = await older();
+    await alone.onClosed();
+    await settle();
+    expect(notified).toEqual([]);
+    // The client said hello on node b meanwhile (and may have read storage before this save): b is told.
+    const moved = await older();
+    w.tick(5);
+    const user = (await w.store.getUser(uaid))!;
+    await w.store.updateUser({ ...user, connectedAt: user.connectedAt + 5, peerId: 'http://b.internal:9000' });
+    await moved.onClosed();
+    await settle();
+    expect(notified).toEqual([['http://b.internal:9000', uaid]]);
+    expect(await w.store.countMessages(uaid, 10)).toBe(1);
+  });
+
   it('stores an unacked direct message that was not durable at disconnect, re-stamped so a newer session reads it', async () => {
     const w = world();
     const { uaid, chid } = await known(w);
