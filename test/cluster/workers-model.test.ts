@@ -21,12 +21,11 @@ import { type MeshPort, WorkerLink } from '../../src/cluster/worker.js';
 import { Metrics } from '../../src/ops/metrics.js';
 import { SqliteStore } from '../../src/store/sqlite.js';
 import { BroadcastVersions } from '../../src/webpush/broadcast/source.js';
-import { parseClientMessage } from '../../src/webpush/connection/messages.js';
 import { type ConnectionContext, Session } from '../../src/webpush/connection/session.js';
 import { WebPushRouter } from '../../src/webpush/endpoint/router.js';
 import { FernetKey, MultiFernet } from '../../src/webpush/protocol/fernet.js';
 import { channelId, payload } from '../helpers/push.js';
-import { ModelClient, RecordingPort, settle } from '../helpers/session.js';
+import { ModelClient, RecordingPort, helloOn, settle } from '../helpers/session.js';
 
 const silent = { warn() {}, error() {}, info() {}, debug() {} } as unknown as FastifyBaseLogger;
 /** One for every run: each Metrics starts prom-client's default collectors (a GC observer among them), which add up. */
@@ -156,12 +155,6 @@ async function run(ops: Op[], layout: 'replicated' | (typeof WORKERS)[number]): 
   let current = null as Connection | null;
   let uaid: string | undefined;
   const chid = channelId();
-  const say = async (c: Connection, text: string) => {
-    const r = parseClientMessage(text);
-    if (!r.ok) throw new Error(r.reason);
-    await c.session.onMessage(r.message);
-    await c.session.idle();
-  };
   const accepted = new Set<string>();
   const client = new ModelClient();
   const pushes: { answered: boolean; done: Promise<unknown> }[] = [];
@@ -178,19 +171,9 @@ async function run(ops: Op[], layout: 'replicated' | (typeof WORKERS)[number]): 
     connections.push(c);
     current = c;
     client.connected();
-    await say(c, JSON.stringify({ messageType: 'hello', use_webpush: true, broadcasts: {}, ...(uaid ? { uaid } : {}) }));
-    const hello = c.port.frames.shift()!;
-    expect(hello).toMatchObject({ messageType: 'hello', status: 200 });
-    if (!uaid) {
-      uaid = hello['uaid'] as string;
-      await say(c, JSON.stringify({ messageType: 'register', channelID: chid }));
-      expect(c.port.frames.shift()).toMatchObject({ messageType: 'register', status: 200 });
-    }
+    uaid = await helloOn(c.session, port, uaid, chid);
   };
-  const ack = async (version: string) => {
-    const channelID = client.answer(version, 'ack');
-    await say(current!, JSON.stringify({ messageType: 'ack', updates: [{ channelID, version, code: 100 }] }));
-  };
+  const ack = (version: string) => client.ack(current!.session, version);
   /** Every frame in flight has arrived, and what they started (store writes, further frames) has run. */
   const quiesce = async () => {
     for (let quiet = 0, rounds = 0; quiet < 3; rounds++) {

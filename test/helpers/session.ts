@@ -1,5 +1,6 @@
 import { expect } from 'vitest';
-import type { SessionPort } from '../../src/webpush/connection/session.js';
+import { parseClientMessage } from '../../src/webpush/connection/messages.js';
+import type { Session, SessionPort } from '../../src/webpush/connection/session.js';
 
 /** A session's socket as tests see it: the frames it sent, how it was closed, a send buffer the test sets. */
 export class RecordingPort implements SessionPort {
@@ -28,6 +29,25 @@ export class RecordingPort implements SessionPort {
 /** Lets the store's group commits (setImmediate) and the sessions' queued work run. */
 export async function settle(): Promise<void> {
   for (let i = 0; i < 4; i++) await new Promise<void>((r) => setImmediate(r));
+}
+
+/** Hands a client frame to a session, as its socket would, and waits until the session has handled it. */
+export async function say(session: Session, text: string): Promise<void> {
+  const r = parseClientMessage(text);
+  if (!r.ok) throw new Error(r.reason);
+  await session.onMessage(r.message);
+  await session.idle();
+}
+
+/** A new connection's hello, with `uaid` once the client has one, and the register of `channelID` when it has none yet. */
+export async function helloOn(session: Session, port: RecordingPort, uaid: string | undefined, channelID: string): Promise<string> {
+  await say(session, JSON.stringify({ messageType: 'hello', use_webpush: true, broadcasts: {}, ...(uaid ? { uaid } : {}) }));
+  const hello = port.frames.shift()!;
+  expect(hello).toMatchObject({ messageType: 'hello', status: 200 });
+  if (uaid) return uaid;
+  await say(session, JSON.stringify({ messageType: 'register', channelID }));
+  expect(port.frames.shift()).toMatchObject({ messageType: 'register', status: 200 });
+  return hello['uaid'] as string;
 }
 
 /**
@@ -69,6 +89,12 @@ export class ModelClient {
     this.unacked.delete(version);
     if (kind === 'ack') this.acked.add(version);
     return channelID;
+  }
+
+  /** Acks a notification on `session`. */
+  async ack(session: Session, version: string): Promise<void> {
+    const channelID = this.answer(version, 'ack');
+    await say(session, JSON.stringify({ messageType: 'ack', updates: [{ channelID, version, code: 100 }] }));
   }
 
   /** Every accepted message that was not acked arrived on the current connection: none was lost. */

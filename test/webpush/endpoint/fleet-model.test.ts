@@ -11,12 +11,11 @@
  */
 import type { FastifyBaseLogger } from 'fastify';
 import fc from 'fast-check';
-import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest';
+import { afterEach, describe, it, onTestFinished, vi } from 'vitest';
 import { Metrics } from '../../../src/ops/metrics.js';
 import { SqliteStore } from '../../../src/store/sqlite.js';
 import { BroadcastVersions } from '../../../src/webpush/broadcast/source.js';
 import { ClientRegistry, offerToClient } from '../../../src/webpush/connection/clients.js';
-import { parseClientMessage } from '../../../src/webpush/connection/messages.js';
 import { type ConnectionContext, Session } from '../../../src/webpush/connection/session.js';
 import type { PeerClient } from '../../../src/webpush/endpoint/peer-client.js';
 import { WebPushRouter } from '../../../src/webpush/endpoint/router.js';
@@ -24,7 +23,7 @@ import { FernetKey, MultiFernet } from '../../../src/webpush/protocol/fernet.js'
 import { pushOutcome } from '../../../src/webpush/protocol/peer-link.js';
 import { CloseCode } from '../../../src/webpush/protocol/websocket.js';
 import { channelId, payload } from '../../helpers/push.js';
-import { ModelClient, RecordingPort, settle } from '../../helpers/session.js';
+import { ModelClient, RecordingPort, helloOn, settle } from '../../helpers/session.js';
 
 const silent = { warn() {}, error() {}, info() {}, debug() {} } as unknown as FastifyBaseLogger;
 /** One for every run: each Metrics starts prom-client's default collectors (a GC observer among them), which add up. */
@@ -126,12 +125,6 @@ describe('fleet delivery, for generated runs of pushes, acks, moves between node
         let current = null as Connection | null;
         let uaid: string | undefined;
         const chid = channelId();
-        const say = async (c: Connection, text: string) => {
-          const r = parseClientMessage(text);
-          if (!r.ok) throw new Error(r.reason);
-          await c.session.onMessage(r.message);
-          await c.session.idle();
-        };
         const accepted = new Set<string>();
         const client = new ModelClient();
         const pushes: Promise<unknown>[] = [];
@@ -154,14 +147,7 @@ describe('fleet delivery, for generated runs of pushes, acks, moves between node
           current = c;
           client.connected();
           hopFailedSinceConnect = false;
-          await say(c, JSON.stringify({ messageType: 'hello', use_webpush: true, broadcasts: {}, ...(uaid ? { uaid } : {}) }));
-          const hello = c.port.frames.shift()!;
-          expect(hello).toMatchObject({ messageType: 'hello', status: 200 });
-          if (!uaid) {
-            uaid = hello['uaid'] as string;
-            await say(c, JSON.stringify({ messageType: 'register', channelID: chid }));
-            expect(c.port.frames.shift()).toMatchObject({ messageType: 'register', status: 200 });
-          }
+          uaid = await helloOn(c.session, port, uaid, chid);
           // A client that moved: its older connection is closed by the newer hello (on this node, or on the other one
           // that the user record names), or else by the client (a failed hop may have cleared the record, as autopush's
           // does); either way it stores what it held unacked.
@@ -170,10 +156,7 @@ describe('fleet delivery, for generated runs of pushes, acks, moves between node
             await previous.session.closed();
           }
         };
-        const ack = async (version: string) => {
-          const channelID = client.answer(version, 'ack');
-          await say(current!, JSON.stringify({ messageType: 'ack', updates: [{ channelID, version, code: 100 }] }));
-        };
+        const ack = (version: string) => client.ack(current!.session, version);
 
         await connect(0);
         for (const o of ops) {
