@@ -180,14 +180,14 @@ export class WorkerLink implements Siblings {
     const at = this.now();
     const holder = this.directory.get(uaid);
     if (!holder || holder.worker === asker) {
-      this.recentMisses.set(uaid, at);
+      this.missed(uaid, at);
       return Promise.resolve(false);
     }
     // A stale entry (that client left; a newer one may be attaching on a third worker) is a miss too. The newer
     // connection's attach may have arrived while the notify was out, before the miss was known: it is rechecked now.
     return this.request<boolean>(holder.worker, (id) => ({ t: 'notify', id, uaid }), false).then((found) => {
       if (!found) {
-        this.recentMisses.set(uaid, at);
+        this.missed(uaid, at);
         const now = this.directory.get(uaid);
         if (now && (now.worker !== holder.worker || now.connectedAt !== holder.connectedAt) && now.worker !== asker)
           this.recheckIfMissed(uaid, now.worker, now.connectedAt);
@@ -324,6 +324,16 @@ export class WorkerLink implements Siblings {
       const holder = this.directory.get(uaid);
       if (holder?.worker === to) this.recheckIfMissed(uaid, to, holder.connectedAt);
     }
+  }
+
+  /**
+   * Remembers a notify for `uaid` that found no holder at `at`. The latest miss is kept: a stale holder's answer to
+   * an earlier notify can come back after a later miss, and a connection whose hello began between the two must
+   * still be rechecked.
+   */
+  private missed(uaid: string, at: number): void {
+    const before = this.recentMisses.get(uaid);
+    if (before === undefined || before < at) this.recentMisses.set(uaid, at);
   }
 
   /**

@@ -182,6 +182,26 @@ describe('WorkerLink', () => {
     expect(late.events).toEqual([]);
   });
 
+  it('keeps the latest miss when a stale holder answers an earlier notify after it', async () => {
+    let clock = 100;
+    const board = new Switchboard();
+    const one = board.add(1, { now: () => clock });
+    const two = board.add(2, { now: () => clock });
+    // An entry naming a connection on worker 2 that is gone: the notify goes there and is answered false, later.
+    one.receive(2, { t: 'attach', uaid: UA('s'), connectedAt: 1 });
+    const first = one.notify(UA('s'));
+    // Meanwhile that connection's detach arrives, and a later message's notify finds no holder at once.
+    one.receive(2, { t: 'detach', uaid: UA('s'), connectedAt: 1 });
+    clock = 200;
+    expect(await one.notify(UA('s'))).toBe(false);
+    expect(await first).toBe(false);
+    // A connection whose hello began between the two notifies may have read storage before the later message.
+    const c = fakeClient(UA('s'), 150, []);
+    two.clients.add(c.client);
+    await board.settled();
+    expect(c.events).toEqual(['storageChanged']);
+  });
+
   it('a notify answered false by a stale holder counts as a miss for the connection attaching on a third worker', async () => {
     const board = new Switchboard();
     const one = board.add(1);
