@@ -173,7 +173,6 @@ async function run(ops: Op[], layout: 'replicated' | (typeof WORKERS)[number]): 
     client.connected();
     uaid = await helloOn(c.session, port, uaid, chid);
   };
-  const ack = (version: string) => client.ack(current!.session, version);
   /** Every frame in flight has arrived, and what they started (store writes, further frames) has run. */
   const quiesce = async () => {
     for (let quiet = 0, rounds = 0; quiet < 3; rounds++) {
@@ -229,9 +228,8 @@ async function run(ops: Op[], layout: 'replicated' | (typeof WORKERS)[number]): 
       clock += ACK_WAIT_MS + 1;
       vi.advanceTimersByTime(ACK_WAIT_MS + 1);
     } else if (current) {
-      const versions = [...client.unacked.keys()];
-      if (o.kind === 'ackAll') for (const v of versions) await ack(v);
-      else if (versions.length > 0) await ack(versions[o.pick % versions.length]!);
+      if (o.kind === 'ackAll') await client.ackAll(current.session);
+      else await client.ackOne(current.session, o.pick);
     }
     await settle();
     collect();
@@ -256,9 +254,7 @@ async function run(ops: Op[], layout: 'replicated' | (typeof WORKERS)[number]): 
   for (;;) {
     vi.advanceTimersByTime(ACK_WAIT_MS + 1);
     await quiesce();
-    const versions = [...client.unacked.keys()];
-    if (versions.length === 0) break;
-    for (const v of versions) await ack(v);
+    if ((await client.ackAll(holder.session)) === 0) break;
   }
   // Less fake time has passed than the mesh's request timeout: each push was answered by its frames.
   for (const [i, p] of pushes.entries()) expect(p.answered, `push ${i} unanswered`).toBe(true);

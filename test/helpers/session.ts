@@ -97,6 +97,19 @@ export class ModelClient {
     await say(session, JSON.stringify({ messageType: 'ack', updates: [{ channelID, version, code: 100 }] }));
   }
 
+  /** Acks one of the notifications not acked yet on `session` (`pick` chooses which), if there is one. */
+  async ackOne(session: Session, pick: number): Promise<void> {
+    const versions = [...this.unacked.keys()];
+    if (versions.length > 0) await this.ack(session, versions[pick % versions.length]!);
+  }
+
+  /** Acks every notification not acked yet on `session`; how many there were. */
+  async ackAll(session: Session): Promise<number> {
+    const versions = [...this.unacked.keys()];
+    for (const v of versions) await this.ack(session, v);
+    return versions.length;
+  }
+
   /** Every accepted message that was not acked arrived on the current connection: none was lost. */
   expectNoneLost(accepted: Iterable<string>): void {
     const got = new Set(this.received);

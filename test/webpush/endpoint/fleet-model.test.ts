@@ -156,7 +156,6 @@ describe('fleet delivery, for generated runs of pushes, acks, moves between node
             await previous.session.closed();
           }
         };
-        const ack = (version: string) => client.ack(current!.session, version);
 
         await connect(0);
         for (const o of ops) {
@@ -185,9 +184,8 @@ describe('fleet delivery, for generated runs of pushes, acks, moves between node
             clock += 31_000;
             vi.advanceTimersByTime(Math.max(ackWaitMs, 1));
           } else if (current) {
-            const versions = [...client.unacked.keys()];
-            if (o.kind === 'ackAll') for (const v of versions) await ack(v);
-            else if (versions.length > 0) await ack(versions[o.pick % versions.length]!);
+            if (o.kind === 'ackAll') await client.ackAll(current.session);
+            else await client.ackOne(current.session, o.pick);
           }
           await settle();
           collect();
@@ -200,9 +198,7 @@ describe('fleet delivery, for generated runs of pushes, acks, moves between node
             vi.advanceTimersByTime(Math.max(ackWaitMs, 1));
             await settle();
             collect();
-            const versions = [...client.unacked.keys()];
-            if (versions.length === 0) return;
-            for (const v of versions) await ack(v);
+            if ((await client.ackAll(current!.session)) === 0) return;
           }
         };
         if (current) {
