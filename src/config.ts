@@ -72,6 +72,20 @@ export function settingsHelp(): string {
     .join('\n');
 }
 
+/**
+ * The environment that sets `values` (each setting's PUSHGATE_* variable), for a process that starts a gateway as a
+ * child with settings it holds as values: the tests' runs of one suite against one process and against workers.
+ */
+export function envOf(values: Partial<ConfigValues>): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [name, value] of Object.entries(values)) {
+    const s = (SETTINGS as Record<string, Setting<unknown>>)[name];
+    if (!s) throw new Error(`no setting named ${name}`);
+    if (value !== undefined && value !== null) env[s.env] = String(value);
+  }
+  return env;
+}
+
 export interface LoadOptions {
   env?: NodeJS.ProcessEnv;
   /** Path of the JSON configuration file; PUSHGATE_CONFIG or config/pushgate.json when absent. */

@@ -142,6 +142,12 @@ export class WorkerLink implements Siblings {
       registers: [registry],
       collect: () => announced.set(this.announced()),
     });
+    const linksDown: Gauge = new Gauge({
+      name: 'pushgate_cluster_links_down',
+      help: "This worker's links to siblings that are not up (summed over workers: 0 once the mesh is whole); a push for a sibling's client over a link that is down is stored, not sent",
+      registers: [registry],
+      collect: () => linksDown.set(this.linksDown()),
+    });
     // Constructing one is what installs prom-client's worker-side answer to the primary's requests.
     new AggregatorRegistry();
     AggregatorRegistry.setRegistries([registry]);
@@ -220,6 +226,13 @@ export class WorkerLink implements Siblings {
     let n = 0;
     for (const c of this.clients.all()) if (this.ownerOf(c.uaid) !== this.self) n++;
     return n;
+  }
+
+  /** This worker's links to siblings that are not up (a sibling starting, restarting, or gone). */
+  linksDown(): number {
+    let up = 0;
+    for (const _ of this.mesh.siblings()) up++;
+    return Math.max(0, this.workers - 1 - up);
   }
 
   fromPrimary(m: PrimaryToWorker): void {

@@ -321,6 +321,18 @@ describe('WorkerLink', () => {
     expect(one.announced()).toBe(4);
   });
 
+  it('counts its links to siblings that are not up: none once the mesh is whole', () => {
+    const board = new Switchboard();
+    const [one] = [1, 2, 3].map((i) => board.add(i, { workers: 3 }));
+    expect(one!.linksDown()).toBe(0);
+    board.cutLink(1, 2);
+    expect(one!.linksDown()).toBe(1);
+    board.restore(1, 2);
+    expect(one!.linksDown()).toBe(0);
+    // A sibling not started yet: its link is not up either.
+    expect(new Switchboard().add(1, { workers: 3 }).linksDown()).toBe(2);
+  });
+
   it('asks the primary for the aggregated metrics, and matches its reply', async () => {
     const board = new Switchboard();
     const one = board.add(1);

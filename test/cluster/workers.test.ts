@@ -5,18 +5,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStore, type Store } from '../../src/store/index.js';
 import { PeerClient } from '../../src/webpush/endpoint/peer-client.js';
 import { FernetKey } from '../../src/webpush/protocol/fernet.js';
-import { freePort, directoryInSync, startWorkers } from '../helpers/gateway.js';
+import { freePort, directoryInSync, metricOf, startWorkers } from '../helpers/gateway.js';
 import { mongoServer, type MongoServer } from '../helpers/mongo.js';
 import { buildDist, childPids, startNode, type NodeProcess, workersReplaced } from '../helpers/node-process.js';
 import { channelId, post, testNotification } from '../helpers/push.js';
 import { PushClient } from '../helpers/ws-client.js';
-
-/** The sum of one metric's samples over all workers, as the aggregated /metrics at `base` reports it. */
-async function metricOf(base: string, name: string, labels: string): Promise<number> {
-  const text = await (await fetch(`${base}/metrics`)).text();
-  const line = text.split('\n').find((l) => (l.startsWith(`${name}{`) || l.startsWith(`${name} `)) && l.includes(labels));
-  return line ? Number(line.split(' ').pop()) : 0;
-}
 
 /** A client of the gateway at `ws` that said hello and registered one channel, with its endpoint's token. */
 async function subscribe(ws: string): Promise<{ client: PushClient; uaid: string; chid: string; token: string }> {
@@ -89,7 +82,7 @@ describe('PUSHGATE_WORKERS=2', () => {
   it('delivers every push directly, whichever worker the POST and the websocket landed on', async () => {
     const subs = await Promise.all(Array.from({ length: 8 }, () => subscriber()));
     await directoryInSync(base);
-    const before = await metric('pushgate_notifications_total', 'path="direct"');
+    const before = await metric('pushgate_notifications_total', 'outcome="delivered",path="direct"');
     for (const s of subs) {
       const res = await post(`${base}/wpush/v1/${s.token}`, { TTL: '60' });
       expect(res.status).toBe(201);
@@ -98,7 +91,7 @@ describe('PUSHGATE_WORKERS=2', () => {
       s.client.ack(s.chid, n['version'] as string);
     }
     // No push took the store path: the other worker's clients were reached over the mesh.
-    expect((await metric('pushgate_notifications_total', 'path="direct"')) - before).toBe(8);
+    expect((await metric('pushgate_notifications_total', 'outcome="delivered",path="direct"')) - before).toBe(8);
     expect(await metric('pushgate_notifications_total', 'path="stored"')).toBe(0);
     // The aggregated gauge counts every worker's connections.
     expect(await metric('pushgate_connections', '')).toBeGreaterThanOrEqual(8);
@@ -191,7 +184,7 @@ describe('PUSHGATE_WORKERS=3, directory partitioned', () => {
     const entries = await metric('pushgate_cluster_directory_entries');
     expect(entries).toBeLessThanOrEqual(subs.length);
     expect(entries).toBeGreaterThan(0);
-    const before = await metric('pushgate_notifications_total', 'path="direct"');
+    const before = await metric('pushgate_notifications_total', 'outcome="delivered",path="direct"');
     // Each POST on a fresh connection, so the workers take them in turn: pushes land on holder, owner and third alike.
     for (let round = 0; round < 3; round++) {
       for (const s of subs) {
@@ -202,7 +195,7 @@ describe('PUSHGATE_WORKERS=3, directory partitioned', () => {
         s.client.ack(s.chid, n['version'] as string);
       }
     }
-    expect((await metric('pushgate_notifications_total', 'path="direct"')) - before).toBe(36);
+    expect((await metric('pushgate_notifications_total', 'outcome="delivered",path="direct"')) - before).toBe(36);
     expect(await metric('pushgate_notifications_total', 'path="stored"')).toBe(0);
     for (const s of subs) s.client.close();
   });

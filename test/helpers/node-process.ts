@@ -79,9 +79,13 @@ export async function authFailureLines(node: NodeProcess, count: number, timeout
   return lines().map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
+let built = false;
 /** Builds dist/ from the sources under test, so that spawned nodes (`node dist/cli.js`) run this very code. */
 export function buildDist(): void {
+  // Once per test process: a suite that starts a gateway per test would otherwise spend most of its time in tsc.
+  if (built) return;
   execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+  built = true;
 }
 
 /**

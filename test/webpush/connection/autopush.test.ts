@@ -4,7 +4,8 @@
  * version changes), ack by version alone, and idle uaids expiring at the endpoint.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startGateway, type TestGateway } from '../../helpers/gateway.js';
+import { FakeMegaphone } from '../../fakes/megaphone.js';
+import { GATEWAY_KINDS, type GatewayUnderTest, startGateway, type TestGateway } from '../../helpers/gateway.js';
 import { channelId, post } from '../../helpers/push.js';
 import { PushClient } from '../../helpers/ws-client.js';
 
@@ -91,5 +92,42 @@ describe('websocket door: autopush exactness', () => {
     expect(res.status).toBe(410);
     expect(await res.json()).toMatchObject({ errno: 103 });
     expect(await gw.store.getUser(uaid)).toBeNull();
+  });
+});
+
+// Broadcast versions from a Megaphone service reach every subscriber, whichever process holds it: each worker polls
+// the service (once before it serves, then every PUSHGATE_MEGAPHONE_POLL_INTERVAL) and tells its own subscribers.
+describe.each(GATEWAY_KINDS)('websocket door: Megaphone broadcasts ($name)', (kind) => {
+  const megaphone = new FakeMegaphone();
+  let gw: GatewayUnderTest;
+  beforeAll(async () => {
+    await megaphone.start();
+    megaphone.broadcasts = { 'remote-settings/monitor_changes': '"1"' };
+    gw = await kind.start({ megaphoneUrl: megaphone.url, megaphoneToken: 'megaphone-token-0123456789', megaphonePollInterval: 1 });
+  });
+  afterAll(async () => {
+    await gw.close();
+    await megaphone.stop();
+  });
+
+  it('answers hello with the current version, then sends each subscriber one broadcast frame per new version', async () => {
+    // Enough connections that both workers hold some (the kernel spreads accepts; nothing here depends on which).
+    const subscribers = await Promise.all(
+      Array.from({ length: 12 }, async () => {
+        const c = await PushClient.connect(gw.wsUrl);
+        c.send({ messageType: 'hello', use_webpush: true, broadcasts: { 'remote-settings/monitor_changes': '"0"', 'test/unknown': 'a' } });
+        expect((await c.next())['broadcasts']).toEqual({ 'remote-settings/monitor_changes': '"1"', errors: { 'test/unknown': 'Broadcast not found' } });
+        return c;
+      }),
+    );
+    megaphone.broadcasts = { 'remote-settings/monitor_changes': '"2"', 'test/unknown': 'b' };
+    for (const c of subscribers) {
+      // Only the subscribed id: an id unknown at hello was not subscribed (autopush-rs broadcast_delta).
+      expect(await c.next()).toEqual({ messageType: 'broadcast', broadcasts: { 'remote-settings/monitor_changes': '"2"' } });
+      // Nothing more was queued for it: a ping round trip comes back empty.
+      c.send({});
+      expect(await c.next()).toEqual({});
+      c.close();
+    }
   });
 });

@@ -1,17 +1,19 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { CloseCode } from '../../../src/webpush/protocol/websocket.js';
-import { startGateway, type TestGateway } from '../../helpers/gateway.js';
+import { GATEWAY_KINDS, type GatewayUnderTest } from '../../helpers/gateway.js';
 import { channelId, post } from '../../helpers/push.js';
 import { PushClient } from '../../helpers/ws-client.js';
 
 const VAPID_A = 'BEl62iUYgUivxIkv69yViEuiBIa-Ib9-SkvMeAtA3LFgDzkrxZJjSgSnfckjBJuBkr3qBUYIHBQFLXYp5Nksh8U';
 const VAPID_B = 'BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4';
 
-describe('websocket door: the autopush protocol', () => {
-  let gw: TestGateway;
+// The protocol from outside, against one process and against two workers (issue 13): each worker serves the whole
+// protocol, and the frames a client sees do not depend on which worker accepted its socket.
+describe.each(GATEWAY_KINDS)('websocket door: the autopush protocol ($name)', (kind) => {
+  let gw: GatewayUnderTest;
   beforeAll(async () => {
-    gw = await startGateway({ helloTimeout: 1, minPingInterval: 30 });
+    gw = await kind.start({ helloTimeout: 1, minPingInterval: 30 });
   });
   afterAll(async () => {
     await gw.close();
@@ -112,14 +114,16 @@ describe('websocket door: the autopush protocol', () => {
     c.close();
   });
 
-  it("closes a second connection of the same uaid's predecessor with 1000", async () => {
+  it("closes a second connection of the same uaid's predecessor with 1000; the newer one gets the pushes", async () => {
     const first = await PushClient.connect(gw.wsUrl);
     const uaid = await first.hello();
-    await first.register(channelId());
+    const chid = channelId();
+    const endpoint = (await first.register(chid))['pushEndpoint'] as string;
     const second = await PushClient.connect(gw.wsUrl);
     expect(await second.hello(uaid)).toBe(uaid);
     expect((await first.closedWith).code).toBe(CloseCode.normal);
-    expect(gw.clients.get(uaid)).toBeDefined();
+    expect((await post(endpoint, { TTL: '60' })).status).toBe(201);
+    expect(await second.next()).toMatchObject({ messageType: 'notification', channelID: chid });
     second.close();
   });
 

@@ -2,7 +2,7 @@ import { SignJWT, importJWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import webpush from 'web-push';
 import { MAX_TTL } from '../../../src/webpush/endpoint/headers.js';
-import { startGateway, type TestGateway } from '../../helpers/gateway.js';
+import { GATEWAY_KINDS, ONE_PROCESS, type GatewayUnderTest, startGateway, type TestGateway, underTest } from '../../helpers/gateway.js';
 import { BrowserKeys } from '../../helpers/browser-keys.js';
 import { channelId, post, sendWebPush } from '../../helpers/push.js';
 import { PushClient } from '../../helpers/ws-client.js';
@@ -20,8 +20,11 @@ async function vapidHeader(claims: Record<string, unknown>, keys = vapidKeys): P
   return `vapid t=${jwt}, k=${keys.publicKey}`;
 }
 
-describe('endpoint door: RFC 8030 push with the real web-push library', () => {
-  let gw: TestGateway;
+// Against one process and against two workers (issue 13): a POST lands on either worker, whichever holds the client.
+describe.each(GATEWAY_KINDS)('endpoint door: RFC 8030 push with the real web-push library ($name)', (kind) => {
+  let gw: GatewayUnderTest;
+  /** The gateway itself, when it runs in this process. */
+  let inProcess: TestGateway | null = null;
   let client: PushClient;
   let uaid: string;
   const browser = new BrowserKeys();
@@ -31,13 +34,19 @@ describe('endpoint door: RFC 8030 push with the real web-push library', () => {
   let v2Chid: string;
 
   beforeAll(async () => {
-    gw = await startGateway();
+    if (kind === ONE_PROCESS) {
+      inProcess = await startGateway();
+      gw = underTest(inProcess);
+    } else {
+      gw = await kind.start();
+    }
     client = await PushClient.connect(gw.wsUrl);
     uaid = await client.hello();
     v1Chid = channelId();
     v2Chid = channelId();
     v1 = (await client.register(v1Chid))['pushEndpoint'] as string;
     v2 = (await client.register(v2Chid, vapidKeys.publicKey))['pushEndpoint'] as string;
+    await gw.settled();
   });
   afterAll(async () => {
     client.close();
@@ -103,17 +112,20 @@ describe('endpoint door: RFC 8030 push with the real web-push library', () => {
     await receive();
   });
 
-  it('verifies a reused VAPID token once (cache)', async () => {
-    const auth = await vapidHeader({ aud: gw.config.publicUrl, exp: Math.floor(Date.now() / 1000) + 3600, sub: 'mailto:a@example.com' });
-    const misses = gw.vapid.misses;
-    const hits = gw.vapid.hits;
-    for (let i = 0; i < 3; i++) {
-      expect((await post(v2, { TTL: '10', authorization: auth })).status).toBe(201);
-      await receive();
-    }
-    expect(gw.vapid.misses - misses).toBe(1);
-    expect(gw.vapid.hits - hits).toBe(2);
-  });
+  // The cache's counters are read in process (each worker keeps its own cache).
+  if (kind === ONE_PROCESS)
+    it('verifies a reused VAPID token once (cache)', async () => {
+      const gw = inProcess!;
+      const auth = await vapidHeader({ aud: gw.config.publicUrl, exp: Math.floor(Date.now() / 1000) + 3600, sub: 'mailto:a@example.com' });
+      const misses = gw.vapid.misses;
+      const hits = gw.vapid.hits;
+      for (let i = 0; i < 3; i++) {
+        expect((await post(v2, { TTL: '10', authorization: auth })).status).toBe(201);
+        await receive();
+      }
+      expect(gw.vapid.misses - misses).toBe(1);
+      expect(gw.vapid.hits - hits).toBe(2);
+    });
 
   describe('errors: status, errno and JSON body', () => {
     const now = () => Math.floor(Date.now() / 1000);
