@@ -12,8 +12,8 @@ export interface BridgeWorld {
   close(): Promise<void>;
 }
 
-/** The fakes, a bridges file pointing every app at them (baseUrl, tokenUrl, ca), and a gateway using it. */
-export async function bridgeWorld(overrides: Parameters<typeof startGateway>[0] = {}): Promise<BridgeWorld> {
+/** The provider fakes, started, and a bridges file pointing every app at them (baseUrl, tokenUrl, ca). */
+export async function providerFakes(): Promise<{ pki: TestPki; fakes: ProviderFakes; bridgesFile: string }> {
   const pki = makePki();
   const fakes = new ProviderFakes(pki);
   await fakes.start();
@@ -29,6 +29,12 @@ export async function bridgeWorld(overrides: Parameters<typeof startGateway>[0] 
   };
   const bridgesFile = join(pki.dir, 'bridges.json');
   writeFileSync(bridgesFile, JSON.stringify(bridges, null, 2));
+  return { pki, fakes, bridgesFile };
+}
+
+/** The provider fakes, their bridges file, and a gateway in this process using it. */
+export async function bridgeWorld(overrides: Parameters<typeof startGateway>[0] = {}): Promise<BridgeWorld> {
+  const { pki, fakes, bridgesFile } = await providerFakes();
   const gw = await startGateway({ bridges: bridgesFile, ...overrides });
   return {
     pki,

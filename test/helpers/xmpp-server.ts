@@ -1,6 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
 import xml, { type Element } from '@xmpp/xml';
+import { expect } from 'vitest';
+import { NS } from '../../src/xmpp/namespaces.js';
 
 /**
  * The XMPP server's side of XEP-0114 for tests: accepts a component's stream, checks its handshake
@@ -19,7 +21,8 @@ export class FakeComponentServer {
   port = 0;
 
   constructor(
-    private readonly domain: string,
+    /** The component's domain: what the server relays to it is addressed there. */
+    readonly domain: string,
     private readonly secret: string,
   ) {
     this.server = createServer((socket) => this.accept(socket));
@@ -209,6 +212,51 @@ export class FakeComponentServer {
     this.drop();
     await new Promise<void>((r) => this.server.close(() => r()));
   }
+}
+
+/** The value of a data form's field (XEP-0004), if there is one. */
+export const formField = (x: Element | undefined, name: string): string | undefined =>
+  x
+    ?.getChildren('field')
+    .find((f) => f.attrs['var'] === name)
+    ?.getChildText('value') ?? undefined;
+
+/** A data form (XEP-0004) of `type` with one value per field, and its FORM_TYPE when given. */
+export const dataForm = (type: string, fields: Record<string, string>, formType?: string): Element =>
+  xml(
+    'x',
+    { xmlns: NS.data, type },
+    formType ? xml('field', { var: 'FORM_TYPE', type: 'hidden' }, xml('value', {}, formType)) : null,
+    ...Object.entries(fields).map(([k, v]) => xml('field', { var: k }, xml('value', {}, v))),
+  );
+
+/** What an XMPP server relays to the push component, as helpers bound to one fake XEP-0114 server. */
+export function componentClient(server: FakeComponentServer) {
+  const iq = (type: 'get' | 'set', from: string, payload: Element) => server.request(xml('iq', { type, from, to: server.domain }, payload));
+  /** An ad-hoc command (XEP-0050) executed with a submitted form. */
+  const command = (node: string, fields: Record<string, string>, from: string) =>
+    iq('set', from, xml('command', { xmlns: NS.commands, node, action: 'execute' }, dataForm('submit', fields)));
+  /** A registration command that must succeed: the push node and its secret. */
+  async function register(node: string, fields: Record<string, string>, from: string) {
+    const reply = await command(node, fields, from);
+    expect(reply.attrs['type']).toBe('result');
+    const x = reply.getChild('command', NS.commands)!.getChild('x', NS.data);
+    return { node: formField(x, 'node')!, secret: formField(x, 'secret')! };
+  }
+  /** A XEP-0357 publish to `node`, with publish-options and a summary form when given. */
+  const publish = (node: string, options: Record<string, string> | null, from: string, summary: Element | null = null) =>
+    iq(
+      'set',
+      from,
+      xml(
+        'pubsub',
+        { xmlns: NS.pubsub },
+        xml('publish', { node }, xml('item', {}, xml('notification', { xmlns: NS.push }, summary))),
+        options ? xml('publish-options', {}, dataForm('submit', options, NS.publishOptions)) : null,
+      ),
+    );
+  const create = (node: string, from: string) => iq('set', from, xml('pubsub', { xmlns: NS.pubsub }, xml('create', { node, type: 'push' }), xml('configure')));
+  return { iq, command, register, publish, create };
 }
 
 export { xml };

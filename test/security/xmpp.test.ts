@@ -29,7 +29,7 @@ import { FernetKey } from '../../src/webpush/protocol/fernet.js';
 import { bridgeWorld, type BridgeWorld } from '../fakes/setup.js';
 import { freePort } from '../helpers/gateway.js';
 import { buildDist, authFailureLines, startNode, type NodeProcess } from '../helpers/node-process.js';
-import { FakeComponentServer, xml } from '../helpers/xmpp-server.js';
+import { componentClient, FakeComponentServer, xml } from '../helpers/xmpp-server.js';
 
 const PUSH = 'push.example.org';
 const VICTIM = 'fcm-victim-device-0001';
@@ -43,45 +43,6 @@ function errorOf(reply: Element): { type: string; condition: string; text?: stri
   const condition = error.getChildElements().find((c) => c.attrs['xmlns'] === NS.stanzas && c.name !== 'text')!.name;
   const text = error.getChildText('text', NS.stanzas) ?? undefined;
   return { type: error.attrs['type']!, condition, ...(text ? { text } : {}) };
-}
-
-const field = (x: Element | undefined, name: string) =>
-  x
-    ?.getChildren('field')
-    .find((f) => f.attrs['var'] === name)
-    ?.getChildText('value') ?? undefined;
-const form = (type: string, fields: Record<string, string>, formType?: string) =>
-  xml(
-    'x',
-    { xmlns: NS.data, type },
-    formType ? xml('field', { var: 'FORM_TYPE', type: 'hidden' }, xml('value', {}, formType)) : null,
-    ...Object.entries(fields).map(([k, v]) => xml('field', { var: k }, xml('value', {}, v))),
-  );
-
-/** What an XMPP server would relay to the component, as helpers bound to one fake XEP-0114 server. */
-function client(server: FakeComponentServer) {
-  const iq = (type: 'get' | 'set', from: string, payload: Element) => server.request(xml('iq', { type, from, to: PUSH }, payload));
-  const command = (node: string, fields: Record<string, string>, from: string) =>
-    iq('set', from, xml('command', { xmlns: NS.commands, node, action: 'execute' }, form('submit', fields)));
-  async function register(node: string, fields: Record<string, string>, from: string) {
-    const reply = await command(node, fields, from);
-    expect(errorOf(reply)).toBeNull();
-    const x = reply.getChild('command', NS.commands)!.getChild('x', NS.data);
-    return { node: field(x, 'node')!, secret: field(x, 'secret')! };
-  }
-  const publish = (node: string, options: Record<string, string> | null, from: string) =>
-    iq(
-      'set',
-      from,
-      xml(
-        'pubsub',
-        { xmlns: NS.pubsub },
-        xml('publish', { node }, xml('item', {}, xml('notification', { xmlns: NS.push }))),
-        options ? xml('publish-options', {}, form('submit', options, NS.publishOptions)) : null,
-      ),
-    );
-  const create = (node: string, from: string) => iq('set', from, xml('pubsub', { xmlns: NS.pubsub }, xml('create', { node, type: 'push' }), xml('configure')));
-  return { iq, command, register, publish, create };
 }
 
 /** A local TCP listener that counts every connection: the internal service an SSRF would reach. */
@@ -111,7 +72,7 @@ function attackerLookup(hostname: string, options: unknown, callback?: unknown):
 describe('attacks on the XEP-0357 push component (issue 9)', () => {
   let server: FakeComponentServer;
   let w: BridgeWorld;
-  let x: ReturnType<typeof client>;
+  let x: ReturnType<typeof componentClient>;
   let wire: Awaited<ReturnType<typeof tripwire>>;
   beforeAll(async () => {
     // Installed before the gateway exists, so its endpoint guard resolves through it (as it would through the system's).
@@ -131,7 +92,7 @@ describe('attacks on the XEP-0357 push component (issue 9)', () => {
       vapidPrivateKey: vapid.privateKey,
     });
     await server.connected();
-    x = client(server);
+    x = componentClient(server);
   });
   afterAll(async () => {
     dns.lookup = realLookup;
@@ -378,7 +339,7 @@ describe("finding 17: failed XMPP authentications, seen from the operator's side
   });
 
   it('logs each refusal with its reason and never a secret; /metrics counts them by reason', async () => {
-    const x = client(server);
+    const x = componentClient(server);
     const reg = await x.register('register-push-fcm', { token: VICTIM, 'device-id': 'logged' }, 'juliet@example.org/phone');
     const guessed = 'guessed-secret-0123456789';
     expect(errorOf(await x.publish(reg.node, { secret: guessed }, 'example.org'))).toMatchObject({ type: 'auth', condition: 'forbidden' });

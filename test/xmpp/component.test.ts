@@ -6,7 +6,7 @@ import { hashSecret, p2Hash } from '../../src/xmpp/commands.js';
 import { StoreUnavailableError } from '../../src/store/index.js';
 import { bridgeWorld, type BridgeWorld } from '../fakes/setup.js';
 import { Errors } from '../fakes/providers.js';
-import { FakeComponentServer, xml } from '../helpers/xmpp-server.js';
+import { dataForm as form, FakeComponentServer, formField as field, xml } from '../helpers/xmpp-server.js';
 
 const PUSH = 'push.example.org';
 const FCM_TOKEN = 'fcm-xmpp-device-0001';
@@ -22,23 +22,6 @@ function errorOf(reply: Element): { type: string; condition: string; app?: strin
   const app = error.getChildElements().find((c) => c.attrs['xmlns'] === NS.pubsubErrors || c.attrs['xmlns'] === NS.commands)?.name;
   return { type: error.attrs['type']!, condition, ...(app ? { app } : {}) };
 }
-
-function field(x: Element | undefined, name: string): string | undefined {
-  return (
-    x
-      ?.getChildren('field')
-      .find((f) => f.attrs['var'] === name)
-      ?.getChildText('value') ?? undefined
-  );
-}
-
-const form = (type: string, fields: Record<string, string>, formType?: string) =>
-  xml(
-    'x',
-    { xmlns: NS.data, type },
-    formType ? xml('field', { var: 'FORM_TYPE', type: 'hidden' }, xml('value', {}, formType)) : null,
-    ...Object.entries(fields).map(([k, v]) => xml('field', { var: k }, xml('value', {}, v))),
-  );
 
 describe('the XEP-0357 push component', () => {
   let server: FakeComponentServer;
