@@ -3,15 +3,23 @@
  * several workers): the XMPP component (one connection for the machine, in worker 1; its publishes reach a device
  * through worker 1's bridges, and a Web Push subscription of this machine on whichever worker holds it), the bridge
  * registration API and the MongoosePush listener (each worker's own bridges, shown by each worker's own provider
- * token). Providers are the local fakes; the XMPP server is the fake XEP-0114 server.
+ * token), and the developer dashboard (a push recorded by the worker that took it, its ack by the worker that holds
+ * the client). Providers are the local fakes; the XMPP server is the fake XEP-0114 server.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createHash } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import webpush from 'web-push';
+import { openStore } from '../../src/store/index.js';
+import { FernetKey } from '../../src/webpush/protocol/fernet.js';
 import { providerFakes } from '../fakes/setup.js';
 import type { ProviderFakes } from '../fakes/providers.js';
 import { BrowserKeys } from '../helpers/browser-keys.js';
 import { directoryInSync, freePort, startWorkers } from '../helpers/gateway.js';
 import type { NodeProcess } from '../helpers/node-process.js';
-import { channelId, post } from '../helpers/push.js';
+import { channelId, post, sendWebPush } from '../helpers/push.js';
 import { PushClient } from '../helpers/ws-client.js';
 import { componentClient, FakeComponentServer } from '../helpers/xmpp-server.js';
 
@@ -134,6 +142,71 @@ describe('the XMPP, bridge and MongoosePush doors with PUSHGATE_WORKERS=2', () =
         await pushed;
       },
       () => fakes.fcmTokenRequests,
+    );
+  });
+});
+
+describe('the developer dashboard with PUSHGATE_WORKERS=2', () => {
+  const keys = webpush.generateVAPIDKeys();
+  const keyHash = createHash('sha256').update(Buffer.from(keys.publicKey, 'base64url')).digest('hex');
+  let node: NodeProcess;
+  let base: string;
+  let ws: string;
+
+  beforeAll(async () => {
+    // The key opted in before the workers start, so each worker's first read of the key set has it.
+    const dir = mkdtempSync(join(tmpdir(), 'pushgate-doors-dashboard-'));
+    const storeUrl = `sqlite:${dir}/db`;
+    const store = await openStore(storeUrl);
+    await store.addDashboardKey(keyHash, Date.now());
+    await store.close();
+    ({ node, base, ws } = await startWorkers('pushgate-doors-', 2, {
+      PUSHGATE_DATA_DIR: dir,
+      PUSHGATE_STORE: storeUrl,
+      PUSHGATE_CRYPTO_KEY: FernetKey.generate(),
+      PUSHGATE_DASHBOARD_FLUSH_MS: '20',
+    }));
+  });
+  afterAll(async () => {
+    await node?.kill('SIGTERM');
+  });
+
+  it('records each push where it was accepted and its ack where the client is, whichever workers those are', async () => {
+    const auth = () => webpush.getVapidHeaders(base, 'mailto:dev@example.com', keys.publicKey, keys.privateKey, 'aes128gcm') as Record<string, string>;
+    const clients = await Promise.all(
+      Array.from({ length: 6 }, async () => {
+        const c = await PushClient.connect(ws);
+        await c.hello();
+        const chid = channelId();
+        return { c, chid, endpoint: (await c.register(chid, keys.publicKey))['pushEndpoint'] as string };
+      }),
+    );
+    await directoryInSync(base);
+    const ids: string[] = [];
+    for (const { c, chid, endpoint } of clients) {
+      // A fresh connection per push: the kernel picks the worker that accepts it.
+      const res = await sendWebPush(new BrowserKeys().subscription(endpoint), 'recorded', {
+        TTL: 300,
+        vapidDetails: { subject: 'mailto:dev@example.com', ...keys },
+        headers: { connection: 'close' },
+      });
+      expect(res.status).toBe(201);
+      const n = await c.next();
+      c.ack(chid, n['version'] as string);
+      ids.push(res.headers.get('location')!.split('/m/')[1]!);
+      c.close();
+    }
+    await vi.waitFor(
+      async () => {
+        const res = await fetch(`${base}/dashboard/api/messages`, { headers: auth() });
+        const messages = ((await res.json()) as { messages: { id: string; outcome: string; delivered_at: string | null }[] }).messages;
+        const byId = new Map(messages.map((m) => [m.id, m]));
+        for (const id of ids) {
+          expect(byId.get(id)?.outcome).toBe('delivered');
+          expect(byId.get(id)?.delivered_at).not.toBeNull();
+        }
+      },
+      { timeout: 10_000, interval: 50 },
     );
   });
 });
