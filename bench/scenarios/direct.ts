@@ -80,7 +80,7 @@ export async function direct(
     gw.push(await startGateway({ ...ctx.baseEnv(ePort), ...common, PUSHGATE_ROLE: 'endpoint' }, ePort, ctx.gatewayArgs));
     // One endpoint node and one connection node: the pair issue 13's target compares with one `all` node. With two
     // connection nodes (until 2026-11-23 17:05) each one's group commits carried half the writes, and the ratio read
-    // 2.1–2.2× where this pair reads 1.4–1.55× (README "Scale-out runs").
+    // 2.1–2.2× where this pair reads 1.4–1.55× (docs/benchmarks.md "Scale-out runs").
     for (let i = 0; i < FLEET_CONNECTION_NODES; i++) {
       const p = await ctx.port();
       const r = await ctx.port();

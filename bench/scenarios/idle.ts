@@ -12,7 +12,7 @@ import { round } from '../lib/stats.js';
  *
  * It runs once per node:cluster scheduling policy: `rr` (Node's default on Linux: the primary accepts every
  * connection and passes it to a worker over IPC) and `none` (the workers accept from the shared socket themselves,
- * the kernel choosing which), so the default Pushgate keeps is chosen by measurement (README "Scale-out runs").
+ * the kernel choosing which), so the default Pushgate keeps is chosen by measurement (docs/benchmarks.md "Scale-out runs").
  * Then under `none` with the directory partitioned (PUSHGATE_WORKER_DIRECTORY), and with 16 workers each way: what
  * the directory costs per connection as the worker count grows (replicated, each connect is an entry and a frame on
  * every other worker; partitioned, on one).

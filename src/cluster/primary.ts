@@ -107,7 +107,7 @@ export function runPrimary(opts: PrimaryOptions): Promise<number> {
   if (stale.length > 0) log.info({ removed: stale }, 'removed socket directories of primaries that are gone');
   const socketDir = mkdtempSync(join(tmpdir(), `${SOCKET_DIR_PREFIX}${process.pid}-`));
   const secret = randomBytes(WORKER_SECRET_BYTES).toString('hex');
-  // The workers accept connections themselves (README "Scale-out runs": round-robin had the primary accept and
+  // The workers accept connections themselves (docs/benchmarks.md "Scale-out runs": round-robin had the primary accept and
   // hand over every connection, 170 µs of its CPU each, a one-core ceiling on connects for the whole machine).
   // Node's own NODE_CLUSTER_SCHED_POLICY still decides when set.
   if (process.env['NODE_CLUSTER_SCHED_POLICY'] === undefined) cluster.schedulingPolicy = cluster.SCHED_NONE;

@@ -115,7 +115,7 @@ function broadcastMap(v: unknown): Map<string, string> | null {
  * keys and order JSON.stringify of this object gives, written by `text()` instead. Its `data` is base64url by type
  * (protocol/payload.ts), so it goes into the frame as it is: JSON.stringify spends most of a 1 kB frame's
  * serialisation scanning that string for characters to escape (1.3 against 4.2 µs per frame in a micro-benchmark,
- * README "Per-core speed"). Every other string is still escaped by JSON.stringify.
+ * docs/benchmarks.md "Per-core speed"). Every other string is still escaped by JSON.stringify.
  */
 export class NotificationFrame {
   readonly messageType = 'notification';

@@ -10,7 +10,7 @@ import type { Checked } from './routes.js';
  *
  * Measured on the direct path (1 kB body, reused VAPID token, TTL 0), fastify's own work per request (routing,
  * request and reply objects, hook runners, content-type parsing, the reply's path to `res.end`) was 10–16 µs of
- * 78–99 (README, Per-core speed). This path takes only a request it can answer exactly as the route would, and
+ * 78–99 (docs/benchmarks.md, Per-core speed). This path takes only a request it can answer exactly as the route would, and
  * decides that before it reads a byte of the body:
  * - `POST /wpush/v1/<token>` or `/wpush/v2/<token>`, the token in its canonical characters (no escapes, no query);
  * - a `vapid` Authorization header this gateway verified before (VapidVerifier.cachedHeader), and a token that
