@@ -236,12 +236,14 @@ export function componentClient(server: FakeComponentServer) {
   /** An ad-hoc command (XEP-0050) executed with a submitted form. */
   const command = (node: string, fields: Record<string, string>, from: string) =>
     iq('set', from, xml('command', { xmlns: NS.commands, node, action: 'execute' }, dataForm('submit', fields)));
-  /** A registration command that must succeed: the push node and its secret. */
+  /** A registration command that must complete: the push service's JID, the push node and its secret. */
   async function register(node: string, fields: Record<string, string>, from: string) {
     const reply = await command(node, fields, from);
     expect(reply.attrs['type']).toBe('result');
-    const x = reply.getChild('command', NS.commands)!.getChild('x', NS.data);
-    return { node: formField(x, 'node')!, secret: formField(x, 'secret')! };
+    const cmd = reply.getChild('command', NS.commands)!;
+    expect(cmd.attrs['status']).toBe('completed');
+    const x = cmd.getChild('x', NS.data);
+    return { jid: formField(x, 'jid')!, node: formField(x, 'node')!, secret: formField(x, 'secret')! };
   }
   /** A XEP-0357 publish to `node`, with publish-options and a summary form when given. */
   const publish = (node: string, options: Record<string, string> | null, from: string, summary: Element | null = null) =>

@@ -6,7 +6,7 @@ import { hashSecret, p2Hash } from '../../src/xmpp/commands.js';
 import { StoreUnavailableError } from '../../src/store/index.js';
 import { bridgeWorld, type BridgeWorld } from '../fakes/setup.js';
 import { Errors } from '../fakes/providers.js';
-import { dataForm as form, FakeComponentServer, formField as field, xml } from '../helpers/xmpp-server.js';
+import { componentClient, dataForm as form, FakeComponentServer, xml } from '../helpers/xmpp-server.js';
 
 const PUSH = 'push.example.org';
 const FCM_TOKEN = 'fcm-xmpp-device-0001';
@@ -50,26 +50,10 @@ describe('the XEP-0357 push component', () => {
   const iq = (type: 'get' | 'set', from: string, payload: Element | Element[] | null, attrs: Record<string, string> = {}) =>
     server.request(xml('iq', { type, from, to: PUSH, ...attrs }, ...(Array.isArray(payload) ? payload : payload ? [payload] : [])));
 
-  async function register(command: string, fields: Record<string, string>, from = 'juliet@example.org/phone') {
-    const reply = await iq('set', from, xml('command', { xmlns: NS.commands, node: command, action: 'execute' }, form('submit', fields)));
-    expect(errorOf(reply)).toBeNull();
-    const cmd = reply.getChild('command', NS.commands)!;
-    expect(cmd.attrs['status']).toBe('completed');
-    const x = cmd.getChild('x', NS.data)!;
-    return { jid: field(x, 'jid')!, node: field(x, 'node')!, secret: field(x, 'secret')! };
-  }
-
+  const x = () => componentClient(server);
+  const register = (command: string, fields: Record<string, string>, from = 'juliet@example.org/phone') => x().register(command, fields, from);
   const publish = (node: string, options: Record<string, string> | null, summary: Element | null, from = 'example.org') =>
-    iq(
-      'set',
-      from,
-      xml(
-        'pubsub',
-        { xmlns: NS.pubsub },
-        xml('publish', { node }, xml('item', {}, xml('notification', { xmlns: NS.push }, summary))),
-        options ? xml('publish-options', {}, form('submit', options, NS.publishOptions)) : null,
-      ),
-    );
+    x().publish(node, options, from, summary);
 
   const summary = (type: string, fields: Record<string, string>) => form(type, fields, NS.pushSummary);
 

@@ -16,6 +16,15 @@ afterEach(async () => {
   await Promise.all(gateways.splice(0).map((g) => g.close()));
 });
 
+/** Starts a gateway of `kind` that the test's end closes. */
+const starter =
+  (kind: GatewayKind) =>
+  async (values: Parameters<GatewayKind['start']>[0] = {}): Promise<GatewayUnderTest> => {
+    const gw = await kind.start(values);
+    gateways.push(gw);
+    return gw;
+  };
+
 /** A registered user agent that then goes offline. */
 async function offlineSubscriber(gw: GatewayUnderTest, channels = 1): Promise<{ uaid: string; chids: string[]; endpoints: string[] }> {
   const c = await PushClient.connect(gw.wsUrl);
@@ -42,11 +51,7 @@ const textOf = (n: Record<string, unknown>) => Buffer.from(n['data'] as string, 
 // What a client sees of storage, against one process and against two workers (issue 13), where the POSTs land on
 // either worker and a reconnect may land on the other one.
 describe.each(GATEWAY_KINDS)('stored messages ($name)', (kind: GatewayKind) => {
-  async function gateway(values: Parameters<GatewayKind['start']>[0] = {}): Promise<GatewayUnderTest> {
-    const gw = await kind.start(values);
-    gateways.push(gw);
-    return gw;
-  }
+  const gateway = starter(kind);
 
   it('stores for an offline client and delivers in order after hello; acked ones are deleted', async () => {
     const gw = await gateway();
@@ -245,11 +250,7 @@ describe.each(GATEWAY_KINDS)('stored messages ($name)', (kind: GatewayKind) => {
 // A clock moved in this process, and a gateway stopped and started again on its database: one process only (the
 // cluster suites stop and kill workers: test/cluster/workers.test.ts).
 describe('stored messages (one process)', () => {
-  async function gateway(values: Parameters<typeof startGateway>[0] = {}): Promise<GatewayUnderTest> {
-    const gw = await ONE_PROCESS.start(values);
-    gateways.push(gw);
-    return gw;
-  }
+  const gateway = starter(ONE_PROCESS);
 
   it('never delivers an expired message', async () => {
     const gw = await gateway();
