@@ -81,26 +81,23 @@ export async function startWorkers(
   prefix: string,
   workers = 2,
   env: Record<string, string> = {},
-): Promise<{ node: NodeProcess; base: string; ws: string; store: string }> {
+): Promise<{ node: NodeProcess; base: string; ws: string; store: string; env: Record<string, string> }> {
   buildDist();
   const port = await freePort();
   const dataDir = mkdtempSync(join(tmpdir(), prefix));
   const base = `http://127.0.0.1:${port}`;
-  const store = `sqlite:${dataDir}/db`;
-  const node = await startNode(
-    {
-      PUSHGATE_WORKERS: String(workers),
-      PUSHGATE_PORT: String(port),
-      PUSHGATE_HOST: '127.0.0.1',
-      PUSHGATE_PUBLIC_URL: base,
-      PUSHGATE_DATA_DIR: dataDir,
-      PUSHGATE_STORE: store,
-      PUSHGATE_CRYPTO_KEY: FernetKey.generate(),
-      ...env,
-    },
-    'pushgate cluster listening',
-  );
-  return { node, base, ws: `ws://127.0.0.1:${port}/`, store };
+  const full = {
+    PUSHGATE_WORKERS: String(workers),
+    PUSHGATE_PORT: String(port),
+    PUSHGATE_HOST: '127.0.0.1',
+    PUSHGATE_PUBLIC_URL: base,
+    PUSHGATE_DATA_DIR: dataDir,
+    PUSHGATE_STORE: `sqlite:${dataDir}/db`,
+    PUSHGATE_CRYPTO_KEY: FernetKey.generate(),
+    ...env,
+  };
+  const node = await startNode(full, 'pushgate cluster listening');
+  return { node, base, ws: `ws://127.0.0.1:${port}/`, store: full.PUSHGATE_STORE, env: full };
 }
 
 /**
@@ -192,9 +189,9 @@ export const ONE_PROCESS: GatewayKind = {
 export const TWO_WORKERS: GatewayKind = {
   name: 'PUSHGATE_WORKERS=2',
   async start(values = {}) {
-    const env = envOf(values);
-    const { node, base, ws, store: storeUrl } = await startWorkers('pushgate-protocol-', 2, env);
-    const config = loadConfig({ env: { ...env, PUSHGATE_PUBLIC_URL: base, PUSHGATE_STORE: storeUrl }, file: 'config/pushgate.json' });
+    const { node, base, ws, store: storeUrl, env: started } = await startWorkers('pushgate-protocol-', 2, envOf(values));
+    // Its settings as the workers read them: the same environment, and the keys the primary kept in the data directory.
+    const config = loadConfig({ env: started, file: 'config/pushgate.json' });
     const store = await openStore(storeUrl);
     return {
       url: base,
