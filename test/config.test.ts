@@ -4,7 +4,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, settingsHelp } from '../src/config.js';
+import { ConfigError, envOf, loadConfig, settingsHelp } from '../src/config.js';
 import { FernetKey } from '../src/webpush/protocol/fernet.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'pushgate-config-'));
@@ -62,5 +62,24 @@ describe('settingsHelp', () => {
     expect(help).toMatch(/PUSHGATE_PORT\s+.*\[default \d+\]/);
     expect(help).toMatch(/PUSHGATE_PEER_URL\s+.*\[default \(derived\)\]/);
     expect(help.split('\n').every((l) => /^ {2}PUSHGATE_[A-Z_]+ /.test(l))).toBe(true);
+  });
+});
+
+describe('envOf', () => {
+  it('names each value by its PUSHGATE_* variable, so a child process reads the same settings', () => {
+    const values = { msgLimit: 3, helloTimeout: 1, megaphoneUrl: 'http://127.0.0.1:9/v1/broadcasts', dashboardFlushMs: 20, bridges: null };
+    const env = envOf(values);
+    expect(env).toEqual({
+      PUSHGATE_MSG_LIMIT: '3',
+      PUSHGATE_HELLO_TIMEOUT: '1',
+      PUSHGATE_MEGAPHONE_URL: 'http://127.0.0.1:9/v1/broadcasts',
+      PUSHGATE_DASHBOARD_FLUSH_MS: '20',
+    });
+    const read = loadConfig({ env: { ...env, PUSHGATE_CRYPTO_KEY: FernetKey.generate() }, file: 'config/pushgate.json' });
+    expect(read).toMatchObject({ ...values, bridges: null });
+  });
+
+  it('refuses a name that is no setting', () => {
+    expect(() => envOf({ nope: 1 } as never)).toThrow(/no setting named nope/);
   });
 });
