@@ -2,9 +2,8 @@ import { mkdtempSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Config, type ConfigValues, ensureGeneratedKeys, envOf, loadConfig } from '../../src/config.js';
+import { type ConfigValues, ensureGeneratedKeys, loadConfig } from '../../src/config.js';
 import { createGateway, type Gateway, type GatewayOptions } from '../../src/gateway.js';
-import { openStore, type Store } from '../../src/store/index.js';
 import { FernetKey } from '../../src/webpush/protocol/fernet.js';
 import { buildDist, startNode, type NodeProcess } from './node-process.js';
 
@@ -128,85 +127,3 @@ export async function metricOf(origin: string, name: string, labels = ''): Promi
     .filter((l) => (l.startsWith(`${name}{`) || l.startsWith(`${name} `)) && l.includes(labels))
     .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
 }
-
-/**
- * A gateway as the protocol suites see it from outside: its URLs, what `/metrics` counts, and its store opened by the
- * test too. One suite runs against each of GATEWAY_KINDS (issue 13: the protocol against a 2-worker gateway).
- */
-export interface GatewayUnderTest {
-  url: string;
-  wsUrl: string;
-  /** The settings it runs with (defaults included), as it read them. */
-  config: Config;
-  /** The gateway's store as this process reads it: the same object in process, the same SQLite file for workers. */
-  store: Store;
-  /** metricOf on this gateway. */
-  metric(name: string, labels?: string): Promise<number>;
-  /** Resolves once the gateway holds no open websocket (every session gone from its registry or worker registry). */
-  quiet(): Promise<void>;
-  /**
-   * Resolves once each worker knows where every connected client is (directoryInSync): until then a push that lands on
-   * a worker not holding its client is stored and read from storage, not sent directly. At once for one process.
-   */
-  settled(): Promise<void>;
-  close(): Promise<void>;
-}
-
-export interface GatewayKind {
-  name: string;
-  start(values?: Partial<ConfigValues>): Promise<GatewayUnderTest>;
-}
-
-async function noOpenConnections(origin: string): Promise<void> {
-  const until = Date.now() + 10_000;
-  while ((await metricOf(origin, 'pushgate_connections')) !== 0) {
-    if (Date.now() > until) throw new Error('websocket connections were still open after 10 s');
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
-/** A gateway started in this process (startGateway) as the protocol suites see it. */
-export function underTest(gw: TestGateway): GatewayUnderTest {
-  return {
-    url: gw.url,
-    wsUrl: gw.wsUrl,
-    config: gw.config,
-    store: gw.store,
-    metric: (name, labels) => metricOf(gw.url, name, labels),
-    quiet: () => noOpenConnections(gw.url),
-    settled: async () => {},
-    close: () => gw.close(),
-  };
-}
-
-/** One process, in this one (startGateway), on an in-memory store unless told otherwise. */
-export const ONE_PROCESS: GatewayKind = {
-  name: 'one process',
-  start: async (values = {}) => underTest(await startGateway(values)),
-};
-
-/** `pushgate serve` with PUSHGATE_WORKERS=2 on a fresh SQLite file (startWorkers), the store opened here as well. */
-export const TWO_WORKERS: GatewayKind = {
-  name: 'PUSHGATE_WORKERS=2',
-  async start(values = {}) {
-    const { node, base, ws, store: storeUrl, env: started } = await startWorkers('pushgate-protocol-', 2, envOf(values));
-    // Its settings as the workers read them: the same environment, and the keys the primary kept in the data directory.
-    const config = loadConfig({ env: started, file: 'config/pushgate.json' });
-    const store = await openStore(storeUrl);
-    return {
-      url: base,
-      wsUrl: ws,
-      config,
-      store,
-      metric: (name, labels) => metricOf(base, name, labels),
-      quiet: () => noOpenConnections(base),
-      settled: () => directoryInSync(base),
-      async close() {
-        await node.kill('SIGTERM');
-        await store.close();
-      },
-    };
-  },
-};
-
-export const GATEWAY_KINDS: GatewayKind[] = [ONE_PROCESS, TWO_WORKERS];

@@ -5,7 +5,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeMegaphone } from '../../fakes/megaphone.js';
-import { GATEWAY_KINDS, type GatewayUnderTest, startGateway, type TestGateway } from '../../helpers/gateway.js';
+import { startGateway, type TestGateway } from '../../helpers/gateway.js';
+import { GATEWAY_KINDS, type GatewayUnderTest } from '../../helpers/kinds.js';
 import { channelId, post } from '../../helpers/push.js';
 import { PushClient } from '../../helpers/ws-client.js';
 

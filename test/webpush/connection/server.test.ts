@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { CloseCode } from '../../../src/webpush/protocol/websocket.js';
-import { GATEWAY_KINDS, type GatewayUnderTest } from '../../helpers/gateway.js';
+import { GATEWAY_KINDS, type GatewayUnderTest } from '../../helpers/kinds.js';
 import { channelId, post } from '../../helpers/push.js';
 import { PushClient } from '../../helpers/ws-client.js';
 
