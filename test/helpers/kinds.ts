@@ -93,48 +93,59 @@ export const TWO_WORKERS: GatewayKind = {
 
 /**
  * A fleet split as autopush splits it (A fleet of machines): an endpoint node, whose origin the endpoints name, and a
- * connection node holding the websockets, two processes on a fresh MongoDB-wire store (mongoServer: FerretDB here)
- * and one data directory (the keys both must share). Pushes cross the peer link; the router records are the store's.
+ * connection node holding the websockets (on `workers` processes), on a fresh MongoDB-wire store (mongoServer:
+ * FerretDB here) and one data directory (the keys both must share). Pushes cross the peer link, and with workers the
+ * connection node's mesh too; the router records are the store's.
  */
-export const SPLIT_FLEET: GatewayKind = {
-  name: 'endpoint node + connection node',
-  async start(values = {}) {
-    buildDist();
-    const db = await mongoServer();
-    const [ePort, cPort, rPort] = [await freePort(), await freePort(), await freePort()];
-    const endpointBase = `http://127.0.0.1:${ePort}`;
-    const connectionBase = `http://127.0.0.1:${cPort}`;
-    const common = {
-      PUSHGATE_STORE: db.url('protocol'),
-      PUSHGATE_CRYPTO_KEY: FernetKey.generate(),
-      PUSHGATE_DATA_DIR: mkdtempSync(join(tmpdir(), 'pushgate-protocol-fleet-')),
-      PUSHGATE_PUBLIC_URL: endpointBase,
-      PUSHGATE_ROUTER_SECRET: 'protocol-fleet-secret-0123456789',
-      PUSHGATE_HOST: '127.0.0.1',
-      ...envOf(values),
-    };
-    const endpointEnv = { ...common, PUSHGATE_ROLE: 'endpoint', PUSHGATE_PORT: String(ePort) };
-    // One after the other: the first creates the kept keys in the shared data directory, the second loads them.
-    const endpoint = await startNode(endpointEnv);
-    const connection = await startNode({ ...common, PUSHGATE_ROLE: 'connection', PUSHGATE_PORT: String(cPort), PUSHGATE_ROUTER_PORT: String(rPort) });
-    const store = await openStore(common.PUSHGATE_STORE);
-    return {
-      url: endpointBase,
-      wsUrl: `ws://127.0.0.1:${cPort}/`,
-      config: loadConfig({ env: endpointEnv, file: 'config/pushgate.json' }),
-      store,
-      metric: async (name, labels) => (await metricOf(endpointBase, name, labels)) + (await metricOf(connectionBase, name, labels)),
-      quiet: (open) => openConnections(connectionBase, open),
-      // A hello writes the router record before it answers: the endpoint node finds the client from then on.
-      settled: async () => {},
-      async close() {
-        await endpoint.kill('SIGTERM');
-        await connection.kill('SIGTERM');
-        await store.close();
-        await db.stop();
-      },
-    };
-  },
-};
+function splitFleet(workers: number): GatewayKind {
+  return {
+    name: workers > 1 ? `endpoint node + connection node of ${workers} workers` : 'endpoint node + connection node',
+    async start(values = {}) {
+      buildDist();
+      const db = await mongoServer();
+      const [ePort, cPort, rPort] = [await freePort(), await freePort(), await freePort()];
+      const endpointBase = `http://127.0.0.1:${ePort}`;
+      const connectionBase = `http://127.0.0.1:${cPort}`;
+      const common = {
+        PUSHGATE_STORE: db.url('protocol'),
+        PUSHGATE_CRYPTO_KEY: FernetKey.generate(),
+        PUSHGATE_DATA_DIR: mkdtempSync(join(tmpdir(), 'pushgate-protocol-fleet-')),
+        PUSHGATE_PUBLIC_URL: endpointBase,
+        PUSHGATE_ROUTER_SECRET: 'protocol-fleet-secret-0123456789',
+        PUSHGATE_HOST: '127.0.0.1',
+        ...envOf(values),
+      };
+      const endpointEnv = { ...common, PUSHGATE_ROLE: 'endpoint', PUSHGATE_PORT: String(ePort) };
+      // One after the other: the first creates the kept keys in the shared data directory, the second loads them.
+      const endpoint = await startNode(endpointEnv);
+      const connection = await startNode(
+        { ...common, PUSHGATE_ROLE: 'connection', PUSHGATE_PORT: String(cPort), PUSHGATE_ROUTER_PORT: String(rPort), PUSHGATE_WORKERS: String(workers) },
+        workers > 1 ? 'pushgate cluster listening' : 'pushgate listening',
+      );
+      const store = await openStore(common.PUSHGATE_STORE);
+      return {
+        url: endpointBase,
+        wsUrl: `ws://127.0.0.1:${cPort}/`,
+        config: loadConfig({ env: endpointEnv, file: 'config/pushgate.json' }),
+        store,
+        metric: async (name, labels) => (await metricOf(endpointBase, name, labels)) + (await metricOf(connectionBase, name, labels)),
+        quiet: (open) => openConnections(connectionBase, open),
+        // A hello writes the router record before it answers, so the endpoint node finds the client from then on; with
+        // workers, the worker the peer link reaches must know the worker holding it.
+        settled: workers > 1 ? () => directoryInSync(connectionBase) : async () => {},
+        async close() {
+          await endpoint.kill('SIGTERM');
+          await connection.kill('SIGTERM');
+          await store.close();
+          await db.stop();
+        },
+      };
+    },
+  };
+}
 
-export const GATEWAY_KINDS: GatewayKind[] = [ONE_PROCESS, TWO_WORKERS, SPLIT_FLEET];
+export const SPLIT_FLEET = splitFleet(1);
+/** The fleet with its connection node on two workers: the peer link, then the connection node's mesh. */
+export const SPLIT_FLEET_WORKERS = splitFleet(2);
+
+export const GATEWAY_KINDS: GatewayKind[] = [ONE_PROCESS, TWO_WORKERS, SPLIT_FLEET, SPLIT_FLEET_WORKERS];
