@@ -74,13 +74,13 @@ export function logCapture(): { lines: Record<string, unknown>[]; write(line: st
 
 /**
  * `pushgate serve` with PUSHGATE_WORKERS=2 (or `workers`) on a fresh SQLite file, as the cluster suites run it, `env`
- * added: its process, URLs and store URL.
+ * added: its process, URLs and the whole environment it was started with.
  */
 export async function startWorkers(
   prefix: string,
   workers = 2,
   env: Record<string, string> = {},
-): Promise<{ node: NodeProcess; base: string; ws: string; store: string; env: Record<string, string> }> {
+): Promise<{ node: NodeProcess; base: string; ws: string; env: Record<string, string> }> {
   buildDist();
   const port = await freePort();
   const dataDir = mkdtempSync(join(tmpdir(), prefix));
@@ -96,7 +96,7 @@ export async function startWorkers(
     ...env,
   };
   const node = await startNode(full, 'pushgate cluster listening');
-  return { node, base, ws: `ws://127.0.0.1:${port}/`, store: full.PUSHGATE_STORE, env: full };
+  return { node, base, ws: `ws://127.0.0.1:${port}/`, env: full };
 }
 
 /**

@@ -10,14 +10,18 @@ import { buildDist, startNode } from './node-process.js';
 
 /**
  * A gateway as the protocol suites see it from outside: its URLs, what `/metrics` counts, and its store opened by the
- * test too. One suite runs against each of GATEWAY_KINDS (issue 13: the protocol against a 2-worker gateway).
+ * test too. One suite runs against each of GATEWAY_KINDS (issue 13: the protocol against a 2-worker gateway, and
+ * against a split fleet).
  */
 export interface GatewayUnderTest {
   url: string;
   wsUrl: string;
   /** The settings it runs with (defaults included), as it read them. */
   config: Config;
-  /** The gateway's store as this process reads it: the same object in process, the same SQLite file for workers. */
+  /**
+   * The gateway's store as this process reads it: the same object in process, the same SQLite file for workers, the
+   * same database for a fleet.
+   */
   store: Store;
   /** metricOf on this gateway. */
   metric(name: string, labels?: string): Promise<number>;
@@ -71,10 +75,10 @@ export const ONE_PROCESS: GatewayKind = {
 export const TWO_WORKERS: GatewayKind = {
   name: 'PUSHGATE_WORKERS=2',
   async start(values = {}) {
-    const { node, base, ws, store: storeUrl, env: started } = await startWorkers('pushgate-protocol-', 2, envOf(values));
+    const { node, base, ws, env } = await startWorkers('pushgate-protocol-', 2, envOf(values));
     // Its settings as the workers read them: the same environment, and the keys the primary kept in the data directory.
-    const config = loadConfig({ env: started, file: 'config/pushgate.json' });
-    const store = await openStore(storeUrl);
+    const config = loadConfig({ env, file: 'config/pushgate.json' });
+    const store = await openStore(config.store);
     return {
       url: base,
       wsUrl: ws,
