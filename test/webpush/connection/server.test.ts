@@ -8,8 +8,8 @@ import { PushClient } from '../../helpers/ws-client.js';
 const VAPID_A = 'BEl62iUYgUivxIkv69yViEuiBIa-Ib9-SkvMeAtA3LFgDzkrxZJjSgSnfckjBJuBkr3qBUYIHBQFLXYp5Nksh8U';
 const VAPID_B = 'BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4';
 
-// The protocol from outside, against one process and against two workers (issue 13): each worker serves the whole
-// protocol, and the frames a client sees do not depend on which worker accepted its socket.
+// The protocol from outside, against each gateway of GATEWAY_KINDS (one process, two workers, a split fleet): every
+// process serves the whole protocol, and the frames a client sees do not depend on which one accepted its socket.
 describe.each(GATEWAY_KINDS)('websocket door: the autopush protocol ($name)', (kind) => {
   let gw: GatewayUnderTest;
   beforeAll(async () => {

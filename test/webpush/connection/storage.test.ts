@@ -49,8 +49,8 @@ const pushText = (endpoint: string, text: string, headers: Record<string, string
 
 const textOf = (n: Record<string, unknown>) => Buffer.from(n['data'] as string, 'base64url').toString();
 
-// What a client sees of storage, against one process and against two workers (issue 13), where the POSTs land on
-// either worker and a reconnect may land on the other one.
+// What a client sees of storage, against each gateway of GATEWAY_KINDS: with workers the POSTs land on either worker
+// and a reconnect may land on the other one; in the split fleet every push crosses the peer link.
 describe.each(GATEWAY_KINDS)('stored messages ($name)', (kind: GatewayKind) => {
   const gateway = starter(kind);
 

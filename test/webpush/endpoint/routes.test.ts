@@ -21,7 +21,7 @@ async function vapidHeader(claims: Record<string, unknown>, keys = vapidKeys): P
   return `vapid t=${jwt}, k=${keys.publicKey}`;
 }
 
-// Against one process and against two workers (issue 13): a POST lands on either worker, whichever holds the client.
+// Against each gateway of GATEWAY_KINDS: a POST lands on any worker or on the endpoint node, wherever the client is.
 describe.each(GATEWAY_KINDS)('endpoint door: RFC 8030 push with the real web-push library ($name)', (kind) => {
   let gw: GatewayUnderTest;
   /** The gateway itself, when it runs in this process. */
