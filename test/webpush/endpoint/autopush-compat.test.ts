@@ -8,9 +8,9 @@ import { randomBytes } from 'node:crypto';
 import { SignJWT, importJWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import webpush from 'web-push';
-import type { Counter } from 'prom-client';
 import { MultiFernet, FernetKey } from '../../../src/webpush/protocol/fernet.js';
-import { startGateway, type TestGateway } from '../../helpers/gateway.js';
+import { startGateway } from '../../helpers/gateway.js';
+import { GATEWAY_KINDS, type GatewayUnderTest } from '../../helpers/kinds.js';
 import { BrowserKeys } from '../../helpers/browser-keys.js';
 import { channelId, post, sendWebPush } from '../../helpers/push.js';
 import { PushClient } from '../../helpers/ws-client.js';
@@ -29,11 +29,6 @@ function python(script: string, ...args: string[]): string {
   return execFileSync('python3', ['-c', script, ...args], { encoding: 'utf8' }).trim();
 }
 
-async function count(counter: Counter<string>, labels: Record<string, string> = {}): Promise<number> {
-  const { values } = await counter.get();
-  return values.filter((v) => Object.entries(labels).every(([k, l]) => v.labels[k] === l)).reduce((n, v) => n + v.value, 0);
-}
-
 /** A VAPID JWT with chosen claims; the key is written as the test asks (standard base64, padding). */
 async function vapidJwt(claims: Record<string, unknown>): Promise<string> {
   const pub = Buffer.from(vapidKeys.publicKey, 'base64url');
@@ -41,8 +36,9 @@ async function vapidJwt(claims: Record<string, unknown>): Promise<string> {
   return new SignJWT(claims).setProtectedHeader({ alg: 'ES256', typ: 'JWT' }).sign(await importJWK(jwk, 'ES256'));
 }
 
-describe('push endpoint: autopush-rs 1.83 behaviour', () => {
-  let gw: TestGateway;
+// Against each gateway of GATEWAY_KINDS: what a sender sees does not depend on which process answers it.
+describe.each(GATEWAY_KINDS)('push endpoint: autopush-rs 1.83 behaviour ($name)', (kind) => {
+  let gw: GatewayUnderTest;
   let client: PushClient;
   let uaid: string;
   const browser = new BrowserKeys();
@@ -53,7 +49,7 @@ describe('push endpoint: autopush-rs 1.83 behaviour', () => {
   const now = () => Math.floor(Date.now() / 1000);
 
   beforeAll(async () => {
-    gw = await startGateway();
+    gw = await kind.start();
     client = await PushClient.connect(gw.wsUrl);
     uaid = await client.hello();
     chid1 = channelId();
@@ -64,6 +60,7 @@ describe('push endpoint: autopush-rs 1.83 behaviour', () => {
     gone = (await client.register(deadChid))['pushEndpoint'] as string;
     client.send({ messageType: 'unregister', channelID: deadChid });
     expect(await client.next()).toMatchObject({ messageType: 'unregister', status: 200 });
+    await gw.settled();
   });
   afterAll(async () => {
     client.close();
@@ -132,12 +129,12 @@ describe('push endpoint: autopush-rs 1.83 behaviour', () => {
     });
 
     it('treats an unknown Urgency as normal and counts it', async () => {
-      const before = await count(gw.metrics.unknownUrgency);
+      const before = await gw.metric('pushgate_endpoint_unknown_urgency_total');
       const res = await post(v1, { TTL: '60', Urgency: 'urgent' });
       expect(res.status).toBe(201);
       const n = await receive();
       expect(n['headers']).toBeUndefined();
-      expect(await count(gw.metrics.unknownUrgency)).toBe(before + 1);
+      expect(await gw.metric('pushgate_endpoint_unknown_urgency_total')).toBe(before + 1);
     });
 
     it('accepts aesgcm without Crypto-Key, and ignores Encryption-Key, as autopush', async () => {
@@ -153,12 +150,12 @@ describe('push endpoint: autopush-rs 1.83 behaviour', () => {
       ['without sub', {}, 'missing'],
       ['with an http: sub', { sub: 'http://example.com' }, 'bad_format'],
     ])('accepts a token %s and counts it', async (_name, extra, problem) => {
-      const before = await count(gw.metrics.vapidSubProblems, { problem });
+      const before = await gw.metric('pushgate_vapid_sub_problems_total', `problem="${problem}"`);
       const jwt = await vapidJwt({ aud: new URL(gw.url).origin, exp: now() + 600, ...extra });
       const res = await post(v2, { TTL: '60', authorization: `vapid t=${jwt}, k=${vapidKeys.publicKey}` });
       expect(res.status).toBe(201);
       await receive();
-      expect(await count(gw.metrics.vapidSubProblems, { problem })).toBe(before + 1);
+      expect(await gw.metric('pushgate_vapid_sub_problems_total', `problem="${problem}"`)).toBe(before + 1);
     });
 
     it('accepts the key in standard base64 with padding, in k= and in p256ecdsa=', async () => {
@@ -172,12 +169,12 @@ describe('push endpoint: autopush-rs 1.83 behaviour', () => {
     });
 
     it('counts every refused VAPID credential with door "vapid" and autopush\'s reason label', async () => {
-      const before = await count(gw.metrics.authFailures, { door: 'vapid' });
+      const before = await gw.metric('pushgate_auth_failures_total', 'door="vapid"');
       const mismatch = await vapidJwt({ aud: 'https://elsewhere.example', exp: now() + 600 });
       expect((await post(v2, { TTL: '60', authorization: `vapid t=${mismatch}, k=${vapidKeys.publicKey}` })).status).toBe(401);
       expect((await post(v2, { TTL: '60' })).status).toBe(401);
-      expect(await count(gw.metrics.authFailures, { door: 'vapid', reason: 'invalid_audience' })).toBeGreaterThanOrEqual(1);
-      expect(await count(gw.metrics.authFailures, { door: 'vapid' })).toBe(before + 2);
+      expect(await gw.metric('pushgate_auth_failures_total', 'door="vapid",reason="invalid_audience"')).toBeGreaterThanOrEqual(1);
+      expect(await gw.metric('pushgate_auth_failures_total', 'door="vapid"')).toBe(before + 2);
     });
   });
 
@@ -230,6 +227,8 @@ print(Fernet(sys.argv[1].encode()).encrypt(sys.argv[2].encode()).decode())
     it('issues ids that decrypt, padded as the fernet crate writes them, to "02:uaid:chid:n" and "01:uaid:chid:topic"', async () => {
       client.close();
       await client.closedWith;
+      // Offline from here on: the pushes below are stored.
+      await gw.quiet();
       const plain = await post(v1, { TTL: '600' });
       const topical = await post(v1, { TTL: '600', Topic: 'weather' });
       const ids = [plain, topical].map((r) => r.headers.get('location')!.split('/m/')[1]!);
