@@ -1,25 +1,32 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { registrationSecret } from '../../../src/webpush/endpoint/registration.js';
-import { bridgeWorld, type BridgeWorld } from '../../fakes/setup.js';
-import { Errors } from '../../fakes/providers.js';
+import { bridgeWorld, type BridgeWorld, providerFakes } from '../../fakes/setup.js';
+import { Errors, type ProviderFakes } from '../../fakes/providers.js';
+import { GATEWAY_KINDS, type GatewayUnderTest } from '../../helpers/kinds.js';
 import { post } from '../../helpers/push.js';
 
 const FCM_TOKEN = 'fcm-device-token-0001';
 const APNS_TOKEN = 'ab'.repeat(32);
 const ADM_TOKEN = 'amzn1.adm-registration.v3.device-0001';
 
-describe('the autopush bridge registration API, end to end through the fakes', () => {
-  let w: BridgeWorld;
+// Against each gateway of GATEWAY_KINDS: a registration and its pushes land on any worker, or on the endpoint node
+// of a split fleet, each process with its own bridges. Each process's provider tokens are checked in process, below.
+describe.each(GATEWAY_KINDS)('the autopush bridge registration API, end to end through the fakes ($name)', (kind) => {
+  let fakes: ProviderFakes;
+  let gw: GatewayUnderTest;
   let base: string;
   beforeAll(async () => {
-    w = await bridgeWorld();
-    base = w.gw.url;
+    let bridgesFile: string;
+    ({ fakes, bridgesFile } = await providerFakes());
+    gw = await kind.start({ bridges: bridgesFile });
+    base = gw.url;
   });
   afterAll(async () => {
-    await w.close();
+    await gw?.close();
+    await fakes?.stop();
   });
-  beforeEach(() => w.fakes.reset());
+  beforeEach(() => fakes.reset());
 
   const api = (path: string, method: string, body?: unknown, secret?: string) =>
     fetch(`${base}${path}`, {
@@ -38,13 +45,13 @@ describe('the autopush bridge registration API, end to end through the fakes', (
     const reg = await register('fcm', 'org.example.app', FCM_TOKEN);
     expect(reg.uaid).toMatch(/^[0-9a-f]{32}$/);
     expect(reg.channelID).toMatch(/^[0-9a-f-]{36}$/);
-    expect(reg.secret).toBe(registrationSecret(w.gw.config.authKeyList[0]!, reg.uaid));
-    expect(reg.endpoint.startsWith(`${w.gw.config.publicUrl}/wpush/v1/`)).toBe(true);
+    expect(reg.secret).toBe(registrationSecret(gw.config.authKeyList[0]!, reg.uaid));
+    expect(reg.endpoint.startsWith(`${gw.config.publicUrl}/wpush/v1/`)).toBe(true);
 
     const res = await post(reg.endpoint, { TTL: '30', Topic: 'news', Urgency: 'high', 'Content-Encoding': 'aes128gcm' }, Buffer.from('encrypted-bytes'));
     expect(res.status).toBe(201);
     expect(res.headers.get('location')).toMatch(/\/m\//);
-    const [got] = w.fakes.for('fcm', FCM_TOKEN);
+    const [got] = fakes.for('fcm', FCM_TOKEN);
     expect(got!.httpVersion).toBe('2.0');
     expect(got!.body).toEqual({
       token: FCM_TOKEN,
@@ -52,18 +59,15 @@ describe('the autopush bridge registration API, end to end through the fakes', (
       // autopush's minimum FCM TTL is 60 s; Urgency high → priority high; Topic → collapse_key.
       android: { priority: 'high', ttl: '60s', collapse_key: 'news' },
     });
-    // A second push reuses the cached OAuth token.
-    const before = w.fakes.fcmTokenRequests;
     expect((await post(reg.endpoint, { TTL: '7200' })).status).toBe(201);
-    expect(w.fakes.fcmTokenRequests).toBe(before);
-    expect(w.fakes.for('fcm', FCM_TOKEN)[1]!.body).toEqual({ token: FCM_TOKEN, data: { chid: reg.channelID }, android: { priority: 'normal', ttl: '7200s' } });
+    expect(fakes.for('fcm', FCM_TOKEN)[1]!.body).toEqual({ token: FCM_TOKEN, data: { chid: reg.channelID }, android: { priority: 'normal', ttl: '7200s' } });
   });
 
   it('passes legacy aesgcm headers as enc and cryptokey', async () => {
     const reg = await register('fcm', 'org.example.app', FCM_TOKEN);
     const res = await post(reg.endpoint, { TTL: '60', 'Content-Encoding': 'aesgcm', Encryption: 'salt=c2FsdA', 'Crypto-Key': 'dh=ZGg' }, 'x');
     expect(res.status).toBe(201);
-    expect(w.fakes.for('fcm', FCM_TOKEN)[0]!.body['data']).toMatchObject({ con: 'aesgcm', enc: 'salt=c2FsdA', cryptokey: 'dh=ZGg' });
+    expect(fakes.for('fcm', FCM_TOKEN)[0]!.body['data']).toMatchObject({ con: 'aesgcm', enc: 'salt=c2FsdA', cryptokey: 'dh=ZGg' });
   });
 
   it('updates the token, lists, adds and removes channels, and unregisters', async () => {
@@ -71,7 +75,7 @@ describe('the autopush bridge registration API, end to end through the fakes', (
     const path = `/v1/fcm/org.example.app/registration/${reg.uaid}`;
     expect((await api(path, 'PUT', { token: 'fcm-device-token-0002' }, reg.secret)).status).toBe(200);
     expect((await post(reg.endpoint, { TTL: '60' })).status).toBe(201);
-    expect(w.fakes.for('fcm', 'fcm-device-token-0002')).toHaveLength(1);
+    expect(fakes.for('fcm', 'fcm-device-token-0002')).toHaveLength(1);
 
     const chid = randomUUID();
     const sub = await api(`${path}/subscription`, 'POST', { channelID: chid }, reg.secret);
@@ -149,34 +153,34 @@ describe('the autopush bridge registration API, end to end through the fakes', (
   describe('what the sender sees for each provider answer', () => {
     it('drops the registration for a dead token: 410 now and from then on', async () => {
       const reg = await register('fcm', 'org.example.app', 'fcm-dead-token-0001');
-      w.fakes.script('fcm-dead-token-0001', Errors.fcm.unregistered);
+      fakes.script('fcm-dead-token-0001', Errors.fcm.unregistered);
       const res = await post(reg.endpoint, { TTL: '60' });
       expect(res.status).toBe(410);
       expect(await res.json()).toMatchObject({ errno: 105 });
-      expect(await w.gw.store.getUser(reg.uaid)).toBeNull();
+      expect(await gw.store.getUser(reg.uaid)).toBeNull();
       expect((await post(reg.endpoint, { TTL: '60' })).status).toBe(410);
       // SENDER_ID_MISMATCH: the token belongs to another sender, it is dead for us too.
       const mismatch = await register('fcm', 'org.example.app', 'fcm-mismatch-0001');
-      w.fakes.script('fcm-mismatch-0001', Errors.fcm.senderIdMismatch);
+      fakes.script('fcm-mismatch-0001', Errors.fcm.senderIdMismatch);
       expect((await post(mismatch.endpoint, { TTL: '60' })).status).toBe(410);
     });
 
     it("passes a rate limit on as 429 with the provider's Retry-After, keeping the registration", async () => {
       const reg = await register('fcm', 'org.example.app', 'fcm-busy-token-0001');
-      w.fakes.script('fcm-busy-token-0001', Errors.fcm.quotaExceeded(30));
+      fakes.script('fcm-busy-token-0001', Errors.fcm.quotaExceeded(30));
       const res = await post(reg.endpoint, { TTL: '60' });
       expect(res.status).toBe(429);
       expect(res.headers.get('retry-after')).toBe('30');
       expect(await res.json()).toMatchObject({ errno: 201 });
-      expect(await w.gw.store.getUser(reg.uaid)).not.toBeNull();
+      expect(await gw.store.getUser(reg.uaid)).not.toBeNull();
     });
 
     it('retries a transient outage with backoff and succeeds', async () => {
       const reg = await register('fcm', 'org.example.app', 'fcm-flaky-token-0001');
-      w.fakes.script('fcm-flaky-token-0001', Errors.fcm.unavailable, Errors.fcm.internal);
+      fakes.script('fcm-flaky-token-0001', Errors.fcm.unavailable, Errors.fcm.internal);
       const res = await post(reg.endpoint, { TTL: '60' });
       expect(res.status).toBe(201);
-      expect(w.fakes.for('fcm', 'fcm-flaky-token-0001')).toHaveLength(3);
+      expect(fakes.for('fcm', 'fcm-flaky-token-0001')).toHaveLength(3);
       const metrics = await (await fetch(`${base}/metrics`)).text();
       expect(metrics).toMatch(/pushgate_bridge_retries_total\{type="fcm",app="org.example.app"\} [2-9]/);
       expect(metrics).toMatch(/pushgate_bridge_sent_total\{type="fcm",app="org.example.app"\} [1-9]/);
@@ -184,32 +188,23 @@ describe('the autopush bridge registration API, end to end through the fakes', (
 
     it('answers 503 with Retry-After when the outage outlasts the retries, never 404/410', async () => {
       const reg = await register('fcm', 'org.example.app', 'fcm-down-token-0001');
-      w.fakes.script('fcm-down-token-0001', Errors.fcm.unavailable, Errors.fcm.unavailable, Errors.fcm.unavailable);
+      fakes.script('fcm-down-token-0001', Errors.fcm.unavailable, Errors.fcm.unavailable, Errors.fcm.unavailable);
       const res = await post(reg.endpoint, { TTL: '60' });
       expect(res.status).toBe(503);
       expect(res.headers.get('retry-after')).toBeTruthy();
       expect(await res.json()).toMatchObject({ errno: 201 });
-      expect(await w.gw.store.getUser(reg.uaid)).not.toBeNull();
+      expect(await gw.store.getUser(reg.uaid)).not.toBeNull();
     });
 
     it('answers 502 errno 901 for refused credentials and 900 for a refused message', async () => {
       const reg = await register('fcm', 'org.example.app', 'fcm-auth-token-0001');
-      w.fakes.script('fcm-auth-token-0001', Errors.fcm.thirdPartyAuth, Errors.fcm.invalidArgument);
+      fakes.script('fcm-auth-token-0001', Errors.fcm.thirdPartyAuth, Errors.fcm.invalidArgument);
       const auth = await post(reg.endpoint, { TTL: '60' });
       expect(auth.status).toBe(502);
       expect(await auth.json()).toMatchObject({ errno: 901 });
       const invalid = await post(reg.endpoint, { TTL: '60' });
       expect(invalid.status).toBe(502);
       expect(await invalid.json()).toMatchObject({ errno: 900 });
-    });
-
-    it('fetches a new access token once when the provider refuses the cached one', async () => {
-      const reg = await register('fcm', 'org.example.app', FCM_TOKEN);
-      expect((await post(reg.endpoint, { TTL: '60' })).status).toBe(201);
-      const before = w.fakes.fcmTokenRequests;
-      w.fakes.expireAccessTokens();
-      expect((await post(reg.endpoint, { TTL: '60' })).status).toBe(201);
-      expect(w.fakes.fcmTokenRequests).toBe(before + 1);
     });
 
     it('refuses a message too large for FCM with 413 errno 104 before sending anything', async () => {
@@ -220,7 +215,7 @@ describe('the autopush bridge registration API, end to end through the fakes', (
         expect(res.status).toBe(413);
         expect(await res.json()).toMatchObject({ errno: 104 });
       }
-      expect(w.fakes.for('fcm', FCM_TOKEN)).toHaveLength(0);
+      expect(fakes.for('fcm', FCM_TOKEN)).toHaveLength(0);
     });
   });
 
@@ -230,7 +225,7 @@ describe('the autopush bridge registration API, end to end through the fakes', (
       const before = Math.floor(Date.now() / 1000);
       const res = await post(reg.endpoint, { TTL: '120', Topic: 'inbox', 'Content-Encoding': 'aes128gcm' }, 'cipher');
       expect(res.status).toBe(201);
-      const [got] = w.fakes.for('apns', APNS_TOKEN);
+      const [got] = fakes.for('apns', APNS_TOKEN);
       expect(got!.auth).toBe('token');
       expect(got!.httpVersion).toBe('2.0');
       expect(got!.headers).toMatchObject({
@@ -251,7 +246,7 @@ describe('the autopush bridge registration API, end to end through the fakes', (
     it('sends with certificate auth to the sandbox app', async () => {
       const reg = await register('apns', 'org.example.app.dev', APNS_TOKEN);
       expect((await post(reg.endpoint, { TTL: '0', Urgency: 'high' })).status).toBe(201);
-      const [got] = w.fakes.for('apns', APNS_TOKEN);
+      const [got] = fakes.for('apns', APNS_TOKEN);
       expect(got!.auth).toBe('certificate');
       expect(got!.headers).toMatchObject({ 'apns-priority': '10', 'apns-expiration': '0' });
     });
@@ -259,54 +254,91 @@ describe('the autopush bridge registration API, end to end through the fakes', (
     it('drops an unregistered device and passes 429 and 503 on', async () => {
       const dead = 'cd'.repeat(32);
       const reg = await register('apns', 'org.example.app', dead);
-      w.fakes.script(dead, Errors.apns.unregistered);
+      fakes.script(dead, Errors.apns.unregistered);
       expect((await post(reg.endpoint, { TTL: '60' })).status).toBe(410);
-      expect(await w.gw.store.getUser(reg.uaid)).toBeNull();
+      expect(await gw.store.getUser(reg.uaid)).toBeNull();
       const busy = 'ef'.repeat(32);
       const reg2 = await register('apns', 'org.example.app', busy);
-      w.fakes.script(busy, Errors.apns.tooManyRequests, Errors.apns.tooManyRequests, Errors.apns.tooManyRequests);
+      fakes.script(busy, Errors.apns.tooManyRequests, Errors.apns.tooManyRequests, Errors.apns.tooManyRequests);
       expect((await post(reg2.endpoint, { TTL: '60' })).status).toBe(429);
-      w.fakes.script(busy, Errors.apns.serviceUnavailable, Errors.apns.internalServerError, Errors.apns.serviceUnavailable);
+      fakes.script(busy, Errors.apns.serviceUnavailable, Errors.apns.internalServerError, Errors.apns.serviceUnavailable);
       expect((await post(reg2.endpoint, { TTL: '60' })).status).toBe(503);
-      expect(await w.gw.store.getUser(reg2.uaid)).not.toBeNull();
+      expect(await gw.store.getUser(reg2.uaid)).not.toBeNull();
     });
 
     it('uses the aps dictionary given at registration', async () => {
       const reg = await register('apns', 'org.example.app', APNS_TOKEN, { aps: { alert: { 'loc-key': 'SentTab.body' }, 'mutable-content': 1 } });
       expect((await post(reg.endpoint, { TTL: '60' })).status).toBe(201);
-      expect(w.fakes.for('apns', APNS_TOKEN)[0]!.body['aps']).toEqual({ alert: { 'loc-key': 'SentTab.body' }, 'mutable-content': 1 });
+      expect(fakes.for('apns', APNS_TOKEN)[0]!.body['aps']).toEqual({ alert: { 'loc-key': 'SentTab.body' }, 'mutable-content': 1 });
     });
   });
 
   describe('ADM', () => {
-    it('sends with a cached client-credentials token: data, consolidationKey, expiresAfter', async () => {
+    it('sends data, consolidationKey and expiresAfter', async () => {
       const reg = await register('adm', 'org.example.kindle', ADM_TOKEN);
-      const tokens = w.fakes.admTokenRequests;
       expect((await post(reg.endpoint, { TTL: '90', Topic: 'mail' })).status).toBe(201);
-      expect((await post(reg.endpoint, { TTL: '90' })).status).toBe(201);
-      const [got] = w.fakes.for('adm', ADM_TOKEN);
+      const [got] = fakes.for('adm', ADM_TOKEN);
       expect(got!.body).toEqual({ data: { chid: reg.channelID }, expiresAfter: 90, consolidationKey: 'mail' });
-      expect(w.fakes.admTokenRequests - tokens).toBeLessThanOrEqual(1);
     });
 
     it('refreshes an expired token once, keeps a new registration id, and drops invalid ones', async () => {
       const reg = await register('adm', 'org.example.kindle', ADM_TOKEN);
-      w.fakes.expireAccessTokens();
-      w.fakes.script(ADM_TOKEN, { status: 200, body: { registrationID: 'amzn1.adm-registration.v3.device-0002' } });
+      fakes.expireAccessTokens();
+      fakes.script(ADM_TOKEN, { status: 200, body: { registrationID: 'amzn1.adm-registration.v3.device-0002' } });
       expect((await post(reg.endpoint, { TTL: '60' })).status).toBe(201);
-      expect((await w.gw.store.getUser(reg.uaid))?.routerData?.['token']).toBe('amzn1.adm-registration.v3.device-0002');
-      w.fakes.script('amzn1.adm-registration.v3.device-0002', Errors.adm.invalidRegistrationId);
+      expect((await gw.store.getUser(reg.uaid))?.routerData?.['token']).toBe('amzn1.adm-registration.v3.device-0002');
+      fakes.script('amzn1.adm-registration.v3.device-0002', Errors.adm.invalidRegistrationId);
       expect((await post(reg.endpoint, { TTL: '60' })).status).toBe(410);
-      expect(await w.gw.store.getUser(reg.uaid)).toBeNull();
+      expect(await gw.store.getUser(reg.uaid)).toBeNull();
     });
 
     it('passes 429 with Retry-After on', async () => {
       const reg = await register('adm', 'org.example.kindle', 'amzn1.adm-registration.v3.busy');
-      w.fakes.script('amzn1.adm-registration.v3.busy', Errors.adm.tooManyRequests(45));
+      fakes.script('amzn1.adm-registration.v3.busy', Errors.adm.tooManyRequests(45));
       const res = await post(reg.endpoint, { TTL: '60' });
       expect(res.status).toBe(429);
       expect(res.headers.get('retry-after')).toBe('45');
     });
+  });
+});
+
+// Each process caches its provider tokens: checked in one process, where every push goes through the same bridges.
+describe('provider tokens, cached by the process that sends', () => {
+  let w: BridgeWorld;
+  beforeAll(async () => {
+    w = await bridgeWorld();
+  });
+  afterAll(async () => {
+    await w.close();
+  });
+
+  const register = async (type: string, app: string, token: string) => {
+    const res = await fetch(`${w.gw.url}/v1/${type}/${app}/registration`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ token }),
+    });
+    expect(res.status).toBe(200);
+    return (await res.json()) as { endpoint: string };
+  };
+
+  it('reuses the FCM OAuth token, and fetches a new one once when the provider refuses the cached one', async () => {
+    const reg = await register('fcm', 'org.example.app', FCM_TOKEN);
+    expect((await post(reg.endpoint, { TTL: '60' })).status).toBe(201);
+    const before = w.fakes.fcmTokenRequests;
+    expect((await post(reg.endpoint, { TTL: '60' })).status).toBe(201);
+    expect(w.fakes.fcmTokenRequests).toBe(before);
+    w.fakes.expireAccessTokens();
+    expect((await post(reg.endpoint, { TTL: '60' })).status).toBe(201);
+    expect(w.fakes.fcmTokenRequests).toBe(before + 1);
+  });
+
+  it('sends ADM pushes with one cached client-credentials token', async () => {
+    const reg = await register('adm', 'org.example.kindle', ADM_TOKEN);
+    const tokens = w.fakes.admTokenRequests;
+    expect((await post(reg.endpoint, { TTL: '90', Topic: 'mail' })).status).toBe(201);
+    expect((await post(reg.endpoint, { TTL: '90' })).status).toBe(201);
+    expect(w.fakes.admTokenRequests - tokens).toBeLessThanOrEqual(1);
   });
 });
 
