@@ -10,6 +10,21 @@ const FCM_TOKEN = 'fcm-device-token-0001';
 const APNS_TOKEN = 'ab'.repeat(32);
 const ADM_TOKEN = 'amzn1.adm-registration.v3.device-0001';
 
+/** A call of the bridge registration API at `origin`: a JSON body, and the registration's secret when given. */
+const apiAt = (origin: string, path: string, method: string, body?: unknown, secret?: string) =>
+  fetch(`${origin}${path}`, {
+    method,
+    headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...(secret ? { authorization: `Bearer ${secret}` } : {}) },
+    body: body === undefined ? null : JSON.stringify(body),
+  });
+
+/** A registration that must succeed: its uaid, channel, endpoint and secret. */
+async function registerAt(origin: string, type: string, app: string, token: string, extra: Record<string, unknown> = {}) {
+  const res = await apiAt(origin, `/v1/${type}/${app}/registration`, 'POST', { token, ...extra });
+  expect(res.status).toBe(200);
+  return (await res.json()) as { uaid: string; channelID: string; endpoint: string; secret: string };
+}
+
 // Against each gateway of GATEWAY_KINDS: a registration and its pushes land on any worker, or on the endpoint node
 // of a split fleet, each process with its own bridges. Each process's provider tokens are checked in process, below.
 describe.each(GATEWAY_KINDS)('the autopush bridge registration API, end to end through the fakes ($name)', (kind) => {
@@ -28,18 +43,8 @@ describe.each(GATEWAY_KINDS)('the autopush bridge registration API, end to end t
   });
   beforeEach(() => fakes.reset());
 
-  const api = (path: string, method: string, body?: unknown, secret?: string) =>
-    fetch(`${base}${path}`, {
-      method,
-      headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...(secret ? { authorization: `Bearer ${secret}` } : {}) },
-      body: body === undefined ? null : JSON.stringify(body),
-    });
-
-  async function register(type: string, app: string, token: string, extra: Record<string, unknown> = {}) {
-    const res = await api(`/v1/${type}/${app}/registration`, 'POST', { token, ...extra });
-    expect(res.status).toBe(200);
-    return (await res.json()) as { uaid: string; channelID: string; endpoint: string; secret: string };
-  }
+  const api = (path: string, method: string, body?: unknown, secret?: string) => apiAt(base, path, method, body, secret);
+  const register = (type: string, app: string, token: string, extra: Record<string, unknown> = {}) => registerAt(base, type, app, token, extra);
 
   it("registers an FCM device and delivers a Web Push POST in autopush's bridged shape", async () => {
     const reg = await register('fcm', 'org.example.app', FCM_TOKEN);
@@ -312,15 +317,7 @@ describe('provider tokens, cached by the process that sends', () => {
     await w.close();
   });
 
-  const register = async (type: string, app: string, token: string) => {
-    const res = await fetch(`${w.gw.url}/v1/${type}/${app}/registration`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ token }),
-    });
-    expect(res.status).toBe(200);
-    return (await res.json()) as { endpoint: string };
-  };
+  const register = (type: string, app: string, token: string) => registerAt(w.gw.url, type, app, token);
 
   it('reuses the FCM OAuth token, and fetches a new one once when the provider refuses the cached one', async () => {
     const reg = await register('fcm', 'org.example.app', FCM_TOKEN);
@@ -351,16 +348,9 @@ describe('bridge registrations are bounded and provider failures are told apart'
     await w.close();
   });
 
-  const api = (path: string, method: string, body?: unknown, secret?: string) =>
-    fetch(`${w.gw.url}${path}`, {
-      method,
-      headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...(secret ? { authorization: `Bearer ${secret}` } : {}) },
-      body: body === undefined ? null : JSON.stringify(body),
-    });
-
   it('answers 502 errno 903 when the provider does not answer within PUSHGATE_BRIDGE_TIMEOUT', async () => {
     const token = 'fcm-device-token-slow';
-    const reg = (await (await api('/v1/fcm/org.example.app/registration', 'POST', { token })).json()) as { endpoint: string };
+    const reg = await registerAt(w.gw.url, 'fcm', 'org.example.app', token);
     const slow = { status: 200, body: { name: 'late' }, delayMs: 1500 };
     w.fakes.script(token, slow, slow, slow);
     const res = await post(reg.endpoint, { TTL: '60' });
