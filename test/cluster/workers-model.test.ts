@@ -13,21 +13,18 @@
  *   stored anywhere on the machine while that connection was open is announced to it;
  * - a session never sends a message twice, and an acked message never comes back.
  */
-import type { FastifyBaseLogger } from 'fastify';
 import fc from 'fast-check';
 import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import type { PeerFrame } from '../../src/cluster/frames.js';
 import { type MeshPort, WorkerLink } from '../../src/cluster/worker.js';
 import { Metrics } from '../../src/ops/metrics.js';
 import { SqliteStore } from '../../src/store/sqlite.js';
-import { BroadcastVersions } from '../../src/webpush/broadcast/source.js';
-import { type ConnectionContext, Session } from '../../src/webpush/connection/session.js';
+import { Session } from '../../src/webpush/connection/session.js';
 import { WebPushRouter } from '../../src/webpush/endpoint/router.js';
 import { FernetKey, MultiFernet } from '../../src/webpush/protocol/fernet.js';
 import { channelId, payload } from '../helpers/push.js';
-import { ModelClient, RecordingPort, helloOn, settle } from '../helpers/session.js';
+import { ModelClient, RecordingPort, helloOn, modelContext, settle } from '../helpers/session.js';
 
-const silent = { warn() {}, error() {}, info() {}, debug() {} } as unknown as FastifyBaseLogger;
 /** One for every run: each Metrics starts prom-client's default collectors (a GC observer among them), which add up. */
 const metrics = new Metrics();
 const WORKERS = [1, 2, 3] as const;
@@ -125,28 +122,17 @@ async function run(ops: Op[], layout: 'replicated' | (typeof WORKERS)[number]): 
       now: () => clock,
     });
     router.useSeqLane(index - 1, WORKERS.length);
-    const ctx: ConnectionContext = {
+    const ctx = modelContext({
       store,
       clients: link.clients,
       fernet,
       metrics,
-      log: silent,
-      publicUrl: 'https://push.example',
       peerId: null,
       peers: null,
-      msgLimit: 1000,
-      storageBatch: 2,
-      helloTimeoutMs: 10_000,
-      minPingIntervalMs: 45_000,
-      maxUnacked: 3,
-      wsHighWater: 1 << 20,
       ackWaitMs: ACK_WAIT_MS,
-      maxChannels: 10,
-      userMaxIdleMs: 60 * 86_400_000,
-      broadcasts: new BroadcastVersions(),
       nextSeq: () => router.nextSeq(),
       now: () => clock,
-    };
+    });
     return { index, link, router, ctx };
   });
 

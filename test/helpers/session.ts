@@ -1,6 +1,8 @@
+import type { FastifyBaseLogger } from 'fastify';
 import { expect } from 'vitest';
+import { BroadcastVersions } from '../../src/webpush/broadcast/source.js';
 import { parseClientMessage } from '../../src/webpush/connection/messages.js';
-import type { Session, SessionPort } from '../../src/webpush/connection/session.js';
+import type { ConnectionContext, Session, SessionPort } from '../../src/webpush/connection/session.js';
 
 /** A session's socket as tests see it: the frames it sent, how it was closed, a send buffer the test sets. */
 export class RecordingPort implements SessionPort {
@@ -115,4 +117,29 @@ export class ModelClient {
     const got = new Set(this.received);
     for (const v of accepted) if (!this.acked.has(v)) expect(got.has(v), `accepted ${v} was lost`).toBe(true);
   }
+}
+
+const silent = { warn() {}, error() {}, info() {}, debug() {} } as unknown as FastifyBaseLogger;
+
+/**
+ * The sessions' settings in the delivery model tests (workers-model, fleet-model): limits small enough that a short run
+ * reaches them (two messages a batch, three in flight, ten channels), around what each model wires itself.
+ */
+export function modelContext(
+  wiring: Pick<ConnectionContext, 'store' | 'clients' | 'fernet' | 'metrics' | 'peerId' | 'peers' | 'ackWaitMs' | 'nextSeq' | 'now'>,
+): ConnectionContext {
+  return {
+    ...wiring,
+    log: silent,
+    publicUrl: 'https://push.example',
+    msgLimit: 1000,
+    storageBatch: 2,
+    helloTimeoutMs: 10_000,
+    minPingIntervalMs: 45_000,
+    maxUnacked: 3,
+    wsHighWater: 1 << 20,
+    maxChannels: 10,
+    userMaxIdleMs: 60 * 86_400_000,
+    broadcasts: new BroadcastVersions(),
+  };
 }

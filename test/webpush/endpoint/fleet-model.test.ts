@@ -9,23 +9,20 @@
  * - a session never sends a message twice, and an acked message never comes back, except a message whose answer
  *   was lost: the endpoint saved its own copy, which can arrive again, with the same version.
  */
-import type { FastifyBaseLogger } from 'fastify';
 import fc from 'fast-check';
 import { afterEach, describe, it, onTestFinished, vi } from 'vitest';
 import { Metrics } from '../../../src/ops/metrics.js';
 import { SqliteStore } from '../../../src/store/sqlite.js';
-import { BroadcastVersions } from '../../../src/webpush/broadcast/source.js';
 import { ClientRegistry, offerToClient } from '../../../src/webpush/connection/clients.js';
-import { type ConnectionContext, Session } from '../../../src/webpush/connection/session.js';
+import { Session } from '../../../src/webpush/connection/session.js';
 import type { PeerClient } from '../../../src/webpush/endpoint/peer-client.js';
 import { WebPushRouter } from '../../../src/webpush/endpoint/router.js';
 import { FernetKey, MultiFernet } from '../../../src/webpush/protocol/fernet.js';
 import { pushOutcome } from '../../../src/webpush/protocol/peer-link.js';
 import { CloseCode } from '../../../src/webpush/protocol/websocket.js';
 import { channelId, payload } from '../../helpers/push.js';
-import { ModelClient, RecordingPort, helloOn, settle } from '../../helpers/session.js';
+import { ModelClient, RecordingPort, helloOn, modelContext, settle } from '../../helpers/session.js';
 
-const silent = { warn() {}, error() {}, info() {}, debug() {} } as unknown as FastifyBaseLogger;
 /** One for every run: each Metrics starts prom-client's default collectors (a GC observer among them), which add up. */
 const metrics = new Metrics();
 const NODES = ['http://a.internal:9000', 'http://b.internal:9000'] as const;
@@ -93,28 +90,9 @@ describe('fleet delivery, for generated runs of pushes, acks, moves between node
           },
         } as unknown as PeerClient;
         const nextSeq = () => (seq = Math.max(seq + 1, clock * 1000));
-        const contexts = NODES.map((peerId, i): ConnectionContext => ({
-          store,
-          clients: registries[i]!,
-          fernet,
-          metrics,
-          log: silent,
-          publicUrl: 'https://push.example',
-          peerId,
-          peers,
-          msgLimit: 1000,
-          storageBatch: 2,
-          helloTimeoutMs: 10_000,
-          minPingIntervalMs: 45_000,
-          maxUnacked: 3,
-          wsHighWater: 1 << 20,
-          ackWaitMs,
-          maxChannels: 10,
-          userMaxIdleMs: 60 * 86_400_000,
-          broadcasts: new BroadcastVersions(),
-          nextSeq,
-          now: () => clock,
-        }));
+        const contexts = NODES.map((peerId, i) =>
+          modelContext({ store, clients: registries[i]!, fernet, metrics, peerId, peers, ackWaitMs, nextSeq, now: () => clock }),
+        );
         const router = new WebPushRouter(store, new ClientRegistry(), fernet, metrics, 1000, ENDPOINT, peers, null, null, {
           userMaxIdleMs: 60 * 86_400_000,
           storageBatch: 2,
