@@ -20,6 +20,7 @@ import { WorkerLink } from './cluster/worker.js';
 import { WorkerHandoff } from './cluster/handoff.js';
 import { WORKER_COUNT_ENV, WORKER_INDEX_ENV, WORKER_SECRET_BYTES, WORKER_SECRET_ENV, WORKER_SOCKETS_ENV } from './cluster/ipc.js';
 import { dashboardToken, readVapidKey, TOKEN_HOURS } from './dashboard/token.js';
+import { descriptorReport, descriptorState } from './ops/descriptors.js';
 
 /** The `pushgate` command line. */
 
@@ -181,6 +182,8 @@ async function serve(): Promise<number> {
   if (!cluster.isWorker) reportKeys(gateway.app.log, config, created);
   const url = await gateway.listen();
   gateway.app.log.info({ url, publicUrl: config.publicUrl, version: versionInfo().version, ...(clusterOption ? { worker: index } : {}) }, 'pushgate listening');
+  const descriptors = descriptorReport(descriptorState(), config.maxConnections);
+  if (descriptors) gateway.app.log[descriptors.level]({ ...descriptors.fields, ...(clusterOption ? { worker: index } : {}) }, descriptors.msg);
   if (gateway.mongoosepush) {
     gateway.app.log.info(
       { host: config.mongoosepushHost, port: config.mongoosepushPort, tls: config.mongoosepushTlsCert !== null, basicAuth: config.mongoosepushUser !== null },

@@ -9,6 +9,7 @@ import { loggerOptions } from './log.js';
 import { Metrics, countStoreOperations } from './ops/metrics.js';
 import { clientErrorHandler } from './util/client-error.js';
 import { ListenerGuard } from './ops/listener-limits.js';
+import { keepAccepting } from './ops/descriptors.js';
 import { metricsRoute, opsRoutes } from './ops/routes.js';
 import { registerOpenApi } from './ops/openapi.js';
 import { openStore, type Store } from './store/index.js';
@@ -405,6 +406,11 @@ export async function createGateway(config: Config, options: GatewayOptions = {}
       if (mongoosepush) await mongoosepush.listen({ port: config.mongoosepushPort!, host: config.mongoosepushHost });
       if (metricsServer) await metricsServer.listen({ port: config.metricsPort!, host: config.metricsHost });
       await app.listen({ port: config.port, host: config.host });
+      // Only now: an error before this (EADDRINUSE) must still fail the start.
+      const listening = { public: app, router: peerServer, mongoosepush, metrics: metricsServer };
+      for (const [name, server] of Object.entries(listening)) {
+        if (server) keepAccepting(server.server, name, app.log, () => metrics.acceptErrors.inc({ listener: name }));
+      }
       // The XMPP links come up (and back) by themselves; the gateway does not wait for them.
       for (const c of xmpp) c.start();
       const addr = app.server.address();

@@ -112,6 +112,13 @@ export class Metrics {
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });
+  /** Errors of a listener's accept other than running out of descriptors (README Operations, "Descriptors"). */
+  readonly acceptErrors = new Counter({
+    name: 'pushgate_accept_errors_total',
+    help: 'Errors accepting a connection, by listener (public, router, mongoosepush, metrics); the listener keeps accepting',
+    labelNames: ['listener'] as const,
+    registers: [this.registry],
+  });
   /** Every refused credential, by door (vapid, bridge, router, xmpp, mongoosepush, dashboard…) and reason. */
   readonly authFailures = new Counter({ name: 'pushgate_auth_failures_total', help: 'Failed authentications by door and reason', labelNames: ['door', 'reason'] as const, registers: [this.registry] });
 

@@ -14,9 +14,16 @@ export interface NodeProcess {
 /**
  * Starts `pushgate serve` and resolves once it logs `ready` (one process: 'pushgate listening'; with
  * PUSHGATE_WORKERS > 1 pass 'pushgate cluster listening'). Tests run one process unless they set PUSHGATE_WORKERS.
+ * `launcher` runs Node under another command (for example `prlimit --nofile=300:300 --`).
  */
-export async function startNode(env: Record<string, string>, ready = 'pushgate listening', nodeArgs: string[] = []): Promise<NodeProcess> {
-  const child = spawn(process.execPath, [...nodeArgs, 'dist/cli.js', 'serve'], {
+export async function startNode(
+  env: Record<string, string>,
+  ready = 'pushgate listening',
+  nodeArgs: string[] = [],
+  launcher: string[] = [],
+): Promise<NodeProcess> {
+  const [command, ...args] = [...launcher, process.execPath, ...nodeArgs, 'dist/cli.js', 'serve'];
+  const child = spawn(command, args, {
     env: { PATH: process.env['PATH'] ?? '', PUSHGATE_LOG_LEVEL: 'info', PUSHGATE_WORKERS: '1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

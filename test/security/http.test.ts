@@ -310,9 +310,12 @@ describe('Docker image and compose fleet (issue 9 §15)', () => {
     expect(final.indexOf('chown node:node /app/data')).toBeLessThan(final.indexOf(`USER ${user}`));
   });
 
-  it('every compose node is unprivileged and shares one crypto key, auth key, VAPID key pair and router secret', () => {
+  it('every compose node is unprivileged, may hold 100,000 clients, and shares one crypto key, auth key, VAPID key pair and router secret', () => {
     const compose = parseYaml(readFileSync('docker-compose.yml', 'utf8'), { merge: true }) as {
-      services: Record<string, { user?: string; image?: string; build?: unknown; environment?: Record<string, string> }>;
+      services: Record<
+        string,
+        { user?: string; image?: string; build?: unknown; environment?: Record<string, string>; ulimits?: { nofile?: { soft?: number; hard?: number } } }
+      >;
     };
     const nodes = Object.entries(compose.services).filter(([, s]) => s.build !== undefined);
     expect(nodes.length).toBeGreaterThanOrEqual(3);
@@ -326,6 +329,9 @@ describe('Docker image and compose fleet (issue 9 §15)', () => {
     ];
     for (const [name, s] of nodes) {
       expect(s.user, name).toBe('node');
+      // One descriptor per websocket (README Operations, "Descriptors"), not Docker's default soft limit.
+      expect(s.ulimits?.nofile?.soft, name).toBeGreaterThanOrEqual(100_000);
+      expect(s.ulimits?.nofile?.hard, name).toBe(s.ulimits?.nofile?.soft);
       for (const k of shared) {
         // Set from one required variable, identical on every node (never generated per node).
         expect(s.environment?.[k], `${name} ${k}`).toBe(nodes[0]![1].environment?.[k]);
