@@ -73,13 +73,15 @@ export function logCapture(): { lines: Record<string, unknown>[]; write(line: st
 }
 
 /**
- * `pushgate serve` with PUSHGATE_WORKERS=2 (or `workers`) on a fresh SQLite file, as the cluster suites run it, `env`
- * added: its process, URLs and the whole environment it was started with.
+ * `pushgate serve` with PUSHGATE_WORKERS=2 (or `workers`, 1 for a single process) on a fresh SQLite file, as the
+ * cluster suites run it, `env` added, Node run under `launcher` if given (startNode): its process, URLs and the whole
+ * environment it was started with.
  */
 export async function startWorkers(
   prefix: string,
   workers = 2,
   env: Record<string, string> = {},
+  launcher: string[] = [],
 ): Promise<{ node: NodeProcess; base: string; ws: string; env: Record<string, string> }> {
   buildDist();
   const port = await freePort();
@@ -95,7 +97,7 @@ export async function startWorkers(
     PUSHGATE_CRYPTO_KEY: FernetKey.generate(),
     ...env,
   };
-  const node = await startNode(full, 'pushgate cluster listening');
+  const node = await startNode(full, workers > 1 ? 'pushgate cluster listening' : 'pushgate listening', [], launcher);
   return { node, base, ws: `ws://127.0.0.1:${port}/`, env: full };
 }
 

@@ -4,13 +4,9 @@
  * reset the ones beyond (libuv's spare-descriptor accept), keep serving the clients it holds, and take new ones as
  * soon as descriptors are free again. One process and two workers, as an operator runs them.
  */
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { FernetKey } from '../../src/webpush/protocol/fernet.js';
-import { freePort } from '../helpers/gateway.js';
-import { buildDist, outputUntil, startNode } from '../helpers/node-process.js';
+import { startWorkers } from '../helpers/gateway.js';
+import { outputUntil } from '../helpers/node-process.js';
 import { channelId, post } from '../helpers/push.js';
 import { PushClient } from '../helpers/ws-client.js';
 
@@ -45,25 +41,7 @@ async function pushArrives(client: PushClient, endpoint: string): Promise<void> 
 
 describe.each([1, 2])('descriptors run out (PUSHGATE_WORKERS=%i)', (workers) => {
   it('says how many connections fit, resets those beyond, keeps its clients and takes new ones once room is free', async () => {
-    buildDist();
-    const port = await freePort();
-    const dataDir = mkdtempSync(join(tmpdir(), 'pushgate-fds-'));
-    const base = `http://127.0.0.1:${port}`;
-    const url = `ws://127.0.0.1:${port}/`;
-    const node = await startNode(
-      {
-        PUSHGATE_WORKERS: String(workers),
-        PUSHGATE_PORT: String(port),
-        PUSHGATE_HOST: '127.0.0.1',
-        PUSHGATE_PUBLIC_URL: base,
-        PUSHGATE_DATA_DIR: dataDir,
-        PUSHGATE_STORE: `sqlite:${dataDir}/db`,
-        PUSHGATE_CRYPTO_KEY: FernetKey.generate(),
-      },
-      workers > 1 ? 'pushgate cluster listening' : 'pushgate listening',
-      [],
-      ['prlimit', `--nofile=${LIMIT}:${LIMIT}`, '--'],
-    );
+    const { node, ws: url } = await startWorkers('pushgate-fds-', workers, {}, ['prlimit', `--nofile=${LIMIT}:${LIMIT}`, '--']);
     const clients: PushClient[] = [];
     try {
       // Each serving process warns: PUSHGATE_MAX_CONNECTIONS (10,000 by default) cannot be reached.
