@@ -26,6 +26,20 @@ const starter =
     return gw;
   };
 
+/**
+ * Closes a client and waits until the gateway is done with it: the registry has dropped its session and, in a
+ * fleet, its node has cleared the route it held in the user record. That clear and the next hello's update of the
+ * same record must not overlap on FerretDB v1, the tests' MongoDB stand-in: it applies an update as a read and a
+ * later write of the whole document (FerretDB issue #3040), so the clear could write back the record the hello had
+ * just replaced, and a live push would then be stored instead of sent. MongoDB applies each update atomically.
+ */
+async function goneOffline(gw: GatewayUnderTest, c: PushClient, uaid: string): Promise<void> {
+  c.close();
+  await c.closedWith;
+  await gw.quiet();
+  await vi.waitFor(async () => expect((await gw.store.getUser(uaid))?.peerId ?? null).toBeNull());
+}
+
 /** A registered user agent that then goes offline. */
 async function offlineSubscriber(gw: GatewayUnderTest, channels = 1): Promise<{ uaid: string; chids: string[]; endpoints: string[] }> {
   const c = await PushClient.connect(gw.wsUrl);
@@ -37,10 +51,7 @@ async function offlineSubscriber(gw: GatewayUnderTest, channels = 1): Promise<{ 
     chids.push(chid);
     endpoints.push((await c.register(chid))['pushEndpoint'] as string);
   }
-  c.close();
-  await c.closedWith;
-  // The registry drops the session once the close is processed.
-  await gw.quiet();
+  await goneOffline(gw, c, uaid);
   return { uaid, chids, endpoints };
 }
 
@@ -64,7 +75,7 @@ describe.each(GATEWAY_KINDS)('stored messages ($name)', (kind: GatewayKind) => {
     expect(got.map(textOf)).toEqual(['one', 'two', 'three']);
     for (const n of got) c.ack(n['channelID'] as string, n['version'] as string);
     await vi.waitFor(async () => expect(await gw.store.countMessages(uaid, 100)).toBe(0));
-    c.close();
+    await goneOffline(gw, c, uaid);
     const again = await PushClient.connect(gw.wsUrl);
     await again.hello(uaid);
     // Nothing is redelivered: a fresh push is the next thing this client sees.
