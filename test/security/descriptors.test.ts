@@ -26,8 +26,10 @@ async function helloOrNull(url: string): Promise<PushClient | null> {
   }
 }
 
+/** A client that said hello and registered a channel; rejects when the gateway reset the connection. */
 async function registered(url: string): Promise<{ client: PushClient; endpoint: string }> {
-  const client = (await helloOrNull(url))!;
+  const client = await helloOrNull(url);
+  if (!client) throw new Error('the gateway reset the connection');
   const endpoint = (await client.register(channelId()))['pushEndpoint'] as string;
   return { client, endpoint };
 }
