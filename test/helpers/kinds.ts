@@ -1,12 +1,14 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expect, vi } from 'vitest';
 import { type Config, type ConfigValues, envOf, loadConfig } from '../../src/config.js';
 import { openStore, type Store } from '../../src/store/index.js';
 import { FernetKey } from '../../src/webpush/protocol/fernet.js';
 import { directoryInSync, freePort, metricOf, startGateway, startWorkers, type TestGateway } from './gateway.js';
 import { mongoServer } from './mongo.js';
 import { buildDist, startNode } from './node-process.js';
+import type { PushClient } from './ws-client.js';
 
 /**
  * A gateway as the protocol suites see it from outside: its URLs, what `/metrics` counts, and its store opened by the
@@ -153,3 +155,17 @@ export const SPLIT_FLEET = splitFleet(1);
 export const SPLIT_FLEET_WORKERS = splitFleet(2);
 
 export const GATEWAY_KINDS: GatewayKind[] = [ONE_PROCESS, TWO_WORKERS, SPLIT_FLEET, SPLIT_FLEET_WORKERS];
+
+/**
+ * Closes a client and waits until the gateway is done with it: the registry has dropped its session and, in a
+ * fleet, its node has cleared the route it held in the user record. That clear and the next hello's update of the
+ * same record must not overlap on FerretDB v1, the tests' MongoDB stand-in: it applies an update as a read and a
+ * later write of the whole document (FerretDB issue #3040), so the clear could write back the record the hello had
+ * just replaced, and a live push would then be stored instead of sent. MongoDB applies each update atomically.
+ */
+export async function goneOffline(gw: GatewayUnderTest, c: PushClient, uaid: string): Promise<void> {
+  c.close();
+  await c.closedWith;
+  await gw.quiet();
+  await vi.waitFor(async () => expect((await gw.store.getUser(uaid))?.peerId ?? null).toBeNull());
+}

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { FakeMegaphone } from '../../fakes/megaphone.js';
 import { startGateway, type TestGateway } from '../../helpers/gateway.js';
-import { GATEWAY_KINDS, type GatewayUnderTest } from '../../helpers/kinds.js';
+import { GATEWAY_KINDS, goneOffline, type GatewayUnderTest } from '../../helpers/kinds.js';
 import { channelId, post } from '../../helpers/push.js';
 import { PushClient } from '../../helpers/ws-client.js';
 
@@ -94,9 +94,7 @@ describe.each(GATEWAY_KINDS)('websocket door: autopush exactness ($name)', (kind
     const uaid = await c.hello();
     const chid = channelId();
     const endpoint = (await c.register(chid))['pushEndpoint'] as string;
-    c.close();
-    await c.closedWith;
-    await gw.quiet();
+    await goneOffline(gw, c, uaid);
     // Age the record past the limit (60 days by default).
     const user = (await gw.store.getUser(uaid))!;
     await gw.store.removeUser(uaid);

@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { CloseCode } from '../../../src/webpush/protocol/websocket.js';
 import { FernetKey } from '../../../src/webpush/protocol/fernet.js';
 import { startGateway } from '../../helpers/gateway.js';
-import { GATEWAY_KINDS, ONE_PROCESS, type GatewayKind, type GatewayUnderTest, underTest } from '../../helpers/kinds.js';
+import { GATEWAY_KINDS, ONE_PROCESS, goneOffline, type GatewayKind, type GatewayUnderTest, underTest } from '../../helpers/kinds.js';
 import { BrowserKeys } from '../../helpers/browser-keys.js';
 import { channelId, post, sendWebPush } from '../../helpers/push.js';
 import { PushClient } from '../../helpers/ws-client.js';
@@ -25,20 +25,6 @@ const starter =
     gateways.push(gw);
     return gw;
   };
-
-/**
- * Closes a client and waits until the gateway is done with it: the registry has dropped its session and, in a
- * fleet, its node has cleared the route it held in the user record. That clear and the next hello's update of the
- * same record must not overlap on FerretDB v1, the tests' MongoDB stand-in: it applies an update as a read and a
- * later write of the whole document (FerretDB issue #3040), so the clear could write back the record the hello had
- * just replaced, and a live push would then be stored instead of sent. MongoDB applies each update atomically.
- */
-async function goneOffline(gw: GatewayUnderTest, c: PushClient, uaid: string): Promise<void> {
-  c.close();
-  await c.closedWith;
-  await gw.quiet();
-  await vi.waitFor(async () => expect((await gw.store.getUser(uaid))?.peerId ?? null).toBeNull());
-}
 
 /** A registered user agent that then goes offline. */
 async function offlineSubscriber(gw: GatewayUnderTest, channels = 1): Promise<{ uaid: string; chids: string[]; endpoints: string[] }> {

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import webpush from 'web-push';
 import { MultiFernet, FernetKey } from '../../../src/webpush/protocol/fernet.js';
 import { startGateway } from '../../helpers/gateway.js';
-import { GATEWAY_KINDS, type GatewayUnderTest } from '../../helpers/kinds.js';
+import { GATEWAY_KINDS, goneOffline, type GatewayUnderTest } from '../../helpers/kinds.js';
 import { BrowserKeys } from '../../helpers/browser-keys.js';
 import { channelId, post, sendWebPush } from '../../helpers/push.js';
 import { PushClient } from '../../helpers/ws-client.js';
@@ -225,10 +225,8 @@ print(Fernet(sys.argv[1].encode()).encrypt(sys.argv[2].encode()).decode())
     const key = () => gw.config.cryptoKey.split(',')[0]!;
 
     it('issues ids that decrypt, padded as the fernet crate writes them, to "02:uaid:chid:n" and "01:uaid:chid:topic"', async () => {
-      client.close();
-      await client.closedWith;
       // Offline from here on: the pushes below are stored.
-      await gw.quiet();
+      await goneOffline(gw, client, uaid);
       const plain = await post(v1, { TTL: '600' });
       const topical = await post(v1, { TTL: '600', Topic: 'weather' });
       const ids = [plain, topical].map((r) => r.headers.get('location')!.split('/m/')[1]!);
